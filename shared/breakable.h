@@ -1,0 +1,26 @@
+/*
+ * breakable.h - simulator-only switches that break one protocol rule each.
+ *
+ * They exist to prove that the simulator's checker has teeth: with a rule
+ * broken, the checker must report a violation. They are compiled in only when
+ * TPC_BREAKABLE is defined (the tpc_core_breakable library, linked by the
+ * simulator alone); in every product build TPC_BROKEN() is the constant 0.
+ */
+#ifndef TPC_BREAKABLE_H
+#define TPC_BREAKABLE_H
+
+enum tpc_break {
+    TPC_BREAK_NONE = 0,
+    TPC_BREAK_ACCEPT_LOWER_BALLOT, /* acceptor accepts a phase 2a below its promise */
+    TPC_BREAK_DECIDE_ON_VOTES,     /* leader decides COMMITTED on votes that are not chosen */
+    TPC_BREAK_RECOVER_PREPARED,    /* recovery proposes prepared when nothing was accepted */
+};
+
+#ifdef TPC_BREAKABLE
+extern enum tpc_break tpc_broken_rule;
+#define TPC_BROKEN(rule) (tpc_broken_rule == (rule))
+#else
+#define TPC_BROKEN(rule) 0
+#endif
+
+#endif

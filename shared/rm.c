@@ -1,0 +1,110 @@
+/* rm.c - the participant's state transitions (see rm.h for the diagram and rules). */
+#include "rm.h"
+
+#include <string.h>
+
+#include "quorum.h"
+
+const char *rm_state_name(enum rm_state s)
+{
+    switch (s) {
+    case RM_NONE:
+        return "none";
+    case RM_WORKING:
+        return "working";
+    case RM_PREPARED:
+        return "prepared";
+    case RM_COMMITTED:
+        return "committed";
+    case RM_ABORTED:
+        return "aborted";
+    }
+    return "?";
+}
+
+void rm_prepare(const struct rm_branch *cur, bool branch_ok, struct rm_branch *next,
+                bool *persist)
+{
+    *next = *cur;
+    *persist = false;
+    if (cur->vote != TPC_VALUE_NONE)
+        return; /* rule 3: it voted already; the same vote again */
+    if (cur->state == RM_WORKING && branch_ok) {
+        next->state = RM_PREPARED;
+        next->vote = TPC_VALUE_PREPARED;
+        *persist = true;
+        return;
+    }
+    /* No branch, a failed branch, or one aborted before it voted: it never prepared, so it
+     * votes aborted, and that needs nothing durable: after a crash it still has no branch,
+     * and its vote would again be aborted. */
+    next->state = RM_ABORTED;
+    next->vote = TPC_VALUE_ABORTED;
+}
+
+bool rm_may_abort(const struct rm_branch *cur)
+{
+    return cur->vote != TPC_VALUE_PREPARED && cur->state != RM_COMMITTED;
+}
+
+bool rm_in_doubt(const struct rm_branch *cur)
+{
+    return cur->state == RM_PREPARED;
+}
+
+enum tpc_err rm_outcome(const struct rm_branch *cur, enum tpc_outcome outcome,
+                        struct rm_branch *next, bool *apply)
+{
+    *next = *cur;
+    *apply = false;
+    if (outcome == TPC_OUTCOME_COMMITTED) {
+        if (cur->state == RM_COMMITTED)
+            return TPC_OK;
+        if (cur->state != RM_PREPARED)
+            return TPC_ERR_PROTOCOL;
+        next->state = RM_COMMITTED;
+        *apply = true;
+        return TPC_OK;
+    }
+    if (outcome != TPC_OUTCOME_ABORTED)
+        return TPC_ERR_INVALID;
+    if (cur->state == RM_COMMITTED)
+        return TPC_ERR_PROTOCOL;
+    next->state = RM_ABORTED;
+    *apply = cur->state == RM_WORKING || cur->state == RM_PREPARED;
+    return TPC_OK;
+}
+
+void rm_phase2a(const char *txid, const char *self, const struct msg_parts *parts,
+                enum tpc_value vote, struct msg *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->type = MSG_PHASE2A;
+    msg_copy_str(out->txid, TPC_TXID_MAX, txid);
+    msg_copy_str(out->instance, TPC_NAME_MAX, self);
+    out->value = vote;
+    out->parts = *parts;
+}
+
+void rm_vote_init(const char *txid, const char *self, enum tpc_value vote, struct msg *vote_msg)
+{
+    memset(vote_msg, 0, sizeof(*vote_msg));
+    vote_msg->type = MSG_VOTE;
+    msg_copy_str(vote_msg->txid, TPC_TXID_MAX, txid);
+    msg_copy_str(vote_msg->instance, TPC_NAME_MAX, self);
+    vote_msg->value = vote;
+}
+
+bool rm_vote_add(struct msg *vote_msg, const struct msg *answer, uint32_t n_acceptors)
+{
+    uint32_t n = 0, x;
+
+    if (answer->type == MSG_PHASE2B && answer->acceptor < n_acceptors &&
+        ballot_is_zero(answer->ballot) && answer->value == vote_msg->value &&
+        strcmp(answer->txid, vote_msg->txid) == 0 &&
+        strcmp(answer->instance, vote_msg->instance) == 0)
+        vote_msg->acks |= 1u << answer->acceptor;
+    for (x = vote_msg->acks; x; x &= x - 1)
+        n++;
+    return n >= quorum_size(n_acceptors);
+}

@@ -1,0 +1,186 @@
+/*
+ * sim.h - a deterministic simulator of whole Paxos Commit clusters.
+ *
+ * One process runs 2F+1 replicas (acceptor + leader/recoverer each), P
+ * participants and one client over a simulated network and clock, with the
+ * real protocol core (shared/). A 64-bit seed fixes everything: the cluster's
+ * shape, timeouts, and the schedule of message loss, duplication, delay and
+ * reordering, crashes (including between a durable write and the message that
+ * depends on it) and restarts, dueling recoveries and participants voting
+ * aborted. After every step the checker (sim_check.c) tests the safety
+ * invariants of DESIGN.md section 3; once the faults stop, every transaction
+ * must decide and every participant learn the outcome within a bounded time.
+ *
+ * Time is in ticks. Node ids: replicas 0..R-1, participants R..R+P-1, then
+ * the client.
+ */
+#ifndef SIM_H
+#define SIM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "acceptor.h"
+#include "leader.h"
+#include "msg.h"
+#include "prng.h"
+#include "rm.h"
+
+#define SIM_MAX_F     2
+#define SIM_MAX_R     (2 * SIM_MAX_F + 1)
+#define SIM_MAX_P     5
+#define SIM_MAX_T     4
+#define SIM_MAX_NODES (SIM_MAX_R + SIM_MAX_P + 1)
+
+/* What the schedule of one seed looks like; all drawn from the seed. */
+struct sim_params {
+    uint32_t f, n_replicas, n_parts, n_txns;
+    uint32_t loss_ppm, dup_ppm, long_delay_ppm; /* per message */
+    uint32_t crash_ppm;                         /* per tick: crash one random process */
+    uint32_t midcrash_ppm;                      /* per durable write: crash right after it */
+    uint32_t vote_abort_ppm;                    /* per branch: it cannot commit */
+    uint32_t max_delay;                         /* normal delivery delay, 1..max_delay ticks */
+    uint32_t max_down;                          /* a crashed process stays down up to this */
+    uint64_t fault_ticks;                       /* faults happen only before this tick */
+    uint64_t live_ticks;                        /* after it, everything must settle within */
+    uint64_t prepare_timeout, retry_interval, retry_max;
+    uint64_t client_timeout, sweep_age, branch_timeout, vote_wait;
+};
+
+struct sim_packet {
+    uint32_t from, to;
+    uint64_t at;    /* deliverable at or after this tick */
+    bool is_commit; /* client's commit request (not a protocol message) */
+    struct msg m;
+};
+
+struct sim_replica {
+    /* durable: survives a crash */
+    struct acceptor_record acc[SIM_MAX_T][SIM_MAX_P];
+    enum tpc_outcome decided[SIM_MAX_T];
+    uint64_t round; /* highest recovery round this replica ever used */
+    /* volatile */
+    bool leading[SIM_MAX_T];
+    struct leader_txn leader[SIM_MAX_T];
+    bool client_waiting[SIM_MAX_T];
+    uint64_t touched[SIM_MAX_T]; /* last acceptor activity, for the sweep */
+};
+
+struct sim_part {
+    /* durable */
+    struct rm_branch dur[SIM_MAX_T];
+    /* volatile */
+    struct rm_branch st[SIM_MAX_T];
+    uint64_t branch_deadline[SIM_MAX_T];
+    bool vote_pending[SIM_MAX_T];
+    struct msg vote[SIM_MAX_T];
+    uint32_t vote_to[SIM_MAX_T];
+    uint64_t vote_deadline[SIM_MAX_T];
+    uint64_t doubt_timer[SIM_MAX_T];
+    uint32_t doubt_attempts[SIM_MAX_T];
+};
+
+struct sim_txn {
+    char txid[TPC_TXID_MAX + 1];
+    struct msg_parts parts; /* participant names "p0".."p<P-1>", all of them or a subset */
+    uint32_t part_node[SIM_MAX_P];
+    uint32_t leader; /* replica the client asks to commit */
+    uint64_t start;
+    bool started;
+    bool branch_ok[SIM_MAX_P];
+    bool had_branch[SIM_MAX_P];
+    /* client */
+    enum tpc_outcome told; /* what the client was told */
+    uint64_t client_timer;
+    uint32_t client_attempts;
+    uint32_t recovered_by; /* bit r: replica r ran recovery rounds for it */
+};
+
+/* Ground truth for the checker: every acceptance ever made, per instance. */
+struct check_accept {
+    struct ballot ballot;
+    enum tpc_value value;
+    uint32_t acceptors;
+};
+
+struct check_inst {
+    struct check_accept *acc;
+    uint32_t n, cap;
+    enum tpc_value chosen;
+};
+
+struct sim_stats {
+    uint64_t seeds, ticks, sent, delivered, dropped, duplicated, crashes, midcrashes;
+    uint64_t txns, committed, aborted, recoveries, recovered_by_other, dueled, wire_checked;
+    uint64_t settle_max, settle_max_seed; /* slowest settling after faults stopped */
+};
+
+struct sim {
+    struct sim_params p;
+    struct prng rng;
+    uint64_t seed, now;
+    bool faults; /* still in the fault phase */
+    bool wire;   /* round-trip every message through the JSON codec */
+    int verbose;
+    FILE *log;
+
+    bool up[SIM_MAX_NODES], dying[SIM_MAX_NODES];
+    uint64_t down_until[SIM_MAX_NODES];
+    struct sim_replica rep[SIM_MAX_R];
+    struct sim_part part[SIM_MAX_P];
+    struct sim_txn txn[SIM_MAX_T];
+
+    struct sim_packet *net, *due;
+    uint32_t n_net, cap_net, cap_due;
+
+    struct check_inst inst[SIM_MAX_T][SIM_MAX_P];
+    char violation[512]; /* first violation found; "" while none */
+    char error[512];     /* an unexpected error from the core (not an invariant) */
+    struct sim_stats *stats;
+};
+
+/* sim_net.c */
+void sim_send(struct sim *s, uint32_t from, uint32_t to, const struct msg *m);
+void sim_send_commit(struct sim *s, uint32_t to, uint32_t t);
+void sim_deliver_due(struct sim *s);
+void sim_trace(struct sim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+bool sim_is_replica(const struct sim *s, uint32_t node);
+uint32_t sim_client(const struct sim *s);
+int sim_txn_index(const struct sim *s, const char *txid);
+const char *sim_node_name(const struct sim *s, uint32_t node, char *buf, size_t len);
+
+/* sim_replica.c */
+void sim_replica_receive(struct sim *s, uint32_t r, uint32_t from, const struct sim_packet *pk);
+void sim_replica_tick(struct sim *s, uint32_t r);
+void sim_replica_crash(struct sim *s, uint32_t r);
+void sim_replica_restart(struct sim *s, uint32_t r);
+
+/* sim_participant.c */
+void sim_part_receive(struct sim *s, uint32_t p, uint32_t from, const struct msg *m);
+void sim_part_tick(struct sim *s, uint32_t p);
+void sim_part_begin(struct sim *s, uint32_t p, uint32_t t);
+void sim_part_crash(struct sim *s, uint32_t p);
+void sim_part_restart(struct sim *s, uint32_t p);
+
+/* sim_check.c */
+void check_accepted(struct sim *s, uint32_t t, uint32_t i, uint32_t acceptor, struct ballot b,
+                    enum tpc_value v);
+enum tpc_outcome check_decision(const struct sim *s, uint32_t t);
+void check_applied(struct sim *s, uint32_t t, uint32_t p, enum rm_state before,
+                   enum rm_state after);
+void check_told(struct sim *s, uint32_t t, enum tpc_outcome o, const char *who);
+void check_step(struct sim *s);
+bool check_settled(struct sim *s, char *why, size_t len);
+void check_free(struct sim *s);
+void sim_violation(struct sim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void sim_error(struct sim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* sim_main.c */
+/* A durable write just happened at node: maybe crash right here, before it speaks. */
+void sim_after_persist(struct sim *s, uint32_t node);
+/* A handler or tick of node returned: carry out a crash decided inside it. */
+void sim_after_handler(struct sim *s, uint32_t node);
+void sim_crash(struct sim *s, uint32_t node);
+
+#endif
