@@ -2,7 +2,7 @@
  * sim_main.c - runs seeds through the simulator and reports.
  *
  *   tpcsim --f 1 --seeds 10000           10,000 seeded schedules with 3 replicas
- *   tpcsim --f 1 --seed 42 --verbose     replay one schedule, printing every event
+ *   tpcsim --f 1 --seed 42 --trace       replay one schedule, printing every message
  *   tpcsim --break accept-lower-ballot --expect-violation --seeds 2000
  *
  * Exit status: 0 when every seed passed (with --expect-violation: when some
@@ -213,6 +213,14 @@ static void run_seed(struct sim *s, uint64_t seed, int f, struct run_result *res
                 seed, s->p.f, s->p.n_replicas, s->p.n_parts, s->p.n_txns,
                 s->p.loss_ppm / 1e4, s->p.dup_ppm / 1e4, s->p.crash_ppm / 1e4,
                 s->p.midcrash_ppm / 1e4);
+    for (t = 0; s->verbose && t < s->p.n_txns; t++) {
+        fprintf(s->log, "  %s: participants", s->txn[t].txid);
+        for (node = 0; node < s->txn[t].parts.n; node++)
+            fprintf(s->log, " %s%s", s->txn[t].parts.name[node],
+                    s->txn[t].branch_ok[node] ? "" : " (its branch will fail: votes aborted)");
+        fprintf(s->log, "; client commits it at r%u at t=%" PRIu64 "\n", s->txn[t].leader,
+                s->txn[t].start);
+    }
 
     end = s->p.fault_ticks + s->p.live_ticks;
     for (s->now = 0; s->now < end; s->now++) {
@@ -283,7 +291,8 @@ static void usage(FILE *f)
             "  --seeds N           number of seeds to run (default 1000)\n"
             "  --first S           first seed (default 1)\n"
             "  --seed S            run only seed S (same as --first S --seeds 1)\n"
-            "  --verbose, -v       print every event (twice: also lost messages)\n"
+            "  --verbose, -v       print the key events: crashes, recoveries, decisions\n"
+            "  --trace             print every message delivered or lost as well\n"
             "  --wire              round-trip every message through the JSON codec\n"
             "  --break RULE        break one protocol rule: accept-lower-ballot,\n"
             "                      decide-on-votes, recover-prepared\n"
@@ -323,7 +332,9 @@ int main(int argc, char **argv)
             usage(stdout);
             return 0;
         } else if (!strcmp(o, "--verbose") || !strcmp(o, "-v")) {
-            s.verbose++;
+            s.verbose = s.verbose > 1 ? s.verbose : 1;
+        } else if (!strcmp(o, "--trace")) {
+            s.verbose = 2;
         } else if (!strcmp(o, "--wire")) {
             s.wire = true;
         } else if (!strcmp(o, "--expect-violation")) {
@@ -372,7 +383,7 @@ int main(int argc, char **argv)
         failed++;
         if (expect && res.violated) {
             printf("caught: seed %" PRIu64 " with rule '%s' broken: %s\n", seed, broken, res.why);
-            printf("replay: %s%s --seed %" PRIu64 " --break %s --verbose\n", argv[0],
+            printf("replay: %s%s --seed %" PRIu64 " --break %s --trace\n", argv[0],
                    f >= 0 ? (f == 0 ? " --f 0" : f == 1 ? " --f 1" : " --f 2") : "", seed,
                    broken);
             rc = 0;
@@ -383,7 +394,7 @@ int main(int argc, char **argv)
         printf("FAIL seed %" PRIu64 " (F=%u, %u participants, %u transactions): %s%s\n", seed,
                s.p.f, s.p.n_parts, s.p.n_txns,
                res.violated ? "VIOLATION: " : res.errored ? "ERROR: " : "", res.why);
-        printf("replay: %s%s%s --seed %" PRIu64 " --verbose\n", argv[0],
+        printf("replay: %s%s%s --seed %" PRIu64 " --trace\n", argv[0],
                f >= 0 ? (f == 0 ? " --f 0" : f == 1 ? " --f 1" : " --f 2") : "",
                s.wire ? " --wire" : "", seed);
         break;
@@ -407,9 +418,10 @@ int main(int argc, char **argv)
            " by two or more replicas at once\n",
            stats.txns, stats.committed, stats.aborted, stats.recoveries, stats.recovered_by_other,
            stats.dueled);
-    printf("slowest to settle after faults stopped: %" PRIu64 " ticks (seed %" PRIu64
-           "; bound %" PRIu64 ")\n",
-           stats.settle_max, stats.settle_max_seed, s.p.live_ticks);
+    if (stats.settle_max)
+        printf("slowest to settle after faults stopped: %" PRIu64 " ticks (seed %" PRIu64
+               "; bound %" PRIu64 ")\n",
+               stats.settle_max, stats.settle_max_seed, s.p.live_ticks);
     check_free(&s);
     free(s.net);
     free(s.due);

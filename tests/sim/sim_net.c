@@ -238,7 +238,7 @@ void sim_deliver_due(struct sim *s)
             continue;
         }
         s->stats->delivered++;
-        if (s->verbose) {
+        if (s->verbose > 1) {
             describe(s, d, line, sizeof(line));
             sim_trace(s, "%s", line);
         }
