@@ -215,6 +215,8 @@ void sim_deliver_due(struct sim *s)
         s->net[i - 1] = s->net[j];
         s->net[j] = pk;
     }
+    if (n_due == 0)
+        return;
     /* Handlers append new packets (never due this tick): take the due ones off first. */
     if (n_due > s->cap_due) {
         struct sim_packet *bigger = realloc(s->due, n_due * sizeof(*bigger));
