@@ -166,8 +166,8 @@ static enum tpc_err learn_accepted(struct leader_txn *t, uint32_t i, uint32_t ac
     return TPC_OK;
 }
 
-static void send_phase2a(const struct leader_txn *t, uint32_t i, struct ballot b,
-                         enum tpc_value v, int only_acceptor, const struct leader_out *out)
+static void send_phase2a(const struct leader_txn *t, uint32_t i, struct ballot b, enum tpc_value v,
+                         int only_acceptor, const struct leader_out *out)
 {
     struct msg m;
 
@@ -230,8 +230,8 @@ static void on_phase1b(struct leader_txn *t, uint32_t i, const struct msg *m,
     if (in->phase != LEADER_PHASE1 || ballot_cmp(m->ballot, in->bal) != 0)
         return; /* a stale or duplicate promise */
     in->promised |= 1u << m->acceptor;
-    if (m->value != TPC_VALUE_NONE && (in->best_val == TPC_VALUE_NONE ||
-                                       ballot_cmp(m->accepted_ballot, in->best_bal) > 0)) {
+    if (m->value != TPC_VALUE_NONE &&
+        (in->best_val == TPC_VALUE_NONE || ballot_cmp(m->accepted_ballot, in->best_bal) > 0)) {
         in->best_bal = m->accepted_ballot;
         in->best_val = m->value;
     }
@@ -242,8 +242,8 @@ static void on_phase1b(struct leader_txn *t, uint32_t i, const struct msg *m,
     /* Rule 3 (TLA+ Phase2a): the highest accepted value, else aborted. */
     in->proposed = in->best_val;
     if (in->proposed == TPC_VALUE_NONE)
-        in->proposed = TPC_BROKEN(TPC_BREAK_RECOVER_PREPARED) ? TPC_VALUE_PREPARED
-                                                              : TPC_VALUE_ABORTED;
+        in->proposed =
+            TPC_BROKEN(TPC_BREAK_RECOVER_PREPARED) ? TPC_VALUE_PREPARED : TPC_VALUE_ABORTED;
     in->phase = LEADER_PHASE2;
     send_phase2a(t, i, in->bal, in->proposed, -1, out);
 }
@@ -302,8 +302,8 @@ enum tpc_err leader_receive(struct leader_txn *t, const struct msg *m, uint64_t 
                               msg_type_name(m->type));
     }
     if (rc)
-        return tpc_errbuf_set(err, errlen, rc, "leader: %s/%s: conflicting values learned",
-                              t->txid, m->instance);
+        return tpc_errbuf_set(err, errlen, rc, "leader: %s/%s: conflicting values learned", t->txid,
+                              m->instance);
     maybe_decide(t, now, out);
     return TPC_OK;
 }

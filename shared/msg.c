@@ -208,8 +208,10 @@ enum tpc_err msg_validate(const struct msg *m, uint32_t n_replicas, char *err, s
 
     /* Ranges of the fields it does use. */
     if ((f & F_INSTANCE) && m->type != MSG_STATUS && !msg_name_valid(m->instance))
-        FAIL(TPC_ERR_INVALID, "%s: instance must be a participant name of 1..%d characters "
-                              "of [A-Za-z0-9_-]", tn, TPC_NAME_MAX);
+        FAIL(TPC_ERR_INVALID,
+             "%s: instance must be a participant name of 1..%d characters "
+             "of [A-Za-z0-9_-]",
+             tn, TPC_NAME_MAX);
     if (m->type == MSG_STATUS && m->instance[0] && !msg_name_valid(m->instance))
         FAIL(TPC_ERR_INVALID, "%s: bad participant name", tn);
     if ((f & F_ACCEPTOR) && m->acceptor >= n_replicas)
@@ -223,8 +225,7 @@ enum tpc_err msg_validate(const struct msg *m, uint32_t n_replicas, char *err, s
         FAIL(TPC_ERR_RANGE, "%s: invalid promised ballot", tn);
     if ((f & F_VALUE) && m->type != MSG_PHASE1B && !decided_value)
         FAIL(TPC_ERR_RANGE, "%s: value must be prepared or aborted", tn);
-    if ((f & F_OUTCOME) && m->outcome != TPC_OUTCOME_COMMITTED &&
-        m->outcome != TPC_OUTCOME_ABORTED)
+    if ((f & F_OUTCOME) && m->outcome != TPC_OUTCOME_COMMITTED && m->outcome != TPC_OUTCOME_ABORTED)
         FAIL(TPC_ERR_RANGE, "%s: outcome must be committed or aborted", tn);
     if ((f & F_ACKS) && n_replicas < 32 && (m->acks >> n_replicas))
         FAIL(TPC_ERR_RANGE, "%s: acks name an acceptor out of range", tn);
@@ -260,7 +261,6 @@ enum tpc_err msg_validate(const struct msg *m, uint32_t n_replicas, char *err, s
     if (m->type == MSG_PHASE1A && ballot_is_zero(m->ballot))
         FAIL(TPC_ERR_RANGE, "%s: ballot 0 has no phase 1", tn);
     if (has_parts && m->instance[0] && msg_parts_find(&m->parts, m->instance) < 0)
-        FAIL(TPC_ERR_INVALID, "%s: instance '%s' is not in the participant list", tn,
-             m->instance);
+        FAIL(TPC_ERR_INVALID, "%s: instance '%s' is not in the participant list", tn, m->instance);
     return TPC_OK;
 }

@@ -22,8 +22,7 @@ const char *rm_state_name(enum rm_state s)
     return "?";
 }
 
-void rm_prepare(const struct rm_branch *cur, bool branch_ok, struct rm_branch *next,
-                bool *persist)
+void rm_prepare(const struct rm_branch *cur, bool branch_ok, struct rm_branch *next, bool *persist)
 {
     *next = *cur;
     *persist = false;

@@ -59,8 +59,7 @@ const char *rm_state_name(enum rm_state s);
  * commit (its statements succeeded). Sets *next (whose vote is the vote to
  * send) and *persist: when true, *next must be durable before the vote leaves.
  */
-void rm_prepare(const struct rm_branch *cur, bool branch_ok, struct rm_branch *next,
-                bool *persist);
+void rm_prepare(const struct rm_branch *cur, bool branch_ok, struct rm_branch *next, bool *persist);
 
 /* True when the participant may abort the branch on its own (rule 1). */
 bool rm_may_abort(const struct rm_branch *cur);

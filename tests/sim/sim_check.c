@@ -92,8 +92,8 @@ void check_accepted(struct sim *s, uint32_t t, uint32_t i, uint32_t acceptor, st
     if (popcount(a->acceptors) < s->p.f + 1)
         return;
     if (ci->chosen != TPC_VALUE_NONE && ci->chosen != v) {
-        sim_violation(s, "%s/%s: both %s and %s chosen", s->txn[t].txid,
-                      s->txn[t].parts.name[i], msg_value_name(ci->chosen), msg_value_name(v));
+        sim_violation(s, "%s/%s: both %s and %s chosen", s->txn[t].txid, s->txn[t].parts.name[i],
+                      msg_value_name(ci->chosen), msg_value_name(v));
         return;
     }
     if (ci->chosen == TPC_VALUE_NONE)
@@ -117,8 +117,7 @@ enum tpc_outcome check_decision(const struct sim *s, uint32_t t)
     return all ? TPC_OUTCOME_COMMITTED : TPC_OUTCOME_NONE;
 }
 
-void check_applied(struct sim *s, uint32_t t, uint32_t p, enum rm_state before,
-                   enum rm_state after)
+void check_applied(struct sim *s, uint32_t t, uint32_t p, enum rm_state before, enum rm_state after)
 {
     enum tpc_outcome d = check_decision(s, t);
 
@@ -135,8 +134,8 @@ void check_told(struct sim *s, uint32_t t, enum tpc_outcome o, const char *who)
     enum tpc_outcome d = check_decision(s, t);
 
     if (o != d)
-        sim_violation(s, "%s holds %s as %s but the chosen values decide %s", who,
-                      s->txn[t].txid, msg_outcome_name(o), msg_outcome_name(d));
+        sim_violation(s, "%s holds %s as %s but the chosen values decide %s", who, s->txn[t].txid,
+                      msg_outcome_name(o), msg_outcome_name(d));
     if (strcmp(who, "client") == 0 && s->txn[t].told == TPC_OUTCOME_NONE) {
         s->txn[t].told = o;
         sim_trace(s, "client: %s %s", s->txn[t].txid, msg_outcome_name(o));
@@ -147,8 +146,8 @@ void check_told(struct sim *s, uint32_t t, enum tpc_outcome o, const char *who)
 static enum rm_state effective(const struct sim *s, uint32_t t, uint32_t i)
 {
     uint32_t p = s->txn[t].part_node[i] - s->p.n_replicas;
-    enum rm_state st = s->up[s->txn[t].part_node[i]] ? s->part[p].st[t].state
-                                                      : s->part[p].dur[t].state;
+    enum rm_state st =
+        s->up[s->txn[t].part_node[i]] ? s->part[p].st[t].state : s->part[p].dur[t].state;
 
     if (st == RM_NONE && s->txn[t].had_branch[i])
         return RM_ABORTED;
@@ -171,9 +170,8 @@ void check_step(struct sim *s)
                 aborted = (int)i;
         }
         if (committed >= 0 && aborted >= 0)
-            sim_violation(s, "TCConsistent: %s committed at %s and aborted at %s",
-                          s->txn[t].txid, s->txn[t].parts.name[committed],
-                          s->txn[t].parts.name[aborted]);
+            sim_violation(s, "TCConsistent: %s committed at %s and aborted at %s", s->txn[t].txid,
+                          s->txn[t].parts.name[committed], s->txn[t].parts.name[aborted]);
     }
 }
 

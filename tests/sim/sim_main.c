@@ -44,8 +44,8 @@ void sim_crash(struct sim *s, uint32_t node)
     s->dying[node] = false;
     s->down_until[node] = s->now + prng_range(&s->rng, 1, s->p.max_down);
     s->stats->crashes++;
-    sim_trace(s, "%s crashes (down until t=%" PRIu64 ")", sim_node_name(s, node, name, sizeof(name)),
-              s->down_until[node]);
+    sim_trace(s, "%s crashes (down until t=%" PRIu64 ")",
+              sim_node_name(s, node, name, sizeof(name)), s->down_until[node]);
     if (sim_is_replica(s, node))
         sim_replica_crash(s, node);
     else
@@ -210,9 +210,8 @@ static void run_seed(struct sim *s, uint64_t seed, int f, struct run_result *res
         fprintf(s->log,
                 "seed %" PRIu64 ": F=%u (%u replicas), %u participants, %u transactions; "
                 "loss %.1f%%, dup %.1f%%, crash %.2f%%/tick, crash-after-write %.1f%%\n",
-                seed, s->p.f, s->p.n_replicas, s->p.n_parts, s->p.n_txns,
-                s->p.loss_ppm / 1e4, s->p.dup_ppm / 1e4, s->p.crash_ppm / 1e4,
-                s->p.midcrash_ppm / 1e4);
+                seed, s->p.f, s->p.n_replicas, s->p.n_parts, s->p.n_txns, s->p.loss_ppm / 1e4,
+                s->p.dup_ppm / 1e4, s->p.crash_ppm / 1e4, s->p.midcrash_ppm / 1e4);
     for (t = 0; s->verbose && t < s->p.n_txns; t++) {
         fprintf(s->log, "  %s: participants", s->txn[t].txid);
         for (node = 0; node < s->txn[t].parts.n; node++)
@@ -285,20 +284,21 @@ static void run_seed(struct sim *s, uint64_t seed, int f, struct run_result *res
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: tpcsim [options]\n"
-            "  --f N               fault tolerance F (0..%d; 2F+1 replicas); default: drawn per seed\n"
-            "  --seeds N           number of seeds to run (default 1000)\n"
-            "  --first S           first seed (default 1)\n"
-            "  --seed S            run only seed S (same as --first S --seeds 1)\n"
-            "  --verbose, -v       print the key events: crashes, recoveries, decisions\n"
-            "  --trace             print every message delivered or lost as well\n"
-            "  --wire              round-trip every message through the JSON codec\n"
-            "  --break RULE        break one protocol rule: accept-lower-ballot,\n"
-            "                      decide-on-votes, recover-prepared\n"
-            "  --expect-violation  succeed only if some seed violates an invariant\n"
-            "  --help              this text\n",
-            SIM_MAX_F);
+    fprintf(
+        f,
+        "usage: tpcsim [options]\n"
+        "  --f N               fault tolerance F (0..%d; 2F+1 replicas); default: drawn per seed\n"
+        "  --seeds N           number of seeds to run (default 1000)\n"
+        "  --first S           first seed (default 1)\n"
+        "  --seed S            run only seed S (same as --first S --seeds 1)\n"
+        "  --verbose, -v       print the key events: crashes, recoveries, decisions\n"
+        "  --trace             print every message delivered or lost as well\n"
+        "  --wire              round-trip every message through the JSON codec\n"
+        "  --break RULE        break one protocol rule: accept-lower-ballot,\n"
+        "                      decide-on-votes, recover-prepared\n"
+        "  --expect-violation  succeed only if some seed violates an invariant\n"
+        "  --help              this text\n",
+        SIM_MAX_F);
 }
 
 static int parse_u64(const char *s, uint64_t *out)
@@ -384,8 +384,11 @@ int main(int argc, char **argv)
         if (expect && res.violated) {
             printf("caught: seed %" PRIu64 " with rule '%s' broken: %s\n", seed, broken, res.why);
             printf("replay: %s%s --seed %" PRIu64 " --break %s --trace\n", argv[0],
-                   f >= 0 ? (f == 0 ? " --f 0" : f == 1 ? " --f 1" : " --f 2") : "", seed,
-                   broken);
+                   f >= 0 ? (f == 0   ? " --f 0"
+                             : f == 1 ? " --f 1"
+                                      : " --f 2")
+                          : "",
+                   seed, broken);
             rc = 0;
             break;
         }
@@ -393,9 +396,15 @@ int main(int argc, char **argv)
             continue; /* a stall or core error is not the checker catching the break */
         printf("FAIL seed %" PRIu64 " (F=%u, %u participants, %u transactions): %s%s\n", seed,
                s.p.f, s.p.n_parts, s.p.n_txns,
-               res.violated ? "VIOLATION: " : res.errored ? "ERROR: " : "", res.why);
+               res.violated  ? "VIOLATION: "
+               : res.errored ? "ERROR: "
+                             : "",
+               res.why);
         printf("replay: %s%s%s --seed %" PRIu64 " --trace\n", argv[0],
-               f >= 0 ? (f == 0 ? " --f 0" : f == 1 ? " --f 1" : " --f 2") : "",
+               f >= 0 ? (f == 0   ? " --f 0"
+                         : f == 1 ? " --f 1"
+                                  : " --f 2")
+                      : "",
                s.wire ? " --wire" : "", seed);
         break;
     }
@@ -409,10 +418,14 @@ int main(int argc, char **argv)
     printf("%" PRIu64 " seeds (F=%s) in %.2f s: %.0f schedules/s; %" PRIu64 " ticks, %" PRIu64
            " messages (%" PRIu64 " lost, %" PRIu64 " duplicated%s), %" PRIu64 " crashes (%" PRIu64
            " right after a durable write)\n",
-           stats.seeds, f >= 0 ? (f == 0 ? "0" : f == 1 ? "1" : "2") : "0..2", secs,
-           secs > 0 ? (double)stats.seeds / secs : 0.0, stats.ticks, stats.sent, stats.dropped,
-           stats.duplicated, s.wire ? ", all through the JSON codec" : "", stats.crashes,
-           stats.midcrashes);
+           stats.seeds,
+           f >= 0 ? (f == 0   ? "0"
+                     : f == 1 ? "1"
+                              : "2")
+                  : "0..2",
+           secs, secs > 0 ? (double)stats.seeds / secs : 0.0, stats.ticks, stats.sent,
+           stats.dropped, stats.duplicated, s.wire ? ", all through the JSON codec" : "",
+           stats.crashes, stats.midcrashes);
     printf("%" PRIu64 " transactions: %" PRIu64 " committed, %" PRIu64 " aborted; %" PRIu64
            " recovery rounds; %" PRIu64 " recovered by a replica other than their leader, %" PRIu64
            " by two or more replicas at once\n",

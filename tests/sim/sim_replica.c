@@ -129,11 +129,11 @@ static void on_acceptor(struct sim *s, uint32_t r, uint32_t from, uint32_t t, co
         return;
     }
     if (m->type == MSG_PHASE1A)
-        rc = acceptor_phase1b(&rep->acc[t][i], m, r, s->p.n_replicas, &next, &reply, &action,
-                              err, sizeof(err));
+        rc = acceptor_phase1b(&rep->acc[t][i], m, r, s->p.n_replicas, &next, &reply, &action, err,
+                              sizeof(err));
     else
-        rc = acceptor_phase2b(&rep->acc[t][i], m, r, s->p.n_replicas, &next, &reply, &action,
-                              err, sizeof(err));
+        rc = acceptor_phase2b(&rep->acc[t][i], m, r, s->p.n_replicas, &next, &reply, &action, err,
+                              sizeof(err));
     if (rc) {
         sim_error(s, "r%u: acceptor refused input: %s", r, err);
         return;
@@ -207,8 +207,7 @@ void sim_replica_receive(struct sim *s, uint32_t r, uint32_t from, const struct 
     case MSG_ACK:
         if (!rep->leading[t])
             return; /* nobody here leads t any more (or not since a crash) */
-        rc = leader_receive(&rep->leader[t], m, s->now, prng_next(&s->rng), &out, err,
-                            sizeof(err));
+        rc = leader_receive(&rep->leader[t], m, s->now, prng_next(&s->rng), &out, err, sizeof(err));
         if (rc)
             sim_error(s, "r%u: leader refused input: %s", r, err);
         after_leader(s, r, (uint32_t)t);

@@ -145,9 +145,9 @@ static void test_ballot_zero_and_duplicates(void)
 
     /* Another value in the same ballot is a protocol error and changes nothing. */
     m = p2a(0, 0, TPC_VALUE_ABORTED);
-    CHECK_EQ_INT(acceptor_phase2b(&rec, &m, 1, NACC, &s.next, &s.reply, &s.action, err,
-                                  sizeof(err)),
-                 TPC_ERR_PROTOCOL);
+    CHECK_EQ_INT(
+        acceptor_phase2b(&rec, &m, 1, NACC, &s.next, &s.reply, &s.action, err, sizeof(err)),
+        TPC_ERR_PROTOCOL);
     CHECK_EQ_INT(rec.val, TPC_VALUE_PREPARED);
 
     /* A recovery promise, then a late ballot-0 vote: refused. */
