@@ -1,0 +1,215 @@
+/*
+ * api.c - routes:
+ *   GET  /health                          liveness and counters (no token needed)
+ *   POST /v1/branches/{txid}/exec         run statements in the branch
+ *   POST /v1/branches/{txid}/prepare      vote (body: a "prepare" protocol message)
+ *   POST /v1/branches/{txid}/commit       apply the commit outcome
+ *   POST /v1/branches/{txid}/abort        apply the abort outcome
+ *   GET  /v1/branches/{txid}              the branch's state
+ *   GET  /v1/prepared                     every prepared branch
+ * Input is validated here: nothing malformed reaches participant.c.
+ */
+#include "api.h"
+
+#include <string.h>
+
+#include "codec.h"
+#include "participant.h"
+
+static void respond(struct http_response *res, json_t *body, const struct participant_error *e)
+{
+    if (body)
+        http_respond(res, 200, body);
+    else
+        http_respond_error(res, e->status ? e->status : 500, e->code ? e->code : "internal", "%s",
+                           e->message);
+}
+
+static json_t *parse_body(const struct http_request *req, struct http_response *res)
+{
+    json_error_t jerr;
+    json_t *j;
+
+    if (req->body_len == 0) {
+        http_respond_error(res, 400, "bad_json", "a JSON object body is required");
+        return NULL;
+    }
+    j = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!j || !json_is_object(j)) {
+        http_respond_error(res, 400, "bad_json", "body is not a JSON object%s%s", j ? "" : ": ",
+                           j ? "" : jerr.text);
+        json_decref(j);
+        return NULL;
+    }
+    return j;
+}
+
+/* Checks one {"sql": "...", "params": [...]} statement; returns why not, or NULL. */
+static const char *bad_statement(json_t *s)
+{
+    const char *key;
+    json_t *v;
+
+    if (!json_is_object(s))
+        return "each statement is an object {\"sql\": ..., \"params\": [...]}";
+    json_object_foreach(s, key, v)
+    {
+        if (strcmp(key, "sql") != 0 && strcmp(key, "params") != 0)
+            return "a statement has only the keys \"sql\" and \"params\"";
+    }
+    v = json_object_get(s, "sql");
+    if (!json_is_string(v) || json_string_length(v) == 0 ||
+        strlen(json_string_value(v)) != json_string_length(v))
+        return "\"sql\" must be a non-empty string";
+    v = json_object_get(s, "params");
+    if (v && !json_is_array(v))
+        return "\"params\" must be an array";
+    return NULL;
+}
+
+static void do_exec(struct participant *p, const char *txid, const struct http_request *req,
+                    struct http_response *res)
+{
+    struct participant_error e;
+    json_t *body = parse_body(req, res), *list = NULL;
+    const char *key, *why = NULL;
+    json_t *v;
+    size_t i;
+
+    if (!body)
+        return;
+    json_object_foreach(body, key, v)
+    {
+        if (strcmp(key, "statements") != 0 && strcmp(key, "sql") != 0 && strcmp(key, "params") != 0)
+            why = "the body has \"statements\", or \"sql\" and \"params\"";
+    }
+    if (!why && json_object_get(body, "statements")) {
+        list = json_incref(json_object_get(body, "statements"));
+        if (json_object_get(body, "sql") || json_object_get(body, "params"))
+            why = "give either \"statements\" or \"sql\", not both";
+        else if (!json_is_array(list) || json_array_size(list) == 0)
+            why = "\"statements\" must be a non-empty array";
+    } else if (!why) {
+        list = json_array();
+        if (list)
+            json_array_append(list, body);
+    }
+    for (i = 0; !why && list && i < json_array_size(list); i++)
+        why = bad_statement(json_array_get(list, i));
+    if (why || !list) {
+        http_respond_error(res, 400, "bad_request", "%s", why ? why : "out of memory");
+    } else {
+        v = participant_exec(p, txid, list, &e);
+        respond(res, v, &e);
+    }
+    json_decref(list);
+    json_decref(body);
+}
+
+static void do_prepare(struct participant *p, const char *txid, const struct http_request *req,
+                       struct http_response *res)
+{
+    const struct participant_config *cfg = participant_config(p);
+    struct participant_error e;
+    struct msg m;
+    char err[256];
+
+    if (codec_decode_text(req->body, req->body_len, cfg->n_replicas ? cfg->n_replicas : 1, &m, err,
+                          sizeof(err)) != TPC_OK) {
+        http_respond_error(res, 400, "bad_message", "%s", err);
+        return;
+    }
+    if (m.type != MSG_PREPARE || strcmp(m.txid, txid) != 0) {
+        http_respond_error(res, 400, "bad_message", "expected a prepare message for transaction %s",
+                           txid);
+        return;
+    }
+    respond(res, participant_prepare(p, &m, &e), &e);
+}
+
+void api_handle(void *ctx, const struct http_request *req, struct http_response *res)
+{
+    struct participant *p = ctx;
+    struct participant_error e;
+    char txid[TPC_TXID_MAX + 1], action[16];
+    const char *rest, *slash;
+    bool get = strcmp(req->method, "GET") == 0, post = strcmp(req->method, "POST") == 0;
+    size_t n;
+
+    if (strcmp(req->path, "/health") == 0) {
+        if (get)
+            http_respond(res, 200, participant_health(p));
+        else
+            http_respond_error(res, 405, "method_not_allowed", "use GET");
+        return;
+    }
+    if (strncmp(req->path, "/v1/", 4) != 0) {
+        http_respond_error(res, 404, "not_found", "no endpoint %s", req->path);
+        return;
+    }
+    if (!http_authorized(req, participant_config(p)->token)) {
+        http_respond_error(res, 401, "unauthorized",
+                           "missing or wrong token (Authorization: Bearer ...)");
+        return;
+    }
+    if (strcmp(req->path, "/v1/prepared") == 0) {
+        if (get)
+            http_respond(res, 200, participant_list_prepared(p));
+        else
+            http_respond_error(res, 405, "method_not_allowed", "use GET");
+        return;
+    }
+    if (strncmp(req->path, "/v1/branches/", 13) != 0) {
+        http_respond_error(res, 404, "not_found", "no endpoint %s", req->path);
+        return;
+    }
+    rest = req->path + 13;
+    slash = strchr(rest, '/');
+    n = slash ? (size_t)(slash - rest) : strlen(rest);
+    if (n == 0 || n > TPC_TXID_MAX) {
+        http_respond_error(res, 400, "bad_txid",
+                           "transaction ids are 1..%d characters of "
+                           "[A-Za-z0-9_-]",
+                           TPC_TXID_MAX);
+        return;
+    }
+    memcpy(txid, rest, n);
+    txid[n] = '\0';
+    if (!msg_txid_valid(txid)) {
+        http_respond_error(res, 400, "bad_txid",
+                           "transaction ids are 1..%d characters of [A-Za-z0-9_-]", TPC_TXID_MAX);
+        return;
+    }
+    if (!slash) {
+        if (get)
+            respond(res, participant_status(p, txid, &e), &e);
+        else
+            http_respond_error(res, 405, "method_not_allowed", "use GET");
+        return;
+    }
+    if (strlen(slash + 1) >= sizeof(action)) {
+        http_respond_error(res, 404, "not_found", "no endpoint %s", req->path);
+        return;
+    }
+    snprintf(action, sizeof(action), "%s", slash + 1);
+    if (strcmp(action, "exec") && strcmp(action, "prepare") && strcmp(action, "commit") &&
+        strcmp(action, "abort")) {
+        http_respond_error(res, 404, "not_found", "no endpoint %s", req->path);
+        return;
+    }
+    if (!post) {
+        http_respond_error(res, 405, "method_not_allowed", "use POST");
+        return;
+    }
+    if (strcmp(action, "exec") == 0)
+        do_exec(p, txid, req, res);
+    else if (strcmp(action, "prepare") == 0)
+        do_prepare(p, txid, req, res);
+    else
+        respond(res,
+                participant_outcome(p, txid,
+                                    strcmp(action, "commit") == 0 ? TPC_OUTCOME_COMMITTED
+                                                                  : TPC_OUTCOME_ABORTED,
+                                    &e),
+                &e);
+}

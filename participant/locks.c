@@ -1,0 +1,184 @@
+/*
+ * locks.c - the key lock table of locks.h: a chained hash table of
+ * (key -> owner), one mutex, one condition variable broadcast on release.
+ * Releases are rare compared with lookups, so a broadcast is cheap enough.
+ */
+#include "locks.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "msg.h"
+
+#define LOCKS_BUCKETS 4096
+
+struct lock_entry {
+    struct lock_entry *next;
+    char owner[TPC_TXID_MAX + 1];
+    size_t len;
+    unsigned char key[]; /* len bytes */
+};
+
+struct locks {
+    pthread_mutex_t mu;
+    pthread_cond_t released;
+    uint64_t generation; /* bumped on every release, so a waiter sees it happened */
+    struct lock_entry *bucket[LOCKS_BUCKETS];
+};
+
+static uint32_t hash(const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    uint32_t h = 2166136261u; /* FNV-1a */
+    size_t i;
+
+    for (i = 0; i < len; i++) {
+        h ^= p[i];
+        h *= 16777619u;
+    }
+    return h;
+}
+
+struct locks *locks_new(void)
+{
+    struct locks *l = calloc(1, sizeof(*l));
+    pthread_condattr_t attr;
+
+    if (!l)
+        return NULL;
+    pthread_mutex_init(&l->mu, NULL);
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&l->released, &attr);
+    pthread_condattr_destroy(&attr);
+    return l;
+}
+
+void locks_free(struct locks *l)
+{
+    size_t b;
+
+    if (!l)
+        return;
+    for (b = 0; b < LOCKS_BUCKETS; b++) {
+        struct lock_entry *e = l->bucket[b], *next;
+
+        for (; e; e = next) {
+            next = e->next;
+            free(e);
+        }
+    }
+    pthread_cond_destroy(&l->released);
+    pthread_mutex_destroy(&l->mu);
+    free(l);
+}
+
+static struct lock_entry *find(struct locks *l, const struct lock_key *k)
+{
+    struct lock_entry *e = l->bucket[hash(k->data, k->len) % LOCKS_BUCKETS];
+
+    for (; e; e = e->next)
+        if (e->len == k->len && memcmp(e->key, k->data, k->len) == 0)
+            return e;
+    return NULL;
+}
+
+bool locks_try_take(struct locks *l, const char *owner, const struct lock_key *keys, size_t n,
+                    char *blocker, size_t blocker_len, uint64_t *gen)
+{
+    struct lock_entry **fresh = calloc(n ? n : 1, sizeof(*fresh));
+    bool ok = fresh != NULL;
+    size_t i;
+
+    if (blocker_len)
+        blocker[0] = '\0';
+    pthread_mutex_lock(&l->mu);
+    *gen = l->generation;
+    /* 1: any key held by another owner means none is taken. */
+    for (i = 0; ok && i < n; i++) {
+        struct lock_entry *e = find(l, &keys[i]);
+
+        if (e && strcmp(e->owner, owner) != 0) {
+            if (blocker_len)
+                snprintf(blocker, blocker_len, "%s", e->owner);
+            ok = false;
+        }
+    }
+    /* 2: allocate every new entry before inserting any, so failure leaves nothing behind. */
+    for (i = 0; ok && i < n; i++) {
+        if (find(l, &keys[i]))
+            continue;
+        fresh[i] = malloc(sizeof(*fresh[i]) + keys[i].len);
+        if (!fresh[i]) {
+            ok = false;
+            if (blocker_len)
+                snprintf(blocker, blocker_len, "(out of memory)");
+        }
+    }
+    /* 3: insert (a key given twice in this call is inserted once). */
+    for (i = 0; i < n && fresh; i++) {
+        struct lock_entry *e = fresh[i];
+        uint32_t b;
+
+        if (!e)
+            continue;
+        if (!ok || find(l, &keys[i])) {
+            free(e);
+            continue;
+        }
+        snprintf(e->owner, sizeof(e->owner), "%s", owner);
+        e->len = keys[i].len;
+        memcpy(e->key, keys[i].data, keys[i].len);
+        b = hash(keys[i].data, keys[i].len) % LOCKS_BUCKETS;
+        e->next = l->bucket[b];
+        l->bucket[b] = e;
+    }
+    pthread_mutex_unlock(&l->mu);
+    free(fresh);
+    return ok;
+}
+
+void locks_release(struct locks *l, const char *owner, const struct lock_key *keys, size_t n)
+{
+    bool any = false;
+    size_t i;
+
+    pthread_mutex_lock(&l->mu);
+    for (i = 0; i < n; i++) {
+        struct lock_entry **pp = &l->bucket[hash(keys[i].data, keys[i].len) % LOCKS_BUCKETS];
+
+        for (; *pp; pp = &(*pp)->next) {
+            struct lock_entry *e = *pp;
+
+            if (e->len == keys[i].len && memcmp(e->key, keys[i].data, keys[i].len) == 0) {
+                if (strcmp(e->owner, owner) == 0) {
+                    *pp = e->next;
+                    free(e);
+                    any = true;
+                }
+                break;
+            }
+        }
+    }
+    if (any) {
+        l->generation++;
+        pthread_cond_broadcast(&l->released);
+    }
+    pthread_mutex_unlock(&l->mu);
+}
+
+bool locks_wait(struct locks *l, uint64_t gen, const struct timespec *deadline)
+{
+    int rc = 0;
+
+    bool released;
+
+    pthread_mutex_lock(&l->mu);
+    while (gen == l->generation && rc == 0)
+        rc = pthread_cond_timedwait(&l->released, &l->mu, deadline);
+    released = gen != l->generation;
+    pthread_mutex_unlock(&l->mu);
+    return released;
+}

@@ -1,0 +1,974 @@
+/*
+ * participant.c - branches, votes and outcomes (see participant.h).
+ *
+ * Branch life:  exec* -> prepare -> commit | abort     (rm.h has the state diagram)
+ *
+ * Invariants:
+ *   1. A branch's row keys are locked from the exec that first changes them
+ *      until its outcome is durable; so its changeset always re-applies
+ *      cleanly on top of committed data, and no update is lost.
+ *   2. The prepared record is durable before the ballot-0 phase 2a leaves
+ *      (rm.h rule 2); the vote sent is always the branch's first vote (rule 3).
+ *   3. An outcome is applied, its prepared record deleted and the outcome
+ *      recorded in one SQLite transaction; locks are released after it.
+ *   4. A branch leaves the table only once its outcome is durable; from then
+ *      on tpc_outcome answers for it.
+ */
+#include "participant.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "codec.h"
+#include "http_client.h"
+#include "locks.h"
+#include "log.h"
+#include "rm.h"
+#include "store.h"
+
+#define BRANCH_BUCKETS 1024
+#define CLIENT_POOL    64
+
+struct branch {
+    struct branch *next;
+    char txid[TPC_TXID_MAX + 1];
+    pthread_mutex_t mu; /* serializes operations on this branch */
+    int refs;           /* under p->mu */
+    bool gone;          /* removed from the table (outcome durable) */
+    struct rm_branch rm;
+    void *changeset;
+    int cs_len;
+    struct lock_key *keys; /* each data malloc'd */
+    size_t n_keys, cap_keys;
+    struct msg_parts parts;
+    int64_t deadline;     /* WORKING: monotonic ms after which it aborts on its own */
+    int64_t next_query;   /* PREPARED: when to ask the replicas next */
+    uint32_t query_tries; /* for the backoff */
+};
+
+struct participant {
+    struct participant_config cfg;
+    struct store *store;
+    struct locks *locks;
+    pthread_mutex_t mu; /* the branch table */
+    struct branch *bucket[BRANCH_BUCKETS];
+    size_t n_branches;
+    /* idle HTTP clients (keep-alive connections to the replicas) */
+    pthread_mutex_t pool_mu;
+    struct http_client *pool[CLIENT_POOL];
+    size_t n_pool;
+    /* the background thread: deadlines and in-doubt resolution */
+    pthread_t bg;
+    bool bg_started, stopping;
+    size_t lock_waiters; /* under mu: branches waiting for a row lock now */
+    pthread_cond_t stop_cv;
+};
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void set_error(struct participant_error *e, int status, const char *code, const char *fmt,
+                      ...) __attribute__((format(printf, 4, 5)));
+
+static void set_error(struct participant_error *e, int status, const char *code, const char *fmt,
+                      ...)
+{
+    va_list ap;
+
+    e->status = status;
+    e->code = code;
+    va_start(ap, fmt);
+    vsnprintf(e->message, sizeof(e->message), fmt, ap);
+    va_end(ap);
+}
+
+/* ---- HTTP client pool ---- */
+
+static struct http_client *client_get(struct participant *p)
+{
+    struct http_client *c = NULL;
+
+    pthread_mutex_lock(&p->pool_mu);
+    if (p->n_pool)
+        c = p->pool[--p->n_pool];
+    pthread_mutex_unlock(&p->pool_mu);
+    return c ? c : http_client_new(p->cfg.token);
+}
+
+static void client_put(struct participant *p, struct http_client *c)
+{
+    if (!c)
+        return;
+    pthread_mutex_lock(&p->pool_mu);
+    if (p->n_pool < CLIENT_POOL) {
+        p->pool[p->n_pool++] = c;
+        c = NULL;
+    }
+    pthread_mutex_unlock(&p->pool_mu);
+    http_client_free(c);
+}
+
+/* ---- the branch table ---- */
+
+static uint32_t txid_hash(const char *s)
+{
+    uint32_t h = 5381;
+
+    while (*s)
+        h = h * 33 + (unsigned char)*s++;
+    return h % BRANCH_BUCKETS;
+}
+
+/* Finds (and with create, makes) txid's branch, with a reference the caller puts back. */
+static struct branch *branch_get(struct participant *p, const char *txid, bool create)
+{
+    struct branch *b;
+    uint32_t h = txid_hash(txid);
+
+    pthread_mutex_lock(&p->mu);
+    for (b = p->bucket[h]; b; b = b->next)
+        if (strcmp(b->txid, txid) == 0)
+            break;
+    if (!b && create && (b = calloc(1, sizeof(*b))) != NULL) {
+        msg_copy_str(b->txid, TPC_TXID_MAX, txid);
+        pthread_mutex_init(&b->mu, NULL);
+        b->rm.state = RM_WORKING;
+        b->deadline = mono_ms() + p->cfg.branch_timeout_ms;
+        b->next = p->bucket[h];
+        p->bucket[h] = b;
+        p->n_branches++;
+    }
+    if (b)
+        b->refs++;
+    pthread_mutex_unlock(&p->mu);
+    return b;
+}
+
+static void branch_free(struct branch *b)
+{
+    size_t i;
+
+    for (i = 0; i < b->n_keys; i++)
+        free((void *)b->keys[i].data);
+    free(b->keys);
+    free(b->changeset);
+    pthread_mutex_destroy(&b->mu);
+    free(b);
+}
+
+static void branch_put(struct participant *p, struct branch *b)
+{
+    bool last;
+
+    pthread_mutex_lock(&p->mu);
+    last = --b->refs == 0 && b->gone;
+    pthread_mutex_unlock(&p->mu);
+    if (last)
+        branch_free(b);
+}
+
+/* Takes b out of the table (invariant 4); the last reference frees it. Under b->mu. */
+static void branch_remove(struct participant *p, struct branch *b)
+{
+    struct branch **pp;
+
+    pthread_mutex_lock(&p->mu);
+    for (pp = &p->bucket[txid_hash(b->txid)]; *pp; pp = &(*pp)->next) {
+        if (*pp == b) {
+            *pp = b->next;
+            p->n_branches--;
+            break;
+        }
+    }
+    b->gone = true;
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* ---- exec ---- */
+
+struct take_ctx {
+    struct participant *p;
+    struct branch *b;
+    struct lock_key *keys;
+    size_t n, cap;
+    bool oom;
+    char blocker[TPC_TXID_MAX + 1];
+    uint64_t gen;
+};
+
+static void collect_key(void *ctx, const void *key, size_t n)
+{
+    struct take_ctx *t = ctx;
+    struct lock_key *bigger;
+    void *copy;
+
+    if (t->n == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 16;
+
+        bigger = realloc(t->keys, cap * sizeof(*bigger));
+        if (!bigger) {
+            t->oom = true;
+            return;
+        }
+        t->keys = bigger;
+        t->cap = cap;
+    }
+    copy = malloc(n);
+    if (!copy) {
+        t->oom = true;
+        return;
+    }
+    memcpy(copy, key, n);
+    t->keys[t->n].data = copy;
+    t->keys[t->n].len = n;
+    t->n++;
+}
+
+static void free_keys(struct lock_key *keys, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        free((void *)keys[i].data);
+    free(keys);
+}
+
+/* store_exec's callback: lock the rows the new changeset touches, still under the DB mutex. */
+static bool take_locks(void *ctx, const void *changeset, int len)
+{
+    struct take_ctx *t = ctx;
+
+    free_keys(t->keys, t->n);
+    t->keys = NULL;
+    t->n = t->cap = 0;
+    t->oom = false;
+    if (store_changeset_keys(changeset, len, collect_key, t) != TPC_OK || t->oom) {
+        t->oom = true;
+        return false;
+    }
+    return locks_try_take(t->p->locks, t->b->txid, t->keys, t->n, t->blocker, sizeof(t->blocker),
+                          &t->gen);
+}
+
+/* Adds the newly locked keys to the branch's list (for release at its outcome). */
+static void remember_keys(struct branch *b, struct take_ctx *t)
+{
+    size_t i, j;
+
+    for (i = 0; i < t->n; i++) {
+        bool known = false;
+
+        for (j = 0; j < b->n_keys && !known; j++)
+            known = b->keys[j].len == t->keys[i].len &&
+                    memcmp(b->keys[j].data, t->keys[i].data, t->keys[i].len) == 0;
+        if (known)
+            continue;
+        if (b->n_keys == b->cap_keys) {
+            size_t cap = b->cap_keys ? b->cap_keys * 2 : 16;
+            struct lock_key *bigger = realloc(b->keys, cap * sizeof(*bigger));
+
+            if (!bigger)
+                continue; /* the lock stays taken; it is released with the others by key */
+            b->keys = bigger;
+            b->cap_keys = cap;
+        }
+        b->keys[b->n_keys++] = t->keys[i];
+        t->keys[i].data = NULL; /* moved */
+    }
+}
+
+static const char *state_word(enum rm_state s)
+{
+    return rm_state_name(s);
+}
+
+json_t *participant_exec(struct participant *p, const char *txid, json_t *statements,
+                         struct participant_error *e)
+{
+    struct take_ctx t;
+    struct branch *b;
+    struct timespec deadline;
+    json_t *results = NULL;
+    void *cs = NULL;
+    int cs_len = 0;
+    char msg[512];
+    int64_t until;
+    enum store_fail fail;
+    bool waited;
+
+    enum tpc_outcome ended = TPC_OUTCOME_NONE;
+    enum tpc_value vote;
+
+    memset(e, 0, sizeof(*e));
+    if (json_array_size(statements) > p->cfg.max_statements) {
+        set_error(e, 400, "too_many_statements", "at most %u statements per request",
+                  p->cfg.max_statements);
+        return NULL;
+    }
+    if (store_outcome(p->store, txid, &ended, &vote) == TPC_OK && ended != TPC_OUTCOME_NONE) {
+        set_error(e, 409, "transaction_ended", "transaction %s already %s here", txid,
+                  msg_outcome_name(ended));
+        return NULL;
+    }
+    b = branch_get(p, txid, true);
+    if (!b) {
+        set_error(e, 500, "internal", "out of memory");
+        return NULL;
+    }
+    pthread_mutex_lock(&b->mu);
+    memset(&t, 0, sizeof(t));
+    t.p = p;
+    t.b = b;
+    if (b->gone || b->rm.state != RM_WORKING) {
+        set_error(e, 409, "branch_not_active", "branch %s is %s: it takes no more statements", txid,
+                  b->gone ? "ended" : state_word(b->rm.state));
+        goto out;
+    }
+    until = mono_ms() + p->cfg.lock_timeout_ms;
+    for (;;) {
+        fail = store_exec(p->store, txid, b->changeset, b->cs_len, statements, take_locks, &t,
+                          &results, &cs, &cs_len, msg, sizeof(msg));
+        if (fail != STORE_FAIL_LOCKED || t.oom)
+            break;
+        /* A row it changes is locked by another branch: wait for a release, then re-run
+         * the statements so they read the value that branch committed (invariant 1). */
+        deadline.tv_sec = until / 1000;
+        deadline.tv_nsec = (until % 1000) * 1000000;
+        pthread_mutex_lock(&p->mu);
+        p->lock_waiters++;
+        pthread_mutex_unlock(&p->mu);
+        waited = mono_ms() < until && locks_wait(p->locks, t.gen, &deadline);
+        pthread_mutex_lock(&p->mu);
+        p->lock_waiters--;
+        pthread_mutex_unlock(&p->mu);
+        if (!waited) {
+            set_error(e, 409, "lock_timeout",
+                      "a row this statement changes is locked by transaction %s; still locked "
+                      "after %u ms",
+                      t.blocker, p->cfg.lock_timeout_ms);
+            goto out;
+        }
+    }
+    switch (fail) {
+    case STORE_FAIL_NONE:
+        free(b->changeset);
+        b->changeset = cs;
+        b->cs_len = cs_len;
+        cs = NULL;
+        remember_keys(b, &t);
+        break;
+    case STORE_FAIL_SQL:
+        set_error(e, 400, "sql_error", "%s", msg);
+        break;
+    case STORE_FAIL_FORBIDDEN:
+        set_error(e, 403, "forbidden_statement", "%s", msg);
+        break;
+    case STORE_FAIL_CONSTRAINT:
+        set_error(e, 409, "constraint_violation", "%s", msg);
+        break;
+    case STORE_FAIL_ROWS:
+        set_error(e, 400, "too_many_rows", "%s", msg);
+        break;
+    case STORE_FAIL_ENDED:
+        set_error(e, 409, "transaction_ended", "%s", msg);
+        break;
+    default:
+        set_error(e, 500, "internal", "%s", t.oom ? "out of memory" : msg);
+        break;
+    }
+out:
+    pthread_mutex_unlock(&b->mu);
+    branch_put(p, b);
+    free(cs);
+    free_keys(t.keys, t.n);
+    if (results && e->status)
+        json_decref(results), results = NULL;
+    return results ? json_pack("{s:s,s:o}", "txid", txid, "results", results) : NULL;
+}
+
+/* ---- voting ---- */
+
+/* POSTs one message to each replica's /v1/paxos and hands each valid answer to fn. */
+static void to_replicas(struct participant *p, const struct msg *m, const uint32_t *which,
+                        uint32_t n_which, long timeout_ms,
+                        void (*fn)(void *ctx, uint32_t replica, const struct msg *answer),
+                        void *ctx)
+{
+    struct http_call calls[PARTICIPANT_MAX_REPLICAS];
+    char urls[PARTICIPANT_MAX_REPLICAS][512], err[256];
+    struct http_client *c = client_get(p);
+    json_t *batch = codec_encode_batch(m, 1);
+    char *text = batch ? json_dumps(batch, JSON_COMPACT) : NULL;
+    struct msg answers[4];
+    uint32_t i;
+    size_t n, k;
+
+    json_decref(batch);
+    if (!c || !text)
+        goto out;
+    memset(calls, 0, sizeof(calls));
+    for (i = 0; i < n_which; i++) {
+        snprintf(urls[i], sizeof(urls[i]), "%s/v1/paxos", p->cfg.replicas[which[i]]);
+        calls[i].url = urls[i];
+        calls[i].body = text;
+        calls[i].body_len = strlen(text);
+    }
+    http_client_post_all(c, calls, n_which, timeout_ms);
+    for (i = 0; i < n_which; i++) {
+        json_t *j;
+
+        if (calls[i].err || calls[i].status != 200) {
+            log_debug("%s: replica %u: %s (status %ld)", m->txid, which[i],
+                      calls[i].err ? calls[i].error : "bad status", calls[i].status);
+            free(calls[i].response);
+            continue;
+        }
+        j = json_loadb(calls[i].response, calls[i].response_len, JSON_REJECT_DUPLICATES, NULL);
+        if (j &&
+            codec_decode_batch(j, p->cfg.n_replicas, answers, 4, &n, err, sizeof(err)) == TPC_OK) {
+            for (k = 0; k < n; k++)
+                fn(ctx, which[i], &answers[k]);
+        } else {
+            log_warn("%s: replica %u answered badly: %s", m->txid, which[i], j ? err : "not JSON");
+        }
+        json_decref(j);
+        free(calls[i].response);
+    }
+out:
+    free(text);
+    client_put(p, c);
+}
+
+struct vote_ctx {
+    struct msg *vote;
+    uint32_t n;
+};
+
+static void on_vote_answer(void *ctx, uint32_t replica, const struct msg *a)
+{
+    struct vote_ctx *v = ctx;
+
+    /* Only an acceptor's own answer counts: a misconfigured replica order must not. */
+    if ((a->type == MSG_PHASE2B || a->type == MSG_REJECT) && a->acceptor == replica)
+        rm_vote_add(v->vote, a, v->n);
+}
+
+/* Sends the ballot-0 phase 2a to every replica and returns the VOTE with their answers. */
+static json_t *send_vote(struct participant *p, const struct msg_parts *parts, const char *txid,
+                         enum tpc_value value)
+{
+    struct msg a, vote;
+    struct vote_ctx v = {&vote, p->cfg.n_replicas};
+    uint32_t which[PARTICIPANT_MAX_REPLICAS], i;
+
+    rm_phase2a(txid, p->cfg.name, parts, value, &a);
+    rm_vote_init(txid, p->cfg.name, value, &vote);
+    for (i = 0; i < p->cfg.n_replicas; i++)
+        which[i] = i;
+    to_replicas(p, &a, which, p->cfg.n_replicas, p->cfg.vote_timeout_ms, on_vote_answer, &v);
+    return codec_encode(&vote);
+}
+
+static json_t *parts_json(const struct msg_parts *parts)
+{
+    json_t *a = json_array();
+    uint32_t i;
+
+    for (i = 0; a && i < parts->n; i++)
+        json_array_append_new(a, json_string(parts->name[i]));
+    return a;
+}
+
+json_t *participant_prepare(struct participant *p, const struct msg *prep,
+                            struct participant_error *e)
+{
+    struct branch *b = branch_get(p, prep->txid, false);
+    struct rm_branch cur = {RM_NONE, TPC_VALUE_NONE}, next;
+    enum tpc_outcome outcome;
+    struct store_job job;
+    json_t *pj = NULL, *vote = NULL;
+    char *ptext = NULL;
+    bool persist;
+
+    memset(e, 0, sizeof(*e));
+    if (msg_parts_find(&prep->parts, p->cfg.name) < 0) {
+        set_error(e, 400, "not_a_participant", "participant list does not name %s", p->cfg.name);
+        goto out_put;
+    }
+    if (b) {
+        pthread_mutex_lock(&b->mu);
+        if (!b->gone)
+            cur = b->rm;
+    }
+    if (cur.state == RM_NONE &&
+        store_outcome(p->store, prep->txid, &outcome, &cur.vote) == TPC_OK &&
+        outcome != TPC_OUTCOME_NONE)
+        cur.state = outcome == TPC_OUTCOME_COMMITTED ? RM_COMMITTED : RM_ABORTED;
+    rm_prepare(&cur, true, &next, &persist);
+    if (persist) {
+        /* Invariant 2: the prepared record, changes included, is durable before the vote. */
+        pj = parts_json(&prep->parts);
+        ptext = pj ? json_dumps(pj, JSON_COMPACT) : NULL;
+        if (!ptext) {
+            set_error(e, 500, "internal", "out of memory");
+            goto out;
+        }
+        memset(&job, 0, sizeof(job));
+        job.kind = STORE_JOB_PREPARE;
+        job.txid = prep->txid;
+        job.changeset = b->changeset;
+        job.changeset_len = b->cs_len;
+        job.participants = ptext;
+        if (store_submit(p->store, &job) != TPC_OK) {
+            set_error(e, 500, "storage_error", "cannot make the prepared record durable: %s",
+                      job.err);
+            goto out;
+        }
+        b->rm = next;
+        b->parts = prep->parts;
+        b->next_query = mono_ms() + p->cfg.doubt_ms;
+        b->query_tries = 0;
+    } else if (b && !b->gone && next.state != b->rm.state) {
+        b->rm = next; /* a branch voting aborted before it ever prepared */
+    }
+    vote = send_vote(p, &prep->parts, prep->txid, next.vote);
+    if (!vote)
+        set_error(e, 500, "internal", "cannot encode the vote");
+out:
+    if (b)
+        pthread_mutex_unlock(&b->mu);
+out_put:
+    if (b)
+        branch_put(p, b);
+    json_decref(pj);
+    free(ptext);
+    return vote;
+}
+
+/* ---- outcomes ---- */
+
+static json_t *ack_json(const struct participant *p, const char *txid, enum tpc_outcome o)
+{
+    struct msg ack;
+
+    memset(&ack, 0, sizeof(ack));
+    ack.type = MSG_ACK;
+    msg_copy_str(ack.txid, TPC_TXID_MAX, txid);
+    msg_copy_str(ack.instance, TPC_NAME_MAX, p->cfg.name);
+    ack.outcome = o;
+    return codec_encode(&ack);
+}
+
+/* Applies an outcome to a branch in the table; under b->mu. */
+static bool apply_outcome(struct participant *p, struct branch *b, enum tpc_outcome o,
+                          struct participant_error *e)
+{
+    struct rm_branch next;
+    struct store_job job;
+    bool apply;
+
+    if (rm_outcome(&b->rm, o, &next, &apply) != TPC_OK) {
+        set_error(e, 409, o == TPC_OUTCOME_COMMITTED ? "not_prepared" : "already_committed",
+                  "branch %s is %s; it cannot be %s", b->txid, state_word(b->rm.state),
+                  msg_outcome_name(o));
+        return false;
+    }
+    memset(&job, 0, sizeof(job));
+    job.kind = o == TPC_OUTCOME_COMMITTED ? STORE_JOB_COMMIT : STORE_JOB_ABORT;
+    job.txid = b->txid;
+    job.changeset = b->changeset;
+    job.changeset_len = b->cs_len;
+    job.vote = b->rm.vote;
+    if (store_submit(p->store, &job) != TPC_OK) {
+        set_error(e, 500, "storage_error", "cannot record the outcome: %s", job.err);
+        return false;
+    }
+    /* Invariant 3: durable first, then the rows are free for others. */
+    b->rm = next;
+    locks_release(p->locks, b->txid, b->keys, b->n_keys);
+    branch_remove(p, b);
+    log_info("%s %s", b->txid, msg_outcome_name(o));
+    return true;
+}
+
+json_t *participant_outcome(struct participant *p, const char *txid, enum tpc_outcome o,
+                            struct participant_error *e)
+{
+    struct branch *b = branch_get(p, txid, false);
+    enum tpc_outcome known = TPC_OUTCOME_NONE;
+    enum tpc_value vote;
+    struct store_job job;
+    bool ok = false;
+
+    memset(e, 0, sizeof(*e));
+    if (b) {
+        pthread_mutex_lock(&b->mu);
+        if (!b->gone) {
+            ok = apply_outcome(p, b, o, e);
+            pthread_mutex_unlock(&b->mu);
+            branch_put(p, b);
+            return ok ? ack_json(p, txid, o) : NULL;
+        }
+        pthread_mutex_unlock(&b->mu);
+        branch_put(p, b);
+    }
+    /* Not in the table: it ended before, or never began here. */
+    if (store_outcome(p->store, txid, &known, &vote) != TPC_OK) {
+        set_error(e, 500, "storage_error", "cannot read the outcome of %s", txid);
+        return NULL;
+    }
+    if (known == o)
+        return ack_json(p, txid, o); /* repeated: a no-op */
+    if (known != TPC_OUTCOME_NONE) {
+        set_error(e, 409, "outcome_conflict", "transaction %s is already %s here", txid,
+                  msg_outcome_name(known));
+        return NULL;
+    }
+    if (o == TPC_OUTCOME_COMMITTED) {
+        set_error(e, 404, "unknown_branch", "no branch %s here, and no commit recorded for it",
+                  txid);
+        return NULL;
+    }
+    /* Abort of an unknown branch is fine; recording it keeps a late statement out. */
+    memset(&job, 0, sizeof(job));
+    job.kind = STORE_JOB_ABORT;
+    job.txid = txid;
+    if (store_submit(p->store, &job) != TPC_OK) {
+        set_error(e, 500, "storage_error", "cannot record the abort: %s", job.err);
+        return NULL;
+    }
+    return ack_json(p, txid, o);
+}
+
+/* ---- reads ---- */
+
+json_t *participant_status(struct participant *p, const char *txid, struct participant_error *e)
+{
+    struct branch *b = branch_get(p, txid, false);
+    enum tpc_outcome o = TPC_OUTCOME_NONE;
+    enum tpc_value vote = TPC_VALUE_NONE;
+    json_t *r = NULL;
+
+    memset(e, 0, sizeof(*e));
+    if (b) {
+        pthread_mutex_lock(&b->mu);
+        if (!b->gone) {
+            r = json_pack("{s:s,s:s,s:s,s:I,s:I}", "txid", txid, "state", state_word(b->rm.state),
+                          "vote", msg_value_name(b->rm.vote), "locked_rows", (json_int_t)b->n_keys,
+                          "changes_bytes", (json_int_t)b->cs_len);
+            if (r && b->parts.n)
+                json_object_set_new(r, "participants", parts_json(&b->parts));
+        }
+        pthread_mutex_unlock(&b->mu);
+        branch_put(p, b);
+        if (r)
+            return r;
+    }
+    if (store_outcome(p->store, txid, &o, &vote) != TPC_OK) {
+        set_error(e, 500, "storage_error", "cannot read the outcome of %s", txid);
+        return NULL;
+    }
+    if (o == TPC_OUTCOME_NONE) {
+        set_error(e, 404, "unknown_branch", "no branch %s here", txid);
+        return NULL;
+    }
+    return json_pack("{s:s,s:s,s:s}", "txid", txid, "state", msg_outcome_name(o), "vote",
+                     msg_value_name(vote));
+}
+
+json_t *participant_list_prepared(struct participant *p)
+{
+    json_t *list = json_array();
+    struct branch *b;
+    size_t i;
+
+    pthread_mutex_lock(&p->mu);
+    for (i = 0; list && i < BRANCH_BUCKETS; i++)
+        for (b = p->bucket[i]; b; b = b->next)
+            if (b->rm.state == RM_PREPARED)
+                json_array_append_new(list, json_pack("{s:s,s:o}", "txid", b->txid, "participants",
+                                                      parts_json(&b->parts)));
+    pthread_mutex_unlock(&p->mu);
+    return json_pack("{s:o}", "prepared", list);
+}
+
+json_t *participant_health(struct participant *p)
+{
+    uint64_t groups, jobs;
+    size_t n, waiting;
+
+    store_group_stats(p->store, &groups, &jobs);
+    pthread_mutex_lock(&p->mu);
+    n = p->n_branches;
+    waiting = p->lock_waiters;
+    pthread_mutex_unlock(&p->mu);
+    return json_pack("{s:s,s:s,s:I,s:I,s:{s:I,s:I,s:I}}", "status", "ok", "name", p->cfg.name,
+                     "branches", (json_int_t)n, "waiting_for_locks", (json_int_t)waiting,
+                     "storage", "fsyncs", (json_int_t)store_fsyncs(), "commit_groups",
+                     (json_int_t)groups, "durable_jobs", (json_int_t)jobs);
+}
+
+const struct participant_config *participant_config(const struct participant *p)
+{
+    return &p->cfg;
+}
+
+/* ---- background: deadlines and in-doubt branches ---- */
+
+struct due {
+    char txid[TPC_TXID_MAX + 1];
+    bool prepared; /* else: a working branch past its deadline */
+    struct msg_parts parts;
+    uint32_t replica;
+};
+
+static void on_status_answer(void *ctx, uint32_t replica, const struct msg *a)
+{
+    enum tpc_outcome *o = ctx;
+
+    (void)replica;
+    if (a->type == MSG_OUTCOME && *o == TPC_OUTCOME_NONE)
+        *o = a->outcome;
+}
+
+/* Asks one replica for the outcome of an in-doubt branch; it recovers the transaction if need be.
+ */
+static enum tpc_outcome ask_outcome(struct participant *p, const struct due *d)
+{
+    enum tpc_outcome o = TPC_OUTCOME_NONE;
+    struct msg q;
+
+    memset(&q, 0, sizeof(q));
+    q.type = MSG_STATUS;
+    msg_copy_str(q.txid, TPC_TXID_MAX, d->txid);
+    msg_copy_str(q.instance, TPC_NAME_MAX, p->cfg.name);
+    q.parts = d->parts;
+    to_replicas(p, &q, &d->replica, 1, 2000, on_status_answer, &o);
+    return o;
+}
+
+static size_t collect_due(struct participant *p, struct due *due, size_t cap)
+{
+    int64_t now = mono_ms();
+    struct branch *b;
+    size_t i, n = 0;
+
+    pthread_mutex_lock(&p->mu);
+    for (i = 0; i < BRANCH_BUCKETS && n < cap; i++) {
+        for (b = p->bucket[i]; b && n < cap; b = b->next) {
+            bool working = b->rm.state == RM_WORKING && now >= b->deadline;
+            bool doubt = b->rm.state == RM_PREPARED && now >= b->next_query;
+
+            if (!working && !doubt)
+                continue;
+            msg_copy_str(due[n].txid, TPC_TXID_MAX, b->txid);
+            due[n].prepared = doubt;
+            due[n].parts = b->parts;
+            if (doubt) {
+                /* Round-robin over the replicas, with backoff up to 30 s. */
+                due[n].replica = p->cfg.n_replicas ? b->query_tries % p->cfg.n_replicas : 0;
+                b->query_tries++;
+                b->next_query = now + (int64_t)p->cfg.doubt_ms *
+                                          (b->query_tries < 5 ? (1 << b->query_tries) : 32);
+                if (b->next_query > now + 30000)
+                    b->next_query = now + 30000;
+            }
+            n++;
+        }
+    }
+    pthread_mutex_unlock(&p->mu);
+    return n;
+}
+
+/*
+ * A working branch past its deadline aborts on its own (rm.h rule 1), unless it
+ * has been prepared meanwhile: checked under the branch's mutex.
+ */
+static void abort_if_working(struct participant *p, const char *txid)
+{
+    struct branch *b = branch_get(p, txid, false);
+    struct participant_error e;
+
+    if (!b)
+        return;
+    memset(&e, 0, sizeof(e));
+    pthread_mutex_lock(&b->mu);
+    if (!b->gone && b->rm.state == RM_WORKING && rm_may_abort(&b->rm) && mono_ms() >= b->deadline &&
+        apply_outcome(p, b, TPC_OUTCOME_ABORTED, &e))
+        log_info("%s: not prepared within %u ms: aborted", txid, p->cfg.branch_timeout_ms);
+    pthread_mutex_unlock(&b->mu);
+    branch_put(p, b);
+}
+
+static void *background_main(void *arg)
+{
+    struct participant *p = arg;
+    static struct due due[256];
+    struct participant_error e;
+    struct timespec ts;
+    size_t n, i;
+
+    pthread_mutex_lock(&p->mu);
+    while (!p->stopping) {
+        pthread_mutex_unlock(&p->mu);
+        n = collect_due(p, due, sizeof(due) / sizeof(due[0]));
+        for (i = 0; i < n && !p->stopping; i++) {
+            enum tpc_outcome o = TPC_OUTCOME_ABORTED; /* a working branch past its deadline */
+
+            if (due[i].prepared) {
+                if (!p->cfg.n_replicas)
+                    continue;
+                o = ask_outcome(p, &due[i]);
+                if (o == TPC_OUTCOME_NONE)
+                    continue; /* asked again after the backoff */
+            }
+            memset(&e, 0, sizeof(e));
+            if (!due[i].prepared) {
+                abort_if_working(p, due[i].txid);
+                continue;
+            }
+            json_decref(participant_outcome(p, due[i].txid, o, &e));
+            if (e.status && e.status != 409)
+                log_warn("%s: cannot apply %s: %s", due[i].txid, msg_outcome_name(o), e.message);
+        }
+        pthread_mutex_lock(&p->mu);
+        if (p->stopping)
+            break;
+        /* A timer tick, not a wait for a condition: deadlines are checked every 50 ms. */
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_nsec += 50 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&p->stop_cv, &p->mu, &ts);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+/* ---- start and stop ---- */
+
+/* Restart: prepared branches come back with their locks, in doubt (DESIGN.md section 4). */
+static enum tpc_err reload_prepared(struct participant *p, char *err, size_t errlen)
+{
+    struct store_prepared *list = NULL;
+    size_t n = 0, i;
+    enum tpc_err rc;
+
+    rc = store_load_prepared(p->store, &list, &n, err, errlen);
+    if (rc)
+        return rc;
+    for (i = 0; i < n && !rc; i++) {
+        struct branch *b = branch_get(p, list[i].txid, true);
+        struct take_ctx t;
+
+        if (!b) {
+            rc = TPC_ERR_NOMEM;
+            break;
+        }
+        memset(&t, 0, sizeof(t));
+        t.p = p;
+        t.b = b;
+        b->rm.state = RM_PREPARED;
+        b->rm.vote = TPC_VALUE_PREPARED;
+        b->parts = list[i].parts;
+        b->changeset = list[i].changeset;
+        b->cs_len = list[i].changeset_len;
+        list[i].changeset = NULL;
+        b->next_query = mono_ms(); /* ask soon */
+        if (!take_locks(&t, b->changeset, b->cs_len))
+            rc =
+                tpc_errbuf_set(err, errlen, TPC_ERR_STATE,
+                               "prepared branches %s and %s hold the same row", b->txid, t.blocker);
+        else
+            remember_keys(b, &t);
+        free_keys(t.keys, t.n);
+        branch_put(p, b);
+    }
+    for (i = 0; i < n; i++)
+        free(list[i].changeset);
+    free(list);
+    if (!rc && n)
+        log_info("reloaded %zu prepared branch(es); asking the replicas for their outcome", n);
+    return rc;
+}
+
+enum tpc_err participant_open(const struct participant_config *cfg, struct participant **out,
+                              char *err, size_t errlen)
+{
+    struct store_config sc = {cfg->db_path, cfg->schema_file, cfg->max_rows};
+    struct participant *p;
+    pthread_condattr_t attr;
+    enum tpc_err rc;
+
+    *out = NULL;
+    p = calloc(1, sizeof(*p));
+    if (!p)
+        return TPC_ERR_NOMEM;
+    p->cfg = *cfg;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_mutex_init(&p->pool_mu, NULL);
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&p->stop_cv, &attr);
+    pthread_condattr_destroy(&attr);
+    p->locks = locks_new();
+    if (!p->locks) {
+        rc = TPC_ERR_NOMEM;
+        goto fail;
+    }
+    rc = store_open(&sc, &p->store, err, errlen);
+    if (rc)
+        goto fail;
+    rc = reload_prepared(p, err, errlen);
+    if (rc)
+        goto fail;
+    if (pthread_create(&p->bg, NULL, background_main, p) != 0) {
+        rc = tpc_errbuf_set(err, errlen, TPC_ERR_IO, "cannot start the background thread");
+        goto fail;
+    }
+    p->bg_started = true;
+    *out = p;
+    return TPC_OK;
+fail:
+    participant_close(p);
+    return rc;
+}
+
+void participant_close(struct participant *p)
+{
+    struct branch *b, *next;
+    size_t i;
+
+    if (!p)
+        return;
+    if (p->bg_started) {
+        pthread_mutex_lock(&p->mu);
+        p->stopping = true;
+        pthread_cond_broadcast(&p->stop_cv);
+        pthread_mutex_unlock(&p->mu);
+        pthread_join(p->bg, NULL);
+    }
+    store_close(p->store);
+    for (i = 0; i < BRANCH_BUCKETS; i++)
+        for (b = p->bucket[i]; b; b = next) {
+            next = b->next;
+            branch_free(b);
+        }
+    for (i = 0; i < p->n_pool; i++)
+        http_client_free(p->pool[i]);
+    locks_free(p->locks);
+    pthread_cond_destroy(&p->stop_cv);
+    pthread_mutex_destroy(&p->pool_mu);
+    pthread_mutex_destroy(&p->mu);
+    free(p);
+}

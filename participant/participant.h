@@ -1,0 +1,68 @@
+/*
+ * participant.h - the participant service: branches of transactions over one
+ * SQLite database, their votes, and their outcomes (DESIGN.md sections 3-5).
+ *
+ * A branch lives in memory from its first statement to its outcome; the
+ * database keeps what must survive a crash (store.h). Operations on one branch
+ * are serialized by its mutex; different branches run concurrently, meeting
+ * only at row locks (locks.h) and at the database mutex (microseconds).
+ *
+ * The participant's rules come from shared/rm.c: it votes by sending its
+ * instance's ballot-0 phase 2a to every replica (acceptor), after the
+ * prepared record is durable; it repeats its first vote forever; it applies
+ * an outcome in the same SQLite transaction that records it.
+ */
+#ifndef TPC_PARTICIPANT_H
+#define TPC_PARTICIPANT_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "msg.h"
+#include "tpc_err.h"
+
+#define PARTICIPANT_MAX_REPLICAS TPC_MAX_REPLICAS
+
+struct participant_config {
+    char name[TPC_NAME_MAX + 1];
+    const char *db_path;
+    const char *schema_file;
+    const char *replicas[PARTICIPANT_MAX_REPLICAS]; /* base URLs; index = replica id */
+    uint32_t n_replicas;
+    const char *token;          /* sent to replicas; required from callers ("" for none) */
+    uint32_t lock_timeout_ms;   /* a conflicting branch waits this long, then 409 */
+    uint32_t branch_timeout_ms; /* a branch not prepared by then aborts on its own */
+    uint32_t vote_timeout_ms;   /* how long prepare waits for the acceptors' answers */
+    uint32_t doubt_ms;          /* a prepared branch asks the replicas after this */
+    uint32_t max_statements;    /* per exec request */
+    uint32_t max_rows;          /* per statement result */
+};
+
+struct participant;
+
+/* An error for the HTTP layer: status, a stable code, a message. */
+struct participant_error {
+    int status;
+    const char *code;
+    char message[512];
+};
+
+enum tpc_err participant_open(const struct participant_config *cfg, struct participant **out,
+                              char *err, size_t errlen);
+/* Stops the background thread, closes the database. Prepared branches stay prepared on disk. */
+void participant_close(struct participant *p);
+
+const struct participant_config *participant_config(const struct participant *p);
+
+/* Each returns a new JSON body on success, NULL with *e filled on failure. */
+json_t *participant_exec(struct participant *p, const char *txid, json_t *statements,
+                         struct participant_error *e);
+json_t *participant_prepare(struct participant *p, const struct msg *prepare,
+                            struct participant_error *e);
+json_t *participant_outcome(struct participant *p, const char *txid, enum tpc_outcome outcome,
+                            struct participant_error *e);
+json_t *participant_status(struct participant *p, const char *txid, struct participant_error *e);
+json_t *participant_list_prepared(struct participant *p);
+json_t *participant_health(struct participant *p);
+
+#endif

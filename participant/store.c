@@ -1,0 +1,992 @@
+/*
+ * store.c - the participant's database (see store.h for the model).
+ *
+ * Invariants:
+ *   1. Every SQLite call runs under st->mu; st->in_branch is true only while
+ *      a branch's statements are prepared and stepped, and the authorizer
+ *      refuses everything a branch may not do only then.
+ *   2. store_exec never commits: it ends in ROLLBACK, whatever happens.
+ *   3. The committer commits jobs in the order they were submitted; a job
+ *      that fails is rolled back to its own savepoint and does not take the
+ *      others down; a failed COMMIT fails them all.
+ */
+#define SQLITE_ENABLE_SESSION        1
+#define SQLITE_ENABLE_PREUPDATE_HOOK 1
+
+#include "store.h"
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "fsync_vfs.h"
+#include "log.h"
+
+#define STORE_MAX_TABLES 1024
+
+struct store {
+    pthread_mutex_t mu;
+    sqlite3 *db;
+    uint32_t max_rows;
+    bool in_branch;
+    char denied[256]; /* the first refusal of the statement, for the error message */
+    char why[256];    /* scratch for the latest refusal */
+    char *pk_tables[STORE_MAX_TABLES];
+    size_t n_pk_tables;
+
+    /* group commit */
+    pthread_mutex_t q_mu;
+    pthread_cond_t q_cv, done_cv;
+    struct store_job *head, *tail;
+    bool stop;
+    pthread_t committer;
+    bool committer_started;
+    uint64_t groups, jobs;
+};
+
+static const char bookkeeping_sql[] =
+    "CREATE TABLE tpc_prepared(txid TEXT PRIMARY KEY, changeset BLOB NOT NULL,"
+    " participants TEXT NOT NULL, prepared_at INTEGER NOT NULL);"
+    "CREATE TABLE tpc_outcome(txid TEXT PRIMARY KEY, outcome TEXT NOT NULL,"
+    " vote TEXT NOT NULL, decided_at INTEGER NOT NULL);";
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static bool is_pk_table(const struct store *st, const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < st->n_pk_tables; i++)
+        if (sqlite3_stricmp(st->pk_tables[i], name) == 0)
+            return true;
+    return false;
+}
+
+static bool is_reserved(const char *table)
+{
+    return sqlite3_strnicmp(table, "tpc_", 4) == 0 || sqlite3_strnicmp(table, "sqlite_", 7) == 0;
+}
+
+static int authorize_branch(struct store *st, int action, const char *a1, const char *a2);
+
+/* The branch rules of DESIGN.md section 4, as an allow-list (invariant 1). */
+static int authorize(void *ud, int action, const char *a1, const char *a2, const char *db,
+                     const char *trigger)
+{
+    struct store *st = ud;
+    int verdict;
+
+    (void)db;
+    (void)trigger;
+    if (!st->in_branch)
+        return SQLITE_OK;
+    /* Report the first refusal: later callbacks of the same statement are its consequences. */
+    verdict = authorize_branch(st, action, a1, a2);
+    if (verdict == SQLITE_DENY && !st->denied[0])
+        snprintf(st->denied, sizeof(st->denied), "%s", st->why);
+    return verdict;
+}
+
+static int authorize_branch(struct store *st, int action, const char *a1, const char *a2)
+{
+    switch (action) {
+    case SQLITE_SELECT:
+    case SQLITE_RECURSIVE:
+        return SQLITE_OK;
+    case SQLITE_READ:
+        if (a1 && sqlite3_strnicmp(a1, "tpc_", 4) == 0) {
+            snprintf(st->why, sizeof(st->why), "table %s is the participant's own", a1);
+            return SQLITE_DENY;
+        }
+        return SQLITE_OK;
+    case SQLITE_FUNCTION:
+        if (a2 && sqlite3_stricmp(a2, "load_extension") == 0) {
+            snprintf(st->why, sizeof(st->why), "extension loading is not allowed");
+            return SQLITE_DENY;
+        }
+        return SQLITE_OK;
+    case SQLITE_INSERT:
+    case SQLITE_UPDATE:
+    case SQLITE_DELETE:
+        if (!a1 || is_reserved(a1)) {
+            snprintf(st->why, sizeof(st->why), "table %s cannot be written in a branch",
+                     a1 ? a1 : "?");
+            return SQLITE_DENY;
+        }
+        if (!is_pk_table(st, a1)) {
+            snprintf(st->why, sizeof(st->why),
+                     "table %s has no declared PRIMARY KEY; branches write only to tables "
+                     "with one",
+                     a1);
+            return SQLITE_DENY;
+        }
+        return SQLITE_OK;
+    case SQLITE_PRAGMA:
+        /* The session extension reads table_info while recording changes; it is harmless. */
+        if (a1 &&
+            (sqlite3_stricmp(a1, "table_info") == 0 || sqlite3_stricmp(a1, "table_xinfo") == 0))
+            return SQLITE_OK;
+        snprintf(st->why, sizeof(st->why), "PRAGMA is not allowed in a branch");
+        return SQLITE_DENY;
+    case SQLITE_ATTACH:
+    case SQLITE_DETACH:
+        snprintf(st->why, sizeof(st->why), "ATTACH and DETACH are not allowed");
+        return SQLITE_DENY;
+    case SQLITE_TRANSACTION:
+    case SQLITE_SAVEPOINT:
+        snprintf(st->why, sizeof(st->why),
+                 "transaction control is the coordinator's: use commit or abort");
+        return SQLITE_DENY;
+    default:
+        snprintf(st->why, sizeof(st->why),
+                 "schema changes (DDL) and maintenance statements are not allowed in a branch");
+        return SQLITE_DENY;
+    }
+}
+
+static enum tpc_err exec_sql(struct store *st, const char *sql, char *err, size_t errlen)
+{
+    char *msg = NULL;
+    enum tpc_err rc = TPC_OK;
+
+    if (sqlite3_exec(st->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        rc = tpc_errbuf_set(err, errlen, TPC_ERR_IO, "sqlite: %s", msg ? msg : "?");
+        sqlite3_free(msg);
+    }
+    return rc;
+}
+
+static enum tpc_err read_file(const char *path, char **out, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    long n;
+
+    *out = NULL;
+    if (!f)
+        return tpc_errbuf_set(err, errlen, TPC_ERR_IO, "cannot open schema file %s", path);
+    if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || n > 16 * 1024 * 1024 ||
+        fseek(f, 0, SEEK_SET) != 0)
+        goto fail;
+    buf = malloc((size_t)n + 1);
+    if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n)
+        goto fail;
+    buf[n] = '\0';
+    fclose(f);
+    *out = buf;
+    return TPC_OK;
+fail:
+    free(buf);
+    fclose(f);
+    return tpc_errbuf_set(err, errlen, TPC_ERR_IO, "cannot read schema file %s (16 MiB at most)",
+                          path);
+}
+
+/* A new database: the schema file and the bookkeeping tables, in one transaction. */
+static enum tpc_err create_schema(struct store *st, const char *schema_file, char *err,
+                                  size_t errlen)
+{
+    char *schema = NULL;
+    enum tpc_err rc;
+
+    if (schema_file) {
+        rc = read_file(schema_file, &schema, err, errlen);
+        if (rc)
+            return rc;
+    }
+    rc = exec_sql(st, "BEGIN", err, errlen);
+    if (!rc && schema)
+        rc = exec_sql(st, schema, err, errlen);
+    if (!rc)
+        rc = exec_sql(st, bookkeeping_sql, err, errlen);
+    if (!rc)
+        rc = exec_sql(st, "COMMIT", err, errlen);
+    else
+        sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    free(schema);
+    return rc;
+}
+
+/* Remembers which user tables have a declared primary key (only those may be written). */
+static enum tpc_err load_pk_tables(struct store *st, char *err, size_t errlen)
+{
+    sqlite3_stmt *s = NULL;
+    enum tpc_err rc = TPC_OK;
+
+    if (sqlite3_prepare_v2(st->db,
+                           "SELECT m.name FROM sqlite_schema m WHERE m.type = 'table' AND "
+                           "EXISTS (SELECT 1 FROM pragma_table_info(m.name) p WHERE p.pk > 0)",
+                           -1, &s, NULL) != SQLITE_OK)
+        return tpc_errbuf_set(err, errlen, TPC_ERR_IO, "sqlite: %s", sqlite3_errmsg(st->db));
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(s, 0);
+
+        if (!name || is_reserved(name))
+            continue;
+        if (st->n_pk_tables == STORE_MAX_TABLES) {
+            rc = tpc_errbuf_set(err, errlen, TPC_ERR_TOO_BIG, "more than %d tables",
+                                STORE_MAX_TABLES);
+            break;
+        }
+        st->pk_tables[st->n_pk_tables] = strdup(name);
+        if (!st->pk_tables[st->n_pk_tables]) {
+            rc = TPC_ERR_NOMEM;
+            break;
+        }
+        st->n_pk_tables++;
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
+static void *committer_main(void *arg);
+
+enum tpc_err store_open(const struct store_config *cfg, struct store **out, char *err,
+                        size_t errlen)
+{
+    struct store *st;
+    sqlite3_stmt *s = NULL;
+    enum tpc_err rc;
+    bool fresh;
+
+    *out = NULL;
+    if (fsync_vfs_register() != SQLITE_OK)
+        return tpc_errbuf_set(err, errlen, TPC_ERR_IO, "cannot register the SQLite VFS shim");
+    st = calloc(1, sizeof(*st));
+    if (!st)
+        return TPC_ERR_NOMEM;
+    pthread_mutex_init(&st->mu, NULL);
+    pthread_mutex_init(&st->q_mu, NULL);
+    pthread_cond_init(&st->q_cv, NULL);
+    pthread_cond_init(&st->done_cv, NULL);
+    st->max_rows = cfg->max_rows;
+    if (sqlite3_open_v2(cfg->path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                        FSYNC_VFS_NAME) != SQLITE_OK) {
+        rc = tpc_errbuf_set(err, errlen, TPC_ERR_IO, "cannot open %s: %s", cfg->path,
+                            st->db ? sqlite3_errmsg(st->db) : "out of memory");
+        goto fail;
+    }
+    sqlite3_extended_result_codes(st->db, 1);
+    sqlite3_db_config(st->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
+    sqlite3_db_config(st->db, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, NULL);
+    /* WAL with synchronous=FULL: a commit is durable (its WAL frames fsync'd) when it returns. */
+    rc = exec_sql(st, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;",
+                  err, errlen);
+    if (rc)
+        goto fail;
+    if (sqlite3_prepare_v2(st->db, "SELECT 1 FROM sqlite_schema WHERE name = 'tpc_outcome'", -1, &s,
+                           NULL) != SQLITE_OK) {
+        rc = tpc_errbuf_set(err, errlen, TPC_ERR_IO, "sqlite: %s", sqlite3_errmsg(st->db));
+        goto fail;
+    }
+    fresh = sqlite3_step(s) != SQLITE_ROW;
+    sqlite3_finalize(s);
+    if (fresh) {
+        rc = create_schema(st, cfg->schema_file, err, errlen);
+        if (rc)
+            goto fail;
+    }
+    rc = load_pk_tables(st, err, errlen);
+    if (rc)
+        goto fail;
+    sqlite3_set_authorizer(st->db, authorize, st);
+    if (pthread_create(&st->committer, NULL, committer_main, st) != 0) {
+        rc = tpc_errbuf_set(err, errlen, TPC_ERR_IO, "cannot start the committer thread");
+        goto fail;
+    }
+    st->committer_started = true;
+    *out = st;
+    return TPC_OK;
+fail:
+    store_close(st);
+    return rc;
+}
+
+void store_close(struct store *st)
+{
+    size_t i;
+
+    if (!st)
+        return;
+    if (st->committer_started) {
+        pthread_mutex_lock(&st->q_mu);
+        st->stop = true;
+        pthread_cond_broadcast(&st->q_cv);
+        pthread_mutex_unlock(&st->q_mu);
+        pthread_join(st->committer, NULL);
+    }
+    sqlite3_close(st->db);
+    for (i = 0; i < st->n_pk_tables; i++)
+        free(st->pk_tables[i]);
+    pthread_cond_destroy(&st->q_cv);
+    pthread_cond_destroy(&st->done_cv);
+    pthread_mutex_destroy(&st->q_mu);
+    pthread_mutex_destroy(&st->mu);
+    free(st);
+}
+
+/* ---- branch execution ---- */
+
+static int user_tables_only(void *ctx, const char *table)
+{
+    (void)ctx;
+    return !is_reserved(table);
+}
+
+static int conflict_abort(void *ctx, int kind, sqlite3_changeset_iter *it)
+{
+    (void)ctx;
+    (void)kind;
+    (void)it;
+    return SQLITE_CHANGESET_ABORT;
+}
+
+static char *base64(const unsigned char *p, size_t n)
+{
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char *out = malloc((n + 2) / 3 * 4 + 1), *o = out;
+    size_t i;
+
+    if (!out)
+        return NULL;
+    for (i = 0; i + 2 < n; i += 3) {
+        *o++ = tab[p[i] >> 2];
+        *o++ = tab[((p[i] & 3) << 4) | (p[i + 1] >> 4)];
+        *o++ = tab[((p[i + 1] & 15) << 2) | (p[i + 2] >> 6)];
+        *o++ = tab[p[i + 2] & 63];
+    }
+    if (i < n) {
+        *o++ = tab[p[i] >> 2];
+        if (i + 1 < n) {
+            *o++ = tab[((p[i] & 3) << 4) | (p[i + 1] >> 4)];
+            *o++ = tab[(p[i + 1] & 15) << 2];
+        } else {
+            *o++ = tab[(p[i] & 3) << 4];
+            *o++ = '=';
+        }
+        *o++ = '=';
+    }
+    *o = '\0';
+    return out;
+}
+
+static json_t *column_value(sqlite3_stmt *s, int i)
+{
+    switch (sqlite3_column_type(s, i)) {
+    case SQLITE_INTEGER:
+        return json_integer(sqlite3_column_int64(s, i));
+    case SQLITE_FLOAT: {
+        json_t *r = json_real(sqlite3_column_double(s, i));
+        return r ? r : json_null(); /* NaN and infinities have no JSON form */
+    }
+    case SQLITE_TEXT: {
+        json_t *t = json_stringn((const char *)sqlite3_column_text(s, i),
+                                 (size_t)sqlite3_column_bytes(s, i));
+        if (t)
+            return t;
+        /* Not UTF-8: hand the bytes over as a blob. */
+    }
+        /* fall through */
+    case SQLITE_BLOB: {
+        const void *p = sqlite3_column_blob(s, i);
+        char *b = base64(p, (size_t)sqlite3_column_bytes(s, i));
+        json_t *v = b ? json_pack("{s:s}", "base64", b) : NULL;
+
+        free(b);
+        return v;
+    }
+    default:
+        return json_null();
+    }
+}
+
+static bool bind_param(sqlite3_stmt *s, int i, json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_NULL:
+        return sqlite3_bind_null(s, i) == SQLITE_OK;
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return sqlite3_bind_int(s, i, json_is_true(v)) == SQLITE_OK;
+    case JSON_INTEGER:
+        return sqlite3_bind_int64(s, i, json_integer_value(v)) == SQLITE_OK;
+    case JSON_REAL:
+        return sqlite3_bind_double(s, i, json_real_value(v)) == SQLITE_OK;
+    case JSON_STRING:
+        return sqlite3_bind_text(s, i, json_string_value(v), (int)json_string_length(v),
+                                 SQLITE_TRANSIENT) == SQLITE_OK;
+    default:
+        return false;
+    }
+}
+
+static bool only_blanks(const char *p)
+{
+    for (;;) {
+        while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == ';')
+            p++;
+        if (p[0] == '-' && p[1] == '-') {
+            while (*p && *p != '\n')
+                p++;
+        } else if (p[0] == '/' && p[1] == '*') {
+            const char *end = strstr(p + 2, "*/");
+            if (!end)
+                return true;
+            p = end + 2;
+        } else {
+            return *p == '\0';
+        }
+    }
+}
+
+#define FAIL(kind, ...)                                                                            \
+    do {                                                                                           \
+        snprintf(msg, msglen, __VA_ARGS__);                                                        \
+        fail = (kind);                                                                             \
+        goto out;                                                                                  \
+    } while (0)
+
+/* Runs one statement of a branch and appends its result; under st->mu, in_branch set. */
+static enum store_fail run_statement(struct store *st, size_t idx, json_t *stmt, json_t *results,
+                                     char *msg, size_t msglen)
+{
+    const char *sql = json_string_value(json_object_get(stmt, "sql")), *tail = NULL;
+    json_t *params = json_object_get(stmt, "params"), *columns = NULL, *rows = NULL, *row;
+    enum store_fail fail = STORE_FAIL_NONE;
+    sqlite3_stmt *s = NULL;
+    sqlite3_int64 rowid;
+    int rc, i, ncol;
+    size_t n_params = params ? json_array_size(params) : 0, n_rows = 0;
+
+    st->denied[0] = '\0';
+    rc = sqlite3_prepare_v2(st->db, sql, -1, &s, &tail);
+    if (rc != SQLITE_OK) {
+        if (st->denied[0])
+            FAIL(STORE_FAIL_FORBIDDEN, "statement %zu: %s", idx, st->denied);
+        FAIL(STORE_FAIL_SQL, "statement %zu: %s", idx, sqlite3_errmsg(st->db));
+    }
+    if (!s)
+        FAIL(STORE_FAIL_SQL, "statement %zu is empty", idx);
+    if (tail && !only_blanks(tail))
+        FAIL(STORE_FAIL_SQL,
+             "statement %zu holds more than one SQL statement; give each its own entry", idx);
+    if ((size_t)sqlite3_bind_parameter_count(s) != n_params)
+        FAIL(STORE_FAIL_SQL, "statement %zu takes %d parameters, %zu given", idx,
+             sqlite3_bind_parameter_count(s), n_params);
+    for (i = 0; (size_t)i < n_params; i++)
+        if (!bind_param(s, i + 1, json_array_get(params, (size_t)i)))
+            FAIL(STORE_FAIL_SQL,
+                 "statement %zu, parameter %d: only null, booleans, numbers and strings bind", idx,
+                 i + 1);
+    /* Zero first, so the result shows this statement's own insert, not an earlier one's. */
+    sqlite3_set_last_insert_rowid(st->db, 0);
+    ncol = sqlite3_column_count(s);
+    columns = json_array();
+    rows = json_array();
+    if (!columns || !rows)
+        FAIL(STORE_FAIL_INTERNAL, "out of memory");
+    for (i = 0; i < ncol; i++)
+        json_array_append_new(columns, json_string(sqlite3_column_name(s, i)));
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (++n_rows > st->max_rows)
+            FAIL(STORE_FAIL_ROWS, "statement %zu returns more than %u rows; add a LIMIT", idx,
+                 st->max_rows);
+        row = json_array();
+        if (!row || json_array_append_new(rows, row) != 0)
+            FAIL(STORE_FAIL_INTERNAL, "out of memory");
+        for (i = 0; i < ncol; i++)
+            json_array_append_new(row, column_value(s, i));
+    }
+    if (rc != SQLITE_DONE) {
+        if ((sqlite3_extended_errcode(st->db) & 0xff) == SQLITE_CONSTRAINT)
+            FAIL(STORE_FAIL_CONSTRAINT, "statement %zu: %s", idx, sqlite3_errmsg(st->db));
+        if (st->denied[0])
+            FAIL(STORE_FAIL_FORBIDDEN, "statement %zu: %s", idx, st->denied);
+        FAIL(STORE_FAIL_SQL, "statement %zu: %s", idx, sqlite3_errmsg(st->db));
+    }
+    rowid = sqlite3_last_insert_rowid(st->db);
+    if (json_array_append_new(
+            results,
+            json_pack("{s:o,s:o,s:I,s:o}", "columns", columns, "rows", rows, "changes",
+                      (json_int_t)(sqlite3_stmt_readonly(s) ? 0 : sqlite3_changes64(st->db)),
+                      "last_insert_rowid", rowid ? json_integer(rowid) : json_null())) != 0)
+        fail = STORE_FAIL_INTERNAL;
+    columns = rows = NULL; /* stolen by json_pack's "o" */
+out:
+    json_decref(columns);
+    json_decref(rows);
+    sqlite3_finalize(s);
+    return fail;
+}
+
+enum store_fail store_exec(struct store *st, const char *txid, const void *changeset, int len,
+                           json_t *statements, store_accept_fn accept, void *ctx, json_t **results,
+                           void **out, int *out_len, char *msg, size_t msglen)
+{
+    enum store_fail fail = STORE_FAIL_NONE;
+    enum tpc_outcome outcome = TPC_OUTCOME_NONE;
+    enum tpc_value vote;
+    sqlite3_session *sess = NULL;
+    json_t *res = NULL;
+    void *cs = NULL;
+    int cs_len = 0;
+    size_t i;
+
+    *results = NULL;
+    *out = NULL;
+    *out_len = 0;
+    if (store_outcome(st, txid, &outcome, &vote) != TPC_OK) {
+        snprintf(msg, msglen, "cannot read outcomes");
+        return STORE_FAIL_INTERNAL;
+    }
+    if (outcome != TPC_OUTCOME_NONE) {
+        snprintf(msg, msglen, "transaction %s already %s here", txid, msg_outcome_name(outcome));
+        return STORE_FAIL_ENDED;
+    }
+    pthread_mutex_lock(&st->mu);
+    if (sqlite3_exec(st->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+        FAIL(STORE_FAIL_INTERNAL, "BEGIN: %s", sqlite3_errmsg(st->db));
+    if (sqlite3session_create(st->db, "main", &sess) != SQLITE_OK)
+        FAIL(STORE_FAIL_INTERNAL, "cannot create a session");
+    sqlite3session_table_filter(sess, user_tables_only, NULL);
+    if (sqlite3session_attach(sess, NULL) != SQLITE_OK)
+        FAIL(STORE_FAIL_INTERNAL, "cannot attach the session");
+    /* The branch's earlier changes first: its keys are locked, so they apply cleanly. */
+    if (len > 0 && sqlite3changeset_apply(st->db, len, (void *)changeset, NULL, conflict_abort,
+                                          NULL) != SQLITE_OK)
+        FAIL(STORE_FAIL_INTERNAL, "cannot re-apply the branch's changes: %s",
+             sqlite3_errmsg(st->db));
+    res = json_array();
+    if (!res)
+        FAIL(STORE_FAIL_INTERNAL, "out of memory");
+    st->in_branch = true;
+    for (i = 0; i < json_array_size(statements) && !fail; i++)
+        fail = run_statement(st, i, json_array_get(statements, i), res, msg, msglen);
+    st->in_branch = false;
+    if (fail)
+        goto out;
+    if (sqlite3session_changeset(sess, &cs_len, &cs) != SQLITE_OK)
+        FAIL(STORE_FAIL_INTERNAL, "cannot read the changeset");
+    if (accept && !accept(ctx, cs, cs_len))
+        FAIL(STORE_FAIL_LOCKED, "a row is locked by another transaction");
+    if (cs_len > 0) {
+        *out = malloc((size_t)cs_len);
+        if (!*out)
+            FAIL(STORE_FAIL_INTERNAL, "out of memory");
+        memcpy(*out, cs, (size_t)cs_len);
+        *out_len = cs_len;
+    }
+    *results = res;
+    res = NULL;
+out:
+    st->in_branch = false;
+    sqlite3_free(cs);
+    if (sess)
+        sqlite3session_delete(sess);
+    sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL); /* invariant 2 */
+    pthread_mutex_unlock(&st->mu);
+    json_decref(res);
+    return fail;
+}
+
+#undef FAIL
+
+enum tpc_err store_changeset_keys(const void *changeset, int len,
+                                  void (*fn)(void *ctx, const void *key, size_t n), void *ctx)
+{
+    sqlite3_changeset_iter *it = NULL;
+    unsigned char key[4096];
+    enum tpc_err rc = TPC_OK;
+    int r;
+
+    if (len <= 0)
+        return TPC_OK;
+    if (sqlite3changeset_start(&it, len, (void *)changeset) != SQLITE_OK)
+        return TPC_ERR_INVALID;
+    while ((r = sqlite3changeset_next(it)) == SQLITE_ROW) {
+        const char *table;
+        unsigned char *pk;
+        int ncol, op, indirect, i, npk;
+        size_t n;
+
+        sqlite3changeset_op(it, &table, &ncol, &op, &indirect);
+        sqlite3changeset_pk(it, &pk, &npk);
+        /* The key: table name, NUL, then each primary-key value as type byte + bytes. */
+        n = strlen(table) + 1;
+        if (n > sizeof(key)) {
+            rc = TPC_ERR_TOO_BIG;
+            break;
+        }
+        memcpy(key, table, n);
+        for (i = 0; i < ncol && !rc; i++) {
+            sqlite3_value *v = NULL;
+            const void *p = NULL;
+            sqlite3_int64 iv;
+            double dv;
+            size_t vn = 0;
+            int type;
+
+            if (!pk[i])
+                continue;
+            if (op == SQLITE_INSERT)
+                sqlite3changeset_new(it, i, &v);
+            else
+                sqlite3changeset_old(it, i, &v);
+            type = v ? sqlite3_value_type(v) : SQLITE_NULL;
+            if (type == SQLITE_INTEGER) {
+                iv = sqlite3_value_int64(v);
+                p = &iv;
+                vn = sizeof(iv);
+            } else if (type == SQLITE_FLOAT) {
+                dv = sqlite3_value_double(v);
+                p = &dv;
+                vn = sizeof(dv);
+            } else if (type == SQLITE_TEXT || type == SQLITE_BLOB) {
+                p = type == SQLITE_TEXT ? (const void *)sqlite3_value_text(v)
+                                        : sqlite3_value_blob(v);
+                vn = (size_t)sqlite3_value_bytes(v);
+            }
+            if (n + 1 + sizeof(uint32_t) + vn > sizeof(key)) {
+                rc = TPC_ERR_TOO_BIG;
+                break;
+            }
+            key[n++] = (unsigned char)type;
+            memcpy(key + n, &(uint32_t){(uint32_t)vn}, sizeof(uint32_t));
+            n += sizeof(uint32_t);
+            if (vn)
+                memcpy(key + n, p, vn);
+            n += vn;
+        }
+        if (!rc)
+            fn(ctx, key, n);
+    }
+    if (!rc && r != SQLITE_DONE)
+        rc = TPC_ERR_INVALID;
+    sqlite3changeset_finalize(it);
+    return rc;
+}
+
+/* ---- durable steps: the committer ---- */
+
+static bool step_stmt(struct store *st, const char *sql, struct store_job *job,
+                      const char *fmt_args, ...)
+{
+    sqlite3_stmt *s = NULL;
+    va_list ap;
+    int i = 1, rc;
+    const char *f;
+
+    if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK)
+        goto fail;
+    va_start(ap, fmt_args);
+    for (f = fmt_args; *f; f++, i++) {
+        if (*f == 't') {
+            sqlite3_bind_text(s, i, va_arg(ap, const char *), -1, SQLITE_STATIC);
+        } else if (*f == 'i') {
+            sqlite3_bind_int64(s, i, va_arg(ap, int64_t));
+        } else if (*f == 'b') {
+            const void *p = va_arg(ap, const void *);
+            int n = va_arg(ap, int);
+            sqlite3_bind_blob(s, i, p, n, SQLITE_STATIC);
+        }
+    }
+    va_end(ap);
+    rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    if (rc == SQLITE_DONE || rc == SQLITE_ROW)
+        return true;
+fail:
+    snprintf(job->err, sizeof(job->err), "sqlite: %s", sqlite3_errmsg(st->db));
+    job->rc = TPC_ERR_IO;
+    return false;
+}
+
+/* The outcome already recorded for txid, inside the committer's transaction. */
+static enum tpc_outcome recorded(struct store *st, const char *txid)
+{
+    sqlite3_stmt *s = NULL;
+    enum tpc_outcome o = TPC_OUTCOME_NONE;
+
+    if (sqlite3_prepare_v2(st->db, "SELECT outcome FROM tpc_outcome WHERE txid = ?", -1, &s,
+                           NULL) == SQLITE_OK) {
+        sqlite3_bind_text(s, 1, txid, -1, SQLITE_STATIC);
+        if (sqlite3_step(s) == SQLITE_ROW) {
+            const char *t = (const char *)sqlite3_column_text(s, 0);
+            o = t && strcmp(t, "committed") == 0 ? TPC_OUTCOME_COMMITTED : TPC_OUTCOME_ABORTED;
+        }
+    }
+    sqlite3_finalize(s);
+    return o;
+}
+
+static bool run_job(struct store *st, struct store_job *job)
+{
+    const char *vote = msg_value_name(job->vote);
+    enum tpc_outcome want = job->kind == STORE_JOB_COMMIT ? TPC_OUTCOME_COMMITTED
+                                                          : TPC_OUTCOME_ABORTED,
+                     have;
+
+    if (job->kind == STORE_JOB_PREPARE)
+        return step_stmt(st,
+                         "INSERT OR IGNORE INTO tpc_prepared(txid, changeset, participants, "
+                         "prepared_at) VALUES (?, ?, ?, ?)",
+                         job, "tbti", job->txid, job->changeset, job->changeset_len,
+                         job->participants, (int64_t)now_ms());
+    /* An outcome is recorded once; the same one again is a no-op, another one an error. */
+    have = recorded(st, job->txid);
+    if (have == want)
+        return true;
+    if (have != TPC_OUTCOME_NONE) {
+        snprintf(job->err, sizeof(job->err), "%s is already %s", job->txid, msg_outcome_name(have));
+        job->rc = TPC_ERR_STATE;
+        return false;
+    }
+    if (job->kind == STORE_JOB_COMMIT && job->changeset_len > 0 &&
+        sqlite3changeset_apply(st->db, job->changeset_len, (void *)job->changeset, NULL,
+                               conflict_abort, NULL) != SQLITE_OK) {
+        snprintf(job->err, sizeof(job->err), "cannot apply the changeset: %s",
+                 sqlite3_errmsg(st->db));
+        job->rc = TPC_ERR_STATE;
+        return false;
+    }
+    return step_stmt(st, "DELETE FROM tpc_prepared WHERE txid = ?", job, "t", job->txid) &&
+           step_stmt(st,
+                     "INSERT INTO tpc_outcome(txid, outcome, vote, decided_at) VALUES (?, ?, ?, ?)",
+                     job, "ttti", job->txid, msg_outcome_name(want), vote, (int64_t)now_ms());
+}
+
+static void run_group(struct store *st, struct store_job *jobs)
+{
+    struct store_job *j;
+    bool ok;
+
+    pthread_mutex_lock(&st->mu);
+    ok = sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
+    for (j = jobs; j && ok; j = j->next) {
+        j->rc = TPC_OK;
+        sqlite3_exec(st->db, "SAVEPOINT job", NULL, NULL, NULL);
+        if (!run_job(st, j))
+            sqlite3_exec(st->db, "ROLLBACK TO job", NULL, NULL, NULL);
+        sqlite3_exec(st->db, "RELEASE job", NULL, NULL, NULL);
+    }
+    if (ok && sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        ok = false;
+    if (!ok) {
+        log_error("group commit failed: %s", sqlite3_errmsg(st->db));
+        sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+        for (j = jobs; j; j = j->next) {
+            j->rc = TPC_ERR_IO;
+            snprintf(j->err, sizeof(j->err), "commit failed: %s", sqlite3_errmsg(st->db));
+        }
+    }
+    pthread_mutex_unlock(&st->mu);
+}
+
+static void *committer_main(void *arg)
+{
+    struct store *st = arg;
+    struct store_job *jobs, *j, *next;
+    uint64_t n;
+
+    pthread_mutex_lock(&st->q_mu);
+    for (;;) {
+        while (!st->head && !st->stop)
+            pthread_cond_wait(&st->q_cv, &st->q_mu);
+        if (!st->head)
+            break; /* stopping, and nothing left */
+        /* Everything queued now goes into one transaction: one fsync for all of it. */
+        jobs = st->head;
+        st->head = st->tail = NULL;
+        pthread_mutex_unlock(&st->q_mu);
+        run_group(st, jobs);
+        pthread_mutex_lock(&st->q_mu);
+        for (n = 0, j = jobs; j; j = next, n++) {
+            next = j->next;
+            j->done = true;
+        }
+        st->groups++;
+        st->jobs += n;
+        pthread_cond_broadcast(&st->done_cv);
+    }
+    pthread_mutex_unlock(&st->q_mu);
+    return NULL;
+}
+
+enum tpc_err store_submit(struct store *st, struct store_job *job)
+{
+    job->done = false;
+    job->next = NULL;
+    job->rc = TPC_OK;
+    job->err[0] = '\0';
+    pthread_mutex_lock(&st->q_mu);
+    if (st->stop) {
+        pthread_mutex_unlock(&st->q_mu);
+        return job->rc = TPC_ERR_STATE;
+    }
+    if (st->tail)
+        st->tail->next = job;
+    else
+        st->head = job;
+    st->tail = job;
+    pthread_cond_signal(&st->q_cv);
+    while (!job->done)
+        pthread_cond_wait(&st->done_cv, &st->q_mu);
+    pthread_mutex_unlock(&st->q_mu);
+    return job->rc;
+}
+
+void store_group_stats(struct store *st, uint64_t *groups, uint64_t *jobs)
+{
+    pthread_mutex_lock(&st->q_mu);
+    *groups = st->groups;
+    *jobs = st->jobs;
+    pthread_mutex_unlock(&st->q_mu);
+}
+
+uint64_t store_fsyncs(void)
+{
+    return fsync_vfs_count();
+}
+
+/* ---- reads ---- */
+
+static enum tpc_value value_from(const char *s)
+{
+    if (s && strcmp(s, "prepared") == 0)
+        return TPC_VALUE_PREPARED;
+    if (s && strcmp(s, "aborted") == 0)
+        return TPC_VALUE_ABORTED;
+    return TPC_VALUE_NONE;
+}
+
+enum tpc_err store_outcome(struct store *st, const char *txid, enum tpc_outcome *outcome,
+                           enum tpc_value *vote)
+{
+    sqlite3_stmt *s = NULL;
+    enum tpc_err rc = TPC_OK;
+    int r;
+
+    *outcome = TPC_OUTCOME_NONE;
+    *vote = TPC_VALUE_NONE;
+    pthread_mutex_lock(&st->mu);
+    if (sqlite3_prepare_v2(st->db, "SELECT outcome, vote FROM tpc_outcome WHERE txid = ?", -1, &s,
+                           NULL) != SQLITE_OK) {
+        rc = TPC_ERR_IO;
+        goto out;
+    }
+    sqlite3_bind_text(s, 1, txid, -1, SQLITE_STATIC);
+    r = sqlite3_step(s);
+    if (r == SQLITE_ROW) {
+        const char *o = (const char *)sqlite3_column_text(s, 0);
+
+        *outcome = o && strcmp(o, "committed") == 0 ? TPC_OUTCOME_COMMITTED : TPC_OUTCOME_ABORTED;
+        *vote = value_from((const char *)sqlite3_column_text(s, 1));
+    } else if (r != SQLITE_DONE) {
+        rc = TPC_ERR_IO;
+    }
+out:
+    sqlite3_finalize(s);
+    pthread_mutex_unlock(&st->mu);
+    return rc;
+}
+
+static enum tpc_err parse_parts(const char *text, struct msg_parts *parts)
+{
+    json_t *a = json_loads(text, 0, NULL);
+    enum tpc_err rc = TPC_OK;
+    size_t i;
+
+    memset(parts, 0, sizeof(*parts));
+    if (!json_is_array(a) || json_array_size(a) > TPC_MAX_PARTICIPANTS) {
+        rc = TPC_ERR_INVALID;
+        goto out;
+    }
+    for (i = 0; i < json_array_size(a); i++) {
+        const char *name = json_string_value(json_array_get(a, i));
+
+        if (!name || msg_copy_str(parts->name[i], TPC_NAME_MAX, name) != TPC_OK) {
+            rc = TPC_ERR_INVALID;
+            goto out;
+        }
+    }
+    parts->n = (uint32_t)json_array_size(a);
+    if (!msg_parts_valid(parts))
+        rc = TPC_ERR_INVALID;
+out:
+    json_decref(a);
+    return rc;
+}
+
+enum tpc_err store_load_prepared(struct store *st, struct store_prepared **list, size_t *n,
+                                 char *err, size_t errlen)
+{
+    sqlite3_stmt *s = NULL;
+    struct store_prepared *items = NULL, *bigger;
+    size_t count = 0, cap = 0, i;
+    enum tpc_err rc = TPC_OK;
+
+    *list = NULL;
+    *n = 0;
+    pthread_mutex_lock(&st->mu);
+    if (sqlite3_prepare_v2(st->db, "SELECT txid, changeset, participants FROM tpc_prepared", -1, &s,
+                           NULL) != SQLITE_OK) {
+        rc = tpc_errbuf_set(err, errlen, TPC_ERR_IO, "sqlite: %s", sqlite3_errmsg(st->db));
+        goto out;
+    }
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        const char *txid = (const char *)sqlite3_column_text(s, 0);
+        const void *cs = sqlite3_column_blob(s, 1);
+        int cs_len = sqlite3_column_bytes(s, 1);
+        struct store_prepared *p;
+
+        if (count == cap) {
+            cap = cap ? cap * 2 : 16;
+            bigger = realloc(items, cap * sizeof(*items));
+            if (!bigger) {
+                rc = TPC_ERR_NOMEM;
+                goto out;
+            }
+            items = bigger;
+        }
+        p = &items[count];
+        memset(p, 0, sizeof(*p));
+        if (!txid || msg_copy_str(p->txid, TPC_TXID_MAX, txid) != TPC_OK ||
+            parse_parts((const char *)sqlite3_column_text(s, 2), &p->parts) != TPC_OK) {
+            rc = tpc_errbuf_set(err, errlen, TPC_ERR_INVALID, "corrupt prepared record %s",
+                                txid ? txid : "?");
+            goto out;
+        }
+        if (cs_len > 0) {
+            p->changeset = malloc((size_t)cs_len);
+            if (!p->changeset) {
+                rc = TPC_ERR_NOMEM;
+                goto out;
+            }
+            memcpy(p->changeset, cs, (size_t)cs_len);
+            p->changeset_len = cs_len;
+        }
+        count++;
+    }
+out:
+    sqlite3_finalize(s);
+    pthread_mutex_unlock(&st->mu);
+    if (rc) {
+        for (i = 0; i < count; i++)
+            free(items[i].changeset);
+        free(items);
+        return rc;
+    }
+    *list = items;
+    *n = count;
+    return TPC_OK;
+}

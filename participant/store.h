@@ -1,0 +1,121 @@
+/*
+ * store.h - the participant's SQLite database: the resource data and two
+ * bookkeeping tables in one file (DESIGN.md section 4).
+ *
+ *   tpc_prepared(txid, changeset, participants, prepared_at)   branches voted prepared
+ *   tpc_outcome(txid, outcome, vote, decided_at)               branches that ended
+ *
+ * Branch execution (store_exec) runs a branch's statements inside a SQLite
+ * transaction on top of its earlier changes, records the cumulative
+ * changeset with the session extension, and rolls back: the database's write
+ * lock is held for the statements only. Durable steps (store_submit) go
+ * through one committer thread that puts every job waiting at that moment
+ * into one SQLite transaction: one fsync for many (group commit), and none
+ * of the waiting for a lone job.
+ *
+ * One connection, one mutex: every SQLite call happens under it.
+ */
+#ifndef TPC_STORE_H
+#define TPC_STORE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "msg.h"
+#include "tpc_err.h"
+
+struct store;
+
+/* Why store_exec failed, for the HTTP status the caller picks. */
+enum store_fail {
+    STORE_FAIL_NONE = 0,
+    STORE_FAIL_SQL,        /* the statement is wrong: syntax, unknown column, type, ... */
+    STORE_FAIL_FORBIDDEN,  /* not allowed in a branch: DDL, PRAGMA, ATTACH, table without PK */
+    STORE_FAIL_CONSTRAINT, /* a constraint (UNIQUE, CHECK, NOT NULL, ...) failed */
+    STORE_FAIL_ROWS,       /* a result exceeded the row cap */
+    STORE_FAIL_ENDED,      /* the transaction already has an outcome here */
+    STORE_FAIL_LOCKED,     /* the accept callback refused the changeset (a lock is held) */
+    STORE_FAIL_INTERNAL,
+};
+
+struct store_config {
+    const char *path;        /* database file */
+    const char *schema_file; /* run once, when the database is new; may be NULL */
+    uint32_t max_rows;       /* result rows per statement */
+};
+
+enum tpc_err store_open(const struct store_config *cfg, struct store **out, char *err,
+                        size_t errlen);
+void store_close(struct store *st);
+
+/*
+ * Called with the branch's new cumulative changeset while the database is
+ * still locked, so that nothing commits between the statements' reads and
+ * the locks the callback takes. Return false to discard the execution.
+ */
+typedef bool (*store_accept_fn)(void *ctx, const void *changeset, int len);
+
+/*
+ * Runs statements (a JSON array of {"sql": text, "params": [...]} that the
+ * caller validated) for branch txid whose earlier changes are
+ * changeset/len (NULL/0 for none). On success *results is a new JSON array
+ * (one {"columns", "rows", "changes", "last_insert_rowid"} per statement)
+ * and *out, *out_len the new changeset (malloc'd; caller frees). Nothing is
+ * ever committed here.
+ */
+enum store_fail store_exec(struct store *st, const char *txid, const void *changeset, int len,
+                           json_t *statements, store_accept_fn accept, void *ctx, json_t **results,
+                           void **out, int *out_len, char *msg, size_t msglen);
+
+/* Calls fn(ctx, table, pk bytes, n) for each row key a changeset touches. */
+enum tpc_err store_changeset_keys(const void *changeset, int len,
+                                  void (*fn)(void *ctx, const void *key, size_t n), void *ctx);
+
+/* A durable step, done by the committer thread in a group. */
+enum store_job_kind {
+    STORE_JOB_PREPARE, /* insert the prepared record */
+    STORE_JOB_COMMIT,  /* apply the changeset, delete the prepared record, record committed */
+    STORE_JOB_ABORT,   /* delete the prepared record if any, record aborted */
+};
+
+struct store_job {
+    enum store_job_kind kind;
+    const char *txid;      /* borrowed */
+    const void *changeset; /* borrowed; PREPARE and COMMIT */
+    int changeset_len;
+    const char *participants; /* borrowed JSON array text; PREPARE */
+    enum tpc_value vote;      /* COMMIT, ABORT: the branch's ballot-0 vote, or NONE */
+    /* out */
+    enum tpc_err rc;
+    char err[256];
+    /* committer's own */
+    bool done;
+    struct store_job *next;
+};
+
+/* Queues job and returns once it is durable (or failed: job->rc). */
+enum tpc_err store_submit(struct store *st, struct store_job *job);
+
+/* A prepared record as loaded at start-up. */
+struct store_prepared {
+    char txid[TPC_TXID_MAX + 1];
+    void *changeset; /* malloc'd */
+    int changeset_len;
+    struct msg_parts parts;
+};
+
+/* Loads every prepared record; *list is malloc'd (free each changeset, then it). */
+enum tpc_err store_load_prepared(struct store *st, struct store_prepared **list, size_t *n,
+                                 char *err, size_t errlen);
+
+/* The recorded outcome of txid (TPC_OUTCOME_NONE when none) and the vote recorded with it. */
+enum tpc_err store_outcome(struct store *st, const char *txid, enum tpc_outcome *outcome,
+                           enum tpc_value *vote);
+
+/* fsync calls made on the database's files since start (counted by a VFS shim). */
+uint64_t store_fsyncs(void);
+/* SQLite transactions the committer made, and jobs they carried. */
+void store_group_stats(struct store *st, uint64_t *groups, uint64_t *jobs);
+
+#endif

@@ -1,0 +1,144 @@
+/* http_client.c - see http_client.h. */
+#include "http_client.h"
+
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct http_client {
+    CURLM *multi; /* owns the connection cache shared by the easy handles */
+    struct curl_slist *headers;
+};
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+
+static void curl_init_once(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+struct http_client *http_client_new(const char *token)
+{
+    struct http_client *c;
+    char auth[512];
+
+    pthread_once(&curl_once, curl_init_once);
+    c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->multi = curl_multi_init();
+    c->headers = curl_slist_append(NULL, "Content-Type: application/json");
+    /* No "Expect: 100-continue" round trip before the body. */
+    if (c->headers)
+        c->headers = curl_slist_append(c->headers, "Expect:");
+    if (c->headers && token && *token) {
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+        c->headers = curl_slist_append(c->headers, auth);
+    }
+    if (!c->multi || !c->headers) {
+        http_client_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void http_client_free(struct http_client *c)
+{
+    if (!c)
+        return;
+    if (c->multi)
+        curl_multi_cleanup(c->multi);
+    curl_slist_free_all(c->headers);
+    free(c);
+}
+
+static size_t on_data(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    struct http_call *call = userdata;
+    size_t n = size * nmemb;
+    char *bigger;
+
+    if (call->response_len + n > HTTP_CLIENT_MAX_RESPONSE)
+        return 0; /* makes curl fail the transfer: an oversize answer is an error */
+    bigger = realloc(call->response, call->response_len + n + 1);
+    if (!bigger)
+        return 0;
+    call->response = bigger;
+    memcpy(call->response + call->response_len, ptr, n);
+    call->response_len += n;
+    call->response[call->response_len] = '\0';
+    return n;
+}
+
+void http_client_post_all(struct http_client *c, struct http_call *calls, size_t n, long timeout_ms)
+{
+    CURL **easy = calloc(n ? n : 1, sizeof(*easy));
+    CURLMsg *msg;
+    size_t i;
+    int running = 0, left;
+
+    for (i = 0; i < n; i++) {
+        calls[i].err = TPC_ERR_IO;
+        calls[i].status = 0;
+        calls[i].response = NULL;
+        calls[i].response_len = 0;
+        snprintf(calls[i].error, sizeof(calls[i].error), "no answer within %ld ms", timeout_ms);
+    }
+    if (!easy) {
+        for (i = 0; i < n; i++)
+            calls[i].err = TPC_ERR_NOMEM;
+        return;
+    }
+    for (i = 0; i < n; i++) {
+        CURL *e = curl_easy_init();
+
+        if (!e) {
+            calls[i].err = TPC_ERR_NOMEM;
+            continue;
+        }
+        curl_easy_setopt(e, CURLOPT_URL, calls[i].url);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, calls[i].body);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)calls[i].body_len);
+        curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->headers);
+        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_data);
+        curl_easy_setopt(e, CURLOPT_WRITEDATA, &calls[i]);
+        curl_easy_setopt(e, CURLOPT_PRIVATE, &calls[i]);
+        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
+        curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
+        curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+        curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+        easy[i] = e;
+        curl_multi_add_handle(c->multi, e);
+    }
+    do {
+        if (curl_multi_perform(c->multi, &running) != CURLM_OK)
+            break;
+        if (running && curl_multi_poll(c->multi, NULL, 0, 100, NULL) != CURLM_OK)
+            break;
+        while ((msg = curl_multi_info_read(c->multi, &left))) {
+            struct http_call *call = NULL;
+
+            if (msg->msg != CURLMSG_DONE)
+                continue;
+            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&call);
+            if (msg->data.result == CURLE_OK) {
+                call->err = TPC_OK;
+                curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &call->status);
+                call->error[0] = '\0';
+            } else {
+                snprintf(call->error, sizeof(call->error), "%s",
+                         curl_easy_strerror(msg->data.result));
+            }
+        }
+    } while (running);
+    for (i = 0; i < n; i++) {
+        if (!easy[i])
+            continue;
+        curl_multi_remove_handle(c->multi, easy[i]);
+        curl_easy_cleanup(easy[i]);
+    }
+    free(easy);
+}

@@ -1,0 +1,214 @@
+/*
+ * http_server.c - the libmicrohttpd glue of http_server.h.
+ *
+ * libmicrohttpd calls the access handler several times per request: first
+ * with no body (we allocate the request state), then with each piece of the
+ * body (we append, up to the cap), then once with nothing left (we run the
+ * handler and queue the response).
+ */
+#include "http_server.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct http_server {
+    struct MHD_Daemon *daemon;
+    struct http_server_config cfg;
+    uint16_t port;
+};
+
+struct conn_state {
+    char *body;
+    size_t len;
+    bool too_big;
+};
+
+void http_respond(struct http_response *res, int status, json_t *body)
+{
+    json_decref(res->body);
+    res->status = status;
+    res->body = body;
+}
+
+void http_respond_error(struct http_response *res, int status, const char *code, const char *fmt,
+                        ...)
+{
+    char message[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof(message), fmt, ap);
+    va_end(ap);
+    http_respond(res, status,
+                 json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message));
+}
+
+bool http_authorized(const struct http_request *req, const char *token)
+{
+    static const char prefix[] = "Bearer ";
+    const char *given;
+    size_t i, n, want;
+    unsigned char diff = 0;
+
+    if (!token || !*token)
+        return true;
+    if (!req->authorization || strncmp(req->authorization, prefix, sizeof(prefix) - 1) != 0)
+        return false;
+    given = req->authorization + sizeof(prefix) - 1;
+    n = strlen(given);
+    want = strlen(token);
+    /* Constant time in the token's content: a timing attack learns nothing but lengths. */
+    for (i = 0; i < want; i++)
+        diff |= (unsigned char)token[i] ^ (unsigned char)(i < n ? given[i] : 0);
+    return diff == 0 && n == want;
+}
+
+static enum MHD_Result send_json(struct MHD_Connection *conn, int status, json_t *body)
+{
+    struct MHD_Response *r;
+    enum MHD_Result ok;
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    size_t len;
+
+    if (!text) {
+        static char fallback[] = "{\"error\":{\"code\":\"internal\",\"message\":\"no memory\"}}";
+
+        text = strdup(fallback);
+        status = 500;
+        if (!text)
+            return MHD_NO;
+    }
+    len = strlen(text);
+    r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(text);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", "application/json");
+    ok = MHD_queue_response(conn, (unsigned)status, r);
+    MHD_destroy_response(r);
+    return ok;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
+{
+    struct http_server *s = cls;
+    struct conn_state *st = *con_cls;
+    struct http_request req;
+    struct http_response res = {500, NULL};
+    enum MHD_Result ok;
+
+    (void)version;
+    if (!st) {
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+
+        st = calloc(1, sizeof(*st));
+        if (!st)
+            return MHD_NO;
+        *con_cls = st;
+        /* Refuse an announced oversize body before reading any of it. */
+        if (cl && strtoull(cl, NULL, 10) > s->cfg.max_body)
+            st->too_big = true;
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        size_t n = *upload_data_size;
+
+        if (!st->too_big && st->len + n <= s->cfg.max_body) {
+            char *bigger = realloc(st->body, st->len + n + 1);
+
+            if (!bigger)
+                return MHD_NO;
+            st->body = bigger;
+            memcpy(st->body + st->len, upload_data, n);
+            st->len += n;
+            st->body[st->len] = '\0';
+        } else {
+            st->too_big = true; /* keep reading, discard, answer 413 at the end */
+        }
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (st->too_big) {
+        http_respond_error(&res, 413, "body_too_large", "request body exceeds %zu bytes",
+                           s->cfg.max_body);
+    } else {
+        req.method = method;
+        req.path = url;
+        req.body = st->body ? st->body : "";
+        req.body_len = st->len;
+        req.authorization = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+        s->cfg.handler(s->cfg.ctx, &req, &res);
+    }
+    ok = send_json(conn, res.status, res.body);
+    json_decref(res.body);
+    return ok;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct conn_state *st = *con_cls;
+
+    (void)cls;
+    (void)conn;
+    (void)toe;
+    if (st) {
+        free(st->body);
+        free(st);
+        *con_cls = NULL;
+    }
+}
+
+enum tpc_err http_server_start(const struct http_server_config *cfg, struct http_server **out,
+                               char *err, size_t errlen)
+{
+    struct sockaddr_in addr;
+    struct http_server *s;
+    const union MHD_DaemonInfo *info;
+
+    *out = NULL;
+    memset(&addr, 0, sizeof(addr));
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(cfg->port);
+    if (inet_pton(AF_INET, cfg->address, &addr.sin_addr) != 1)
+        return tpc_errbuf_set(err, errlen, TPC_ERR_INVALID, "bad listen address '%s'",
+                              cfg->address);
+    s = calloc(1, sizeof(*s));
+    if (!s)
+        return TPC_ERR_NOMEM;
+    s->cfg = *cfg;
+    s->daemon = MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL, cfg->port,
+        NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned int)60, MHD_OPTION_END);
+    if (!s->daemon) {
+        free(s);
+        return tpc_errbuf_set(err, errlen, TPC_ERR_IO, "cannot listen on %s:%u", cfg->address,
+                              cfg->port);
+    }
+    info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = info ? info->port : cfg->port;
+    *out = s;
+    return TPC_OK;
+}
+
+uint16_t http_server_port(const struct http_server *s)
+{
+    return s->port;
+}
+
+void http_server_stop(struct http_server *s)
+{
+    if (!s)
+        return;
+    MHD_stop_daemon(s->daemon);
+    free(s);
+}

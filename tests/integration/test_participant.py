@@ -1,0 +1,299 @@
+"""Integration tests of the participant program (issue: participant, a SQLite
+resource manager over HTTP): the real binary, a real database file, loopback."""
+import json
+import signal
+import threading
+import time
+import unittest
+
+from harness import FakeReplica, Participant, wait_until
+
+
+class ParticipantTest(unittest.TestCase):
+    def setUp(self):
+        self.replicas = [FakeReplica(i) for i in range(3)]
+        self.p = Participant(replicas=self.replicas)
+
+    def tearDown(self):
+        self.p.stop()
+        for r in self.replicas:
+            r.stop()
+
+    def test_starts_fast_and_answers_health(self):
+        self.assertLess(self.p.ready_after, 1.0)
+        code, body = self.p.call("GET", "/health", token=None)
+        self.assertEqual(code, 200)
+        self.assertEqual(body["status"], "ok")
+        self.assertEqual(body["name"], "bank-a")
+
+    def test_writes_invisible_until_commit(self):
+        code, r = self.p.exec("t1", "UPDATE accounts SET balance = balance - 30 WHERE id = 1")
+        self.assertEqual(code, 200, r)
+        self.assertEqual(r["results"][0]["changes"], 1)
+        # The branch reads its own write; another branch and the file do not see it.
+        code, r = self.p.exec("t1", "SELECT balance FROM accounts WHERE id = 1")
+        self.assertEqual(r["results"][0]["rows"], [[70]])
+        code, r = self.p.exec("t2", "SELECT balance FROM accounts WHERE id = 1")
+        self.assertEqual(r["results"][0]["rows"], [[100]])
+        self.assertEqual(self.p.balance(1), 100)
+        code, vote = self.p.prepare("t1")
+        self.assertEqual(code, 200, vote)
+        self.assertEqual(self.p.balance(1), 100)
+        code, ack = self.p.commit("t1")
+        self.assertEqual(code, 200, ack)
+        self.assertEqual(ack, {"type": "ack", "txid": "t1", "instance": "bank-a",
+                               "outcome": "committed"})
+        self.assertEqual(self.p.balance(1), 70)
+        code, r = self.p.exec("t2", "SELECT balance FROM accounts WHERE id = 1")
+        self.assertEqual(r["results"][0]["rows"], [[70]])
+
+    def test_abort_leaves_database_as_before(self):
+        before = self.p.rows()
+        self.p.exec("t1", "UPDATE accounts SET balance = 0 WHERE id = 2")
+        code, r = self.p.call("POST", "/v1/branches/t1/exec", {"statements": [
+            {"sql": "INSERT INTO accounts VALUES (?, ?, ?)", "params": [9, "zed", 5]},
+            {"sql": "DELETE FROM accounts WHERE id = 3"}]})
+        self.assertEqual(code, 200, r)
+        self.assertEqual(r["results"][0]["last_insert_rowid"], 9)
+        self.p.prepare("t1")
+        code, ack = self.p.abort("t1")
+        self.assertEqual(code, 200, ack)
+        self.assertEqual(ack["outcome"], "aborted")
+        self.assertEqual(self.p.rows(), before)
+        # Its rows are free again.
+        code, r = self.p.exec("t2", "UPDATE accounts SET balance = 1 WHERE id = 2")
+        self.assertEqual(code, 200, r)
+
+    def test_vote_reports_acceptor_answers(self):
+        self.p.exec("t1", "UPDATE accounts SET balance = 1 WHERE id = 1")
+        code, vote = self.p.prepare("t1", ["bank-a", "bank-b"])
+        self.assertEqual(code, 200, vote)
+        self.assertEqual(vote["type"], "vote")
+        self.assertEqual(vote["value"], "prepared")
+        self.assertEqual(vote["accepted_by"], [0, 1, 2])
+        for r in self.replicas:
+            self.assertEqual(r.accepted[("t1", "bank-a")], "prepared")
+        # A repeated prepare gives the same vote.
+        code, again = self.p.prepare("t1", ["bank-a", "bank-b"])
+        self.assertEqual(again, vote)
+        # A branch this participant never saw votes aborted.
+        code, vote = self.p.prepare("t-unknown")
+        self.assertEqual(vote["value"], "aborted")
+
+    def test_vote_with_a_replica_down(self):
+        self.replicas[1].stop()
+        self.p.exec("t1", "UPDATE accounts SET balance = 1 WHERE id = 1")
+        code, vote = self.p.prepare("t1")
+        self.assertEqual(code, 200, vote)
+        self.assertEqual(vote["accepted_by"], [0, 2])
+
+    def test_disjoint_branches_run_concurrently(self):
+        t0 = time.monotonic()
+        a = self.p.exec("ta", "UPDATE accounts SET balance = balance + 1 WHERE id = 1")
+        b = self.p.exec("tb", "UPDATE accounts SET balance = balance + 1 WHERE id = 2")
+        self.assertEqual((a[0], b[0]), (200, 200))
+        self.assertEqual(self.p.prepare("ta")[0], 200)
+        self.assertEqual(self.p.prepare("tb")[0], 200)
+        self.assertEqual(self.p.commit("tb")[0], 200)
+        self.assertEqual(self.p.commit("ta")[0], 200)
+        # Nothing waited for a lock (the lock timeout is 300 ms).
+        self.assertLess(time.monotonic() - t0, 0.3 * 2)
+        self.assertEqual(self.p.rows()[:2], [(1, "alice", 101), (2, "bob", 51)])
+
+    def test_conflict_gets_409_after_lock_timeout(self):
+        self.p.exec("ta", "UPDATE accounts SET balance = balance - 10 WHERE id = 1")
+        t0 = time.monotonic()
+        code, err = self.p.exec("tb", "UPDATE accounts SET balance = balance - 20 WHERE id = 1")
+        waited = time.monotonic() - t0
+        self.assertEqual(code, 409, err)
+        self.assertEqual(err["error"]["code"], "lock_timeout")
+        self.assertIn("ta", err["error"]["message"])
+        self.assertGreaterEqual(waited, 0.3)
+        self.assertLess(waited, 3.0)
+        # tb changed nothing and holds nothing; reading the row is fine (read committed).
+        code, st = self.p.status("tb")
+        self.assertEqual(st["locked_rows"], 0)
+        code, r = self.p.exec("tb", "SELECT balance FROM accounts WHERE id = 1")
+        self.assertEqual(r["results"][0]["rows"], [[100]])
+
+    def test_no_lost_update_after_waiting(self):
+        self.p.exec("ta", "UPDATE accounts SET balance = balance + 5 WHERE id = 3")
+        result = {}
+
+        def second():
+            result["r"] = self.p.exec("tb", "UPDATE accounts SET balance = balance + 7 WHERE id = 3")
+
+        t = threading.Thread(target=second)
+        t.start()
+        wait_until(lambda: self.p.call("GET", "/health", token=None)[1]["waiting_for_locks"] == 1,
+                   what="tb to wait for ta's lock")
+        self.p.prepare("ta")
+        self.p.commit("ta")
+        t.join(timeout=10)
+        self.assertEqual(result["r"][0], 200, result["r"])
+        self.p.prepare("tb")
+        self.p.commit("tb")
+        self.assertEqual(self.p.balance(3), 10 + 5 + 7)
+
+    def test_kill_after_prepare_keeps_branch_prepared(self):
+        self.p.exec("t1", "UPDATE accounts SET balance = balance - 40 WHERE id = 1")
+        code, vote = self.p.prepare("t1")
+        self.assertEqual(vote["value"], "prepared")
+        self.p.kill(signal.SIGKILL)
+        self.p.start()
+        code, st = self.p.status("t1")
+        self.assertEqual(code, 200, st)
+        self.assertEqual(st["state"], "prepared")
+        self.assertEqual(st["locked_rows"], 1)
+        code, lst = self.p.call("GET", "/v1/prepared")
+        self.assertEqual([b["txid"] for b in lst["prepared"]], ["t1"])
+        # Its lock is held again: a conflicting branch waits and gets 409.
+        code, err = self.p.exec("t2", "UPDATE accounts SET balance = 0 WHERE id = 1")
+        self.assertEqual(code, 409, err)
+        # A repeated prepare repeats the vote; commit applies exactly once.
+        self.assertEqual(self.p.prepare("t1")[1]["value"], "prepared")
+        self.assertEqual(self.p.balance(1), 100)
+        self.assertEqual(self.p.commit("t1")[0], 200)
+        self.assertEqual(self.p.commit("t1")[0], 200)
+        self.assertEqual(self.p.balance(1), 60)
+        self.p.kill(signal.SIGKILL)
+        self.p.start()
+        self.assertEqual(self.p.balance(1), 60)
+        self.assertEqual(self.p.status("t1")[1]["state"], "committed")
+
+    def test_restart_learns_outcome_from_replicas(self):
+        self.p.exec("t1", "UPDATE accounts SET balance = balance + 1 WHERE id = 2")
+        self.p.prepare("t1")
+        self.p.kill(signal.SIGKILL)
+        for r in self.replicas:
+            r.outcomes["t1"] = "committed"
+        self.p.start()
+        wait_until(lambda: self.p.status("t1")[1]["state"] == "committed",
+                   what="the participant to learn the outcome")
+        self.assertEqual(self.p.balance(2), 51)
+        self.assertTrue(any("t1" in r.status_asked for r in self.replicas))
+
+    def test_in_doubt_branch_keeps_asking_until_it_learns(self):
+        self.p.exec("t1", "UPDATE accounts SET balance = 0 WHERE id = 1")
+        self.p.prepare("t1")
+        wait_until(lambda: sum(r.status_asked.count("t1") for r in self.replicas) >= 2,
+                   what="the participant to ask about t1")
+        self.assertEqual(self.p.status("t1")[1]["state"], "prepared")
+        self.replicas[2].outcomes["t1"] = "aborted"
+        self.replicas[0].outcomes["t1"] = "aborted"
+        self.replicas[1].outcomes["t1"] = "aborted"
+        wait_until(lambda: self.p.status("t1")[1]["state"] == "aborted", timeout=20,
+                   what="the abort to be learned")
+        self.assertEqual(self.p.balance(1), 100)
+
+    def test_idempotence_and_unknown_branches(self):
+        code, ack = self.p.abort("never-seen")
+        self.assertEqual(code, 200, ack)
+        self.assertEqual(self.p.abort("never-seen")[0], 200)
+        code, err = self.p.commit("never-seen-2")
+        self.assertEqual(code, 404, err)
+        self.assertEqual(err["error"]["code"], "unknown_branch")
+        code, err = self.p.commit("never-seen")
+        self.assertEqual(code, 409, err)
+        # A statement for a transaction that ended is refused.
+        code, err = self.p.exec("never-seen", "SELECT 1")
+        self.assertEqual(code, 409, err)
+        self.assertEqual(err["error"]["code"], "transaction_ended")
+        # Commit before prepare is refused and changes nothing.
+        self.p.exec("t5", "UPDATE accounts SET balance = 0 WHERE id = 2")
+        code, err = self.p.commit("t5")
+        self.assertEqual(code, 409, err)
+        self.assertEqual(err["error"]["code"], "not_prepared")
+        self.assertEqual(self.p.balance(2), 50)
+
+    def test_unprepared_branch_aborts_at_its_deadline(self):
+        self.p.stop()
+        self.p = Participant(replicas=self.replicas, branch_timeout_ms=300)
+        self.p.exec("t1", "UPDATE accounts SET balance = 7 WHERE id = 1")
+        wait_until(lambda: self.p.status("t1")[1].get("state") == "aborted",
+                   what="the branch to abort on its own")
+        code, r = self.p.exec("t2", "UPDATE accounts SET balance = 8 WHERE id = 1")
+        self.assertEqual(code, 200, r)
+        code, vote = self.p.prepare("t1")
+        self.assertEqual(vote["value"], "aborted")
+
+    def test_forbidden_and_malformed_change_nothing(self):
+        before = self.p.dump()
+        forbidden = [
+            "CREATE TABLE x(id INTEGER PRIMARY KEY)", "DROP TABLE accounts",
+            "ALTER TABLE accounts ADD COLUMN y", "CREATE INDEX i ON accounts(owner)",
+            "ATTACH DATABASE 'other.db' AS o", "DETACH DATABASE main", "PRAGMA journal_mode=DELETE",
+            "PRAGMA user_version = 5", "SELECT load_extension('x')", "INSERT INTO notes VALUES ('no pk')",
+            "DELETE FROM tpc_outcome", "SELECT * FROM tpc_prepared", "BEGIN", "COMMIT",
+            "SAVEPOINT s", "VACUUM", "CREATE TRIGGER tr AFTER INSERT ON accounts BEGIN SELECT 1; END",
+            "REINDEX", "ANALYZE",
+        ]
+        for sql in forbidden:
+            code, err = self.p.exec("t1", sql)
+            self.assertIn(code, (400, 403), (sql, err))
+            self.assertTrue(err["error"]["message"], sql)
+        code, err = self.p.exec("t1", "UPDATE accounts SET balance = 1 WHERE id = 1; DELETE FROM accounts")
+        self.assertEqual(code, 400, err)
+        self.assertIn("more than one", err["error"]["message"])
+        code, err = self.p.exec("t1", "UPDATE accounts SET balance = -1 WHERE id = 1")
+        self.assertEqual(code, 409, err)
+        self.assertEqual(err["error"]["code"], "constraint_violation")
+        code, err = self.p.exec("t1", "SELEC 1")
+        self.assertEqual((code, err["error"]["code"]), (400, "sql_error"))
+        code, err = self.p.exec("t1", "SELECT ?", [])
+        self.assertEqual(code, 400, err)
+        code, err = self.p.exec("t1", "SELECT ?", [{"a": 1}])
+        self.assertEqual(code, 400, err)
+        bodies = [b"", b"{", b"[]", b"null", b'{"sql": 5}', b'{"sql": ""}', b'{"statements": []}',
+                  b'{"statements": [{"sql": "SELECT 1", "extra": 1}]}', b'{"sql": "SELECT 1", "x": 1}',
+                  b'{"sql": "SELECT 1", "params": 3}', b'{"sql":"SELECT 1","sql":"SELECT 2"}',
+                  b'{"statements": [5]}', b'\xff\xfe']
+        for raw in bodies:
+            code, err = self.p.call("POST", "/v1/branches/t1/exec", raw=raw)
+            self.assertEqual(code, 400, (raw, err))
+            self.assertIn("error", err)
+        prepares = [b"{}", b'{"type":"prepare","txid":"other","participants":["bank-a"]}',
+                    b'{"type":"prepare","txid":"t1","participants":[]}',
+                    b'{"type":"prepare","txid":"t1","participants":["bank-b"]}',
+                    b'{"type":"commit","txid":"t1"}']
+        for raw in prepares:
+            code, err = self.p.call("POST", "/v1/branches/t1/prepare", raw=raw)
+            self.assertEqual(code, 400, (raw, err))
+        for path in ["/v1/branches/bad%20id/exec", "/v1/branches/" + "x" * 65 + "/exec"]:
+            code, err = self.p.call("POST", path, {"sql": "SELECT 1"})
+            self.assertEqual(code, 400, (path, err))
+        self.assertEqual(self.p.call("POST", "/v1/branches/t1/launch", {})[0], 404)
+        self.assertEqual(self.p.call("GET", "/v1/branches/t1/exec")[0], 405)
+        self.assertEqual(self.p.call("GET", "/nothing")[0], 404)
+        # Tokens: missing or wrong is 401 with a JSON body.
+        for tok in (None, "wrong"):
+            code, err = self.p.call("POST", "/v1/branches/t1/exec", {"sql": "SELECT 1"}, token=tok)
+            self.assertEqual(code, 401)
+            self.assertEqual(err["error"]["code"], "unauthorized")
+        self.assertEqual(self.p.dump(), before)
+        self.assertNotIn("test-cluster-token", self.p.read_log())
+
+    def test_limits(self):
+        code, err = self.p.call("POST", "/v1/branches/t1/exec",
+                                raw=json.dumps({"sql": "SELECT '" + "x" * (1100 * 1024) + "'"}).encode())
+        self.assertEqual(code, 413, err)
+        self.assertEqual(err["error"]["code"], "body_too_large")
+        code, err = self.p.call("POST", "/v1/branches/t1/exec",
+                                {"statements": [{"sql": "SELECT 1"}] * 1001})
+        self.assertEqual((code, err["error"]["code"]), (400, "too_many_statements"))
+        code, err = self.p.exec("t1", "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 "
+                                      "FROM c LIMIT 10001) SELECT x FROM c")
+        self.assertEqual((code, err["error"]["code"]), (400, "too_many_rows"))
+        code, r = self.p.exec("t1", "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 "
+                                    "FROM c LIMIT 10000) SELECT x FROM c")
+        self.assertEqual(code, 200)
+        self.assertEqual(len(r["results"][0]["rows"]), 10000)
+
+    def test_sigterm_stops_cleanly(self):
+        code = self.p.kill(signal.SIGTERM)
+        self.assertEqual(code, 0)
+        self.assertIn("stopping", self.p.read_log())
+
+
+if __name__ == "__main__":
+    unittest.main()
