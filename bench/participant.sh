@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Benchmark of one participant alone (no replicas): exec + prepare + commit per
+# transaction, with 1 and 16 concurrent branches on disjoint rows; prints
+# transactions/s, step latencies and fsyncs per transaction.
+#   bench/participant.sh [seconds-per-run]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs="${1:-5}"
+scripts/deps >/dev/null
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j"$(nproc)" >/dev/null
+
+dir=$(mktemp -d /tmp/tpc-bench.XXXXXX)
+pid=
+cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; rm -rf "$dir"; }
+trap cleanup EXIT
+{
+  echo "CREATE TABLE accounts(id INTEGER PRIMARY KEY, balance INTEGER NOT NULL);"
+  for i in $(seq 1 256); do echo "INSERT INTO accounts VALUES ($i, 0);"; done
+} > "$dir/schema.sql"
+head -c 24 /dev/urandom | base64 > "$dir/token"
+build/participant/participant --name bench --db "$dir/bench.db" --schema "$dir/schema.sql" \
+  --token-file "$dir/token" --port-file "$dir/port" --log-level warn &
+pid=$!
+for _ in $(seq 1 500); do [ -s "$dir/port" ] && break; sleep 0.01; done
+[ -s "$dir/port" ] || { echo "participant did not start" >&2; exit 1; }
+url="http://127.0.0.1:$(cat "$dir/port")"
+echo "participant benchmark: $(nproc) cores; database on $(df -h "$dir" | awk 'NR==2 {print $1}')"
+for clients in 1 16; do
+  build/bench/participant_bench --url "$url" --token-file "$dir/token" --clients "$clients" \
+    --seconds "$secs"
+done

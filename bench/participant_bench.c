@@ -1,0 +1,255 @@
+/*
+ * participant_bench.c - drives one participant with N concurrent branches on
+ * disjoint rows: exec (one UPDATE), prepare, commit, in a loop, over keep-alive
+ * connections. Prints transactions per second, latency of each step, and the
+ * participant's fsyncs and commit groups per transaction (from /health).
+ *
+ *   participant_bench --url http://127.0.0.1:PORT --token-file F --clients 16 --seconds 5
+ */
+#include <curl/curl.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MAX_CLIENTS 256
+#define MAX_SAMPLES 200000
+
+struct worker {
+    int id;
+    pthread_t thread;
+    uint64_t done, errors;
+    double *lat[3]; /* exec, prepare, commit, in ms */
+    size_t n_lat;
+};
+
+static const char *base_url, *participant_name = "bench";
+static char token_header[600];
+static double run_seconds = 5;
+static volatile int stop_flag;
+
+static double now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static size_t sink(char *p, size_t s, size_t n, void *ud)
+{
+    (void)p;
+    (void)ud;
+    return s * n;
+}
+
+static long post(CURL *c, struct curl_slist *h, const char *path, const char *body)
+{
+    char url[512];
+    long code = 0;
+
+    snprintf(url, sizeof(url), "%s%s", base_url, path);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink);
+    if (curl_easy_perform(c) != CURLE_OK)
+        return 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+    return code;
+}
+
+static void *work(void *arg)
+{
+    struct worker *w = arg;
+    struct curl_slist *h = NULL;
+    CURL *c = curl_easy_init();
+    char path[256], body[512];
+    uint64_t i;
+
+    h = curl_slist_append(h, "Content-Type: application/json");
+    h = curl_slist_append(h, "Expect:");
+    if (token_header[0])
+        h = curl_slist_append(h, token_header);
+    curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
+    for (i = 0; !stop_flag; i++) {
+        double t0 = now_s(), t1, t2, t3;
+        char txid[64];
+
+        snprintf(txid, sizeof(txid), "b%d-%" PRIu64 "-%ld", w->id, i, (long)time(NULL));
+        snprintf(path, sizeof(path), "/v1/branches/%s/exec", txid);
+        snprintf(body, sizeof(body),
+                 "{\"sql\":\"UPDATE accounts SET balance = balance + 1 WHERE id = ?\","
+                 "\"params\":[%d]}",
+                 w->id + 1);
+        if (post(c, h, path, body) != 200)
+            goto fail;
+        t1 = now_s();
+        snprintf(path, sizeof(path), "/v1/branches/%s/prepare", txid);
+        snprintf(body, sizeof(body),
+                 "{\"type\":\"prepare\",\"txid\":\"%s\",\"participants\":[\"%s\"]}", txid,
+                 participant_name);
+        if (post(c, h, path, body) != 200)
+            goto fail;
+        t2 = now_s();
+        snprintf(path, sizeof(path), "/v1/branches/%s/commit", txid);
+        if (post(c, h, path, "") != 200)
+            goto fail;
+        t3 = now_s();
+        w->done++;
+        if (w->n_lat < MAX_SAMPLES) {
+            w->lat[0][w->n_lat] = (t1 - t0) * 1e3;
+            w->lat[1][w->n_lat] = (t2 - t1) * 1e3;
+            w->lat[2][w->n_lat] = (t3 - t2) * 1e3;
+            w->n_lat++;
+        }
+        continue;
+    fail:
+        w->errors++;
+    }
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    return NULL;
+}
+
+struct buf {
+    char data[4096];
+    size_t n;
+};
+
+static size_t collect(char *p, size_t s, size_t n, void *ud)
+{
+    struct buf *b = ud;
+    size_t k = s * n;
+
+    if (b->n + k >= sizeof(b->data))
+        return 0;
+    memcpy(b->data + b->n, p, k);
+    b->n += k;
+    return k;
+}
+
+/* Reads the participant's storage counters from GET /health. */
+static int health(json_int_t *fsyncs, json_int_t *groups, json_int_t *jobs)
+{
+    CURL *c = curl_easy_init();
+    struct buf b = {{0}, 0};
+    char url[512];
+    json_t *j;
+    int ok = -1;
+
+    snprintf(url, sizeof(url), "%s/health", base_url);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    if (curl_easy_perform(c) == CURLE_OK && (j = json_loadb(b.data, b.n, 0, NULL)) != NULL) {
+        ok = json_unpack(j, "{s:{s:I,s:I,s:I}}", "storage", "fsyncs", fsyncs, "commit_groups",
+                         groups, "durable_jobs", jobs);
+        json_decref(j);
+    }
+    curl_easy_cleanup(c);
+    return ok;
+}
+
+static int cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+int main(int argc, char **argv)
+{
+    static struct worker w[MAX_CLIENTS];
+    json_int_t f0, g0, j0, f1, g1, j1;
+    int clients = 1, a, k;
+    uint64_t done = 0, errors = 0;
+    double *all[3], t0, el;
+    size_t n_all = 0;
+
+    for (a = 1; a + 1 < argc; a += 2) {
+        if (!strcmp(argv[a], "--url"))
+            base_url = argv[a + 1];
+        else if (!strcmp(argv[a], "--clients"))
+            clients = (int)strtol(argv[a + 1], NULL, 10);
+        else if (!strcmp(argv[a], "--seconds"))
+            run_seconds = strtod(argv[a + 1], NULL);
+        else if (!strcmp(argv[a], "--name"))
+            participant_name = argv[a + 1];
+        else if (!strcmp(argv[a], "--token-file")) {
+            FILE *f = fopen(argv[a + 1], "r");
+            char t[512] = "";
+
+            if (!f || !fgets(t, sizeof(t), f)) {
+                fprintf(stderr, "cannot read %s\n", argv[a + 1]);
+                return 2;
+            }
+            fclose(f);
+            t[strcspn(t, "\r\n")] = '\0';
+            snprintf(token_header, sizeof(token_header), "Authorization: Bearer %s", t);
+        }
+    }
+    if (!base_url || clients < 1 || clients > MAX_CLIENTS || run_seconds <= 0) {
+        fprintf(stderr,
+                "usage: participant_bench --url URL [--token-file F] [--name NAME] "
+                "[--clients 1..%d] [--seconds S]\n",
+                MAX_CLIENTS);
+        return 2;
+    }
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (health(&f0, &g0, &j0) != 0) {
+        fprintf(stderr, "participant_bench: cannot read %s/health\n", base_url);
+        return 1;
+    }
+    for (k = 0; k < clients; k++) {
+        w[k].id = k;
+        for (a = 0; a < 3; a++)
+            w[k].lat[a] = malloc(MAX_SAMPLES * sizeof(double));
+        pthread_create(&w[k].thread, NULL, work, &w[k]);
+    }
+    t0 = now_s();
+    while ((el = now_s() - t0) < run_seconds) {
+        struct timespec ts = {0, 100 * 1000000L}; /* a progress tick, not a wait for a condition */
+        nanosleep(&ts, NULL);
+    }
+    stop_flag = 1;
+    for (k = 0; k < clients; k++)
+        pthread_join(w[k].thread, NULL);
+    el = now_s() - t0;
+    health(&f1, &g1, &j1);
+    for (a = 0; a < 3; a++)
+        all[a] = malloc((size_t)clients * MAX_SAMPLES * sizeof(double));
+    for (k = 0; k < clients; k++) {
+        done += w[k].done;
+        errors += w[k].errors;
+        for (a = 0; a < 3; a++)
+            memcpy(all[a] + n_all, w[k].lat[a], w[k].n_lat * sizeof(double));
+        n_all += w[k].n_lat;
+    }
+    for (a = 0; a < 3; a++)
+        qsort(all[a], n_all, sizeof(double), cmp);
+    printf("clients %d: %.0f transactions/s (exec+prepare+commit) = %.0f prepares/s and %.0f "
+           "commits/s; %" PRIu64 " errors\n",
+           clients, done / el, done / el, done / el, errors);
+    if (n_all) {
+        static const char *names[] = {"exec", "prepare", "commit"};
+        for (a = 0; a < 3; a++)
+            printf("  %-7s latency ms: p50 %.3f  p99 %.3f\n", names[a], all[a][n_all / 2],
+                   all[a][n_all * 99 / 100]);
+    }
+    if (done)
+        printf("  fsyncs per transaction: %.2f; durable writes (prepare + commit) per SQLite "
+               "commit: %.2f\n",
+               (double)(f1 - f0) / (double)done,
+               g1 > g0 ? (double)(j1 - j0) / (double)(g1 - g0) : 0.0);
+    for (k = 0; k < clients; k++)
+        for (a = 0; a < 3; a++)
+            free(w[k].lat[a]);
+    for (a = 0; a < 3; a++)
+        free(all[a]);
+    curl_global_cleanup();
+    return errors ? 1 : 0;
+}
