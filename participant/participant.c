@@ -711,9 +711,9 @@ json_t *participant_health(struct participant *p)
     waiting = p->lock_waiters;
     pthread_mutex_unlock(&p->mu);
     return json_pack("{s:s,s:s,s:I,s:I,s:{s:I,s:I,s:I}}", "status", "ok", "name", p->cfg.name,
-                     "branches", (json_int_t)n, "waiting_for_locks", (json_int_t)waiting,
-                     "storage", "fsyncs", (json_int_t)store_fsyncs(), "commit_groups",
-                     (json_int_t)groups, "durable_jobs", (json_int_t)jobs);
+                     "branches", (json_int_t)n, "waiting_for_locks", (json_int_t)waiting, "storage",
+                     "fsyncs", (json_int_t)store_fsyncs(), "commit_groups", (json_int_t)groups,
+                     "durable_jobs", (json_int_t)jobs);
 }
 
 const struct participant_config *participant_config(const struct participant *p)

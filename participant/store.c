@@ -6,12 +6,9 @@
  *      a branch's statements are prepared and stepped, and the authorizer
  *      refuses everything a branch may not do only then.
  *   2. store_exec never commits: it ends in ROLLBACK, whatever happens.
- *   3. The committer commits jobs in the order they were submitted; a job
- *      that fails is rolled back to its own savepoint and does not take the
- *      others down; a failed COMMIT fails them all.
+ *   3. Durable steps go through the shared group committer (groupcommit.h).
  */
-#define SQLITE_ENABLE_SESSION        1
-#define SQLITE_ENABLE_PREUPDATE_HOOK 1
+#define SQLITE_ENABLE_SESSION 1
 
 #include "store.h"
 
@@ -24,6 +21,7 @@
 #include <time.h>
 
 #include "fsync_vfs.h"
+#include "groupcommit.h"
 #include "log.h"
 
 #define STORE_MAX_TABLES 1024
@@ -37,15 +35,7 @@ struct store {
     char why[256];    /* scratch for the latest refusal */
     char *pk_tables[STORE_MAX_TABLES];
     size_t n_pk_tables;
-
-    /* group commit */
-    pthread_mutex_t q_mu;
-    pthread_cond_t q_cv, done_cv;
-    struct store_job *head, *tail;
-    bool stop;
-    pthread_t committer;
-    bool committer_started;
-    uint64_t groups, jobs;
+    struct groupcommit *gc; /* durable steps (groupcommit.h) */
 };
 
 static const char bookkeeping_sql[] =
@@ -249,8 +239,6 @@ static enum tpc_err load_pk_tables(struct store *st, char *err, size_t errlen)
     return rc;
 }
 
-static void *committer_main(void *arg);
-
 enum tpc_err store_open(const struct store_config *cfg, struct store **out, char *err,
                         size_t errlen)
 {
@@ -266,9 +254,6 @@ enum tpc_err store_open(const struct store_config *cfg, struct store **out, char
     if (!st)
         return TPC_ERR_NOMEM;
     pthread_mutex_init(&st->mu, NULL);
-    pthread_mutex_init(&st->q_mu, NULL);
-    pthread_cond_init(&st->q_cv, NULL);
-    pthread_cond_init(&st->done_cv, NULL);
     st->max_rows = cfg->max_rows;
     if (sqlite3_open_v2(cfg->path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
                         FSYNC_VFS_NAME) != SQLITE_OK) {
@@ -300,11 +285,10 @@ enum tpc_err store_open(const struct store_config *cfg, struct store **out, char
     if (rc)
         goto fail;
     sqlite3_set_authorizer(st->db, authorize, st);
-    if (pthread_create(&st->committer, NULL, committer_main, st) != 0) {
+    if (groupcommit_start(st->db, &st->mu, &st->gc) != TPC_OK) {
         rc = tpc_errbuf_set(err, errlen, TPC_ERR_IO, "cannot start the committer thread");
         goto fail;
     }
-    st->committer_started = true;
     *out = st;
     return TPC_OK;
 fail:
@@ -318,19 +302,10 @@ void store_close(struct store *st)
 
     if (!st)
         return;
-    if (st->committer_started) {
-        pthread_mutex_lock(&st->q_mu);
-        st->stop = true;
-        pthread_cond_broadcast(&st->q_cv);
-        pthread_mutex_unlock(&st->q_mu);
-        pthread_join(st->committer, NULL);
-    }
+    groupcommit_stop(st->gc);
     sqlite3_close(st->db);
     for (i = 0; i < st->n_pk_tables; i++)
         free(st->pk_tables[i]);
-    pthread_cond_destroy(&st->q_cv);
-    pthread_cond_destroy(&st->done_cv);
-    pthread_mutex_destroy(&st->q_mu);
     pthread_mutex_destroy(&st->mu);
     free(st);
 }
@@ -765,92 +740,40 @@ static bool run_job(struct store *st, struct store_job *job)
                      job, "ttti", job->txid, msg_outcome_name(want), vote, (int64_t)now_ms());
 }
 
-static void run_group(struct store *st, struct store_job *jobs)
+/* The group-commit job: runs a store_job inside the committer's transaction. */
+static bool run_gc_job(struct gc_job *g, sqlite3 *db)
 {
-    struct store_job *j;
+    struct store_job *job = g->arg;
+    struct store *st = job->store;
     bool ok;
 
-    pthread_mutex_lock(&st->mu);
-    ok = sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
-    for (j = jobs; j && ok; j = j->next) {
-        j->rc = TPC_OK;
-        sqlite3_exec(st->db, "SAVEPOINT job", NULL, NULL, NULL);
-        if (!run_job(st, j))
-            sqlite3_exec(st->db, "ROLLBACK TO job", NULL, NULL, NULL);
-        sqlite3_exec(st->db, "RELEASE job", NULL, NULL, NULL);
-    }
-    if (ok && sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-        ok = false;
+    (void)db;
+    job->rc = TPC_OK;
+    job->err[0] = '\0';
+    ok = run_job(st, job);
     if (!ok) {
-        log_error("group commit failed: %s", sqlite3_errmsg(st->db));
-        sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
-        for (j = jobs; j; j = j->next) {
-            j->rc = TPC_ERR_IO;
-            snprintf(j->err, sizeof(j->err), "commit failed: %s", sqlite3_errmsg(st->db));
-        }
+        g->rc = job->rc ? job->rc : TPC_ERR_IO;
+        snprintf(g->err, sizeof(g->err), "%s", job->err);
     }
-    pthread_mutex_unlock(&st->mu);
-}
-
-static void *committer_main(void *arg)
-{
-    struct store *st = arg;
-    struct store_job *jobs, *j, *next;
-    uint64_t n;
-
-    pthread_mutex_lock(&st->q_mu);
-    for (;;) {
-        while (!st->head && !st->stop)
-            pthread_cond_wait(&st->q_cv, &st->q_mu);
-        if (!st->head)
-            break; /* stopping, and nothing left */
-        /* Everything queued now goes into one transaction: one fsync for all of it. */
-        jobs = st->head;
-        st->head = st->tail = NULL;
-        pthread_mutex_unlock(&st->q_mu);
-        run_group(st, jobs);
-        pthread_mutex_lock(&st->q_mu);
-        for (n = 0, j = jobs; j; j = next, n++) {
-            next = j->next;
-            j->done = true;
-        }
-        st->groups++;
-        st->jobs += n;
-        pthread_cond_broadcast(&st->done_cv);
-    }
-    pthread_mutex_unlock(&st->q_mu);
-    return NULL;
+    return ok;
 }
 
 enum tpc_err store_submit(struct store *st, struct store_job *job)
 {
-    job->done = false;
-    job->next = NULL;
-    job->rc = TPC_OK;
-    job->err[0] = '\0';
-    pthread_mutex_lock(&st->q_mu);
-    if (st->stop) {
-        pthread_mutex_unlock(&st->q_mu);
-        return job->rc = TPC_ERR_STATE;
+    struct gc_job g = {.run = run_gc_job, .arg = job};
+
+    job->store = st;
+    if (groupcommit_submit(st->gc, &g) != TPC_OK) {
+        job->rc = g.rc;
+        snprintf(job->err, sizeof(job->err), "%s", g.err);
+        return job->rc;
     }
-    if (st->tail)
-        st->tail->next = job;
-    else
-        st->head = job;
-    st->tail = job;
-    pthread_cond_signal(&st->q_cv);
-    while (!job->done)
-        pthread_cond_wait(&st->done_cv, &st->q_mu);
-    pthread_mutex_unlock(&st->q_mu);
-    return job->rc;
+    return job->rc = TPC_OK;
 }
 
 void store_group_stats(struct store *st, uint64_t *groups, uint64_t *jobs)
 {
-    pthread_mutex_lock(&st->q_mu);
-    *groups = st->groups;
-    *jobs = st->jobs;
-    pthread_mutex_unlock(&st->q_mu);
+    groupcommit_stats(st->gc, groups, jobs);
 }
 
 uint64_t store_fsyncs(void)

@@ -89,9 +89,7 @@ struct store_job {
     /* out */
     enum tpc_err rc;
     char err[256];
-    /* committer's own */
-    bool done;
-    struct store_job *next;
+    struct store *store; /* set by store_submit */
 };
 
 /* Queues job and returns once it is durable (or failed: job->rc). */

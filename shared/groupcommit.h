@@ -1,0 +1,46 @@
+/*
+ * groupcommit.h - durable SQLite writes shared by many threads (group commit).
+ *
+ * A committer thread takes every job queued at that moment, runs them in order
+ * inside one SQLite transaction (each in its own savepoint), commits (one fsync
+ * with WAL and synchronous=FULL), and only then wakes their submitters. A lone
+ * job is run at once: nothing waits to fill a group. Jobs read and write the
+ * database under the owner's database mutex, so a job may read-modify-write:
+ * the jobs of one group run one after another and see each other's writes.
+ */
+#ifndef TPC_GROUPCOMMIT_H
+#define TPC_GROUPCOMMIT_H
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "tpc_err.h"
+
+struct gc_job {
+    /* Runs inside the group's transaction; false rolls back this job alone (set err). */
+    bool (*run)(struct gc_job *job, sqlite3 *db);
+    void *arg;
+    /* out */
+    enum tpc_err rc;
+    char err[256];
+    /* the committer's own */
+    bool done;
+    struct gc_job *next;
+};
+
+struct groupcommit;
+
+/* db is used under *db_mu (borrowed; both outlive the committer). */
+enum tpc_err groupcommit_start(sqlite3 *db, pthread_mutex_t *db_mu, struct groupcommit **out);
+/* Runs what is queued, stops the thread, frees g. NULL is fine. */
+void groupcommit_stop(struct groupcommit *g);
+
+/* Queues job and returns once it is durable, or failed (job->rc, job->err). */
+enum tpc_err groupcommit_submit(struct groupcommit *g, struct gc_job *job);
+
+/* SQLite transactions committed so far, and the jobs they carried. */
+void groupcommit_stats(struct groupcommit *g, uint64_t *groups, uint64_t *jobs);
+
+#endif
