@@ -28,16 +28,13 @@
 #include "log.h"
 #include "rm.h"
 #include "store.h"
+#include "table.h"
 
-#define BRANCH_BUCKETS 1024
-#define CLIENT_POOL    64
+#define CLIENT_POOL 64
 
 struct branch {
-    struct branch *next;
-    char txid[TPC_TXID_MAX + 1];
-    pthread_mutex_t mu; /* serializes operations on this branch */
-    int refs;           /* under p->mu */
-    bool gone;          /* removed from the table (outcome durable) */
+    struct table_entry e; /* first: the table's entry; e.id is the txid, e.gone once ended */
+    pthread_mutex_t mu;   /* serializes operations on this branch */
     struct rm_branch rm;
     void *changeset;
     int cs_len;
@@ -53,9 +50,8 @@ struct participant {
     struct participant_config cfg;
     struct store *store;
     struct locks *locks;
-    pthread_mutex_t mu; /* the branch table */
-    struct branch *bucket[BRANCH_BUCKETS];
-    size_t n_branches;
+    struct table branches;
+    pthread_mutex_t mu; /* lock_waiters, stopping */
     /* idle HTTP clients (keep-alive connections to the replicas) */
     pthread_mutex_t pool_mu;
     struct http_client *pool[CLIENT_POOL];
@@ -118,42 +114,23 @@ static void client_put(struct participant *p, struct http_client *c)
 
 /* ---- the branch table ---- */
 
-static uint32_t txid_hash(const char *s)
+static struct table_entry *branch_create(void *ctx, const char *txid)
 {
-    uint32_t h = 5381;
+    struct participant *p = ctx;
+    struct branch *b = calloc(1, sizeof(*b));
 
-    while (*s)
-        h = h * 33 + (unsigned char)*s++;
-    return h % BRANCH_BUCKETS;
+    (void)txid;
+    if (!b)
+        return NULL;
+    pthread_mutex_init(&b->mu, NULL);
+    b->rm.state = RM_WORKING;
+    b->deadline = mono_ms() + p->cfg.branch_timeout_ms;
+    return &b->e;
 }
 
-/* Finds (and with create, makes) txid's branch, with a reference the caller puts back. */
-static struct branch *branch_get(struct participant *p, const char *txid, bool create)
+static void branch_destroy(struct table_entry *e)
 {
-    struct branch *b;
-    uint32_t h = txid_hash(txid);
-
-    pthread_mutex_lock(&p->mu);
-    for (b = p->bucket[h]; b; b = b->next)
-        if (strcmp(b->txid, txid) == 0)
-            break;
-    if (!b && create && (b = calloc(1, sizeof(*b))) != NULL) {
-        msg_copy_str(b->txid, TPC_TXID_MAX, txid);
-        pthread_mutex_init(&b->mu, NULL);
-        b->rm.state = RM_WORKING;
-        b->deadline = mono_ms() + p->cfg.branch_timeout_ms;
-        b->next = p->bucket[h];
-        p->bucket[h] = b;
-        p->n_branches++;
-    }
-    if (b)
-        b->refs++;
-    pthread_mutex_unlock(&p->mu);
-    return b;
-}
-
-static void branch_free(struct branch *b)
-{
+    struct branch *b = (struct branch *)e;
     size_t i;
 
     for (i = 0; i < b->n_keys; i++)
@@ -164,32 +141,21 @@ static void branch_free(struct branch *b)
     free(b);
 }
 
+/* Finds (and with create, makes) txid's branch, with a reference the caller puts back. */
+static struct branch *branch_get(struct participant *p, const char *txid, bool create)
+{
+    return (struct branch *)table_get(&p->branches, txid, create);
+}
+
 static void branch_put(struct participant *p, struct branch *b)
 {
-    bool last;
-
-    pthread_mutex_lock(&p->mu);
-    last = --b->refs == 0 && b->gone;
-    pthread_mutex_unlock(&p->mu);
-    if (last)
-        branch_free(b);
+    table_put(&p->branches, &b->e);
 }
 
 /* Takes b out of the table (invariant 4); the last reference frees it. Under b->mu. */
 static void branch_remove(struct participant *p, struct branch *b)
 {
-    struct branch **pp;
-
-    pthread_mutex_lock(&p->mu);
-    for (pp = &p->bucket[txid_hash(b->txid)]; *pp; pp = &(*pp)->next) {
-        if (*pp == b) {
-            *pp = b->next;
-            p->n_branches--;
-            break;
-        }
-    }
-    b->gone = true;
-    pthread_mutex_unlock(&p->mu);
+    table_remove(&p->branches, &b->e);
 }
 
 /* ---- exec ---- */
@@ -254,7 +220,7 @@ static bool take_locks(void *ctx, const void *changeset, int len)
         t->oom = true;
         return false;
     }
-    return locks_try_take(t->p->locks, t->b->txid, t->keys, t->n, t->blocker, sizeof(t->blocker),
+    return locks_try_take(t->p->locks, t->b->e.id, t->keys, t->n, t->blocker, sizeof(t->blocker),
                           &t->gen);
 }
 
@@ -327,9 +293,9 @@ json_t *participant_exec(struct participant *p, const char *txid, json_t *statem
     memset(&t, 0, sizeof(t));
     t.p = p;
     t.b = b;
-    if (b->gone || b->rm.state != RM_WORKING) {
+    if (b->e.gone || b->rm.state != RM_WORKING) {
         set_error(e, 409, "branch_not_active", "branch %s is %s: it takes no more statements", txid,
-                  b->gone ? "ended" : state_word(b->rm.state));
+                  b->e.gone ? "ended" : state_word(b->rm.state));
         goto out;
     }
     until = mono_ms() + p->cfg.lock_timeout_ms;
@@ -505,7 +471,7 @@ json_t *participant_prepare(struct participant *p, const struct msg *prep,
     }
     if (b) {
         pthread_mutex_lock(&b->mu);
-        if (!b->gone)
+        if (!b->e.gone)
             cur = b->rm;
     }
     if (cur.state == RM_NONE &&
@@ -536,7 +502,7 @@ json_t *participant_prepare(struct participant *p, const struct msg *prep,
         b->parts = prep->parts;
         b->next_query = mono_ms() + p->cfg.doubt_ms;
         b->query_tries = 0;
-    } else if (b && !b->gone && next.state != b->rm.state) {
+    } else if (b && !b->e.gone && next.state != b->rm.state) {
         b->rm = next; /* a branch voting aborted before it ever prepared */
     }
     vote = send_vote(p, &prep->parts, prep->txid, next.vote);
@@ -577,13 +543,13 @@ static bool apply_outcome(struct participant *p, struct branch *b, enum tpc_outc
 
     if (rm_outcome(&b->rm, o, &next, &apply) != TPC_OK) {
         set_error(e, 409, o == TPC_OUTCOME_COMMITTED ? "not_prepared" : "already_committed",
-                  "branch %s is %s; it cannot be %s", b->txid, state_word(b->rm.state),
+                  "branch %s is %s; it cannot be %s", b->e.id, state_word(b->rm.state),
                   msg_outcome_name(o));
         return false;
     }
     memset(&job, 0, sizeof(job));
     job.kind = o == TPC_OUTCOME_COMMITTED ? STORE_JOB_COMMIT : STORE_JOB_ABORT;
-    job.txid = b->txid;
+    job.txid = b->e.id;
     job.changeset = b->changeset;
     job.changeset_len = b->cs_len;
     job.vote = b->rm.vote;
@@ -593,9 +559,9 @@ static bool apply_outcome(struct participant *p, struct branch *b, enum tpc_outc
     }
     /* Invariant 3: durable first, then the rows are free for others. */
     b->rm = next;
-    locks_release(p->locks, b->txid, b->keys, b->n_keys);
+    locks_release(p->locks, b->e.id, b->keys, b->n_keys);
     branch_remove(p, b);
-    log_info("%s %s", b->txid, msg_outcome_name(o));
+    log_info("%s %s", b->e.id, msg_outcome_name(o));
     return true;
 }
 
@@ -611,7 +577,7 @@ json_t *participant_outcome(struct participant *p, const char *txid, enum tpc_ou
     memset(e, 0, sizeof(*e));
     if (b) {
         pthread_mutex_lock(&b->mu);
-        if (!b->gone) {
+        if (!b->e.gone) {
             ok = apply_outcome(p, b, o, e);
             pthread_mutex_unlock(&b->mu);
             branch_put(p, b);
@@ -660,7 +626,7 @@ json_t *participant_status(struct participant *p, const char *txid, struct parti
     memset(e, 0, sizeof(*e));
     if (b) {
         pthread_mutex_lock(&b->mu);
-        if (!b->gone) {
+        if (!b->e.gone) {
             r = json_pack("{s:s,s:s,s:s,s:I,s:I}", "txid", txid, "state", state_word(b->rm.state),
                           "vote", msg_value_name(b->rm.vote), "locked_rows", (json_int_t)b->n_keys,
                           "changes_bytes", (json_int_t)b->cs_len);
@@ -684,19 +650,21 @@ json_t *participant_status(struct participant *p, const char *txid, struct parti
                      msg_value_name(vote));
 }
 
+static void add_if_prepared(struct table_entry *e, void *ctx)
+{
+    struct branch *b = (struct branch *)e;
+
+    if (b->rm.state == RM_PREPARED)
+        json_array_append_new(
+            ctx, json_pack("{s:s,s:o}", "txid", b->e.id, "participants", parts_json(&b->parts)));
+}
+
 json_t *participant_list_prepared(struct participant *p)
 {
     json_t *list = json_array();
-    struct branch *b;
-    size_t i;
 
-    pthread_mutex_lock(&p->mu);
-    for (i = 0; list && i < BRANCH_BUCKETS; i++)
-        for (b = p->bucket[i]; b; b = b->next)
-            if (b->rm.state == RM_PREPARED)
-                json_array_append_new(list, json_pack("{s:s,s:o}", "txid", b->txid, "participants",
-                                                      parts_json(&b->parts)));
-    pthread_mutex_unlock(&p->mu);
+    if (list)
+        table_foreach(&p->branches, add_if_prepared, list);
     return json_pack("{s:o}", "prepared", list);
 }
 
@@ -706,8 +674,8 @@ json_t *participant_health(struct participant *p)
     size_t n, waiting;
 
     store_group_stats(p->store, &groups, &jobs);
+    n = table_size(&p->branches);
     pthread_mutex_lock(&p->mu);
-    n = p->n_branches;
     waiting = p->lock_waiters;
     pthread_mutex_unlock(&p->mu);
     return json_pack("{s:s,s:s,s:I,s:I,s:{s:I,s:I,s:I}}", "status", "ok", "name", p->cfg.name,
@@ -755,37 +723,45 @@ static enum tpc_outcome ask_outcome(struct participant *p, const struct due *d)
     return o;
 }
 
+struct due_scan {
+    struct participant *p;
+    struct due *due;
+    size_t n, cap;
+    int64_t now;
+};
+
+static void scan_due(struct table_entry *e, void *ctx)
+{
+    struct due_scan *d = ctx;
+    struct branch *b = (struct branch *)e;
+    const struct participant_config *cfg = &d->p->cfg;
+    bool working = b->rm.state == RM_WORKING && d->now >= b->deadline;
+    bool doubt = b->rm.state == RM_PREPARED && d->now >= b->next_query;
+    struct due *x = &d->due[d->n];
+
+    if ((!working && !doubt) || d->n == d->cap)
+        return;
+    msg_copy_str(x->txid, TPC_TXID_MAX, b->e.id);
+    x->prepared = doubt;
+    x->parts = b->parts;
+    if (doubt) {
+        /* Round-robin over the replicas, with backoff up to 30 s. */
+        x->replica = cfg->n_replicas ? b->query_tries % cfg->n_replicas : 0;
+        b->query_tries++;
+        b->next_query =
+            d->now + (int64_t)cfg->doubt_ms * (b->query_tries < 5 ? (1 << b->query_tries) : 32);
+        if (b->next_query > d->now + 30000)
+            b->next_query = d->now + 30000;
+    }
+    d->n++;
+}
+
 static size_t collect_due(struct participant *p, struct due *due, size_t cap)
 {
-    int64_t now = mono_ms();
-    struct branch *b;
-    size_t i, n = 0;
+    struct due_scan d = {p, due, 0, cap, mono_ms()};
 
-    pthread_mutex_lock(&p->mu);
-    for (i = 0; i < BRANCH_BUCKETS && n < cap; i++) {
-        for (b = p->bucket[i]; b && n < cap; b = b->next) {
-            bool working = b->rm.state == RM_WORKING && now >= b->deadline;
-            bool doubt = b->rm.state == RM_PREPARED && now >= b->next_query;
-
-            if (!working && !doubt)
-                continue;
-            msg_copy_str(due[n].txid, TPC_TXID_MAX, b->txid);
-            due[n].prepared = doubt;
-            due[n].parts = b->parts;
-            if (doubt) {
-                /* Round-robin over the replicas, with backoff up to 30 s. */
-                due[n].replica = p->cfg.n_replicas ? b->query_tries % p->cfg.n_replicas : 0;
-                b->query_tries++;
-                b->next_query = now + (int64_t)p->cfg.doubt_ms *
-                                          (b->query_tries < 5 ? (1 << b->query_tries) : 32);
-                if (b->next_query > now + 30000)
-                    b->next_query = now + 30000;
-            }
-            n++;
-        }
-    }
-    pthread_mutex_unlock(&p->mu);
-    return n;
+    table_foreach(&p->branches, scan_due, &d);
+    return d.n;
 }
 
 /*
@@ -801,8 +777,8 @@ static void abort_if_working(struct participant *p, const char *txid)
         return;
     memset(&e, 0, sizeof(e));
     pthread_mutex_lock(&b->mu);
-    if (!b->gone && b->rm.state == RM_WORKING && rm_may_abort(&b->rm) && mono_ms() >= b->deadline &&
-        apply_outcome(p, b, TPC_OUTCOME_ABORTED, &e))
+    if (!b->e.gone && b->rm.state == RM_WORKING && rm_may_abort(&b->rm) &&
+        mono_ms() >= b->deadline && apply_outcome(p, b, TPC_OUTCOME_ABORTED, &e))
         log_info("%s: not prepared within %u ms: aborted", txid, p->cfg.branch_timeout_ms);
     pthread_mutex_unlock(&b->mu);
     branch_put(p, b);
@@ -888,7 +864,7 @@ static enum tpc_err reload_prepared(struct participant *p, char *err, size_t err
         if (!take_locks(&t, b->changeset, b->cs_len))
             rc =
                 tpc_errbuf_set(err, errlen, TPC_ERR_STATE,
-                               "prepared branches %s and %s hold the same row", b->txid, t.blocker);
+                               "prepared branches %s and %s hold the same row", b->e.id, t.blocker);
         else
             remember_keys(b, &t);
         free_keys(t.keys, t.n);
@@ -915,6 +891,7 @@ enum tpc_err participant_open(const struct participant_config *cfg, struct parti
     if (!p)
         return TPC_ERR_NOMEM;
     p->cfg = *cfg;
+    table_init(&p->branches, branch_create, branch_destroy, p);
     pthread_mutex_init(&p->mu, NULL);
     pthread_mutex_init(&p->pool_mu, NULL);
     pthread_condattr_init(&attr);
@@ -946,7 +923,6 @@ fail:
 
 void participant_close(struct participant *p)
 {
-    struct branch *b, *next;
     size_t i;
 
     if (!p)
@@ -959,11 +935,7 @@ void participant_close(struct participant *p)
         pthread_join(p->bg, NULL);
     }
     store_close(p->store);
-    for (i = 0; i < BRANCH_BUCKETS; i++)
-        for (b = p->bucket[i]; b; b = next) {
-            next = b->next;
-            branch_free(b);
-        }
+    table_fini(&p->branches);
     for (i = 0; i < p->n_pool; i++)
         http_client_free(p->pool[i]);
     locks_free(p->locks);
