@@ -30,7 +30,6 @@
 #include "store.h"
 #include "table.h"
 
-#define CLIENT_POOL 64
 
 struct branch {
     struct table_entry e; /* first: the table's entry; e.id is the txid, e.gone once ended */
@@ -52,10 +51,7 @@ struct participant {
     struct locks *locks;
     struct table branches;
     pthread_mutex_t mu; /* lock_waiters, stopping */
-    /* idle HTTP clients (keep-alive connections to the replicas) */
-    pthread_mutex_t pool_mu;
-    struct http_client *pool[CLIENT_POOL];
-    size_t n_pool;
+    struct http_pool *pool; /* keep-alive connections to the replicas */
     /* the background thread: deadlines and in-doubt resolution */
     pthread_t bg;
     bool bg_started, stopping;
@@ -86,30 +82,14 @@ static void set_error(struct participant_error *e, int status, const char *code,
     va_end(ap);
 }
 
-/* ---- HTTP client pool ---- */
-
 static struct http_client *client_get(struct participant *p)
 {
-    struct http_client *c = NULL;
-
-    pthread_mutex_lock(&p->pool_mu);
-    if (p->n_pool)
-        c = p->pool[--p->n_pool];
-    pthread_mutex_unlock(&p->pool_mu);
-    return c ? c : http_client_new(p->cfg.token);
+    return http_pool_get(p->pool);
 }
 
 static void client_put(struct participant *p, struct http_client *c)
 {
-    if (!c)
-        return;
-    pthread_mutex_lock(&p->pool_mu);
-    if (p->n_pool < CLIENT_POOL) {
-        p->pool[p->n_pool++] = c;
-        c = NULL;
-    }
-    pthread_mutex_unlock(&p->pool_mu);
-    http_client_free(c);
+    http_pool_put(p->pool, c);
 }
 
 /* ---- the branch table ---- */
@@ -443,16 +423,6 @@ static json_t *send_vote(struct participant *p, const struct msg_parts *parts, c
     return codec_encode(&vote);
 }
 
-static json_t *parts_json(const struct msg_parts *parts)
-{
-    json_t *a = json_array();
-    uint32_t i;
-
-    for (i = 0; a && i < parts->n; i++)
-        json_array_append_new(a, json_string(parts->name[i]));
-    return a;
-}
-
 json_t *participant_prepare(struct participant *p, const struct msg *prep,
                             struct participant_error *e)
 {
@@ -481,7 +451,7 @@ json_t *participant_prepare(struct participant *p, const struct msg *prep,
     rm_prepare(&cur, true, &next, &persist);
     if (persist) {
         /* Invariant 2: the prepared record, changes included, is durable before the vote. */
-        pj = parts_json(&prep->parts);
+        pj = codec_encode_parts(&prep->parts);
         ptext = pj ? json_dumps(pj, JSON_COMPACT) : NULL;
         if (!ptext) {
             set_error(e, 500, "internal", "out of memory");
@@ -631,7 +601,7 @@ json_t *participant_status(struct participant *p, const char *txid, struct parti
                           "vote", msg_value_name(b->rm.vote), "locked_rows", (json_int_t)b->n_keys,
                           "changes_bytes", (json_int_t)b->cs_len);
             if (r && b->parts.n)
-                json_object_set_new(r, "participants", parts_json(&b->parts));
+                json_object_set_new(r, "participants", codec_encode_parts(&b->parts));
         }
         pthread_mutex_unlock(&b->mu);
         branch_put(p, b);
@@ -656,7 +626,7 @@ static void add_if_prepared(struct table_entry *e, void *ctx)
 
     if (b->rm.state == RM_PREPARED)
         json_array_append_new(
-            ctx, json_pack("{s:s,s:o}", "txid", b->e.id, "participants", parts_json(&b->parts)));
+            ctx, json_pack("{s:s,s:o}", "txid", b->e.id, "participants", codec_encode_parts(&b->parts)));
 }
 
 json_t *participant_list_prepared(struct participant *p)
@@ -893,13 +863,13 @@ enum tpc_err participant_open(const struct participant_config *cfg, struct parti
     p->cfg = *cfg;
     table_init(&p->branches, branch_create, branch_destroy, p);
     pthread_mutex_init(&p->mu, NULL);
-    pthread_mutex_init(&p->pool_mu, NULL);
+    p->pool = http_pool_new(cfg->token);
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     pthread_cond_init(&p->stop_cv, &attr);
     pthread_condattr_destroy(&attr);
     p->locks = locks_new();
-    if (!p->locks) {
+    if (!p->locks || !p->pool) {
         rc = TPC_ERR_NOMEM;
         goto fail;
     }
@@ -923,8 +893,6 @@ fail:
 
 void participant_close(struct participant *p)
 {
-    size_t i;
-
     if (!p)
         return;
     if (p->bg_started) {
@@ -936,11 +904,9 @@ void participant_close(struct participant *p)
     }
     store_close(p->store);
     table_fini(&p->branches);
-    for (i = 0; i < p->n_pool; i++)
-        http_client_free(p->pool[i]);
+    http_pool_free(p->pool);
     locks_free(p->locks);
     pthread_cond_destroy(&p->stop_cv);
-    pthread_mutex_destroy(&p->pool_mu);
     pthread_mutex_destroy(&p->mu);
     free(p);
 }

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "codec.h"
 #include "fsync_vfs.h"
 #include "groupcommit.h"
 #include "log.h"
@@ -825,27 +826,9 @@ out:
 
 static enum tpc_err parse_parts(const char *text, struct msg_parts *parts)
 {
-    json_t *a = json_loads(text, 0, NULL);
-    enum tpc_err rc = TPC_OK;
-    size_t i;
+    json_t *a = text ? json_loads(text, 0, NULL) : NULL;
+    enum tpc_err rc = a ? codec_decode_parts(a, parts, NULL, 0) : TPC_ERR_INVALID;
 
-    memset(parts, 0, sizeof(*parts));
-    if (!json_is_array(a) || json_array_size(a) > TPC_MAX_PARTICIPANTS) {
-        rc = TPC_ERR_INVALID;
-        goto out;
-    }
-    for (i = 0; i < json_array_size(a); i++) {
-        const char *name = json_string_value(json_array_get(a, i));
-
-        if (!name || msg_copy_str(parts->name[i], TPC_NAME_MAX, name) != TPC_OK) {
-            rc = TPC_ERR_INVALID;
-            goto out;
-        }
-    }
-    parts->n = (uint32_t)json_array_size(a);
-    if (!msg_parts_valid(parts))
-        rc = TPC_ERR_INVALID;
-out:
     json_decref(a);
     return rc;
 }

@@ -743,3 +743,20 @@ enum tpc_err codec_decode_batch(const json_t *j, uint32_t n_replicas, struct msg
 out:
     return rc;
 }
+
+json_t *codec_encode_parts(const struct msg_parts *parts)
+{
+    return msg_parts_valid(parts) ? codec_parts_new(parts) : NULL;
+}
+
+enum tpc_err codec_decode_parts(const json_t *j, struct msg_parts *parts, char *err,
+                                size_t errlen)
+{
+    enum tpc_err rc;
+
+    memset(parts, 0, sizeof(*parts));
+    rc = codec_get_parts(j, "participants", parts, err, errlen);
+    if (!rc && !msg_parts_valid(parts))
+        rc = tpc_errbuf_set(err, errlen, TPC_ERR_INVALID, "participants: invalid name");
+    return rc;
+}

@@ -142,3 +142,64 @@ void http_client_post_all(struct http_client *c, struct http_call *calls, size_t
     }
     free(easy);
 }
+
+#define HTTP_POOL_MAX 64
+
+struct http_pool {
+    pthread_mutex_t mu;
+    char *token;
+    struct http_client *idle[HTTP_POOL_MAX];
+    size_t n;
+};
+
+struct http_pool *http_pool_new(const char *token)
+{
+    struct http_pool *p = calloc(1, sizeof(*p));
+
+    if (!p)
+        return NULL;
+    p->token = strdup(token ? token : "");
+    if (!p->token) {
+        free(p);
+        return NULL;
+    }
+    pthread_mutex_init(&p->mu, NULL);
+    return p;
+}
+
+void http_pool_free(struct http_pool *p)
+{
+    size_t i;
+
+    if (!p)
+        return;
+    for (i = 0; i < p->n; i++)
+        http_client_free(p->idle[i]);
+    pthread_mutex_destroy(&p->mu);
+    free(p->token);
+    free(p);
+}
+
+struct http_client *http_pool_get(struct http_pool *p)
+{
+    struct http_client *c = NULL;
+
+    pthread_mutex_lock(&p->mu);
+    if (p->n)
+        c = p->idle[--p->n];
+    pthread_mutex_unlock(&p->mu);
+    return c ? c : http_client_new(p->token);
+}
+
+void http_pool_put(struct http_pool *p, struct http_client *c)
+{
+    if (!c)
+        return;
+    pthread_mutex_lock(&p->mu);
+    if (p->n < HTTP_POOL_MAX) {
+        p->idle[p->n++] = c;
+        c = NULL;
+    }
+    pthread_mutex_unlock(&p->mu);
+    http_client_free(c);
+}

@@ -41,4 +41,16 @@ void http_client_free(struct http_client *c);
 void http_client_post_all(struct http_client *c, struct http_call *calls, size_t n,
                           long timeout_ms);
 
+/*
+ * A pool of idle clients, so that threads reuse connections instead of opening
+ * new ones. Thread-safe. http_pool_get returns a client (new if none is idle;
+ * NULL when out of memory); http_pool_put gives it back (or frees it when the
+ * pool is full).
+ */
+struct http_pool;
+struct http_pool *http_pool_new(const char *token);
+void http_pool_free(struct http_pool *p);
+struct http_client *http_pool_get(struct http_pool *p);
+void http_pool_put(struct http_pool *p, struct http_client *c);
+
 #endif

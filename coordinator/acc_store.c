@@ -1,0 +1,487 @@
+/*
+ * acc_store.c - see acc_store.h.
+ *
+ *   acceptor(txid, instance, mbal_round, mbal_replica, bal_round, bal_replica, val,
+ *            participants, updated_at)               one row per instance (TLA+ aState)
+ *   decision(txid, outcome, participants, decided_at)
+ *   meta(key, value)                                 'round': highest recovery round used
+ */
+#include "acc_store.h"
+
+#include <jansson.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "acceptor.h"
+#include "codec.h"
+#include "fsync_vfs.h"
+#include "groupcommit.h"
+
+struct acc_store {
+    pthread_mutex_t mu; /* every SQLite call */
+    sqlite3 *db;
+    struct groupcommit *gc;
+    uint32_t self, n_replicas;
+};
+
+static const char schema_sql[] =
+    "CREATE TABLE IF NOT EXISTS acceptor(txid TEXT NOT NULL, instance TEXT NOT NULL,"
+    " mbal_round INTEGER NOT NULL, mbal_replica INTEGER NOT NULL,"
+    " bal_round INTEGER NOT NULL, bal_replica INTEGER NOT NULL, val TEXT NOT NULL,"
+    " participants TEXT, updated_at INTEGER NOT NULL, PRIMARY KEY(txid, instance));"
+    "CREATE TABLE IF NOT EXISTS decision(txid TEXT PRIMARY KEY, outcome TEXT NOT NULL,"
+    " participants TEXT, decided_at INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS decision_at ON decision(decided_at);"
+    "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);";
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+enum tpc_err acc_store_open(const char *path, uint32_t self, uint32_t n_replicas,
+                            struct acc_store **out, char *err, size_t errlen)
+{
+    struct acc_store *s;
+    char *msg = NULL;
+    enum tpc_err rc = TPC_OK;
+
+    *out = NULL;
+    if (fsync_vfs_register() != SQLITE_OK)
+        return tpc_errbuf_set(err, errlen, TPC_ERR_IO, "cannot register the SQLite VFS shim");
+    s = calloc(1, sizeof(*s));
+    if (!s)
+        return TPC_ERR_NOMEM;
+    pthread_mutex_init(&s->mu, NULL);
+    s->self = self;
+    s->n_replicas = n_replicas;
+    if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                        FSYNC_VFS_NAME) != SQLITE_OK) {
+        rc = tpc_errbuf_set(err, errlen, TPC_ERR_IO, "cannot open %s: %s", path,
+                            s->db ? sqlite3_errmsg(s->db) : "out of memory");
+        goto fail;
+    }
+    /* WAL with synchronous=FULL: a COMMIT is on disk when it returns. */
+    if (sqlite3_exec(s->db,
+                     "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;",
+                     NULL, NULL, &msg) != SQLITE_OK ||
+        sqlite3_exec(s->db, schema_sql, NULL, NULL, &msg) != SQLITE_OK) {
+        rc = tpc_errbuf_set(err, errlen, TPC_ERR_IO, "%s: %s", path, msg ? msg : "?");
+        sqlite3_free(msg);
+        goto fail;
+    }
+    if (groupcommit_start(s->db, &s->mu, &s->gc) != TPC_OK) {
+        rc = tpc_errbuf_set(err, errlen, TPC_ERR_IO, "cannot start the committer thread");
+        goto fail;
+    }
+    *out = s;
+    return TPC_OK;
+fail:
+    acc_store_close(s);
+    return rc;
+}
+
+void acc_store_close(struct acc_store *s)
+{
+    if (!s)
+        return;
+    groupcommit_stop(s->gc);
+    sqlite3_close(s->db);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
+
+static enum tpc_value value_of(const char *t)
+{
+    if (t && strcmp(t, "prepared") == 0)
+        return TPC_VALUE_PREPARED;
+    if (t && strcmp(t, "aborted") == 0)
+        return TPC_VALUE_ABORTED;
+    return TPC_VALUE_NONE;
+}
+
+static enum tpc_err parts_from_text(const char *text, struct msg_parts *parts)
+{
+    json_t *a;
+    enum tpc_err rc;
+
+    memset(parts, 0, sizeof(*parts));
+    if (!text)
+        return TPC_OK;
+    a = json_loads(text, 0, NULL);
+    rc = a ? codec_decode_parts(a, parts, NULL, 0) : TPC_ERR_INVALID;
+    json_decref(a);
+    return rc;
+}
+
+/* text of a participant list (malloc'd), or NULL for none */
+static char *parts_to_text(const struct msg_parts *parts)
+{
+    json_t *a = parts->n ? codec_encode_parts(parts) : NULL;
+    char *t = a ? json_dumps(a, JSON_COMPACT) : NULL;
+
+    json_decref(a);
+    return t;
+}
+
+/* Loads one instance's record (all zero when none); under the DB mutex. */
+static enum tpc_err load_record(sqlite3 *db, const char *txid, const char *instance,
+                                struct acceptor_record *r)
+{
+    sqlite3_stmt *st = NULL;
+    enum tpc_err rc = TPC_OK;
+    int step;
+
+    memset(r, 0, sizeof(*r));
+    if (sqlite3_prepare_v2(db,
+                           "SELECT mbal_round, mbal_replica, bal_round, bal_replica, val, "
+                           "participants FROM acceptor WHERE txid = ? AND instance = ?",
+                           -1, &st, NULL) != SQLITE_OK)
+        return TPC_ERR_IO;
+    sqlite3_bind_text(st, 1, txid, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, instance, -1, SQLITE_STATIC);
+    step = sqlite3_step(st);
+    if (step == SQLITE_ROW) {
+        r->mbal.round = (uint64_t)sqlite3_column_int64(st, 0);
+        r->mbal.replica = (uint32_t)sqlite3_column_int64(st, 1);
+        r->bal.round = (uint64_t)sqlite3_column_int64(st, 2);
+        r->bal.replica = (uint32_t)sqlite3_column_int64(st, 3);
+        r->val = value_of((const char *)sqlite3_column_text(st, 4));
+        rc = parts_from_text((const char *)sqlite3_column_text(st, 5), &r->parts);
+    } else if (step != SQLITE_DONE) {
+        rc = TPC_ERR_IO;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static enum tpc_err save_record(sqlite3 *db, const char *txid, const char *instance,
+                                const struct acceptor_record *r)
+{
+    sqlite3_stmt *st = NULL;
+    char *parts = parts_to_text(&r->parts);
+    int step = SQLITE_ERROR;
+
+    if (sqlite3_prepare_v2(db,
+                           "INSERT OR REPLACE INTO acceptor(txid, instance, mbal_round, "
+                           "mbal_replica, bal_round, bal_replica, val, participants, updated_at) "
+                           "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, txid, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, instance, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, (sqlite3_int64)r->mbal.round);
+        sqlite3_bind_int64(st, 4, r->mbal.replica);
+        sqlite3_bind_int64(st, 5, (sqlite3_int64)r->bal.round);
+        sqlite3_bind_int64(st, 6, r->bal.replica);
+        sqlite3_bind_text(st, 7, msg_value_name(r->val), -1, SQLITE_STATIC);
+        if (parts)
+            sqlite3_bind_text(st, 8, parts, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 9, now_ms());
+        step = sqlite3_step(st);
+    }
+    sqlite3_finalize(st);
+    free(parts);
+    return step == SQLITE_DONE ? TPC_OK : TPC_ERR_IO;
+}
+
+/* ---- the acceptor, inside the group transaction ---- */
+
+struct handle_job {
+    struct gc_job gc;
+    struct acc_store *s;
+    const struct msg *in;
+    struct msg *out;
+    char (*errs)[128];
+    size_t n;
+};
+
+static bool run_handle(struct gc_job *g, sqlite3 *db)
+{
+    struct handle_job *h = g->arg;
+    struct acceptor_record cur, next;
+    enum acceptor_action action;
+    char err[128];
+    size_t i;
+
+    for (i = 0; i < h->n; i++) {
+        const struct msg *m = &h->in[i];
+        enum tpc_err rc;
+
+        memset(&h->out[i], 0, sizeof(h->out[i]));
+        err[0] = '\0';
+        if (m->type != MSG_PHASE1A && m->type != MSG_PHASE2A) {
+            rc = TPC_ERR_INVALID;
+            snprintf(err, sizeof(err), "an acceptor takes phase1a and phase2a");
+        } else if ((rc = load_record(db, m->txid, m->instance, &cur)) != TPC_OK) {
+            snprintf(g->err, sizeof(g->err), "cannot read acceptor state: %s",
+                     sqlite3_errmsg(db));
+            return false;
+        } else if (m->type == MSG_PHASE1A) {
+            rc = acceptor_phase1b(&cur, m, h->s->self, h->s->n_replicas, &next, &h->out[i],
+                                  &action, err, sizeof(err));
+        } else {
+            rc = acceptor_phase2b(&cur, m, h->s->self, h->s->n_replicas, &next, &h->out[i],
+                                  &action, err, sizeof(err));
+        }
+        if (rc) {
+            memset(&h->out[i], 0, sizeof(h->out[i])); /* refused: no answer, nothing stored */
+            if (h->errs)
+                snprintf(h->errs[i], sizeof(h->errs[i]), "%s", err);
+            continue;
+        }
+        if (action == ACCEPTOR_PERSIST_THEN_REPLY &&
+            save_record(db, m->txid, m->instance, &next) != TPC_OK) {
+            snprintf(g->err, sizeof(g->err), "cannot write acceptor state: %s",
+                     sqlite3_errmsg(db));
+            return false;
+        }
+    }
+    return true;
+}
+
+enum tpc_err acc_store_handle(struct acc_store *s, const struct msg *in, size_t n,
+                              struct msg *out, char (*errs)[128])
+{
+    struct handle_job h = {.s = s, .in = in, .out = out, .errs = errs, .n = n};
+    enum tpc_err rc;
+    size_t i;
+
+    h.gc.run = run_handle;
+    h.gc.arg = &h;
+    if (errs)
+        for (i = 0; i < n; i++)
+            errs[i][0] = '\0';
+    rc = groupcommit_submit(s->gc, &h.gc);
+    if (rc) /* nothing is durable, so nothing may be answered */
+        for (i = 0; i < n; i++)
+            memset(&out[i], 0, sizeof(out[i]));
+    return rc;
+}
+
+/* ---- rounds and decisions ---- */
+
+struct round_job {
+    struct gc_job gc;
+    uint64_t min, round;
+};
+
+static bool run_round(struct gc_job *g, sqlite3 *db)
+{
+    struct round_job *r = g->arg;
+    sqlite3_stmt *st = NULL;
+    uint64_t cur = 0;
+    bool ok = false;
+
+    if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'round'", -1, &st, NULL) ==
+            SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        cur = (uint64_t)sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    r->round = cur + 1 > r->min ? cur + 1 : r->min;
+    if (r->round > BALLOT_ROUND_MAX) {
+        snprintf(g->err, sizeof(g->err), "recovery rounds exhausted");
+        return false;
+    }
+    if (sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO meta(key, value) VALUES ('round', ?)", -1,
+                           &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)r->round);
+        ok = sqlite3_step(st) == SQLITE_DONE;
+    }
+    sqlite3_finalize(st);
+    return ok;
+}
+
+enum tpc_err acc_store_next_round(struct acc_store *s, uint64_t min, uint64_t *round)
+{
+    struct round_job r = {.min = min};
+    enum tpc_err rc;
+
+    r.gc.run = run_round;
+    r.gc.arg = &r;
+    rc = groupcommit_submit(s->gc, &r.gc);
+    *round = rc ? 0 : r.round;
+    return rc;
+}
+
+struct decision_job {
+    struct gc_job gc;
+    const char *txid;
+    enum tpc_outcome o;
+    const char *parts;
+};
+
+static bool run_decision(struct gc_job *g, sqlite3 *db)
+{
+    struct decision_job *d = g->arg;
+    sqlite3_stmt *st = NULL;
+    int step = SQLITE_ERROR;
+
+    if (sqlite3_prepare_v2(db, "SELECT outcome FROM decision WHERE txid = ?", -1, &st, NULL) ==
+        SQLITE_OK) {
+        sqlite3_bind_text(st, 1, d->txid, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            bool same = strcmp((const char *)sqlite3_column_text(st, 0),
+                               msg_outcome_name(d->o)) == 0;
+
+            sqlite3_finalize(st);
+            if (!same) {
+                g->rc = TPC_ERR_PROTOCOL;
+                snprintf(g->err, sizeof(g->err), "%s: another decision is recorded", d->txid);
+            }
+            return same;
+        }
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (sqlite3_prepare_v2(db,
+                           "INSERT INTO decision(txid, outcome, participants, decided_at) "
+                           "VALUES (?, ?, ?, ?)",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, d->txid, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, msg_outcome_name(d->o), -1, SQLITE_STATIC);
+        if (d->parts)
+            sqlite3_bind_text(st, 3, d->parts, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, now_ms());
+        step = sqlite3_step(st);
+    }
+    sqlite3_finalize(st);
+    return step == SQLITE_DONE;
+}
+
+enum tpc_err acc_store_record_decision(struct acc_store *s, const char *txid,
+                                       enum tpc_outcome o, const struct msg_parts *parts)
+{
+    struct decision_job d = {.txid = txid, .o = o};
+    enum tpc_err rc;
+
+    d.parts = parts ? parts_to_text(parts) : NULL;
+    d.gc.run = run_decision;
+    d.gc.arg = &d;
+    rc = groupcommit_submit(s->gc, &d.gc);
+    free((char *)d.parts);
+    return rc;
+}
+
+enum tpc_err acc_store_decision(struct acc_store *s, const char *txid, enum tpc_outcome *o,
+                                struct msg_parts *parts)
+{
+    sqlite3_stmt *st = NULL;
+    enum tpc_err rc = TPC_OK;
+    int step;
+
+    *o = TPC_OUTCOME_NONE;
+    if (parts)
+        memset(parts, 0, sizeof(*parts));
+    pthread_mutex_lock(&s->mu);
+    if (sqlite3_prepare_v2(s->db, "SELECT outcome, participants FROM decision WHERE txid = ?", -1,
+                           &st, NULL) != SQLITE_OK) {
+        rc = TPC_ERR_IO;
+        goto out;
+    }
+    sqlite3_bind_text(st, 1, txid, -1, SQLITE_STATIC);
+    step = sqlite3_step(st);
+    if (step == SQLITE_ROW) {
+        *o = strcmp((const char *)sqlite3_column_text(st, 0), "committed") == 0
+                 ? TPC_OUTCOME_COMMITTED
+                 : TPC_OUTCOME_ABORTED;
+        if (parts)
+            parts_from_text((const char *)sqlite3_column_text(st, 1), parts);
+    } else if (step != SQLITE_DONE) {
+        rc = TPC_ERR_IO;
+    }
+out:
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+enum tpc_err acc_store_parts(struct acc_store *s, const char *txid, struct msg_parts *parts)
+{
+    sqlite3_stmt *st = NULL;
+    enum tpc_err rc = TPC_OK;
+
+    memset(parts, 0, sizeof(*parts));
+    pthread_mutex_lock(&s->mu);
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT participants FROM acceptor WHERE txid = ? AND participants "
+                           "IS NOT NULL LIMIT 1",
+                           -1, &st, NULL) != SQLITE_OK) {
+        rc = TPC_ERR_IO;
+    } else {
+        sqlite3_bind_text(st, 1, txid, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW)
+            rc = parts_from_text((const char *)sqlite3_column_text(st, 0), parts);
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+size_t acc_store_stale(struct acc_store *s, int64_t age_ms, struct acc_stale *out, size_t cap)
+{
+    sqlite3_stmt *st = NULL;
+    size_t n = 0;
+
+    pthread_mutex_lock(&s->mu);
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT a.txid, max(a.participants), max(a.updated_at) FROM acceptor a "
+                           "WHERE NOT EXISTS (SELECT 1 FROM decision d WHERE d.txid = a.txid) "
+                           "GROUP BY a.txid HAVING max(a.updated_at) <= ? LIMIT ?",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, now_ms() - age_ms);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)cap);
+        while (n < cap && sqlite3_step(st) == SQLITE_ROW) {
+            const char *txid = (const char *)sqlite3_column_text(st, 0);
+
+            if (!txid || msg_copy_str(out[n].txid, TPC_TXID_MAX, txid) != TPC_OK ||
+                parts_from_text((const char *)sqlite3_column_text(st, 1), &out[n].parts) !=
+                    TPC_OK ||
+                out[n].parts.n == 0)
+                continue; /* no participant list known: nothing to recover with */
+            n++;
+        }
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+void acc_store_recent_decisions(struct acc_store *s, enum tpc_outcome only, size_t limit,
+                                void (*fn)(void *ctx, const char *txid, enum tpc_outcome o,
+                                           int64_t at_ms),
+                                void *ctx)
+{
+    sqlite3_stmt *st = NULL;
+
+    pthread_mutex_lock(&s->mu);
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT txid, outcome, decided_at FROM decision WHERE ?1 IS NULL OR "
+                           "outcome = ?1 ORDER BY decided_at DESC LIMIT ?2",
+                           -1, &st, NULL) == SQLITE_OK) {
+        if (only != TPC_OUTCOME_NONE)
+            sqlite3_bind_text(st, 1, msg_outcome_name(only), -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            const char *o = (const char *)sqlite3_column_text(st, 1);
+
+            fn(ctx, (const char *)sqlite3_column_text(st, 0),
+               strcmp(o, "committed") == 0 ? TPC_OUTCOME_COMMITTED : TPC_OUTCOME_ABORTED,
+               sqlite3_column_int64(st, 2));
+        }
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&s->mu);
+}
+
+void acc_store_stats(struct acc_store *s, uint64_t *fsyncs, uint64_t *groups, uint64_t *jobs)
+{
+    *fsyncs = fsync_vfs_count();
+    groupcommit_stats(s->gc, groups, jobs);
+}

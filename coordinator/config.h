@@ -1,0 +1,52 @@
+/*
+ * config.h - a coordinator replica's configuration: one JSON file describes
+ * the whole cluster, so every replica starts with the same file plus its id;
+ * flags override single values. Example (all keys but "replicas" optional):
+ *
+ *   {"replicas": ["http://127.0.0.1:7101", "http://127.0.0.1:7102", "http://127.0.0.1:7103"],
+ *    "participants": {"bank-a": "http://127.0.0.1:7001", "bank-b": "http://127.0.0.1:7002"},
+ *    "data_dir": "data",
+ *    "client_token_file": "client.token", "cluster_token_file": "cluster.token",
+ *    "timeouts_ms": {"prepare": 2000, "commit": 10000, "transaction": 60000,
+ *                    "retry": 50, "retry_max": 2000, "stale": 3000}}
+ *
+ * Replica i listens on the host and port of replicas[i] unless --listen and
+ * --port say otherwise, and keeps its state in <data_dir>/replica-<i>.db.
+ */
+#ifndef TPC_COORD_CONFIG_H
+#define TPC_COORD_CONFIG_H
+
+#include <stdint.h>
+
+#include "msg.h"
+#include "tpc_err.h"
+
+#define CONFIG_URL_MAX 256
+
+struct coord_config {
+    uint32_t self;
+    uint32_t n_replicas;
+    char replicas[TPC_MAX_REPLICAS][CONFIG_URL_MAX];
+    uint32_t n_participants;
+    char participant_name[TPC_MAX_PARTICIPANTS * 4][TPC_NAME_MAX + 1];
+    char participant_url[TPC_MAX_PARTICIPANTS * 4][CONFIG_URL_MAX];
+    char listen[64];
+    uint16_t port;
+    char db_path[1024];
+    char client_token[256];
+    char cluster_token[256];
+    uint32_t prepare_ms, commit_ms, txn_ms, retry_ms, retry_max_ms, stale_ms;
+};
+
+#define CONFIG_MAX_PARTICIPANTS (TPC_MAX_PARTICIPANTS * 4)
+
+/*
+ * Fills cfg from argv (see coordinator --help). Returns 0 to run, 1 when
+ * --help was printed, 2 on an error (already reported on stderr).
+ */
+int config_load(int argc, char **argv, struct coord_config *cfg);
+
+/* The URL of participant name, or NULL. */
+const char *config_participant_url(const struct coord_config *cfg, const char *name);
+
+#endif
