@@ -28,11 +28,9 @@ static void usage(FILE *f)
             "never logged. Stops cleanly on SIGTERM or SIGINT.\n");
 }
 
-static int fail(const char *fmt, const char *a)
+static int fail(const char *what, const char *a)
 {
-    fprintf(stderr, "coordinator: ");
-    fprintf(stderr, fmt, a);
-    fputc('\n', stderr);
+    fprintf(stderr, "coordinator: %s%s (see --help)\n", what, a);
     return 2;
 }
 
@@ -205,7 +203,7 @@ int config_load(int argc, char **argv, struct coord_config *cfg)
             return 1;
         }
         if (!val)
-            return fail("%s needs a value (see --help)", o);
+            return fail("this option needs a value: ", o);
         a++;
         if (!strcmp(o, "--config"))
             file = val;
@@ -220,24 +218,24 @@ int config_load(int argc, char **argv, struct coord_config *cfg)
         else if (!strcmp(o, "--log-level"))
             continue; /* main() reads it */
         else
-            return fail("unknown option %s (see --help)", o);
+            return fail("unknown option ", o);
     }
     if (!file || !id)
-        return fail("%s", "--config and --id are required (see --help)");
+        return fail("--config and --id are required", "");
     slash = strrchr(file, '/');
     if (slash)
         snprintf(base_dir, sizeof(base_dir), "%.*s", (int)(slash - file), file);
     if (load_file(file, base_dir, cfg, data_dir, sizeof(data_dir)) != 0)
         return 2;
     if (parse_u32(id, cfg->n_replicas - 1, &cfg->self) != 0)
-        return fail("--id must be an index into \"replicas\", got %s", id);
+        return fail("--id must be an index into \"replicas\": ", id);
     if (split_url(cfg->replicas[cfg->self], host, sizeof(host), &v) != 0)
-        return fail("cannot read host:port from %s", cfg->replicas[cfg->self]);
+        return fail("cannot read host:port from ", cfg->replicas[cfg->self]);
     snprintf(cfg->listen, sizeof(cfg->listen), "%s", listen ? listen : host);
     if (!strcmp(cfg->listen, "localhost"))
         snprintf(cfg->listen, sizeof(cfg->listen), "127.0.0.1");
     if (port && parse_u32(port, 65535, &v) != 0)
-        return fail("bad --port %s", port);
+        return fail("bad --port ", port);
     cfg->port = (uint16_t)v;
     if (db)
         snprintf(cfg->db_path, sizeof(cfg->db_path), "%s", db);

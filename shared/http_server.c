@@ -144,6 +144,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req.body = st->body ? st->body : "";
         req.body_len = st->len;
         req.authorization = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+        req.impl = conn;
         s->cfg.handler(s->cfg.ctx, &req, &res);
     }
     ok = send_json(conn, res.status, res.body);
@@ -198,6 +199,11 @@ enum tpc_err http_server_start(const struct http_server_config *cfg, struct http
     s->port = info ? info->port : cfg->port;
     *out = s;
     return TPC_OK;
+}
+
+const char *http_query(const struct http_request *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->impl, MHD_GET_ARGUMENT_KIND, name);
 }
 
 uint16_t http_server_port(const struct http_server *s)

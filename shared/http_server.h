@@ -22,7 +22,11 @@ struct http_request {
     const char *body;   /* NUL-terminated; "" when there is none */
     size_t body_len;
     const char *authorization; /* the Authorization header, or NULL */
+    void *impl;                /* the server's own (for http_query) */
 };
+
+/* The value of query argument name ("?state=active"), or NULL. */
+const char *http_query(const struct http_request *req, const char *name);
 
 struct http_response {
     int status;

@@ -1,0 +1,171 @@
+/*
+ * api.c - the coordinator replica's HTTP endpoints (http-api.md):
+ *
+ *   GET  /health                              (no token)
+ *   POST /v1/transactions                     begin               client token
+ *   GET  /v1/transactions?state=S             list                client token
+ *   POST /v1/transactions/oneshot             run and commit      client token
+ *   GET  /v1/transactions/{txid}              status              client token
+ *   POST /v1/transactions/{txid}/exec         statements          client token
+ *   POST /v1/transactions/{txid}/commit       commit              client token
+ *   POST /v1/transactions/{txid}/abort        abort               client token
+ *   POST /v1/paxos                            protocol messages   cluster token
+ */
+#include "api.h"
+
+#include <string.h>
+
+#include "codec.h"
+#include "coord.h"
+
+static void answer(struct http_response *res, json_t *body, int status,
+                   const struct coord_error *e)
+{
+    if (body)
+        http_respond(res, status ? status : 200, body);
+    else
+        http_respond_error(res, e->status ? e->status : 500, e->code ? e->code : "internal",
+                           "%s", e->message[0] ? e->message : "internal error");
+}
+
+static json_t *object_body(const struct http_request *req, bool empty_ok,
+                           struct http_response *res)
+{
+    json_error_t jerr;
+    json_t *j;
+
+    if (req->body_len == 0 && empty_ok)
+        return json_object();
+    j = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!json_is_object(j)) {
+        http_respond_error(res, 400, "bad_json", "body is not a JSON object%s%s", j ? "" : ": ",
+                           j ? "" : jerr.text);
+        json_decref(j);
+        return NULL;
+    }
+    return j;
+}
+
+static void paxos(struct coord *c, const struct http_request *req, struct http_response *res)
+{
+    const struct coord_config *cfg = coord_config(c);
+    static _Thread_local struct msg in[CODEC_MAX_BATCH];
+    char err[256];
+    size_t n = 0;
+    json_t *j;
+
+    if (!http_authorized(req, cfg->cluster_token)) {
+        http_respond_error(res, 401, "unauthorized", "missing or wrong cluster token");
+        return;
+    }
+    j = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, NULL);
+    if (!j || codec_decode_batch(j, cfg->n_replicas, in, CODEC_MAX_BATCH, &n, err,
+                                 sizeof(err)) != TPC_OK) {
+        http_respond_error(res, 400, "bad_message", "%s", j ? err : "body is not JSON");
+        json_decref(j);
+        return;
+    }
+    json_decref(j);
+    http_respond(res, 200, coord_paxos(c, in, n));
+}
+
+void api_handle(void *ctx, const struct http_request *req, struct http_response *res)
+{
+    struct coord *c = ctx;
+    struct coord_error e;
+    char txid[TPC_TXID_MAX + 1];
+    const char *path = req->path, *rest, *slash;
+    bool get = !strcmp(req->method, "GET"), post = !strcmp(req->method, "POST");
+    json_t *body = NULL, *r = NULL;
+    int status = 0;
+    size_t n;
+
+    memset(&e, 0, sizeof(e));
+    if (!strcmp(path, "/health")) {
+        if (get)
+            http_respond(res, 200, coord_health(c));
+        else
+            http_respond_error(res, 405, "method_not_allowed", "use GET");
+        return;
+    }
+    if (!strcmp(path, "/v1/paxos")) {
+        if (post)
+            paxos(c, req, res);
+        else
+            http_respond_error(res, 405, "method_not_allowed", "use POST");
+        return;
+    }
+    if (strncmp(path, "/v1/transactions", 16) != 0 || (path[16] && path[16] != '/')) {
+        http_respond_error(res, 404, "not_found", "no endpoint %s", path);
+        return;
+    }
+    if (!http_authorized(req, coord_config(c)->client_token)) {
+        http_respond_error(res, 401, "unauthorized",
+                           "missing or wrong token (Authorization: Bearer ...)");
+        return;
+    }
+    if (!path[16] || !strcmp(path + 16, "/")) {
+        if (post) {
+            if ((body = object_body(req, true, res)))
+                r = coord_begin(c, body, &status, &e);
+        } else if (get) {
+            r = coord_list(c, http_query(req, "state"), &status, &e);
+        } else {
+            http_respond_error(res, 405, "method_not_allowed", "use GET or POST");
+            return;
+        }
+        goto done;
+    }
+    rest = path + 17;
+    if (!strcmp(rest, "oneshot")) {
+        if (!post) {
+            http_respond_error(res, 405, "method_not_allowed", "use POST");
+            return;
+        }
+        if ((body = object_body(req, false, res)))
+            r = coord_oneshot(c, body, &status, &e);
+        goto done;
+    }
+    slash = strchr(rest, '/');
+    n = slash ? (size_t)(slash - rest) : strlen(rest);
+    if (n == 0 || n > TPC_TXID_MAX) {
+        http_respond_error(res, 400, "bad_txid",
+                           "transaction ids are 1..%d characters of [A-Za-z0-9_-]", TPC_TXID_MAX);
+        return;
+    }
+    memcpy(txid, rest, n);
+    txid[n] = '\0';
+    if (!msg_txid_valid(txid)) {
+        http_respond_error(res, 400, "bad_txid",
+                           "transaction ids are 1..%d characters of [A-Za-z0-9_-]", TPC_TXID_MAX);
+        return;
+    }
+    if (!slash) {
+        if (!get) {
+            http_respond_error(res, 405, "method_not_allowed", "use GET");
+            return;
+        }
+        r = coord_status(c, txid, &status, &e);
+        goto done;
+    }
+    if (strcmp(slash, "/exec") && strcmp(slash, "/commit") && strcmp(slash, "/abort")) {
+        http_respond_error(res, 404, "not_found", "no endpoint %s", path);
+        return;
+    }
+    if (!post) {
+        http_respond_error(res, 405, "method_not_allowed", "use POST");
+        return;
+    }
+    if (!strcmp(slash, "/exec")) {
+        if ((body = object_body(req, false, res)))
+            r = coord_exec(c, txid, body, &status, &e);
+    } else if (!strcmp(slash, "/commit")) {
+        r = coord_commit(c, txid, &status, &e);
+    } else {
+        r = coord_abort(c, txid, &status, &e);
+    }
+done:
+    if (body || r || e.status)
+        answer(res, r, status, &e);
+    json_decref(body);
+}

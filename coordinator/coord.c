@@ -1,0 +1,1104 @@
+/*
+ * coord.c - see coord.h.
+ *
+ * The leader core (shared/leader.c) is pure: it emits messages into an outbox.
+ * drive() carries one round of them at a time, all in parallel: PREPARE and
+ * OUTCOME to participants' HTTP endpoints, phase 1a/2a to the acceptors
+ * (this replica's own in-process, the others' over /v1/paxos in one batch
+ * each), OUTCOME to the other replicas; and feeds every answer back to the
+ * leader, which fills the next round. Timers (resends, recovery rounds) come
+ * from leader_tick.
+ *
+ * Invariants:
+ *   1. One driver per transaction at a time: t->mu is held while driving.
+ *   2. A decision is durable at this replica (acc_store_record_decision)
+ *      before any client is told it.
+ *   3. A recovery round is durable (acc_store_next_round) before its phase 1a
+ *      messages leave (leader.h rule 4).
+ */
+#include "coord.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "acc_store.h"
+#include "codec.h"
+#include "http_client.h"
+#include "leader.h"
+#include "log.h"
+#include "table.h"
+
+enum ctx_state {
+    CTX_ACTIVE,
+    CTX_PREPARING,
+    CTX_RECOVERING,
+    CTX_DECIDED,
+};
+
+static const char *const state_names[] = {"active", "preparing", "in_doubt", "decided"};
+
+struct out_item {
+    enum leader_dest dest;
+    uint32_t id;
+    struct msg m;
+};
+
+struct outbox {
+    struct out_item *items;
+    size_t n, cap;
+    bool oom;
+};
+
+struct ctxn {
+    struct table_entry e; /* e.id: the txid */
+    pthread_mutex_t mu;   /* invariant 1 */
+    enum ctx_state state;
+    struct msg_parts parts; /* enlisted while ACTIVE; fixed once committing */
+    int64_t created, deadline, decided_at;
+    bool leading;
+    struct leader_txn leader;
+    struct outbox out;
+    enum tpc_outcome outcome;
+    _Atomic int learned; /* an outcome another replica told us (enum tpc_outcome) */
+};
+
+struct coord {
+    struct coord_config cfg;
+    struct acc_store *store;
+    struct http_pool *cluster; /* calls with the cluster token */
+    struct table txns;
+    pthread_mutex_t mu; /* stopping */
+    pthread_cond_t stop_cv;
+    bool stopping, bg_started;
+    pthread_t bg;
+    _Atomic uint64_t recoveries, committed, aborted;
+};
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint64_t rnd(void)
+{
+    static _Thread_local uint64_t x;
+
+    if (!x && (getrandom(&x, sizeof(x), 0) != sizeof(x) || !x))
+        x = (uint64_t)mono_ms() | 1;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return x;
+}
+
+static void set_error(struct coord_error *e, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void set_error(struct coord_error *e, int status, const char *code, const char *fmt, ...)
+{
+    va_list ap;
+
+    e->status = status;
+    e->code = code;
+    va_start(ap, fmt);
+    vsnprintf(e->message, sizeof(e->message), fmt, ap);
+    va_end(ap);
+}
+
+/* ---- the transaction table ---- */
+
+static struct table_entry *ctxn_create(void *ctx, const char *id)
+{
+    struct ctxn *t = calloc(1, sizeof(*t));
+
+    (void)ctx;
+    (void)id;
+    if (!t)
+        return NULL;
+    pthread_mutex_init(&t->mu, NULL);
+    t->created = mono_ms();
+    return &t->e;
+}
+
+static void ctxn_destroy(struct table_entry *e)
+{
+    struct ctxn *t = (struct ctxn *)e;
+
+    free(t->out.items);
+    pthread_mutex_destroy(&t->mu);
+    free(t);
+}
+
+static struct ctxn *txn_get(struct coord *c, const char *txid, bool create)
+{
+    return (struct ctxn *)table_get(&c->txns, txid, create);
+}
+
+static void txn_put(struct coord *c, struct ctxn *t)
+{
+    table_put(&c->txns, &t->e);
+}
+
+/* ---- driving the leader ---- */
+
+static void outbox_add(void *ctx, enum leader_dest dest, uint32_t id, const struct msg *m)
+{
+    struct outbox *o = ctx;
+
+    if (o->n == o->cap) {
+        size_t cap = o->cap ? o->cap * 2 : 32;
+        struct out_item *bigger = realloc(o->items, cap * sizeof(*bigger));
+
+        if (!bigger) {
+            o->oom = true; /* lost messages are resent by leader_tick */
+            return;
+        }
+        o->items = bigger;
+        o->cap = cap;
+    }
+    o->items[o->n++] = (struct out_item){dest, id, *m};
+}
+
+/* One HTTP call of a round, and how to read its answer. */
+struct call {
+    struct http_call http;
+    char url[CONFIG_URL_MAX + 128];
+    char *body;
+    bool batch; /* the answer is a {"messages": [...]} batch, else one message */
+    bool ignore;
+};
+
+struct round {
+    struct call *calls;
+    size_t n;
+    struct msg self_in[TPC_MAX_PARTICIPANTS * 2];
+    struct msg self_out[TPC_MAX_PARTICIPANTS * 2];
+    size_t n_self;
+};
+
+static struct call *add_call(struct round *r, const char *url, const char *path, json_t *body,
+                             bool batch)
+{
+    struct call *k = &r->calls[r->n];
+
+    memset(k, 0, sizeof(*k));
+    snprintf(k->url, sizeof(k->url), "%s%s", url, path);
+    k->body = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (!k->body)
+        return NULL;
+    k->http.url = k->url;
+    k->http.body = k->body;
+    k->http.body_len = strlen(k->body);
+    k->batch = batch;
+    r->n++;
+    return k;
+}
+
+struct self_thread {
+    struct acc_store *store;
+    struct round *r;
+};
+
+static void *self_acceptor(void *arg)
+{
+    struct self_thread *s = arg;
+
+    if (acc_store_handle(s->store, s->r->self_in, s->r->n_self, s->r->self_out, NULL) != TPC_OK)
+        s->r->n_self = 0; /* nothing durable: no answers */
+    return NULL;
+}
+
+static void feed(struct coord *c, struct ctxn *t, const struct msg *m)
+{
+    struct leader_out out = {outbox_add, &t->out};
+    char err[256];
+
+    if (strcmp(m->txid, t->e.id) != 0)
+        return;
+    if (leader_receive(&t->leader, m, (uint64_t)mono_ms(), rnd(), &out, err, sizeof(err)))
+        log_warn("%s: answer refused: %s", t->e.id, err);
+    (void)c;
+}
+
+/* Carries out the messages in items (one round) and feeds the answers to the leader. */
+static void dispatch(struct coord *c, struct ctxn *t, struct out_item *items, size_t n)
+{
+    const struct coord_config *cfg = &c->cfg;
+    struct msg per_acc[TPC_MAX_REPLICAS][TPC_MAX_PARTICIPANTS * 2];
+    size_t n_acc[TPC_MAX_REPLICAS] = {0};
+    struct round r;
+    struct self_thread st = {c->store, &r};
+    pthread_t self_thread;
+    bool self_running = false;
+    struct http_client *hc = NULL;
+    size_t i, k;
+    uint32_t a;
+
+    memset(&r, 0, sizeof(r));
+    r.calls = calloc(n + TPC_MAX_REPLICAS * 2 + 1, sizeof(*r.calls));
+    if (!r.calls)
+        return;
+    for (i = 0; i < n; i++) {
+        struct out_item *it = &items[i];
+        const char *purl;
+        char path[TPC_TXID_MAX + 64];
+
+        switch (it->dest) {
+        case LEADER_TO_ACCEPTOR:
+            if (it->id == cfg->self && r.n_self < sizeof(r.self_in) / sizeof(r.self_in[0]))
+                r.self_in[r.n_self++] = it->m;
+            else if (it->id < cfg->n_replicas && n_acc[it->id] < TPC_MAX_PARTICIPANTS * 2)
+                per_acc[it->id][n_acc[it->id]++] = it->m;
+            break;
+        case LEADER_TO_PARTICIPANT:
+            purl = config_participant_url(cfg, t->leader.parts.name[it->id]);
+            if (!purl) {
+                log_warn("%s: no URL for participant %s", t->e.id, t->leader.parts.name[it->id]);
+                break;
+            }
+            snprintf(path, sizeof(path), "/v1/branches/%s/%s", t->e.id,
+                     it->m.type == MSG_PREPARE                        ? "prepare"
+                     : it->m.outcome == TPC_OUTCOME_COMMITTED ? "commit"
+                                                                      : "abort");
+            add_call(&r, purl, path, it->m.type == MSG_PREPARE ? codec_encode(&it->m) : json_object(),
+                     false);
+            break;
+        case LEADER_TO_REPLICAS:
+            for (a = 0; a < cfg->n_replicas; a++) {
+                struct call *k2;
+
+                if (a == cfg->self)
+                    continue;
+                k2 = add_call(&r, cfg->replicas[a], "/v1/paxos", codec_encode_batch(&it->m, 1),
+                              true);
+                if (k2)
+                    k2->ignore = true;
+            }
+            break;
+        }
+    }
+    for (a = 0; a < cfg->n_replicas; a++)
+        if (n_acc[a])
+            add_call(&r, cfg->replicas[a], "/v1/paxos", codec_encode_batch(per_acc[a], n_acc[a]),
+                     true);
+    /* This replica's own acceptor runs in-process, in parallel with the network calls. */
+    if (r.n_self) {
+        if (r.n && pthread_create(&self_thread, NULL, self_acceptor, &st) == 0)
+            self_running = true;
+        else
+            self_acceptor(&st);
+    }
+    if (r.n) {
+        struct http_call *calls = malloc(r.n * sizeof(*calls));
+
+        hc = http_pool_get(c->cluster);
+        if (calls && hc) {
+            for (k = 0; k < r.n; k++)
+                calls[k] = r.calls[k].http;
+            http_client_post_all(hc, calls, r.n, cfg->prepare_ms);
+            for (k = 0; k < r.n; k++)
+                r.calls[k].http = calls[k];
+        }
+        free(calls);
+        http_pool_put(c->cluster, hc);
+    }
+    if (self_running)
+        pthread_join(self_thread, NULL);
+    for (i = 0; i < r.n_self; i++)
+        if (r.self_out[i].type)
+            feed(c, t, &r.self_out[i]);
+    for (k = 0; k < r.n; k++) {
+        struct call *kc = &r.calls[k];
+        struct msg answers[TPC_MAX_PARTICIPANTS * 2], one;
+        char err[256];
+        size_t got = 0, j;
+        json_t *body;
+
+        if (!kc->ignore && kc->http.err == TPC_OK && kc->http.status == 200 &&
+            (body = json_loadb(kc->http.response, kc->http.response_len, 0, NULL)) != NULL) {
+            if (kc->batch) {
+                if (codec_decode_batch(body, cfg->n_replicas, answers,
+                                       sizeof(answers) / sizeof(answers[0]), &got, err,
+                                       sizeof(err)) != TPC_OK)
+                    log_warn("%s: bad answer from %s: %s", t->e.id, kc->url, err);
+                for (j = 0; j < got; j++)
+                    feed(c, t, &answers[j]);
+            } else if (codec_decode(body, cfg->n_replicas, &one, err, sizeof(err)) == TPC_OK) {
+                feed(c, t, &one);
+            } else {
+                log_warn("%s: bad answer from %s: %s", t->e.id, kc->url, err);
+            }
+            json_decref(body);
+        } else if (!kc->ignore) {
+            log_debug("%s: %s: %s (status %ld)", t->e.id, kc->url,
+                      kc->http.err ? kc->http.error : "error", kc->http.status);
+        }
+        free(kc->http.response);
+        free(kc->body);
+    }
+    free(r.calls);
+}
+
+/* Makes the leader's decision durable here and visible (invariant 2). Under t->mu. */
+static void settle(struct coord *c, struct ctxn *t)
+{
+    enum tpc_outcome o = t->leader.decision;
+
+    if (o == TPC_OUTCOME_NONE || t->outcome != TPC_OUTCOME_NONE)
+        return;
+    if (acc_store_record_decision(c->store, t->e.id, o, &t->leader.parts) != TPC_OK) {
+        log_error("%s: cannot record the decision %s", t->e.id, msg_outcome_name(o));
+        return;
+    }
+    t->outcome = o;
+    t->state = CTX_DECIDED;
+    t->decided_at = mono_ms();
+    if (o == TPC_OUTCOME_COMMITTED)
+        atomic_fetch_add(&c->committed, 1);
+    else
+        atomic_fetch_add(&c->aborted, 1);
+    log_info("%s %s", t->e.id, msg_outcome_name(o));
+}
+
+/* Starts a recovery round (phase 1 with a fresh, durable ballot). Under t->mu. */
+static void recover_round(struct coord *c, struct ctxn *t)
+{
+    struct leader_out out = {outbox_add, &t->out};
+    uint64_t round;
+
+    if (acc_store_next_round(c->store, leader_min_round(&t->leader), &round) != TPC_OK) {
+        log_error("%s: cannot reserve a recovery round", t->e.id);
+        return;
+    }
+    atomic_fetch_add(&c->recoveries, 1);
+    log_info("%s: recovery with ballot (%llu,%u)", t->e.id, (unsigned long long)round,
+             c->cfg.self);
+    leader_recover(&t->leader, round, (uint64_t)mono_ms(), rnd(), &out);
+}
+
+/*
+ * Runs t's leader until `until` (monotonic ms), or until it has decided and
+ * one round of telling the participants is done (when told_is_enough), or
+ * until it has nothing left to do. Under t->mu.
+ */
+static void drive(struct coord *c, struct ctxn *t, int64_t until, bool told_is_enough)
+{
+    struct leader_out out = {outbox_add, &t->out};
+    struct out_item *items;
+    bool told = false;
+    size_t n;
+
+    while (t->leading) {
+        int learned = atomic_exchange(&t->learned, TPC_OUTCOME_NONE);
+        int64_t now = mono_ms();
+
+        if (learned != TPC_OUTCOME_NONE && t->leader.decision == TPC_OUTCOME_NONE)
+            leader_learn(&t->leader, (enum tpc_outcome)learned, (uint64_t)now, &out);
+        settle(c, t);
+        if (t->out.n == 0) {
+            if (leader_done(&t->leader) || now >= until || (told_is_enough && told))
+                break;
+            if ((int64_t)t->leader.timer > now) {
+                /* A retry timer, not a wait for a condition: nothing to do before it. */
+                int64_t wake = (int64_t)t->leader.timer < until ? (int64_t)t->leader.timer : until;
+                struct timespec ts = {(wake - now) / 1000, ((wake - now) % 1000) * 1000000L};
+
+                nanosleep(&ts, NULL);
+                continue;
+            }
+            if (leader_tick(&t->leader, (uint64_t)now, rnd(), &out))
+                recover_round(c, t);
+            continue;
+        }
+        /* Take this round's messages; answers fill the next one. */
+        items = t->out.items;
+        n = t->out.n;
+        t->out.items = NULL;
+        t->out.n = t->out.cap = 0;
+        told = told || t->leader.decision != TPC_OUTCOME_NONE;
+        dispatch(c, t, items, n);
+        free(items);
+    }
+    settle(c, t);
+}
+
+/* Begins leading t as a recovery (abort, deadline, stale, or asked). Under t->mu. */
+static bool start_recovery(struct coord *c, struct ctxn *t, const struct msg_parts *parts)
+{
+    struct leader_config lc = {c->cfg.self, c->cfg.n_replicas, c->cfg.prepare_ms,
+                               c->cfg.retry_ms < 2 ? 2 : c->cfg.retry_ms, c->cfg.retry_max_ms};
+
+    if (!t->leading) {
+        if (lc.retry_max < lc.retry_interval)
+            lc.retry_max = lc.retry_interval;
+        if (leader_init(&t->leader, &lc, t->e.id, parts, (uint64_t)mono_ms()) != TPC_OK)
+            return false;
+        t->leading = true;
+        t->parts = *parts;
+    }
+    if (t->state != CTX_DECIDED)
+        t->state = CTX_RECOVERING;
+    recover_round(c, t);
+    return true;
+}
+
+/* ---- client API ---- */
+
+static json_t *txn_json(const struct ctxn *t)
+{
+    json_t *j = json_pack("{s:s,s:s}", "txid", t->e.id, "state",
+                          t->state == CTX_DECIDED ? msg_outcome_name(t->outcome)
+                                                  : state_names[t->state]);
+
+    if (j && t->parts.n)
+        json_object_set_new(j, "participants", codec_encode_parts(&t->parts));
+    return j;
+}
+
+static json_t *outcome_json(const char *txid, enum tpc_outcome o, const struct msg_parts *parts)
+{
+    json_t *j = json_pack("{s:s,s:s,s:s}", "txid", txid, "state", msg_outcome_name(o),
+                          "outcome", msg_outcome_name(o));
+
+    if (j && parts && parts->n)
+        json_object_set_new(j, "participants", codec_encode_parts(parts));
+    return j;
+}
+
+json_t *coord_begin(struct coord *c, json_t *body, int *status, struct coord_error *e)
+{
+    char txid[TPC_TXID_MAX + 1];
+    json_t *v, *r;
+    struct ctxn *t;
+    enum tpc_outcome o;
+    uint32_t timeout = c->cfg.txn_ms;
+    const char *key;
+    unsigned char raw[10];
+    size_t i;
+
+    json_object_foreach(body, key, v)
+    {
+        if (strcmp(key, "txid") && strcmp(key, "timeout_ms")) {
+            set_error(e, 400, "bad_request", "unknown key \"%s\" (use txid, timeout_ms)", key);
+            return NULL;
+        }
+    }
+    v = json_object_get(body, "timeout_ms");
+    if (v) {
+        if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+            json_integer_value(v) > 86400000) {
+            set_error(e, 400, "bad_request", "timeout_ms must be 1..86400000");
+            return NULL;
+        }
+        timeout = (uint32_t)json_integer_value(v);
+    }
+    v = json_object_get(body, "txid");
+    if (v) {
+        if (!json_is_string(v) || !msg_txid_valid(json_string_value(v)) ||
+            strlen(json_string_value(v)) != json_string_length(v)) {
+            set_error(e, 400, "bad_txid", "txid must be 1..%d characters of [A-Za-z0-9_-]",
+                      TPC_TXID_MAX);
+            return NULL;
+        }
+        snprintf(txid, sizeof(txid), "%s", json_string_value(v));
+    } else {
+        if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw)) {
+            set_error(e, 500, "internal", "no randomness for a transaction id");
+            return NULL;
+        }
+        snprintf(txid, sizeof(txid), "tx-");
+        for (i = 0; i < sizeof(raw); i++)
+            snprintf(txid + 3 + 2 * i, 3, "%02x", raw[i]);
+    }
+    if (acc_store_decision(c->store, txid, &o, NULL) == TPC_OK && o != TPC_OUTCOME_NONE) {
+        set_error(e, 409, "txid_exists", "transaction %s already %s", txid, msg_outcome_name(o));
+        return NULL;
+    }
+    t = txn_get(c, txid, true);
+    if (!t) {
+        set_error(e, 500, "internal", "out of memory");
+        return NULL;
+    }
+    pthread_mutex_lock(&t->mu);
+    if (t->leading || t->parts.n || t->state != CTX_ACTIVE || t->deadline) {
+        pthread_mutex_unlock(&t->mu);
+        txn_put(c, t);
+        set_error(e, 409, "txid_exists", "transaction %s exists", txid);
+        return NULL;
+    }
+    t->deadline = mono_ms() + timeout;
+    r = json_pack("{s:s,s:s,s:I}", "txid", txid, "state", "active", "timeout_ms",
+                  (json_int_t)timeout);
+    pthread_mutex_unlock(&t->mu);
+    txn_put(c, t);
+    *status = 201;
+    return r;
+}
+
+/* The decision of a transaction no longer (or never) in the table, as an answer. */
+static json_t *ended_or_unknown(struct coord *c, const char *txid, int *status,
+                                struct coord_error *e)
+{
+    struct msg_parts parts;
+    enum tpc_outcome o;
+
+    if (acc_store_decision(c->store, txid, &o, &parts) == TPC_OK && o != TPC_OUTCOME_NONE) {
+        *status = 200;
+        return outcome_json(txid, o, &parts);
+    }
+    set_error(e, 404, "unknown_transaction", "no transaction %s at this replica", txid);
+    return NULL;
+}
+
+json_t *coord_exec(struct coord *c, const char *txid, json_t *body, int *status,
+                   struct coord_error *e)
+{
+    const char *name = json_string_value(json_object_get(body, "participant")), *url;
+    struct ctxn *t = txn_get(c, txid, false);
+    struct http_client *hc = NULL;
+    struct http_call call;
+    char target[CONFIG_URL_MAX + 128];
+    json_t *fwd = NULL, *r = NULL;
+    char *text = NULL;
+
+    if (!t) {
+        r = ended_or_unknown(c, txid, status, e);
+        if (r) {
+            json_decref(r);
+            set_error(e, 409, "transaction_ended", "transaction %s has ended", txid);
+        }
+        return NULL;
+    }
+    if (!name || !(url = config_participant_url(&c->cfg, name))) {
+        set_error(e, 400, "unknown_participant", "\"participant\" must name one of the "
+                                                 "participants in the cluster file");
+        goto out;
+    }
+    pthread_mutex_lock(&t->mu);
+    if (t->state != CTX_ACTIVE || t->leading) {
+        set_error(e, 409, "transaction_not_active", "transaction %s is %s", txid,
+                  t->state == CTX_DECIDED ? msg_outcome_name(t->outcome) : state_names[t->state]);
+    } else if (msg_parts_find(&t->parts, name) < 0) {
+        if (t->parts.n == TPC_MAX_PARTICIPANTS)
+            set_error(e, 400, "too_many_participants", "at most %d participants",
+                      TPC_MAX_PARTICIPANTS);
+        else
+            msg_copy_str(t->parts.name[t->parts.n++], TPC_NAME_MAX, name); /* enlisted */
+    }
+    pthread_mutex_unlock(&t->mu);
+    if (e->status)
+        goto out;
+    fwd = json_deep_copy(body);
+    if (fwd)
+        json_object_del(fwd, "participant");
+    text = fwd ? json_dumps(fwd, JSON_COMPACT) : NULL;
+    hc = http_pool_get(c->cluster);
+    if (!text || !hc) {
+        set_error(e, 500, "internal", "out of memory");
+        goto out;
+    }
+    snprintf(target, sizeof(target), "%s/v1/branches/%s/exec", url, txid);
+    memset(&call, 0, sizeof(call));
+    call.url = target;
+    call.body = text;
+    call.body_len = strlen(text);
+    http_client_post_all(hc, &call, 1, c->cfg.commit_ms);
+    if (call.err || !(r = json_loadb(call.response, call.response_len, 0, NULL))) {
+        set_error(e, 502, "participant_unavailable", "participant %s: %s", name,
+                  call.err ? call.error : "answer is not JSON");
+    } else {
+        *status = (int)call.status; /* the participant's own answer, as it is */
+    }
+    free(call.response);
+out:
+    http_pool_put(c->cluster, hc);
+    free(text);
+    json_decref(fwd);
+    txn_put(c, t);
+    return r;
+}
+
+json_t *coord_commit(struct coord *c, const char *txid, int *status, struct coord_error *e)
+{
+    struct ctxn *t = txn_get(c, txid, false);
+    struct leader_config lc = {c->cfg.self, c->cfg.n_replicas, c->cfg.prepare_ms,
+                               c->cfg.retry_ms < 2 ? 2 : c->cfg.retry_ms, c->cfg.retry_max_ms};
+    struct leader_out out;
+    json_t *r = NULL;
+
+    if (!t)
+        return ended_or_unknown(c, txid, status, e);
+    if (lc.retry_max < lc.retry_interval)
+        lc.retry_max = lc.retry_interval;
+    pthread_mutex_lock(&t->mu);
+    out = (struct leader_out){outbox_add, &t->out};
+    if (t->state == CTX_ACTIVE && !t->leading) {
+        if (t->parts.n == 0) {
+            /* No participant: every instance (there are none) is prepared. */
+            if (acc_store_record_decision(c->store, txid, TPC_OUTCOME_COMMITTED, NULL) == TPC_OK) {
+                t->state = CTX_DECIDED;
+                t->outcome = TPC_OUTCOME_COMMITTED;
+                t->decided_at = mono_ms();
+            }
+        } else if (leader_init(&t->leader, &lc, txid, &t->parts, (uint64_t)mono_ms()) ==
+                   TPC_OK) {
+            t->leading = true;
+            t->state = CTX_PREPARING;
+            leader_start(&t->leader, (uint64_t)mono_ms(), &out);
+        }
+    }
+    if (t->leading && t->state != CTX_DECIDED)
+        drive(c, t, mono_ms() + c->cfg.commit_ms, true);
+    else if (t->leading)
+        drive(c, t, mono_ms() + c->cfg.prepare_ms, true); /* tell whoever has not heard */
+    if (t->state == CTX_DECIDED) {
+        *status = 200;
+        r = outcome_json(txid, t->outcome, &t->parts);
+    } else {
+        set_error(e, 503, "undecided",
+                  "transaction %s is not decided yet (too few replicas or participants "
+                  "answer); it is never given a wrong outcome: ask for its status later",
+                  txid);
+    }
+    pthread_mutex_unlock(&t->mu);
+    txn_put(c, t);
+    return r;
+}
+
+json_t *coord_abort(struct coord *c, const char *txid, int *status, struct coord_error *e)
+{
+    struct ctxn *t = txn_get(c, txid, false);
+    json_t *r = NULL;
+
+    if (!t)
+        return ended_or_unknown(c, txid, status, e);
+    pthread_mutex_lock(&t->mu);
+    if (t->state == CTX_PREPARING) {
+        set_error(e, 409, "commit_in_progress", "transaction %s is being committed", txid);
+        goto out;
+    }
+    if (t->state == CTX_ACTIVE && t->parts.n == 0) {
+        if (acc_store_record_decision(c->store, txid, TPC_OUTCOME_ABORTED, NULL) == TPC_OK) {
+            t->state = CTX_DECIDED;
+            t->outcome = TPC_OUTCOME_ABORTED;
+            t->decided_at = mono_ms();
+        }
+    } else if (t->state == CTX_ACTIVE) {
+        /* Abort is chosen through Paxos: phase 1 finds no vote, so aborted is proposed. */
+        start_recovery(c, t, &t->parts);
+    }
+    if (t->leading)
+        drive(c, t, mono_ms() + c->cfg.commit_ms, true);
+    if (t->state == CTX_DECIDED) {
+        *status = 200;
+        r = outcome_json(txid, t->outcome, &t->parts);
+    } else {
+        set_error(e, 503, "undecided", "transaction %s is not decided yet; ask later", txid);
+    }
+out:
+    pthread_mutex_unlock(&t->mu);
+    txn_put(c, t);
+    return r;
+}
+
+json_t *coord_status(struct coord *c, const char *txid, int *status, struct coord_error *e)
+{
+    struct ctxn *t = txn_get(c, txid, false);
+    struct msg_parts parts;
+    enum tpc_outcome o;
+    json_t *r;
+
+    if (t) {
+        pthread_mutex_lock(&t->mu);
+        r = txn_json(t);
+        pthread_mutex_unlock(&t->mu);
+        txn_put(c, t);
+        *status = 200;
+        return r;
+    }
+    if (acc_store_decision(c->store, txid, &o, &parts) == TPC_OK && o != TPC_OUTCOME_NONE) {
+        *status = 200;
+        return outcome_json(txid, o, &parts);
+    }
+    /* Known to this acceptor but not decided here: in doubt; the sweep recovers it once
+     * it is stale. */
+    if (acc_store_parts(c->store, txid, &parts) == TPC_OK && parts.n) {
+        *status = 200;
+        return json_pack("{s:s,s:s,s:o}", "txid", txid, "state", "in_doubt", "participants",
+                         codec_encode_parts(&parts));
+    }
+    set_error(e, 404, "unknown_transaction", "no transaction %s at this replica", txid);
+    return NULL;
+}
+
+struct list_ctx {
+    json_t *list;
+    int want; /* -1: every state */
+};
+
+static void list_live(struct table_entry *en, void *ctx)
+{
+    struct list_ctx *l = ctx;
+    struct ctxn *t = (struct ctxn *)en;
+
+    /* A racy read of state is fine for a listing; the entry itself is safe under the table. */
+    if (t->state != CTX_DECIDED && (l->want < 0 || l->want == (int)t->state))
+        json_array_append_new(l->list, json_pack("{s:s,s:s}", "txid", t->e.id, "state",
+                                                 state_names[t->state]));
+}
+
+static void list_decided(void *ctx, const char *txid, enum tpc_outcome o, int64_t at)
+{
+    json_array_append_new(ctx, json_pack("{s:s,s:s,s:I}", "txid", txid, "state",
+                                         msg_outcome_name(o), "decided_at_ms", (json_int_t)at));
+}
+
+json_t *coord_list(struct coord *c, const char *state, int *status, struct coord_error *e)
+{
+    struct list_ctx l = {json_array(), -1};
+    int i;
+
+    if (state) {
+        for (i = 0; i < 3; i++)
+            if (!strcmp(state, state_names[i]))
+                l.want = i;
+        if (l.want < 0 && strcmp(state, "committed") && strcmp(state, "aborted")) {
+            json_decref(l.list);
+            set_error(e, 400, "bad_state", "state is one of active, preparing, in_doubt, "
+                                            "committed, aborted");
+            return NULL;
+        }
+    }
+    if (!state || l.want >= 0)
+        table_foreach(&c->txns, list_live, &l);
+    if (!state || l.want < 0)
+        acc_store_recent_decisions(c->store,
+                                   !state                        ? TPC_OUTCOME_NONE
+                                   : !strcmp(state, "committed") ? TPC_OUTCOME_COMMITTED
+                                                                 : TPC_OUTCOME_ABORTED,
+                                   1000, list_decided, l.list);
+    *status = 200;
+    return json_pack("{s:o}", "transactions", l.list);
+}
+
+json_t *coord_oneshot(struct coord *c, json_t *body, int *status, struct coord_error *e)
+{
+    json_t *branches = json_object_get(body, "branches"), *begin, *r, *results, *v;
+    const char *txid, *key;
+    int st = 0;
+    size_t i;
+
+    json_object_foreach(body, key, v)
+    {
+        if (strcmp(key, "txid") && strcmp(key, "timeout_ms") && strcmp(key, "branches")) {
+            set_error(e, 400, "bad_request", "unknown key \"%s\"", key);
+            return NULL;
+        }
+    }
+    if (!json_is_array(branches) || json_array_size(branches) == 0) {
+        set_error(e, 400, "bad_request", "\"branches\" must be a non-empty array of "
+                                         "{\"participant\": ..., \"statements\": [...]}");
+        return NULL;
+    }
+    begin = json_deep_copy(body);
+    if (!begin) {
+        set_error(e, 500, "internal", "out of memory");
+        return NULL;
+    }
+    json_object_del(begin, "branches");
+    r = coord_begin(c, begin, &st, e);
+    json_decref(begin);
+    if (!r)
+        return NULL;
+    txid = json_string_value(json_object_get(r, "txid"));
+    results = json_array();
+    for (i = 0; i < json_array_size(branches); i++) {
+        json_t *b = json_array_get(branches, i), *res;
+
+        st = 0;
+        res = json_is_object(b) ? coord_exec(c, txid, b, &st, e) : NULL;
+        if (!json_is_object(b))
+            set_error(e, 400, "bad_request", "branches[%zu] is not an object", i);
+        if (!res || st != 200) {
+            struct coord_error ae = {0};
+            int ast = 0;
+            json_t *ab = coord_abort(c, txid, &ast, &ae), *out;
+
+            out = json_pack("{s:s,s:s,s:I,s:o}", "txid", txid, "outcome",
+                            ab ? json_string_value(json_object_get(ab, "outcome")) : "undecided",
+                            "failed_branch", (json_int_t)i, "error",
+                            res ? res : json_pack("{s:{s:s,s:s}}", "error", "code", e->code,
+                                                  "message", e->message));
+            json_decref(ab);
+            json_decref(results);
+            json_decref(r);
+            *status = res ? st : e->status;
+            memset(e, 0, sizeof(*e));
+            return out;
+        }
+        json_array_append_new(results, res);
+    }
+    v = coord_commit(c, txid, &st, e);
+    if (v)
+        json_object_set_new(v, "results", results);
+    else
+        json_decref(results);
+    json_decref(r);
+    *status = st;
+    return v;
+}
+
+json_t *coord_health(struct coord *c)
+{
+    uint64_t fsyncs, groups, jobs;
+
+    acc_store_stats(c->store, &fsyncs, &groups, &jobs);
+    return json_pack("{s:s,s:I,s:I,s:I,s:{s:I,s:I,s:I},s:{s:I,s:I,s:I}}", "status", "ok",
+                     "replica", (json_int_t)c->cfg.self, "replicas",
+                     (json_int_t)c->cfg.n_replicas, "transactions",
+                     (json_int_t)table_size(&c->txns), "decided", "committed",
+                     (json_int_t)atomic_load(&c->committed), "aborted",
+                     (json_int_t)atomic_load(&c->aborted), "recoveries",
+                     (json_int_t)atomic_load(&c->recoveries), "storage", "fsyncs",
+                     (json_int_t)fsyncs, "commit_groups", (json_int_t)groups, "durable_jobs",
+                     (json_int_t)jobs);
+}
+
+/* ---- replica and participant API ---- */
+
+/* Somebody waited long for txid: recover it here unless a driver is on it already. */
+static void ensure_recovery(struct coord *c, const char *txid, const struct msg_parts *given)
+{
+    struct msg_parts parts = *given;
+    struct ctxn *t;
+
+    if (parts.n == 0 && (acc_store_parts(c->store, txid, &parts) != TPC_OK || parts.n == 0))
+        return;
+    t = txn_get(c, txid, true);
+    if (!t)
+        return;
+    if (pthread_mutex_trylock(&t->mu) == 0) {
+        if (!t->leading && t->state != CTX_DECIDED)
+            start_recovery(c, t, &parts);
+        pthread_mutex_unlock(&t->mu);
+    }
+    txn_put(c, t);
+}
+
+json_t *coord_paxos(struct coord *c, const struct msg *in, size_t n)
+{
+    struct msg *acc_in = calloc(n ? n : 1, sizeof(*acc_in)), *acc_out = NULL, reply;
+    json_t *answers = json_array(), *batch;
+    enum tpc_outcome o;
+    struct ctxn *t;
+    size_t i, n_acc = 0;
+
+    if (!acc_in || !answers)
+        goto out;
+    for (i = 0; i < n; i++) {
+        const struct msg *m = &in[i];
+
+        switch (m->type) {
+        case MSG_PHASE1A:
+        case MSG_PHASE2A:
+            acc_in[n_acc++] = *m;
+            break;
+        case MSG_STATUS:
+            if (acc_store_decision(c->store, m->txid, &o, NULL) == TPC_OK &&
+                o != TPC_OUTCOME_NONE) {
+                memset(&reply, 0, sizeof(reply));
+                reply.type = MSG_OUTCOME;
+                memcpy(reply.txid, m->txid, sizeof(reply.txid));
+                reply.outcome = o;
+                json_array_append_new(answers, codec_encode(&reply));
+            } else {
+                ensure_recovery(c, m->txid, &m->parts);
+            }
+            break;
+        case MSG_OUTCOME:
+            /* Another replica decided: keep it, and let a local leader tell its participants. */
+            if (acc_store_record_decision(c->store, m->txid, m->outcome, NULL) != TPC_OK)
+                log_error("%s: conflicting decision %s received", m->txid,
+                          msg_outcome_name(m->outcome));
+            t = txn_get(c, m->txid, false);
+            if (t) {
+                atomic_store(&t->learned, m->outcome);
+                txn_put(c, t);
+            }
+            break;
+        default:
+            break;
+        }
+    }
+    if (n_acc) {
+        acc_out = calloc(n_acc, sizeof(*acc_out));
+        if (acc_out && acc_store_handle(c->store, acc_in, n_acc, acc_out, NULL) == TPC_OK)
+            for (i = 0; i < n_acc; i++)
+                if (acc_out[i].type)
+                    json_array_append_new(answers, codec_encode(&acc_out[i]));
+    }
+out:
+    free(acc_in);
+    free(acc_out);
+    batch = json_pack("{s:o}", "messages", answers ? answers : json_array());
+    return batch;
+}
+
+/* ---- background: unfinished leaders, deadlines, the sweep, forgetting ---- */
+
+struct bg_scan {
+    struct ctxn **list;
+    size_t n, cap;
+};
+
+static void take_ref(struct table_entry *e, void *ctx)
+{
+    struct bg_scan *s = ctx;
+
+    if (s->n < s->cap) {
+        e->refs++; /* under the table lock: table_put gives it back */
+        s->list[s->n++] = (struct ctxn *)e;
+    }
+}
+
+static void background_pass(struct coord *c)
+{
+    static struct acc_stale stale[64];
+    struct bg_scan s = {NULL, 0, 0};
+    int64_t now = mono_ms();
+    size_t i, n;
+
+    s.cap = table_size(&c->txns) + 16;
+    s.list = calloc(s.cap, sizeof(*s.list));
+    if (!s.list)
+        return;
+    table_foreach(&c->txns, take_ref, &s);
+    for (i = 0; i < s.n && !c->stopping; i++) {
+        struct ctxn *t = s.list[i];
+
+        if (pthread_mutex_trylock(&t->mu) == 0) {
+            if (t->state == CTX_ACTIVE && !t->leading && t->deadline && now >= t->deadline) {
+                log_info("%s: not committed within its timeout: aborting", t->e.id);
+                if (t->parts.n)
+                    start_recovery(c, t, &t->parts);
+                else if (acc_store_record_decision(c->store, t->e.id, TPC_OUTCOME_ABORTED,
+                                                   NULL) == TPC_OK) {
+                    t->state = CTX_DECIDED;
+                    t->outcome = TPC_OUTCOME_ABORTED;
+                    t->decided_at = now;
+                }
+            }
+            if (t->leading && !leader_done(&t->leader))
+                drive(c, t, now + 200, false);
+            /* Finished long ago: the decision table answers for it from now on. */
+            if (t->state == CTX_DECIDED && (!t->leading || leader_done(&t->leader)) &&
+                now - t->decided_at > 60000)
+                table_remove(&c->txns, &t->e);
+            pthread_mutex_unlock(&t->mu);
+        }
+        txn_put(c, t);
+    }
+    free(s.list);
+    /* The sweep: undecided transactions this acceptor knows, quiet for long. */
+    n = acc_store_stale(c->store, c->cfg.stale_ms, stale, sizeof(stale) / sizeof(stale[0]));
+    for (i = 0; i < n && !c->stopping; i++)
+        ensure_recovery(c, stale[i].txid, &stale[i].parts);
+}
+
+static void *background_main(void *arg)
+{
+    struct coord *c = arg;
+    struct timespec ts;
+
+    pthread_mutex_lock(&c->mu);
+    while (!c->stopping) {
+        pthread_mutex_unlock(&c->mu);
+        background_pass(c);
+        pthread_mutex_lock(&c->mu);
+        if (c->stopping)
+            break;
+        /* A timer tick: deadlines and retries are checked every 20 ms. */
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_nsec += 20 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&c->stop_cv, &c->mu, &ts);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+}
+
+/* ---- start, stop ---- */
+
+enum tpc_err coord_open(const struct coord_config *cfg, struct coord **out, char *err,
+                        size_t errlen)
+{
+    struct coord *c = calloc(1, sizeof(*c));
+    pthread_condattr_t attr;
+    enum tpc_err rc;
+
+    *out = NULL;
+    if (!c)
+        return TPC_ERR_NOMEM;
+    c->cfg = *cfg;
+    table_init(&c->txns, ctxn_create, ctxn_destroy, c);
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&c->stop_cv, &attr);
+    pthread_condattr_destroy(&attr);
+    c->cluster = http_pool_new(cfg->cluster_token);
+    if (!c->cluster) {
+        rc = TPC_ERR_NOMEM;
+        goto fail;
+    }
+    rc = acc_store_open(cfg->db_path, cfg->self, cfg->n_replicas, &c->store, err, errlen);
+    if (rc)
+        goto fail;
+    if (pthread_create(&c->bg, NULL, background_main, c) != 0) {
+        rc = tpc_errbuf_set(err, errlen, TPC_ERR_IO, "cannot start the background thread");
+        goto fail;
+    }
+    c->bg_started = true;
+    *out = c;
+    return TPC_OK;
+fail:
+    coord_close(c);
+    return rc;
+}
+
+void coord_close(struct coord *c)
+{
+    if (!c)
+        return;
+    if (c->bg_started) {
+        pthread_mutex_lock(&c->mu);
+        c->stopping = true;
+        pthread_cond_broadcast(&c->stop_cv);
+        pthread_mutex_unlock(&c->mu);
+        pthread_join(c->bg, NULL);
+    }
+    acc_store_close(c->store);
+    http_pool_free(c->cluster);
+    table_fini(&c->txns);
+    pthread_cond_destroy(&c->stop_cv);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}
+
+const struct coord_config *coord_config(const struct coord *c)
+{
+    return &c->cfg;
+}

@@ -1,0 +1,54 @@
+/*
+ * coord.h - a coordinator replica: the client's transactions, the leader that
+ * commits them with Paxos Commit over HTTP, recovery of transactions whose
+ * leader vanished, and the acceptor behind /v1/paxos.
+ *
+ * Transaction states at this replica:
+ *
+ *   ACTIVE --commit--> PREPARING --decided--> DECIDED
+ *     |                                          ^
+ *     +--abort, deadline, ----> RECOVERING ------+
+ *        status of a stale one
+ *
+ * Every decision comes from the leader's decision rule (shared/leader.c):
+ * COMMITTED iff every instance is chosen prepared, ABORTED iff one is chosen
+ * aborted. Abort, timeouts and recovery all run phase 1 with a higher ballot;
+ * nothing is decided by fiat.
+ */
+#ifndef TPC_COORD_H
+#define TPC_COORD_H
+
+#include <jansson.h>
+
+#include "config.h"
+#include "msg.h"
+#include "tpc_err.h"
+
+struct coord;
+
+struct coord_error {
+    int status;
+    const char *code;
+    char message[512];
+};
+
+enum tpc_err coord_open(const struct coord_config *cfg, struct coord **out, char *err,
+                        size_t errlen);
+void coord_close(struct coord *c);
+const struct coord_config *coord_config(const struct coord *c);
+
+/* Client API; each returns a new JSON body (and *status) or NULL with *e set. */
+json_t *coord_begin(struct coord *c, json_t *body, int *status, struct coord_error *e);
+json_t *coord_exec(struct coord *c, const char *txid, json_t *body, int *status,
+                   struct coord_error *e);
+json_t *coord_commit(struct coord *c, const char *txid, int *status, struct coord_error *e);
+json_t *coord_abort(struct coord *c, const char *txid, int *status, struct coord_error *e);
+json_t *coord_status(struct coord *c, const char *txid, int *status, struct coord_error *e);
+json_t *coord_list(struct coord *c, const char *state, int *status, struct coord_error *e);
+json_t *coord_oneshot(struct coord *c, json_t *body, int *status, struct coord_error *e);
+json_t *coord_health(struct coord *c);
+
+/* Replica and participant API: a batch of protocol messages in, the answers out. */
+json_t *coord_paxos(struct coord *c, const struct msg *in, size_t n);
+
+#endif

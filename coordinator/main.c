@@ -1,0 +1,69 @@
+/*
+ * main.c - the coordinator replica program: configuration, start, wait for
+ * SIGTERM/SIGINT, clean stop. See --help.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "api.h"
+#include "config.h"
+#include "coord.h"
+#include "http_server.h"
+#include "log.h"
+
+int main(int argc, char **argv)
+{
+    static struct coord_config cfg;
+    struct http_server_config hc = {.max_body = 1024 * 1024, .handler = api_handle};
+    enum log_level level = LOG_INFO;
+    struct http_server *srv = NULL;
+    struct coord *c = NULL;
+    char name[32], err[512];
+    sigset_t set;
+    int a, sig, rc;
+
+    for (a = 1; a + 1 < argc; a++)
+        if (!strcmp(argv[a], "--log-level"))
+            level = !strcmp(argv[a + 1], "debug")  ? LOG_DEBUG
+                    : !strcmp(argv[a + 1], "warn") ? LOG_WARN
+                    : !strcmp(argv[a + 1], "error") ? LOG_ERROR
+                                                    : LOG_INFO;
+    rc = config_load(argc, argv, &cfg);
+    if (rc)
+        return rc == 1 ? 0 : 2;
+    snprintf(name, sizeof(name), "replica-%u", cfg.self);
+    log_init(name, level);
+    if (!cfg.client_token[0] || !cfg.cluster_token[0])
+        log_warn("a token is missing: its callers are not checked (see client_token_file, "
+                 "cluster_token_file)");
+
+    signal(SIGPIPE, SIG_IGN);
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+    rc = 1;
+    if (coord_open(&cfg, &c, err, sizeof(err)) != TPC_OK) {
+        log_error("cannot start: %s", err);
+        goto out;
+    }
+    hc.address = cfg.listen;
+    hc.port = cfg.port;
+    hc.ctx = c;
+    if (http_server_start(&hc, &srv, err, sizeof(err)) != TPC_OK) {
+        log_error("cannot start: %s", err);
+        goto out;
+    }
+    log_info("replica %u of %u listening on %s:%u, state in %s, %u participant(s) known",
+             cfg.self, cfg.n_replicas, cfg.listen, http_server_port(srv), cfg.db_path,
+             cfg.n_participants);
+    sigwait(&set, &sig);
+    log_info("stopping (signal %d)", sig);
+    rc = 0;
+out:
+    http_server_stop(srv);
+    coord_close(c);
+    return rc;
+}
