@@ -62,8 +62,8 @@ enum tpc_err acc_store_open(const char *path, uint32_t self, uint32_t n_replicas
     pthread_mutex_init(&s->mu, NULL);
     s->self = self;
     s->n_replicas = n_replicas;
-    if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
-                        FSYNC_VFS_NAME) != SQLITE_OK) {
+    if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, FSYNC_VFS_NAME) !=
+        SQLITE_OK) {
         rc = tpc_errbuf_set(err, errlen, TPC_ERR_IO, "cannot open %s: %s", path,
                             s->db ? sqlite3_errmsg(s->db) : "out of memory");
         goto fail;
@@ -220,15 +220,14 @@ static bool run_handle(struct gc_job *g, sqlite3 *db)
             rc = TPC_ERR_INVALID;
             snprintf(err, sizeof(err), "an acceptor takes phase1a and phase2a");
         } else if ((rc = load_record(db, m->txid, m->instance, &cur)) != TPC_OK) {
-            snprintf(g->err, sizeof(g->err), "cannot read acceptor state: %s",
-                     sqlite3_errmsg(db));
+            snprintf(g->err, sizeof(g->err), "cannot read acceptor state: %s", sqlite3_errmsg(db));
             return false;
         } else if (m->type == MSG_PHASE1A) {
-            rc = acceptor_phase1b(&cur, m, h->s->self, h->s->n_replicas, &next, &h->out[i],
-                                  &action, err, sizeof(err));
+            rc = acceptor_phase1b(&cur, m, h->s->self, h->s->n_replicas, &next, &h->out[i], &action,
+                                  err, sizeof(err));
         } else {
-            rc = acceptor_phase2b(&cur, m, h->s->self, h->s->n_replicas, &next, &h->out[i],
-                                  &action, err, sizeof(err));
+            rc = acceptor_phase2b(&cur, m, h->s->self, h->s->n_replicas, &next, &h->out[i], &action,
+                                  err, sizeof(err));
         }
         if (rc) {
             memset(&h->out[i], 0, sizeof(h->out[i])); /* refused: no answer, nothing stored */
@@ -238,16 +237,15 @@ static bool run_handle(struct gc_job *g, sqlite3 *db)
         }
         if (action == ACCEPTOR_PERSIST_THEN_REPLY &&
             save_record(db, m->txid, m->instance, &next) != TPC_OK) {
-            snprintf(g->err, sizeof(g->err), "cannot write acceptor state: %s",
-                     sqlite3_errmsg(db));
+            snprintf(g->err, sizeof(g->err), "cannot write acceptor state: %s", sqlite3_errmsg(db));
             return false;
         }
     }
     return true;
 }
 
-enum tpc_err acc_store_handle(struct acc_store *s, const struct msg *in, size_t n,
-                              struct msg *out, char (*errs)[128])
+enum tpc_err acc_store_handle(struct acc_store *s, const struct msg *in, size_t n, struct msg *out,
+                              char (*errs)[128])
 {
     struct handle_job h = {.s = s, .in = in, .out = out, .errs = errs, .n = n};
     enum tpc_err rc;
@@ -327,8 +325,8 @@ static bool run_decision(struct gc_job *g, sqlite3 *db)
         SQLITE_OK) {
         sqlite3_bind_text(st, 1, d->txid, -1, SQLITE_STATIC);
         if (sqlite3_step(st) == SQLITE_ROW) {
-            bool same = strcmp((const char *)sqlite3_column_text(st, 0),
-                               msg_outcome_name(d->o)) == 0;
+            bool same =
+                strcmp((const char *)sqlite3_column_text(st, 0), msg_outcome_name(d->o)) == 0;
 
             sqlite3_finalize(st);
             if (!same) {
@@ -355,8 +353,8 @@ static bool run_decision(struct gc_job *g, sqlite3 *db)
     return step == SQLITE_DONE;
 }
 
-enum tpc_err acc_store_record_decision(struct acc_store *s, const char *txid,
-                                       enum tpc_outcome o, const struct msg_parts *parts)
+enum tpc_err acc_store_record_decision(struct acc_store *s, const char *txid, enum tpc_outcome o,
+                                       const struct msg_parts *parts)
 {
     struct decision_job d = {.txid = txid, .o = o};
     enum tpc_err rc;

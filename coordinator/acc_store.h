@@ -29,15 +29,15 @@ void acc_store_close(struct acc_store *s);
  * refused as invalid (errs[i] says why, if errs is not NULL). Returns once
  * every changed record is durable.
  */
-enum tpc_err acc_store_handle(struct acc_store *s, const struct msg *in, size_t n,
-                              struct msg *out, char (*errs)[128]);
+enum tpc_err acc_store_handle(struct acc_store *s, const struct msg *in, size_t n, struct msg *out,
+                              char (*errs)[128]);
 
 /* A fresh recovery round >= min, made durable before it is returned (leader.h rule 4). */
 enum tpc_err acc_store_next_round(struct acc_store *s, uint64_t min, uint64_t *round);
 
 /* Records a decision (the first one recorded stays; another one is an error). */
-enum tpc_err acc_store_record_decision(struct acc_store *s, const char *txid,
-                                       enum tpc_outcome o, const struct msg_parts *parts);
+enum tpc_err acc_store_record_decision(struct acc_store *s, const char *txid, enum tpc_outcome o,
+                                       const struct msg_parts *parts);
 
 /* The decision recorded for txid, or TPC_OUTCOME_NONE; parts may be NULL. */
 enum tpc_err acc_store_decision(struct acc_store *s, const char *txid, enum tpc_outcome *o,

@@ -18,18 +18,16 @@
 #include "codec.h"
 #include "coord.h"
 
-static void answer(struct http_response *res, json_t *body, int status,
-                   const struct coord_error *e)
+static void answer(struct http_response *res, json_t *body, int status, const struct coord_error *e)
 {
     if (body)
         http_respond(res, status ? status : 200, body);
     else
-        http_respond_error(res, e->status ? e->status : 500, e->code ? e->code : "internal",
-                           "%s", e->message[0] ? e->message : "internal error");
+        http_respond_error(res, e->status ? e->status : 500, e->code ? e->code : "internal", "%s",
+                           e->message[0] ? e->message : "internal error");
 }
 
-static json_t *object_body(const struct http_request *req, bool empty_ok,
-                           struct http_response *res)
+static json_t *object_body(const struct http_request *req, bool empty_ok, struct http_response *res)
 {
     json_error_t jerr;
     json_t *j;
@@ -59,8 +57,8 @@ static void paxos(struct coord *c, const struct http_request *req, struct http_r
         return;
     }
     j = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, NULL);
-    if (!j || codec_decode_batch(j, cfg->n_replicas, in, CODEC_MAX_BATCH, &n, err,
-                                 sizeof(err)) != TPC_OK) {
+    if (!j || codec_decode_batch(j, cfg->n_replicas, in, CODEC_MAX_BATCH, &n, err, sizeof(err)) !=
+                  TPC_OK) {
         http_respond_error(res, 400, "bad_message", "%s", j ? err : "body is not JSON");
         json_decref(j);
         return;

@@ -158,8 +158,8 @@ static int load_file(const char *path, const char *base_dir, struct coord_config
         struct {
             const char *name;
             uint32_t *field;
-        } keys[] = {{"prepare", &cfg->prepare_ms}, {"commit", &cfg->commit_ms},
-                    {"transaction", &cfg->txn_ms}, {"retry", &cfg->retry_ms},
+        } keys[] = {{"prepare", &cfg->prepare_ms},     {"commit", &cfg->commit_ms},
+                    {"transaction", &cfg->txn_ms},     {"retry", &cfg->retry_ms},
                     {"retry_max", &cfg->retry_max_ms}, {"stale", &cfg->stale_ms}};
 
         for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
@@ -240,13 +240,11 @@ int config_load(int argc, char **argv, struct coord_config *cfg)
     if (db)
         snprintf(cfg->db_path, sizeof(cfg->db_path), "%s", db);
     else
-        snprintf(cfg->db_path, sizeof(cfg->db_path), "%.1000s/replica-%u.db", data_dir,
-                 cfg->self);
+        snprintf(cfg->db_path, sizeof(cfg->db_path), "%.1000s/replica-%u.db", data_dir, cfg->self);
     if (!cfg->client_token[0] && getenv("TPC_CLIENT_TOKEN"))
         snprintf(cfg->client_token, sizeof(cfg->client_token), "%s", getenv("TPC_CLIENT_TOKEN"));
     if (!cfg->cluster_token[0] && getenv("TPC_CLUSTER_TOKEN"))
-        snprintf(cfg->cluster_token, sizeof(cfg->cluster_token), "%s",
-                 getenv("TPC_CLUSTER_TOKEN"));
+        snprintf(cfg->cluster_token, sizeof(cfg->cluster_token), "%s", getenv("TPC_CLUSTER_TOKEN"));
     return 0;
 }
 

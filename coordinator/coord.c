@@ -267,11 +267,11 @@ static void dispatch(struct coord *c, struct ctxn *t, struct out_item *items, si
                 break;
             }
             snprintf(path, sizeof(path), "/v1/branches/%s/%s", t->e.id,
-                     it->m.type == MSG_PREPARE                        ? "prepare"
+                     it->m.type == MSG_PREPARE                ? "prepare"
                      : it->m.outcome == TPC_OUTCOME_COMMITTED ? "commit"
-                                                                      : "abort");
-            add_call(&r, purl, path, it->m.type == MSG_PREPARE ? codec_encode(&it->m) : json_object(),
-                     false);
+                                                              : "abort");
+            add_call(&r, purl, path,
+                     it->m.type == MSG_PREPARE ? codec_encode(&it->m) : json_object(), false);
             break;
         case LEADER_TO_REPLICAS:
             for (a = 0; a < cfg->n_replicas; a++) {
@@ -381,8 +381,7 @@ static void recover_round(struct coord *c, struct ctxn *t)
         return;
     }
     atomic_fetch_add(&c->recoveries, 1);
-    log_info("%s: recovery with ballot (%llu,%u)", t->e.id, (unsigned long long)round,
-             c->cfg.self);
+    log_info("%s: recovery with ballot (%llu,%u)", t->e.id, (unsigned long long)round, c->cfg.self);
     leader_recover(&t->leader, round, (uint64_t)mono_ms(), rnd(), &out);
 }
 
@@ -456,9 +455,9 @@ static bool start_recovery(struct coord *c, struct ctxn *t, const struct msg_par
 
 static json_t *txn_json(const struct ctxn *t)
 {
-    json_t *j = json_pack("{s:s,s:s}", "txid", t->e.id, "state",
-                          t->state == CTX_DECIDED ? msg_outcome_name(t->outcome)
-                                                  : state_names[t->state]);
+    json_t *j =
+        json_pack("{s:s,s:s}", "txid", t->e.id, "state",
+                  t->state == CTX_DECIDED ? msg_outcome_name(t->outcome) : state_names[t->state]);
 
     if (j && t->parts.n)
         json_object_set_new(j, "participants", codec_encode_parts(&t->parts));
@@ -467,8 +466,8 @@ static json_t *txn_json(const struct ctxn *t)
 
 static json_t *outcome_json(const char *txid, enum tpc_outcome o, const struct msg_parts *parts)
 {
-    json_t *j = json_pack("{s:s,s:s,s:s}", "txid", txid, "state", msg_outcome_name(o),
-                          "outcome", msg_outcome_name(o));
+    json_t *j = json_pack("{s:s,s:s,s:s}", "txid", txid, "state", msg_outcome_name(o), "outcome",
+                          msg_outcome_name(o));
 
     if (j && parts && parts->n)
         json_object_set_new(j, "participants", codec_encode_parts(parts));
@@ -495,8 +494,7 @@ json_t *coord_begin(struct coord *c, json_t *body, int *status, struct coord_err
     }
     v = json_object_get(body, "timeout_ms");
     if (v) {
-        if (!json_is_integer(v) || json_integer_value(v) < 1 ||
-            json_integer_value(v) > 86400000) {
+        if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 86400000) {
             set_error(e, 400, "bad_request", "timeout_ms must be 1..86400000");
             return NULL;
         }
@@ -580,8 +578,9 @@ json_t *coord_exec(struct coord *c, const char *txid, json_t *body, int *status,
         return NULL;
     }
     if (!name || !(url = config_participant_url(&c->cfg, name))) {
-        set_error(e, 400, "unknown_participant", "\"participant\" must name one of the "
-                                                 "participants in the cluster file");
+        set_error(e, 400, "unknown_participant",
+                  "\"participant\" must name one of the "
+                  "participants in the cluster file");
         goto out;
     }
     pthread_mutex_lock(&t->mu);
@@ -650,8 +649,7 @@ json_t *coord_commit(struct coord *c, const char *txid, int *status, struct coor
                 t->outcome = TPC_OUTCOME_COMMITTED;
                 t->decided_at = mono_ms();
             }
-        } else if (leader_init(&t->leader, &lc, txid, &t->parts, (uint64_t)mono_ms()) ==
-                   TPC_OK) {
+        } else if (leader_init(&t->leader, &lc, txid, &t->parts, (uint64_t)mono_ms()) == TPC_OK) {
             t->leading = true;
             t->state = CTX_PREPARING;
             leader_start(&t->leader, (uint64_t)mono_ms(), &out);
@@ -753,8 +751,8 @@ static void list_live(struct table_entry *en, void *ctx)
 
     /* A racy read of state is fine for a listing; the entry itself is safe under the table. */
     if (t->state != CTX_DECIDED && (l->want < 0 || l->want == (int)t->state))
-        json_array_append_new(l->list, json_pack("{s:s,s:s}", "txid", t->e.id, "state",
-                                                 state_names[t->state]));
+        json_array_append_new(
+            l->list, json_pack("{s:s,s:s}", "txid", t->e.id, "state", state_names[t->state]));
 }
 
 static void list_decided(void *ctx, const char *txid, enum tpc_outcome o, int64_t at)
@@ -774,8 +772,9 @@ json_t *coord_list(struct coord *c, const char *state, int *status, struct coord
                 l.want = i;
         if (l.want < 0 && strcmp(state, "committed") && strcmp(state, "aborted")) {
             json_decref(l.list);
-            set_error(e, 400, "bad_state", "state is one of active, preparing, in_doubt, "
-                                            "committed, aborted");
+            set_error(e, 400, "bad_state",
+                      "state is one of active, preparing, in_doubt, "
+                      "committed, aborted");
             return NULL;
         }
     }
@@ -806,8 +805,9 @@ json_t *coord_oneshot(struct coord *c, json_t *body, int *status, struct coord_e
         }
     }
     if (!json_is_array(branches) || json_array_size(branches) == 0) {
-        set_error(e, 400, "bad_request", "\"branches\" must be a non-empty array of "
-                                         "{\"participant\": ..., \"statements\": [...]}");
+        set_error(e, 400, "bad_request",
+                  "\"branches\" must be a non-empty array of "
+                  "{\"participant\": ..., \"statements\": [...]}");
         return NULL;
     }
     begin = json_deep_copy(body);
@@ -834,11 +834,12 @@ json_t *coord_oneshot(struct coord *c, json_t *body, int *status, struct coord_e
             int ast = 0;
             json_t *ab = coord_abort(c, txid, &ast, &ae), *out;
 
-            out = json_pack("{s:s,s:s,s:I,s:o}", "txid", txid, "outcome",
-                            ab ? json_string_value(json_object_get(ab, "outcome")) : "undecided",
-                            "failed_branch", (json_int_t)i, "error",
-                            res ? res : json_pack("{s:{s:s,s:s}}", "error", "code", e->code,
-                                                  "message", e->message));
+            out = json_pack(
+                "{s:s,s:s,s:I,s:o}", "txid", txid, "outcome",
+                ab ? json_string_value(json_object_get(ab, "outcome")) : "undecided",
+                "failed_branch", (json_int_t)i, "error",
+                res ? res
+                    : json_pack("{s:{s:s,s:s}}", "error", "code", e->code, "message", e->message));
             json_decref(ab);
             json_decref(results);
             json_decref(r);
@@ -863,15 +864,13 @@ json_t *coord_health(struct coord *c)
     uint64_t fsyncs, groups, jobs;
 
     acc_store_stats(c->store, &fsyncs, &groups, &jobs);
-    return json_pack("{s:s,s:I,s:I,s:I,s:{s:I,s:I,s:I},s:{s:I,s:I,s:I}}", "status", "ok",
-                     "replica", (json_int_t)c->cfg.self, "replicas",
-                     (json_int_t)c->cfg.n_replicas, "transactions",
-                     (json_int_t)table_size(&c->txns), "decided", "committed",
-                     (json_int_t)atomic_load(&c->committed), "aborted",
-                     (json_int_t)atomic_load(&c->aborted), "recoveries",
-                     (json_int_t)atomic_load(&c->recoveries), "storage", "fsyncs",
-                     (json_int_t)fsyncs, "commit_groups", (json_int_t)groups, "durable_jobs",
-                     (json_int_t)jobs);
+    return json_pack(
+        "{s:s,s:I,s:I,s:I,s:{s:I,s:I,s:I},s:{s:I,s:I,s:I}}", "status", "ok", "replica",
+        (json_int_t)c->cfg.self, "replicas", (json_int_t)c->cfg.n_replicas, "transactions",
+        (json_int_t)table_size(&c->txns), "decided", "committed",
+        (json_int_t)atomic_load(&c->committed), "aborted", (json_int_t)atomic_load(&c->aborted),
+        "recoveries", (json_int_t)atomic_load(&c->recoveries), "storage", "fsyncs",
+        (json_int_t)fsyncs, "commit_groups", (json_int_t)groups, "durable_jobs", (json_int_t)jobs);
 }
 
 /* ---- replica and participant API ---- */
@@ -991,8 +990,8 @@ static void background_pass(struct coord *c)
                 log_info("%s: not committed within its timeout: aborting", t->e.id);
                 if (t->parts.n)
                     start_recovery(c, t, &t->parts);
-                else if (acc_store_record_decision(c->store, t->e.id, TPC_OUTCOME_ABORTED,
-                                                   NULL) == TPC_OK) {
+                else if (acc_store_record_decision(c->store, t->e.id, TPC_OUTCOME_ABORTED, NULL) ==
+                         TPC_OK) {
                     t->state = CTX_DECIDED;
                     t->outcome = TPC_OUTCOME_ABORTED;
                     t->decided_at = now;

@@ -25,8 +25,8 @@ int main(int argc, char **argv)
 
     for (a = 1; a + 1 < argc; a++)
         if (!strcmp(argv[a], "--log-level"))
-            level = !strcmp(argv[a + 1], "debug")  ? LOG_DEBUG
-                    : !strcmp(argv[a + 1], "warn") ? LOG_WARN
+            level = !strcmp(argv[a + 1], "debug")   ? LOG_DEBUG
+                    : !strcmp(argv[a + 1], "warn")  ? LOG_WARN
                     : !strcmp(argv[a + 1], "error") ? LOG_ERROR
                                                     : LOG_INFO;
     rc = config_load(argc, argv, &cfg);
@@ -56,9 +56,8 @@ int main(int argc, char **argv)
         log_error("cannot start: %s", err);
         goto out;
     }
-    log_info("replica %u of %u listening on %s:%u, state in %s, %u participant(s) known",
-             cfg.self, cfg.n_replicas, cfg.listen, http_server_port(srv), cfg.db_path,
-             cfg.n_participants);
+    log_info("replica %u of %u listening on %s:%u, state in %s, %u participant(s) known", cfg.self,
+             cfg.n_replicas, cfg.listen, http_server_port(srv), cfg.db_path, cfg.n_participants);
     sigwait(&set, &sig);
     log_info("stopping (signal %d)", sig);
     rc = 0;

@@ -30,7 +30,6 @@
 #include "store.h"
 #include "table.h"
 
-
 struct branch {
     struct table_entry e; /* first: the table's entry; e.id is the txid, e.gone once ended */
     pthread_mutex_t mu;   /* serializes operations on this branch */
@@ -50,7 +49,7 @@ struct participant {
     struct store *store;
     struct locks *locks;
     struct table branches;
-    pthread_mutex_t mu; /* lock_waiters, stopping */
+    pthread_mutex_t mu;     /* lock_waiters, stopping */
     struct http_pool *pool; /* keep-alive connections to the replicas */
     /* the background thread: deadlines and in-doubt resolution */
     pthread_t bg;
@@ -444,10 +443,20 @@ json_t *participant_prepare(struct participant *p, const struct msg *prep,
         if (!b->e.gone)
             cur = b->rm;
     }
-    if (cur.state == RM_NONE &&
-        store_outcome(p->store, prep->txid, &outcome, &cur.vote) == TPC_OK &&
-        outcome != TPC_OUTCOME_NONE)
-        cur.state = outcome == TPC_OUTCOME_COMMITTED ? RM_COMMITTED : RM_ABORTED;
+    /* A prepared branch keeps the list it was prepared with: one transaction, one list. */
+    if (cur.state == RM_PREPARED && !msg_parts_equal(&b->parts, &prep->parts)) {
+        set_error(e, 409, "participants_conflict",
+                  "branch %s was prepared with another participant list", prep->txid);
+        goto out;
+    }
+    if (cur.state == RM_NONE) {
+        if (store_outcome(p->store, prep->txid, &outcome, &cur.vote) != TPC_OK) {
+            set_error(e, 500, "storage_error", "cannot read the outcome of %s", prep->txid);
+            goto out;
+        }
+        if (outcome != TPC_OUTCOME_NONE)
+            cur.state = outcome == TPC_OUTCOME_COMMITTED ? RM_COMMITTED : RM_ABORTED;
+    }
     rm_prepare(&cur, true, &next, &persist);
     if (persist) {
         /* Invariant 2: the prepared record, changes included, is durable before the vote. */
@@ -472,8 +481,18 @@ json_t *participant_prepare(struct participant *p, const struct msg *prep,
         b->parts = prep->parts;
         b->next_query = mono_ms() + p->cfg.doubt_ms;
         b->query_tries = 0;
-    } else if (b && !b->e.gone && next.state != b->rm.state) {
-        b->rm = next; /* a branch voting aborted before it ever prepared */
+    } else if (cur.state == RM_NONE) {
+        /* No branch and no outcome: it votes aborted, and records that first, so that a late
+         * statement cannot start the branch again and a later prepare vote prepared: ballot 0
+         * carries one value (rm.h rule 3). */
+        memset(&job, 0, sizeof(job));
+        job.kind = STORE_JOB_ABORT;
+        job.txid = prep->txid;
+        job.vote = TPC_VALUE_ABORTED;
+        if (store_submit(p->store, &job) != TPC_OK) {
+            set_error(e, 500, "storage_error", "cannot record the aborted vote: %s", job.err);
+            goto out;
+        }
     }
     vote = send_vote(p, &prep->parts, prep->txid, next.vote);
     if (!vote)
@@ -625,8 +644,8 @@ static void add_if_prepared(struct table_entry *e, void *ctx)
     struct branch *b = (struct branch *)e;
 
     if (b->rm.state == RM_PREPARED)
-        json_array_append_new(
-            ctx, json_pack("{s:s,s:o}", "txid", b->e.id, "participants", codec_encode_parts(&b->parts)));
+        json_array_append_new(ctx, json_pack("{s:s,s:o}", "txid", b->e.id, "participants",
+                                             codec_encode_parts(&b->parts)));
 }
 
 json_t *participant_list_prepared(struct participant *p)

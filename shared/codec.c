@@ -202,7 +202,7 @@ static enum tpc_err codec_get_cstr(const json_t *v, const char *where, const cha
 static enum tpc_err codec_get_str(const json_t *v, const char *where, const char *what, size_t max,
                                   char *dst, char *err, size_t errlen)
 {
-    const char *s;
+    const char *s = NULL;
     size_t len;
     enum tpc_err rc = codec_get_cstr(v, where, what, &s, err, errlen);
 
@@ -240,7 +240,7 @@ static enum tpc_err codec_get_ballot(const json_t *v, const char *tn, const char
                                      size_t errlen)
 {
     char where[48], path[40];
-    uint64_t round, replica;
+    uint64_t round = 0, replica = 0;
     enum tpc_err rc;
 
     snprintf(where, sizeof where, "%s: %s", tn, what);
@@ -272,7 +272,7 @@ static enum tpc_err codec_get_ballot(const json_t *v, const char *tn, const char
 static enum tpc_err codec_get_value(const json_t *v, const char *tn, enum tpc_value *out, char *err,
                                     size_t errlen)
 {
-    const char *s;
+    const char *s = NULL;
     enum tpc_err rc = codec_get_cstr(v, tn, "value", &s, err, errlen);
     char q[40];
 
@@ -293,7 +293,7 @@ static enum tpc_err codec_get_value(const json_t *v, const char *tn, enum tpc_va
 static enum tpc_err codec_get_outcome(const json_t *v, const char *tn, enum tpc_outcome *out,
                                       char *err, size_t errlen)
 {
-    const char *s;
+    const char *s = NULL;
     enum tpc_err rc = codec_get_cstr(v, tn, "outcome", &s, err, errlen);
     char q[40];
 
@@ -350,7 +350,7 @@ static enum tpc_err codec_get_acks(const json_t *v, const char *tn, uint32_t n_r
 {
     size_t i;
     char path[40]; /* room for any size_t index */
-    uint64_t id;
+    uint64_t id = 0;
     enum tpc_err rc;
 
     if (!json_is_array(v))
@@ -376,7 +376,7 @@ static enum tpc_err codec_decode_fields(const json_t *j, const char *tn, uint32_
                                         struct msg *m, char *err, size_t errlen)
 {
     const json_t *v;
-    uint64_t id;
+    uint64_t id = 0;
     enum tpc_err rc;
 
     rc = codec_get_str(json_object_get(j, "txid"), tn, "txid", TPC_TXID_MAX, m->txid, err, errlen);
@@ -436,7 +436,7 @@ static enum tpc_err codec_decode_fields(const json_t *j, const char *tn, uint32_
 static enum tpc_err codec_get_type(const json_t *j, enum msg_type *t, char *err, size_t errlen)
 {
     const json_t *v = json_object_get(j, "type");
-    const char *s;
+    const char *s = NULL;
     char q[40];
     int i;
     enum tpc_err rc;
@@ -749,8 +749,7 @@ json_t *codec_encode_parts(const struct msg_parts *parts)
     return msg_parts_valid(parts) ? codec_parts_new(parts) : NULL;
 }
 
-enum tpc_err codec_decode_parts(const json_t *j, struct msg_parts *parts, char *err,
-                                size_t errlen)
+enum tpc_err codec_decode_parts(const json_t *j, struct msg_parts *parts, char *err, size_t errlen)
 {
     enum tpc_err rc;
 

@@ -72,7 +72,6 @@ enum tpc_err codec_decode_batch(const json_t *j, uint32_t n_replicas, struct msg
 /* A participant list as a JSON array of names (caller owns it); NULL if invalid. */
 json_t *codec_encode_parts(const struct msg_parts *parts);
 /* A JSON array of 1..TPC_MAX_PARTICIPANTS distinct valid names (j borrowed). */
-enum tpc_err codec_decode_parts(const json_t *j, struct msg_parts *parts, char *err,
-                                size_t errlen);
+enum tpc_err codec_decode_parts(const json_t *j, struct msg_parts *parts, char *err, size_t errlen);
 
 #endif

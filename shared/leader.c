@@ -80,6 +80,7 @@ void leader_start(struct leader_txn *t, uint64_t now, const struct leader_out *o
 {
     uint32_t i;
 
+    t->started = true;
     for (i = 0; i < t->parts.n; i++)
         send_prepare(t, i, out);
     t->deadline = now + t->cfg.prepare_timeout;
@@ -221,14 +222,17 @@ static enum tpc_err on_vote(struct leader_txn *t, uint32_t i, const struct msg *
     return TPC_OK;
 }
 
-static void on_phase1b(struct leader_txn *t, uint32_t i, const struct msg *m,
-                       const struct leader_out *out)
+static enum tpc_err on_phase1b(struct leader_txn *t, uint32_t i, const struct msg *m,
+                               const struct leader_out *out)
 {
     struct leader_inst *in = &t->inst[i];
     uint32_t n = 0, x;
 
     if (in->phase != LEADER_PHASE1 || ballot_cmp(m->ballot, in->bal) != 0)
-        return; /* a stale or duplicate promise */
+        return TPC_OK; /* a stale or duplicate promise */
+    if (m->value != TPC_VALUE_NONE && in->best_val != TPC_VALUE_NONE &&
+        ballot_cmp(m->accepted_ballot, in->best_bal) == 0 && m->value != in->best_val)
+        return TPC_ERR_PROTOCOL; /* one ballot, two values: some proposer broke a rule */
     in->promised |= 1u << m->acceptor;
     if (m->value != TPC_VALUE_NONE &&
         (in->best_val == TPC_VALUE_NONE || ballot_cmp(m->accepted_ballot, in->best_bal) > 0)) {
@@ -238,7 +242,7 @@ static void on_phase1b(struct leader_txn *t, uint32_t i, const struct msg *m,
     for (x = in->promised; x; x &= x - 1)
         n++;
     if (n < quorum_size(t->cfg.n_acceptors))
-        return;
+        return TPC_OK;
     /* Rule 3 (TLA+ Phase2a): the highest accepted value, else aborted. */
     in->proposed = in->best_val;
     if (in->proposed == TPC_VALUE_NONE)
@@ -246,6 +250,7 @@ static void on_phase1b(struct leader_txn *t, uint32_t i, const struct msg *m,
             TPC_BROKEN(TPC_BREAK_RECOVER_PREPARED) ? TPC_VALUE_PREPARED : TPC_VALUE_ABORTED;
     in->phase = LEADER_PHASE2;
     send_phase2a(t, i, in->bal, in->proposed, -1, out);
+    return TPC_OK;
 }
 
 enum tpc_err leader_receive(struct leader_txn *t, const struct msg *m, uint64_t now, uint64_t rnd,
@@ -271,6 +276,12 @@ enum tpc_err leader_receive(struct leader_txn *t, const struct msg *m, uint64_t 
     in = &t->inst[i];
     switch (m->type) {
     case MSG_VOTE:
+        /* Only the leader that sent the prepares takes votes: its participant list is the
+         * one they voted under (a vote carries no list of its own). */
+        if (!t->started)
+            return tpc_errbuf_set(err, errlen, TPC_ERR_STATE,
+                                  "leader: %s: a vote, but this replica did not send prepares",
+                                  t->txid);
         rc = on_vote(t, (uint32_t)i, m, out);
         break;
     case MSG_PHASE1B:
@@ -278,7 +289,7 @@ enum tpc_err leader_receive(struct leader_txn *t, const struct msg *m, uint64_t 
         if (m->value != TPC_VALUE_NONE)
             rc = learn_accepted(t, (uint32_t)i, m->acceptor, m->accepted_ballot, m->value);
         if (!rc)
-            on_phase1b(t, (uint32_t)i, m, out);
+            rc = on_phase1b(t, (uint32_t)i, m, out);
         break;
     case MSG_PHASE2B:
         rc = learn_accepted(t, (uint32_t)i, m->acceptor, m->ballot, m->value);

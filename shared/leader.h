@@ -16,8 +16,10 @@
  *
  * Rules (DESIGN.md section 3; TLA+ PaxosCommit Phase1a, Phase2a, Decide):
  *   1. A value is chosen when F+1 acceptors accepted it in one ballot
- *      (quorum.h); 2b answers come from the acceptors, directly or relayed in
- *      a participant's VOTE.
+ *      (quorum.h). Acceptances are learned from 2b answers (directly, or
+ *      relayed in a participant's VOTE) and from the accepted value a 1b
+ *      reports: both say "acceptor a accepted (b, v)". Two different values
+ *      reported for one ballot are a protocol error, never a guess.
  *   2. Decide: COMMITTED iff every instance is chosen prepared; ABORTED iff
  *      some instance is chosen aborted. Nothing else decides.
  *   3. Recovery runs phase 1 with ballot (round, self) on every instance not
@@ -30,7 +32,10 @@
  *      two values in it.
  *   5. A participant's VOTE means it sent the ballot-0 phase 2a with that
  *      value and will never send another; the leader may therefore re-send
- *      that same 2a to acceptors that did not answer it.
+ *      that same 2a to acceptors that did not answer it. Votes are taken
+ *      only by the leader that sent the prepares (leader_start): a vote
+ *      carries no participant list, so only that leader knows which list it
+ *      was cast under.
  *   6. Once decided, the outcome goes to every participant until each
  *      acknowledges, with backoff, and to the other replicas once.
  */
@@ -84,6 +89,7 @@ struct leader_txn {
     uint64_t deadline;  /* prepare deadline while waiting for votes */
     uint64_t timer;     /* leader_tick has work at or after this time */
     uint32_t attempts;  /* resends so far, for the backoff */
+    bool started;       /* leader_start was called: this replica sent the prepares */
 };
 
 /* Where an outgoing message goes. */

@@ -76,9 +76,16 @@ class ParticipantTest(unittest.TestCase):
         # A repeated prepare gives the same vote.
         code, again = self.p.prepare("t1", ["bank-a", "bank-b"])
         self.assertEqual(again, vote)
-        # A branch this participant never saw votes aborted.
+        # A branch this participant never saw votes aborted, and stays aborted: a late
+        # statement cannot start it again, and a later prepare repeats the aborted vote.
         code, vote = self.p.prepare("t-unknown")
         self.assertEqual(vote["value"], "aborted")
+        code, err = self.p.exec("t-unknown", "UPDATE accounts SET balance = 1 WHERE id = 3")
+        self.assertEqual((code, err["error"]["code"]), (409, "transaction_ended"))
+        self.assertEqual(self.p.prepare("t-unknown")[1]["value"], "aborted")
+        # A prepared branch refuses a prepare with another participant list.
+        code, err = self.p.prepare("t1", ["bank-a"])
+        self.assertEqual((code, err["error"]["code"]), (409, "participants_conflict"))
 
     def test_vote_with_a_replica_down(self):
         self.replicas[1].stop()

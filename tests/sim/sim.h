@@ -105,8 +105,10 @@ struct check_accept {
 };
 
 struct check_inst {
-    struct check_accept *acc;
+    struct check_accept *acc; /* every acceptance made durable */
     uint32_t n, cap;
+    struct check_accept *prop; /* the first value proposed in each ballot (phase 2a sent) */
+    uint32_t n_prop, cap_prop;
     enum tpc_value chosen;
 };
 
@@ -166,6 +168,8 @@ void sim_part_restart(struct sim *s, uint32_t p);
 /* sim_check.c */
 void check_accepted(struct sim *s, uint32_t t, uint32_t i, uint32_t acceptor, struct ballot b,
                     enum tpc_value v);
+/* Every message sent: one value per ballot; replicas' outcomes equal the chosen votes'. */
+void check_sent(struct sim *s, uint32_t from, const struct msg *m);
 enum tpc_outcome check_decision(const struct sim *s, uint32_t t);
 void check_applied(struct sim *s, uint32_t t, uint32_t p, enum rm_state before,
                    enum rm_state after);
@@ -179,6 +183,8 @@ void sim_error(struct sim *s, const char *fmt, ...) __attribute__((format(printf
 /* sim_main.c */
 /* A durable write just happened at node: maybe crash right here, before it speaks. */
 void sim_after_persist(struct sim *s, uint32_t node);
+/* node is about to send: maybe crash right before it does. */
+void sim_before_send(struct sim *s, uint32_t node);
 /* A handler or tick of node returned: carry out a crash decided inside it. */
 void sim_after_handler(struct sim *s, uint32_t node);
 void sim_crash(struct sim *s, uint32_t node);

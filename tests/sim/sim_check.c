@@ -103,6 +103,58 @@ void check_accepted(struct sim *s, uint32_t t, uint32_t i, uint32_t acceptor, st
     ci->chosen = v;
 }
 
+/* Finds or adds the (ballot, value) entry of list; NULL when out of memory. */
+static struct check_accept *entry(struct sim *s, struct check_accept **list, uint32_t *n,
+                                  uint32_t *cap, struct ballot b, enum tpc_value v, bool *fresh)
+{
+    uint32_t k;
+
+    *fresh = false;
+    for (k = 0; k < *n; k++)
+        if (ballot_cmp((*list)[k].ballot, b) == 0)
+            return &(*list)[k];
+    if (*n == *cap) {
+        uint32_t c = *cap ? *cap * 2 : 8;
+        struct check_accept *bigger = realloc(*list, c * sizeof(*bigger));
+
+        if (!bigger) {
+            sim_error(s, "checker out of memory");
+            return NULL;
+        }
+        *list = bigger;
+        *cap = c;
+    }
+    *fresh = true;
+    (*list)[*n] = (struct check_accept){b, v, 0};
+    return &(*list)[(*n)++];
+}
+
+void check_sent(struct sim *s, uint32_t from, const struct msg *m)
+{
+    int t = sim_txn_index(s, m->txid), i;
+    struct check_accept *p;
+    enum tpc_outcome d;
+    bool fresh;
+
+    if (t < 0)
+        return;
+    if (m->type == MSG_PHASE2A && (i = msg_parts_find(&s->txn[t].parts, m->instance)) >= 0) {
+        struct check_inst *ci = &s->inst[t][i];
+
+        /* Paxos: a ballot is owned by one proposer, who proposes one value in it. */
+        p = entry(s, &ci->prop, &ci->n_prop, &ci->cap_prop, m->ballot, m->value, &fresh);
+        if (p && p->value != m->value)
+            sim_violation(s, "%s/%s: two values proposed in ballot (%llu,%u)", m->txid, m->instance,
+                          (unsigned long long)m->ballot.round, m->ballot.replica);
+    }
+    if (m->type == MSG_OUTCOME && sim_is_replica(s, from)) {
+        d = check_decision(s, (uint32_t)t);
+        if (m->outcome != d)
+            sim_violation(s, "r%u sent %s as %s but the chosen values decide %s", from, m->txid,
+                          msg_outcome_name(m->outcome), msg_outcome_name(d));
+    }
+}
+
 enum tpc_outcome check_decision(const struct sim *s, uint32_t t)
 {
     bool all = true;
@@ -215,6 +267,7 @@ void check_free(struct sim *s)
     for (t = 0; t < SIM_MAX_T; t++)
         for (i = 0; i < SIM_MAX_P; i++) {
             free(s->inst[t][i].acc);
+            free(s->inst[t][i].prop);
             memset(&s->inst[t][i], 0, sizeof(s->inst[t][i]));
         }
 }

@@ -26,6 +26,18 @@ static const struct {
     {"recover-prepared", TPC_BREAK_RECOVER_PREPARED},
 };
 
+void sim_before_send(struct sim *s, uint32_t node)
+{
+    /* Rarer than a crash after a write: dying in the middle of a fan-out, or after deciding
+     * and before telling anyone. */
+    if (s->faults && node < sim_client(s) && !s->dying[node] &&
+        prng_chance(&s->rng, s->p.midcrash_ppm / 4)) {
+        s->dying[node] = true;
+        sim_trace(s, "crash point: %s%u dies before it sends", sim_is_replica(s, node) ? "r" : "p",
+                  sim_is_replica(s, node) ? node : node - s->p.n_replicas);
+    }
+}
+
 void sim_after_persist(struct sim *s, uint32_t node)
 {
     if (s->faults && !s->dying[node] && prng_chance(&s->rng, s->p.midcrash_ppm)) {
@@ -152,12 +164,13 @@ static void client_tick(struct sim *s)
         }
         if (!x->started || x->told != TPC_OUTCOME_NONE || s->now < x->client_timer)
             continue;
-        /* No answer yet: ask any replica; one that does not know recovers the transaction. */
+        /* No answer yet: ask any replica (one with a record of it recovers it), and ask the
+         * leader again to commit, as a client retries its request. */
         memset(&q, 0, sizeof(q));
         q.type = MSG_STATUS;
         memcpy(q.txid, x->txid, sizeof(q.txid));
-        q.parts = x->parts;
         sim_send(s, sim_client(s), (uint32_t)prng_below(&s->rng, s->p.n_replicas), &q);
+        sim_send_commit(s, x->leader, t);
         if (x->client_attempts < 2)
             x->client_attempts++; /* backoff capped at 4x, so the liveness bound stays small */
         x->client_timer = s->now + (s->p.client_timeout << x->client_attempts);
@@ -417,7 +430,7 @@ int main(int argc, char **argv)
                broken ? broken : "(none)", stats.seeds);
     printf("%" PRIu64 " seeds (F=%s) in %.2f s: %.0f schedules/s; %" PRIu64 " ticks, %" PRIu64
            " messages (%" PRIu64 " lost, %" PRIu64 " duplicated%s), %" PRIu64 " crashes (%" PRIu64
-           " right after a durable write)\n",
+           " at a crash point: right after a durable write or just before a send)\n",
            stats.seeds,
            f >= 0 ? (f == 0   ? "0"
                      : f == 1 ? "1"

@@ -146,6 +146,9 @@ void sim_send(struct sim *s, uint32_t from, uint32_t to, const struct msg *m)
         sim_error(s, "core produced an invalid %s: %s", msg_type_name(m->type), err);
         return;
     }
+    sim_before_send(s, from);
+    if (!s->dying[from])
+        check_sent(s, from, m);
     memset(&pk, 0, sizeof(pk));
     pk.from = from;
     pk.to = to;

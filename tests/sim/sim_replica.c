@@ -139,6 +139,13 @@ static void on_acceptor(struct sim *s, uint32_t r, uint32_t from, uint32_t t, co
         return;
     }
     rep->touched[t] = s->now;
+    if (action == ACCEPTOR_REPLY &&
+        (ballot_cmp(next.mbal, rep->acc[t][i].mbal) || ballot_cmp(next.bal, rep->acc[t][i].bal) ||
+         next.val != rep->acc[t][i].val || !msg_parts_equal(&next.parts, &rep->acc[t][i].parts)))
+        sim_violation(s, "r%u: acceptor changed its record for %s/%s but asked for no write", r,
+                      m->txid, m->instance);
+    if (ballot_cmp(next.mbal, rep->acc[t][i].mbal) < 0)
+        sim_violation(s, "r%u: acceptor's promise for %s/%s went down", r, m->txid, m->instance);
     if (action == ACCEPTOR_PERSIST_THEN_REPLY) {
         rep->acc[t][i] = next;
         if (reply.type == MSG_PHASE2B)
@@ -161,10 +168,18 @@ static void on_status(struct sim *s, uint32_t r, uint32_t from, uint32_t t, cons
         sim_send(s, r, from, &reply);
         return;
     }
+    const struct msg_parts *parts = m->parts.n ? &m->parts : NULL;
+    uint32_t i;
+
     if (from == sim_client(s))
         rep->client_waiting[t] = true;
+    /* A participant's list is the one its leader prepared it with; a client gives none, and
+     * the replica recovers only with a list its acceptor recorded (never a guessed one). */
+    for (i = 0; !parts && i < s->txn[t].parts.n; i++)
+        if (rep->acc[t][i].parts.n)
+            parts = &rep->acc[t][i].parts;
     /* Somebody waited long for t: recover it, unless this replica is already on it. */
-    if (!rep->leading[t] && m->parts.n && start_leader(s, r, t, &m->parts))
+    if (!rep->leading[t] && parts && start_leader(s, r, t, parts))
         recover_round(s, r, t);
 }
 
@@ -207,6 +222,8 @@ void sim_replica_receive(struct sim *s, uint32_t r, uint32_t from, const struct 
     case MSG_ACK:
         if (!rep->leading[t])
             return; /* nobody here leads t any more (or not since a crash) */
+        if (m->type == MSG_VOTE && !rep->leader[t].started)
+            return; /* a late vote for a leader that crashed; this one only recovers */
         rc = leader_receive(&rep->leader[t], m, s->now, prng_next(&s->rng), &out, err, sizeof(err));
         if (rc)
             sim_error(s, "r%u: leader refused input: %s", r, err);

@@ -163,6 +163,8 @@ static void test_abort_vote(void)
     CHECK_EQ_INT(t.decision, TPC_OUTCOME_ABORTED);
     /* A vote, unlike a chosen value, decides nothing: only aborted votes with no quorum. */
     init(&t, 1);
+    CHECK_EQ_INT(vote(&t, "a", TPC_VALUE_ABORTED, 0x1), TPC_ERR_STATE); /* sent no prepares */
+    leader_start(&t, 0, &out);
     CHECK_EQ_INT(vote(&t, "a", TPC_VALUE_ABORTED, 0x1), TPC_OK);
     CHECK_EQ_INT(vote(&t, "b", TPC_VALUE_PREPARED, 0x1), TPC_OK);
     CHECK_EQ_INT(t.decision, TPC_OUTCOME_NONE);
@@ -229,6 +231,13 @@ static void test_recovery_keeps_accepted(void)
     CHECK_EQ_INT(p1b(&t, "b", 2, mine, zero, TPC_VALUE_PREPARED), TPC_OK);
     s = find(MSG_PHASE2A, "b");
     CHECK(s && s->m.value == TPC_VALUE_PREPARED && s->m.ballot.round == 9);
+
+    /* Two promises reporting different values in one ballot: refused, not guessed. */
+    init(&t, 0);
+    leader_recover(&t, 9, 0, 1, &out);
+    CHECK_EQ_INT(p1b(&t, "a", 1, mine, zero, TPC_VALUE_PREPARED), TPC_OK);
+    CHECK_EQ_INT(p1b(&t, "a", 2, mine, zero, TPC_VALUE_ABORTED), TPC_ERR_PROTOCOL);
+    CHECK_EQ_INT(t.inst[0].phase, LEADER_PHASE1);
 
     /* Promises that report the same accepted value in one ballot show it chosen. */
     init(&t, 0);
