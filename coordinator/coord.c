@@ -29,6 +29,7 @@
 
 #include "acc_store.h"
 #include "codec.h"
+#include "failpoint.h"
 #include "http_client.h"
 #include "leader.h"
 #include "log.h"
@@ -360,6 +361,7 @@ static void settle(struct coord *c, struct ctxn *t)
         log_error("%s: cannot record the decision %s", t->e.id, msg_outcome_name(o));
         return;
     }
+    failpoint("leader-after-decide");
     t->outcome = o;
     t->state = CTX_DECIDED;
     t->decided_at = mono_ms();
@@ -865,7 +867,7 @@ json_t *coord_health(struct coord *c)
 
     acc_store_stats(c->store, &fsyncs, &groups, &jobs);
     return json_pack(
-        "{s:s,s:I,s:I,s:I,s:{s:I,s:I,s:I},s:{s:I,s:I,s:I}}", "status", "ok", "replica",
+        "{s:s,s:I,s:I,s:I,s:{s:I,s:I},s:I,s:{s:I,s:I,s:I}}", "status", "ok", "replica",
         (json_int_t)c->cfg.self, "replicas", (json_int_t)c->cfg.n_replicas, "transactions",
         (json_int_t)table_size(&c->txns), "decided", "committed",
         (json_int_t)atomic_load(&c->committed), "aborted", (json_int_t)atomic_load(&c->aborted),

@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "codec.h"
+#include "failpoint.h"
 #include "http_client.h"
 #include "locks.h"
 #include "log.h"
@@ -530,6 +531,8 @@ static bool apply_outcome(struct participant *p, struct branch *b, enum tpc_outc
     struct store_job job;
     bool apply;
 
+    if (o == TPC_OUTCOME_COMMITTED)
+        failpoint("participant-before-commit");
     if (rm_outcome(&b->rm, o, &next, &apply) != TPC_OK) {
         set_error(e, 409, o == TPC_OUTCOME_COMMITTED ? "not_prepared" : "already_committed",
                   "branch %s is %s; it cannot be %s", b->e.id, state_word(b->rm.state),

@@ -104,12 +104,13 @@ class FakeReplica:
 class Participant:
     """One participant process over a database file in its own temporary folder."""
 
-    def __init__(self, name="bank-a", replicas=(), **opts):
+    def __init__(self, name="bank-a", replicas=(), schema=SCHEMA, **opts):
         self.dir = tempfile.mkdtemp(prefix="tpc-part-")
         self.name = name
         self.db = os.path.join(self.dir, name + ".db")
+        self.failpoints = None
         with open(os.path.join(self.dir, "schema.sql"), "w") as f:
-            f.write(SCHEMA)
+            f.write(schema)
         with open(os.path.join(self.dir, "token"), "w") as f:
             f.write(TOKEN + "\n")
         self.replicas = list(replicas)
@@ -130,15 +131,22 @@ class Participant:
             args += ["--replicas", ",".join(r.url for r in self.replicas)]
         for k, v in self.opts.items():
             args += ["--" + k, str(v)]
+        if getattr(self, "port", None):
+            args += ["--port", str(self.port)]  # a restart keeps its address
         self.log = open(os.path.join(self.dir, "log"), "a")
         self.started_at = time.monotonic()
-        self.proc = subprocess.Popen(args, stderr=self.log)
+        env = dict(os.environ)
+        env.pop("TPC_FAILPOINTS", None)
+        if self.failpoints:
+            env["TPC_FAILPOINTS"] = self.failpoints
+        self.proc = subprocess.Popen(args, stderr=self.log, env=env)
         wait_until(lambda: os.path.exists(port_file) or self.proc.poll() is not None,
                    what="participant to listen")
         assert self.proc.poll() is None, "participant exited: " + self.read_log()
         self.ready_after = time.monotonic() - self.started_at
         with open(port_file) as f:
-            self.url = "http://127.0.0.1:%d" % int(f.read())
+            self.port = int(f.read())
+        self.url = "http://127.0.0.1:%d" % self.port
 
     def read_log(self):
         with open(os.path.join(self.dir, "log")) as f:
@@ -210,3 +218,142 @@ class Participant:
 
     def balance(self, account_id):
         return self.rows("SELECT balance FROM accounts WHERE id = %d" % account_id)[0][0]
+
+
+COORDINATOR = os.environ.get("TPC_COORDINATOR_BIN", "coordinator")
+CLIENT_TOKEN = "test-client-token"
+
+BANK_SCHEMA = """
+CREATE TABLE accounts(id INTEGER PRIMARY KEY, balance INTEGER NOT NULL CHECK (balance >= 0));
+INSERT INTO accounts VALUES (1, 100), (2, 100), (3, 100);
+"""
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_call(method, url, body=None, token=None, timeout=30):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method)
+    if token:
+        req.add_header("Authorization", "Bearer " + token)
+    req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+class Replica:
+    def __init__(self, cluster, idx):
+        self.cluster, self.idx, self.proc = cluster, idx, None
+        self.url = cluster.replica_urls[idx]
+        self.env = dict(os.environ)
+
+    def start(self, failpoints=None):
+        env = dict(self.env)
+        if failpoints:
+            env["TPC_FAILPOINTS"] = failpoints
+        else:
+            env.pop("TPC_FAILPOINTS", None)
+        self.log = open(os.path.join(self.cluster.dir, "replica-%d.log" % self.idx), "a")
+        self.proc = subprocess.Popen([COORDINATOR, "--config", self.cluster.config,
+                                      "--id", str(self.idx)], stderr=self.log, env=env)
+        wait_until(lambda: self.healthy() or self.proc.poll() is not None,
+                   what="replica %d to answer" % self.idx)
+        assert self.proc.poll() is None, "replica %d exited:\n%s" % (self.idx, self.read_log())
+
+    def healthy(self):
+        try:
+            return http_call("GET", self.url + "/health", timeout=1)[0] == 200
+        except OSError:
+            return False
+
+    def read_log(self):
+        with open(os.path.join(self.cluster.dir, "replica-%d.log" % self.idx)) as f:
+            return f.read()
+
+    def kill(self, sig=signal.SIGKILL):
+        self.proc.send_signal(sig)
+        code = self.proc.wait(timeout=10)
+        self.log.close()
+        return code
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+
+class Cluster:
+    """2F+1 coordinator replicas and some participants, all on loopback, one config file."""
+
+    def __init__(self, n_replicas=3, participants=("bank-a", "bank-b"), timeouts=None):
+        self.dir = tempfile.mkdtemp(prefix="tpc-cluster-")
+        self.replica_urls = ["http://127.0.0.1:%d" % free_port() for _ in range(n_replicas)]
+        for name, tok in (("client.token", CLIENT_TOKEN), ("cluster.token", TOKEN)):
+            with open(os.path.join(self.dir, name), "w") as f:
+                f.write(tok + "\n")
+        fake_replicas = [type("R", (), {"url": u}) for u in self.replica_urls]
+        self.parts = {}
+        for name in participants:
+            self.parts[name] = Participant(name, replicas=fake_replicas, schema=BANK_SCHEMA,
+                                           doubt_ms=300, lock_timeout_ms=300)
+        cfg = {"replicas": self.replica_urls,
+               "participants": {n: p.url for n, p in self.parts.items()},
+               "data_dir": "data", "client_token_file": "client.token",
+               "cluster_token_file": "cluster.token",
+               "timeouts_ms": dict({"prepare": 1000, "commit": 3000, "transaction": 20000,
+                                    "retry": 50, "retry_max": 500, "stale": 1000},
+                                   **(timeouts or {}))}
+        os.mkdir(os.path.join(self.dir, "data"))
+        self.config = os.path.join(self.dir, "cluster.json")
+        with open(self.config, "w") as f:
+            json.dump(cfg, f)
+        self.replicas = [Replica(self, i) for i in range(n_replicas)]
+        for r in self.replicas:
+            r.start()
+
+    def call(self, i, method, path, body=None, token=CLIENT_TOKEN, timeout=30):
+        return http_call(method, self.replica_urls[i] + path, body, token=token, timeout=timeout)
+
+    def begin(self, i=0, **body):
+        code, r = self.call(i, "POST", "/v1/transactions", body)
+        assert code == 201, (code, r)
+        return r["txid"]
+
+    def exec(self, i, txid, participant, sql, params=None):
+        body = {"participant": participant, "sql": sql}
+        if params is not None:
+            body["params"] = params
+        return self.call(i, "POST", "/v1/transactions/%s/exec" % txid, body)
+
+    def commit(self, i, txid, timeout=30):
+        return self.call(i, "POST", "/v1/transactions/%s/commit" % txid, timeout=timeout)
+
+    def abort(self, i, txid):
+        return self.call(i, "POST", "/v1/transactions/%s/abort" % txid)
+
+    def status(self, i, txid):
+        return self.call(i, "GET", "/v1/transactions/%s" % txid)
+
+    def balances(self):
+        return {n: dict(p.rows("SELECT id, balance FROM accounts")) for n, p in self.parts.items()}
+
+    def stop(self):
+        problems = []
+        for r in self.replicas:
+            if r.alive():
+                code = r.kill(signal.SIGTERM)
+                if code != 0:
+                    problems.append("replica %d exited %s:\n%s" % (r.idx, code, r.read_log()[-3000:]))
+        for p in self.parts.values():
+            try:
+                p.stop()
+            except AssertionError as e:
+                problems.append(str(e))
+        shutil.rmtree(self.dir, ignore_errors=True)
+        assert not problems, "\n".join(problems)

@@ -1,0 +1,21 @@
+/* failpoint.c - see failpoint.h. */
+#include "failpoint.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+void failpoint(const char *name)
+{
+    const char *armed = getenv("TPC_FAILPOINTS"), *p;
+    size_t n = strlen(name);
+
+    for (p = armed; p && *p; p += strcspn(p, ","), p += *p == ',') {
+        if (strncmp(p, name, n) == 0 && (p[n] == ',' || p[n] == '\0')) {
+            log_warn("failpoint %s: crashing now", name);
+            raise(SIGKILL);
+        }
+    }
+}

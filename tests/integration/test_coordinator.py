@@ -1,0 +1,192 @@
+"""Integration tests of the coordinator replicas (issue: coordinator replicas, REST API,
+Paxos Commit over HTTP, recovery): real replica and participant processes on loopback,
+real SQLite files, the databases checked afterwards. Run with F = 1 (3 replicas) and,
+where the case needs no more replicas, with F = 0 (TPC_TEST_REPLICAS=1)."""
+import os
+import signal
+import unittest
+
+from harness import Cluster, wait_until
+
+N = int(os.environ.get("TPC_TEST_REPLICAS", "3"))
+
+
+class CoordinatorTest(unittest.TestCase):
+    def setUp(self):
+        self.c = Cluster(n_replicas=N)
+
+    def tearDown(self):
+        self.c.stop()
+
+    def transfer(self, i, txid=None, amount=10, src=1, dst=1):
+        body = {"txid": txid} if txid else {}
+        tx = self.c.begin(i, **body)
+        code, r = self.c.exec(i, tx, "bank-a", "UPDATE accounts SET balance = balance - ? WHERE id = ?",
+                              [amount, src])
+        self.assertEqual(code, 200, r)
+        code, r = self.c.exec(i, tx, "bank-b", "UPDATE accounts SET balance = balance + ? WHERE id = ?",
+                              [amount, dst])
+        self.assertEqual(code, 200, r)
+        return tx
+
+    def assert_applied(self, a, b):
+        bal = self.c.balances()
+        self.assertEqual(bal["bank-a"][1], a)
+        self.assertEqual(bal["bank-b"][1], b)
+
+    def test_commit_changes_both_databases(self):
+        tx = self.transfer(0, txid="transfer-1")
+        code, r = self.c.commit(0, tx)
+        self.assertEqual(code, 200, r)
+        self.assertEqual(r["outcome"], "committed")
+        self.assertEqual(sorted(r["participants"]), ["bank-a", "bank-b"])
+        self.assert_applied(90, 110)
+        # Repeating the commit gives the same outcome; every replica reports it.
+        self.assertEqual(self.c.commit(0, tx)[1]["outcome"], "committed")
+        for i in range(N):
+            wait_until(lambda: self.c.status(i, tx)[1].get("state") == "committed",
+                       what="replica %d to know the outcome" % i)
+
+    def test_abort_and_failed_branch_change_nothing(self):
+        tx = self.transfer(0)
+        code, r = self.c.abort(0, tx)
+        self.assertEqual((code, r["outcome"]), (200, "aborted"), r)
+        self.assert_applied(100, 100)
+        # A failed branch (CHECK balance >= 0): the client aborts; nothing changes anywhere.
+        tx = self.c.begin(0)
+        self.assertEqual(self.c.exec(0, tx, "bank-b", "UPDATE accounts SET balance = balance + 500 "
+                                                       "WHERE id = 1")[0], 200)
+        code, r = self.c.exec(0, tx, "bank-a", "UPDATE accounts SET balance = balance - 500 "
+                                                "WHERE id = 1")
+        self.assertEqual((code, r["error"]["code"]), (409, "constraint_violation"))
+        self.assertEqual(self.c.abort(0, tx)[1]["outcome"], "aborted")
+        self.assert_applied(100, 100)
+
+    def test_conflict_gets_409_and_aborts_cleanly(self):
+        t1 = self.transfer(0)
+        t2 = self.c.begin(0)
+        code, r = self.c.exec(0, t2, "bank-a", "UPDATE accounts SET balance = 0 WHERE id = 1")
+        self.assertEqual((code, r["error"]["code"]), (409, "lock_timeout"), r)
+        self.assertEqual(self.c.abort(0, t2)[1]["outcome"], "aborted")
+        self.assertEqual(self.c.commit(0, t1)[1]["outcome"], "committed")
+        self.assert_applied(90, 110)
+
+    def test_oneshot(self):
+        code, r = self.c.call(0, "POST", "/v1/transactions/oneshot", {"branches": [
+            {"participant": "bank-a", "sql": "UPDATE accounts SET balance = balance - 5 WHERE id = 1"},
+            {"participant": "bank-b", "statements": [
+                {"sql": "UPDATE accounts SET balance = balance + ? WHERE id = 1", "params": [5]}]}]})
+        self.assertEqual((code, r["outcome"]), (200, "committed"), r)
+        self.assertEqual(len(r["results"]), 2)
+        self.assert_applied(95, 105)
+        code, r = self.c.call(0, "POST", "/v1/transactions/oneshot", {"branches": [
+            {"participant": "bank-b", "sql": "UPDATE accounts SET balance = balance + 1 WHERE id = 1"},
+            {"participant": "bank-a", "sql": "UPDATE accounts SET balance = -1 WHERE id = 1"}]})
+        self.assertEqual(code, 409, r)
+        self.assertEqual((r["outcome"], r["failed_branch"]), ("aborted", 1))
+        self.assert_applied(95, 105)
+
+    def test_leader_killed_after_deciding(self):
+        self.c.replicas[0].kill(signal.SIGKILL)
+        self.c.replicas[0].start(failpoints="leader-after-decide")
+        tx = self.transfer(0)
+        try:
+            answer = self.c.commit(0, tx, timeout=10)
+        except OSError:
+            answer = None  # the leader died mid-request: no answer
+        self.assertIsNone(answer, "the leader answered %s" % (answer,))
+        # Its sockets close a moment before it can be reaped: wait for the exit itself.
+        self.assertEqual(self.c.replicas[0].proc.wait(timeout=10), -signal.SIGKILL)
+        self.c.replicas[0].log.close()
+        # Participants are in doubt; they ask the others, which recover the transaction.
+        if N == 1:
+            self.c.replicas[0].start()
+        live = [i for i in range(N) if self.c.replicas[i].alive()]
+        wait_until(lambda: all(p.status(tx)[1].get("state") in ("committed", "aborted")
+                               for p in self.c.parts.values()), timeout=30,
+                   what="both participants to learn the outcome")
+        states = {p.status(tx)[1]["state"] for p in self.c.parts.values()}
+        self.assertEqual(states, {"committed"})  # both voted prepared: it was committed
+        self.assert_applied(90, 110)
+        for i in live:
+            wait_until(lambda: self.c.status(i, tx)[1].get("state") == "committed",
+                       what="replica %d to report the outcome" % i)
+        # With 3 replicas it took a recovery (phase 1 with a higher ballot) by a replica that
+        # was not its leader; with one, the restarted leader had the decision on disk.
+        if N > 1:
+            self.assertGreaterEqual(sum(self.c.call(i, "GET", "/health")[1]["recoveries"]
+                                        for i in live), 1)
+
+    @unittest.skipIf(N < 3, "needs 3 replicas")
+    def test_one_replica_down_commits_two_down_never_wrong(self):
+        self.c.replicas[2].kill()
+        tx = self.transfer(0)
+        self.assertEqual(self.c.commit(0, tx)[1]["outcome"], "committed")
+        self.assert_applied(90, 110)
+        self.c.replicas[1].kill()
+        tx = self.transfer(0, amount=1)
+        code, r = self.c.commit(0, tx)
+        self.assertEqual(code, 503, r)
+        self.assertEqual(r["error"]["code"], "undecided")
+        self.assert_applied(90, 110)  # nothing applied without a decision
+        self.c.replicas[1].start()
+        self.c.replicas[2].start()
+        wait_until(lambda: self.c.status(0, tx)[1].get("state") in ("committed", "aborted"),
+                   timeout=30, what="the in-doubt transaction to resolve")
+        outcome = self.c.status(0, tx)[1]["state"]
+        wait_until(lambda: all(p.status(tx)[1].get("state") == outcome
+                               for p in self.c.parts.values()), timeout=30,
+                   what="participants to apply " + outcome)
+        self.assert_applied(89, 111) if outcome == "committed" else self.assert_applied(90, 110)
+
+    def test_participant_killed_after_voting(self):
+        b = self.c.parts["bank-b"]
+        b.kill(signal.SIGKILL)
+        b.failpoints = "participant-before-commit"
+        b.start()
+        tx = self.transfer(0)
+        code, r = self.c.commit(0, tx)
+        self.assertEqual((code, r["outcome"]), (200, "committed"), r)
+        self.assertIsNotNone(b.proc.wait(timeout=10))  # it died when told to commit
+        b.log.close()
+        b.failpoints = None
+        b.start()
+        wait_until(lambda: b.status(tx)[1].get("state") == "committed", timeout=30,
+                   what="the restarted participant to learn and apply the commit")
+        self.assert_applied(90, 110)
+
+    def test_bad_input_and_tokens(self):
+        for tok in (None, "wrong"):
+            code, r = self.c.call(0, "POST", "/v1/transactions", {}, token=tok)
+            self.assertEqual((code, r["error"]["code"]), (401, "unauthorized"))
+        code, r = self.c.call(0, "POST", "/v1/paxos", {"messages": []}, token="test-client-token")
+        self.assertEqual(code, 401)
+        self.assertEqual(self.c.call(0, "POST", "/v1/transactions", {"txid": "bad id"})[0], 400)
+        self.assertEqual(self.c.call(0, "POST", "/v1/transactions", {"colour": 1})[0], 400)
+        self.assertEqual(self.c.status(0, "nope")[0], 404)
+        self.assertEqual(self.c.commit(0, "nope")[0], 404)
+        tx = self.c.begin(0)
+        self.assertEqual(self.c.exec(0, tx, "bank-z", "SELECT 1")[0], 400)
+        self.assertEqual(self.c.begin(0, txid="dup-1"), "dup-1")
+        self.assertEqual(self.c.call(0, "POST", "/v1/transactions", {"txid": "dup-1"})[0], 409)
+        code, r = self.c.call(0, "GET", "/v1/transactions?state=active")
+        self.assertEqual(code, 200)
+        self.assertIn(tx, [t["txid"] for t in r["transactions"]])
+        self.assertEqual(self.c.call(0, "GET", "/v1/transactions?state=weird")[0], 400)
+        for log in (r.read_log() for r in self.c.replicas):
+            self.assertNotIn("test-client-token", log)
+            self.assertNotIn("test-cluster-token", log)
+
+    def test_deadline_aborts_through_paxos(self):
+        tx = self.c.begin(0, timeout_ms=300)
+        self.assertEqual(self.c.exec(0, tx, "bank-a", "UPDATE accounts SET balance = 0 WHERE id = 2")[0],
+                         200)
+        wait_until(lambda: self.c.status(0, tx)[1].get("state") == "aborted", timeout=20,
+                   what="the transaction to abort at its deadline")
+        wait_until(lambda: self.c.parts["bank-a"].status(tx)[1].get("state") == "aborted",
+                   what="bank-a to be told")
+        self.assertEqual(self.c.balances()["bank-a"][2], 100)
+
+
+if __name__ == "__main__":
+    unittest.main()
