@@ -3,7 +3,9 @@
  *
  *   acceptor(txid, instance, mbal_round, mbal_replica, bal_round, bal_replica, val,
  *            participants, updated_at)               one row per instance (TLA+ aState)
- *   decision(txid, outcome, participants, decided_at)
+ *   decision(txid, outcome, participants, decided_at, told)   told: 0 while this replica,
+ *                                                  the leader, still owes participants the
+ *                                                  outcome (resumed after a restart)
  *   meta(key, value)                                 'round': highest recovery round used
  */
 #include "acc_store.h"
@@ -34,7 +36,7 @@ static const char schema_sql[] =
     " bal_round INTEGER NOT NULL, bal_replica INTEGER NOT NULL, val TEXT NOT NULL,"
     " participants TEXT, updated_at INTEGER NOT NULL, PRIMARY KEY(txid, instance));"
     "CREATE TABLE IF NOT EXISTS decision(txid TEXT PRIMARY KEY, outcome TEXT NOT NULL,"
-    " participants TEXT, decided_at INTEGER NOT NULL);"
+    " participants TEXT, decided_at INTEGER NOT NULL, told INTEGER NOT NULL);"
     "CREATE INDEX IF NOT EXISTS decision_at ON decision(decided_at);"
     "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);";
 
@@ -313,6 +315,7 @@ struct decision_job {
     const char *txid;
     enum tpc_outcome o;
     const char *parts;
+    int told;
 };
 
 static bool run_decision(struct gc_job *g, sqlite3 *db)
@@ -339,24 +342,79 @@ static bool run_decision(struct gc_job *g, sqlite3 *db)
     sqlite3_finalize(st);
     st = NULL;
     if (sqlite3_prepare_v2(db,
-                           "INSERT INTO decision(txid, outcome, participants, decided_at) "
-                           "VALUES (?, ?, ?, ?)",
+                           "INSERT INTO decision(txid, outcome, participants, decided_at, told) "
+                           "VALUES (?, ?, ?, ?, ?)",
                            -1, &st, NULL) == SQLITE_OK) {
         sqlite3_bind_text(st, 1, d->txid, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, msg_outcome_name(d->o), -1, SQLITE_STATIC);
         if (d->parts)
             sqlite3_bind_text(st, 3, d->parts, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 4, now_ms());
+        sqlite3_bind_int(st, 5, d->told);
         step = sqlite3_step(st);
     }
     sqlite3_finalize(st);
     return step == SQLITE_DONE;
 }
 
-enum tpc_err acc_store_record_decision(struct acc_store *s, const char *txid, enum tpc_outcome o,
-                                       const struct msg_parts *parts)
+static bool run_told(struct gc_job *g, sqlite3 *db)
 {
-    struct decision_job d = {.txid = txid, .o = o};
+    struct decision_job *d = g->arg;
+    sqlite3_stmt *st = NULL;
+    int step = SQLITE_ERROR;
+
+    if (sqlite3_prepare_v2(db, "UPDATE decision SET told = 1 WHERE txid = ?", -1, &st, NULL) ==
+        SQLITE_OK) {
+        sqlite3_bind_text(st, 1, d->txid, -1, SQLITE_STATIC);
+        step = sqlite3_step(st);
+    }
+    sqlite3_finalize(st);
+    return step == SQLITE_DONE;
+}
+
+enum tpc_err acc_store_mark_told(struct acc_store *s, const char *txid)
+{
+    struct decision_job d = {.txid = txid};
+
+    d.gc.run = run_told;
+    d.gc.arg = &d;
+    return groupcommit_submit(s->gc, &d.gc);
+}
+
+size_t acc_store_untold(struct acc_store *s, struct acc_untold *out, size_t cap)
+{
+    sqlite3_stmt *st = NULL;
+    size_t n = 0;
+
+    pthread_mutex_lock(&s->mu);
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT txid, outcome, participants FROM decision WHERE told = 0 AND "
+                           "participants IS NOT NULL LIMIT ?",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)cap);
+        while (n < cap && sqlite3_step(st) == SQLITE_ROW) {
+            const char *txid = (const char *)sqlite3_column_text(st, 0);
+
+            if (!txid || msg_copy_str(out[n].txid, TPC_TXID_MAX, txid) != TPC_OK ||
+                parts_from_text((const char *)sqlite3_column_text(st, 2), &out[n].parts) !=
+                    TPC_OK ||
+                !out[n].parts.n)
+                continue;
+            out[n].outcome = strcmp((const char *)sqlite3_column_text(st, 1), "committed") == 0
+                                 ? TPC_OUTCOME_COMMITTED
+                                 : TPC_OUTCOME_ABORTED;
+            n++;
+        }
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+enum tpc_err acc_store_record_decision(struct acc_store *s, const char *txid, enum tpc_outcome o,
+                                       const struct msg_parts *parts, bool leader)
+{
+    struct decision_job d = {.txid = txid, .o = o, .told = !leader || !parts || !parts->n};
     enum tpc_err rc;
 
     d.parts = parts ? parts_to_text(parts) : NULL;

@@ -11,6 +11,7 @@
 #ifndef TPC_ACC_STORE_H
 #define TPC_ACC_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,9 +36,21 @@ enum tpc_err acc_store_handle(struct acc_store *s, const struct msg *in, size_t 
 /* A fresh recovery round >= min, made durable before it is returned (leader.h rule 4). */
 enum tpc_err acc_store_next_round(struct acc_store *s, uint64_t min, uint64_t *round);
 
-/* Records a decision (the first one recorded stays; another one is an error). */
+/*
+ * Records a decision (the first one recorded stays; another one is an error).
+ * leader: this replica decided it and owes its participants the outcome until
+ * acc_store_mark_told; after a restart acc_store_untold lists what it still owes.
+ */
 enum tpc_err acc_store_record_decision(struct acc_store *s, const char *txid, enum tpc_outcome o,
-                                       const struct msg_parts *parts);
+                                       const struct msg_parts *parts, bool leader);
+enum tpc_err acc_store_mark_told(struct acc_store *s, const char *txid);
+
+struct acc_untold {
+    char txid[TPC_TXID_MAX + 1];
+    enum tpc_outcome outcome;
+    struct msg_parts parts;
+};
+size_t acc_store_untold(struct acc_store *s, struct acc_untold *out, size_t cap);
 
 /* The decision recorded for txid, or TPC_OUTCOME_NONE; parts may be NULL. */
 enum tpc_err acc_store_decision(struct acc_store *s, const char *txid, enum tpc_outcome *o,

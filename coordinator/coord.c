@@ -66,6 +66,7 @@ struct ctxn {
     struct leader_txn leader;
     struct outbox out;
     enum tpc_outcome outcome;
+    bool told;           /* every participant acknowledged the outcome */
     _Atomic int learned; /* an outcome another replica told us (enum tpc_outcome) */
 };
 
@@ -357,7 +358,7 @@ static void settle(struct coord *c, struct ctxn *t)
 
     if (o == TPC_OUTCOME_NONE || t->outcome != TPC_OUTCOME_NONE)
         return;
-    if (acc_store_record_decision(c->store, t->e.id, o, &t->leader.parts) != TPC_OK) {
+    if (acc_store_record_decision(c->store, t->e.id, o, &t->leader.parts, true) != TPC_OK) {
         log_error("%s: cannot record the decision %s", t->e.id, msg_outcome_name(o));
         return;
     }
@@ -431,6 +432,9 @@ static void drive(struct coord *c, struct ctxn *t, int64_t until, bool told_is_e
         free(items);
     }
     settle(c, t);
+    if (t->leading && leader_done(&t->leader) && t->outcome != TPC_OUTCOME_NONE && !t->told &&
+        acc_store_mark_told(c->store, t->e.id) == TPC_OK)
+        t->told = true; /* every participant acknowledged: nothing owed after a restart */
 }
 
 /* Begins leading t as a recovery (abort, deadline, stale, or asked). Under t->mu. */
@@ -646,7 +650,8 @@ json_t *coord_commit(struct coord *c, const char *txid, int *status, struct coor
     if (t->state == CTX_ACTIVE && !t->leading) {
         if (t->parts.n == 0) {
             /* No participant: every instance (there are none) is prepared. */
-            if (acc_store_record_decision(c->store, txid, TPC_OUTCOME_COMMITTED, NULL) == TPC_OK) {
+            if (acc_store_record_decision(c->store, txid, TPC_OUTCOME_COMMITTED, NULL, false) ==
+                TPC_OK) {
                 t->state = CTX_DECIDED;
                 t->outcome = TPC_OUTCOME_COMMITTED;
                 t->decided_at = mono_ms();
@@ -688,7 +693,7 @@ json_t *coord_abort(struct coord *c, const char *txid, int *status, struct coord
         goto out;
     }
     if (t->state == CTX_ACTIVE && t->parts.n == 0) {
-        if (acc_store_record_decision(c->store, txid, TPC_OUTCOME_ABORTED, NULL) == TPC_OK) {
+        if (acc_store_record_decision(c->store, txid, TPC_OUTCOME_ABORTED, NULL, false) == TPC_OK) {
             t->state = CTX_DECIDED;
             t->outcome = TPC_OUTCOME_ABORTED;
             t->decided_at = mono_ms();
@@ -928,7 +933,7 @@ json_t *coord_paxos(struct coord *c, const struct msg *in, size_t n)
             break;
         case MSG_OUTCOME:
             /* Another replica decided: keep it, and let a local leader tell its participants. */
-            if (acc_store_record_decision(c->store, m->txid, m->outcome, NULL) != TPC_OK)
+            if (acc_store_record_decision(c->store, m->txid, m->outcome, NULL, false) != TPC_OK)
                 log_error("%s: conflicting decision %s received", m->txid,
                           msg_outcome_name(m->outcome));
             t = txn_get(c, m->txid, false);
@@ -992,8 +997,8 @@ static void background_pass(struct coord *c)
                 log_info("%s: not committed within its timeout: aborting", t->e.id);
                 if (t->parts.n)
                     start_recovery(c, t, &t->parts);
-                else if (acc_store_record_decision(c->store, t->e.id, TPC_OUTCOME_ABORTED, NULL) ==
-                         TPC_OK) {
+                else if (acc_store_record_decision(c->store, t->e.id, TPC_OUTCOME_ABORTED, NULL,
+                                                   false) == TPC_OK) {
                     t->state = CTX_DECIDED;
                     t->outcome = TPC_OUTCOME_ABORTED;
                     t->decided_at = now;
@@ -1043,6 +1048,40 @@ static void *background_main(void *arg)
 
 /* ---- start, stop ---- */
 
+/*
+ * After a restart: the outcomes this replica decided but had not yet told every
+ * participant are told again, in the background, until each acknowledges.
+ */
+static void resume_untold(struct coord *c)
+{
+    static struct acc_untold owed[256];
+    struct leader_config lc = {c->cfg.self, c->cfg.n_replicas, c->cfg.prepare_ms,
+                               c->cfg.retry_ms < 2 ? 2 : c->cfg.retry_ms, c->cfg.retry_max_ms};
+    size_t i, n = acc_store_untold(c->store, owed, sizeof(owed) / sizeof(owed[0]));
+
+    if (lc.retry_max < lc.retry_interval)
+        lc.retry_max = lc.retry_interval;
+    for (i = 0; i < n; i++) {
+        struct leader_out out;
+        struct ctxn *t = txn_get(c, owed[i].txid, true);
+
+        if (!t)
+            continue;
+        out = (struct leader_out){outbox_add, &t->out};
+        if (leader_init(&t->leader, &lc, t->e.id, &owed[i].parts, (uint64_t)mono_ms()) == TPC_OK) {
+            t->leading = true;
+            t->parts = owed[i].parts;
+            t->state = CTX_DECIDED;
+            t->outcome = owed[i].outcome;
+            t->decided_at = mono_ms();
+            leader_learn(&t->leader, owed[i].outcome, (uint64_t)mono_ms(), &out);
+        }
+        txn_put(c, t);
+    }
+    if (n)
+        log_info("resuming: %zu decided transaction(s) still to tell their participants", n);
+}
+
 enum tpc_err coord_open(const struct coord_config *cfg, struct coord **out, char *err,
                         size_t errlen)
 {
@@ -1068,6 +1107,7 @@ enum tpc_err coord_open(const struct coord_config *cfg, struct coord **out, char
     rc = acc_store_open(cfg->db_path, cfg->self, cfg->n_replicas, &c->store, err, errlen);
     if (rc)
         goto fail;
+    resume_untold(c);
     if (pthread_create(&c->bg, NULL, background_main, c) != 0) {
         rc = tpc_errbuf_set(err, errlen, TPC_ERR_IO, "cannot start the background thread");
         goto fail;

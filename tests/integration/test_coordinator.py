@@ -155,6 +155,27 @@ class CoordinatorTest(unittest.TestCase):
                    what="the restarted participant to learn and apply the commit")
         self.assert_applied(90, 110)
 
+    def test_leader_restart_resumes_telling_participants(self):
+        b = self.c.parts["bank-b"]
+        b.kill(signal.SIGKILL)
+        b.failpoints = "participant-before-commit"
+        b.start()
+        tx = self.transfer(0)
+        self.assertEqual(self.c.commit(0, tx)[1]["outcome"], "committed")
+        self.assertIsNotNone(b.proc.wait(timeout=10))
+        b.log.close()
+        # The leader goes down owing bank-b the outcome; bank-b comes back not asking anyone
+        # (its in-doubt timer is 10 minutes), so only the restarted leader can tell it.
+        self.c.replicas[0].kill(signal.SIGKILL)
+        b.failpoints = None
+        b.opts["doubt-ms"] = 600000
+        b.start()
+        self.assertEqual(b.status(tx)[1]["state"], "prepared")
+        self.c.replicas[0].start()
+        wait_until(lambda: b.status(tx)[1].get("state") == "committed", timeout=30,
+                   what="the restarted leader to tell bank-b")
+        self.assert_applied(90, 110)
+
     def test_bad_input_and_tokens(self):
         for tok in (None, "wrong"):
             code, r = self.c.call(0, "POST", "/v1/transactions", {}, token=tok)
