@@ -250,7 +250,7 @@ json_t *participant_exec(struct participant *p, const char *txid, json_t *statem
     enum store_fail fail;
     bool waited;
 
-    enum tpc_outcome ended = TPC_OUTCOME_NONE;
+    enum rm_state ended = RM_NONE;
     enum tpc_value vote;
 
     memset(e, 0, sizeof(*e));
@@ -259,9 +259,9 @@ json_t *participant_exec(struct participant *p, const char *txid, json_t *statem
                   p->cfg.max_statements);
         return NULL;
     }
-    if (store_outcome(p->store, txid, &ended, &vote) == TPC_OK && ended != TPC_OUTCOME_NONE) {
-        set_error(e, 409, "transaction_ended", "transaction %s already %s here", txid,
-                  msg_outcome_name(ended));
+    if (store_ended(p->store, txid, &ended, &vote) == TPC_OK && ended != RM_NONE) {
+        set_error(e, 409, "transaction_ended", "transaction %s already ended here (%s)", txid,
+                  rm_state_name(ended));
         return NULL;
     }
     b = branch_get(p, txid, true);
@@ -409,7 +409,7 @@ static void on_vote_answer(void *ctx, uint32_t replica, const struct msg *a)
 
 /* Sends the ballot-0 phase 2a to every replica and returns the VOTE with their answers. */
 static json_t *send_vote(struct participant *p, const struct msg_parts *parts, const char *txid,
-                         enum tpc_value value)
+                         enum tpc_value value, bool read_only)
 {
     struct msg a, vote;
     struct vote_ctx v = {&vote, p->cfg.n_replicas};
@@ -417,6 +417,7 @@ static json_t *send_vote(struct participant *p, const struct msg_parts *parts, c
 
     rm_phase2a(txid, p->cfg.name, parts, value, &a);
     rm_vote_init(txid, p->cfg.name, value, &vote);
+    vote.read_only = read_only;
     for (i = 0; i < p->cfg.n_replicas; i++)
         which[i] = i;
     to_replicas(p, &a, which, p->cfg.n_replicas, p->cfg.vote_timeout_ms, on_vote_answer, &v);
@@ -428,7 +429,6 @@ json_t *participant_prepare(struct participant *p, const struct msg *prep,
 {
     struct branch *b = branch_get(p, prep->txid, false);
     struct rm_branch cur = {RM_NONE, TPC_VALUE_NONE}, next;
-    enum tpc_outcome outcome;
     struct store_job job;
     json_t *pj = NULL, *vote = NULL;
     char *ptext = NULL;
@@ -450,16 +450,26 @@ json_t *participant_prepare(struct participant *p, const struct msg *prep,
                   "branch %s was prepared with another participant list", prep->txid);
         goto out;
     }
-    if (cur.state == RM_NONE) {
-        if (store_outcome(p->store, prep->txid, &outcome, &cur.vote) != TPC_OK) {
-            set_error(e, 500, "storage_error", "cannot read the outcome of %s", prep->txid);
+    if (cur.state == RM_NONE &&
+        store_ended(p->store, prep->txid, &cur.state, &cur.vote) != TPC_OK) {
+        set_error(e, 500, "storage_error", "cannot read the outcome of %s", prep->txid);
+        goto out;
+    }
+    rm_prepare(&cur, true, b && b->cs_len > 0, &next, &persist);
+    if (persist && next.state == RM_READONLY) {
+        /* It changed nothing: its prepared vote is recorded as the branch's end, and it holds
+         * nothing and needs no outcome (the leader leaves it out of the second phase). */
+        memset(&job, 0, sizeof(job));
+        job.kind = STORE_JOB_READONLY;
+        job.txid = prep->txid;
+        if (store_submit(p->store, &job) != TPC_OK) {
+            set_error(e, 500, "storage_error", "cannot record the read-only vote: %s", job.err);
             goto out;
         }
-        if (outcome != TPC_OUTCOME_NONE)
-            cur.state = outcome == TPC_OUTCOME_COMMITTED ? RM_COMMITTED : RM_ABORTED;
-    }
-    rm_prepare(&cur, true, &next, &persist);
-    if (persist) {
+        b->rm = next;
+        locks_release(p->locks, b->e.id, b->keys, b->n_keys);
+        branch_remove(p, b);
+    } else if (persist) {
         /* Invariant 2: the prepared record, changes included, is durable before the vote. */
         pj = codec_encode_parts(&prep->parts);
         ptext = pj ? json_dumps(pj, JSON_COMPACT) : NULL;
@@ -495,7 +505,7 @@ json_t *participant_prepare(struct participant *p, const struct msg *prep,
             goto out;
         }
     }
-    vote = send_vote(p, &prep->parts, prep->txid, next.vote);
+    vote = send_vote(p, &prep->parts, prep->txid, next.vote, next.state == RM_READONLY);
     if (!vote)
         set_error(e, 500, "internal", "cannot encode the vote");
 out:
@@ -561,7 +571,7 @@ json_t *participant_outcome(struct participant *p, const char *txid, enum tpc_ou
                             struct participant_error *e)
 {
     struct branch *b = branch_get(p, txid, false);
-    enum tpc_outcome known = TPC_OUTCOME_NONE;
+    enum rm_state known = RM_NONE;
     enum tpc_value vote;
     struct store_job job;
     bool ok = false;
@@ -579,15 +589,16 @@ json_t *participant_outcome(struct participant *p, const char *txid, enum tpc_ou
         branch_put(p, b);
     }
     /* Not in the table: it ended before, or never began here. */
-    if (store_outcome(p->store, txid, &known, &vote) != TPC_OK) {
+    if (store_ended(p->store, txid, &known, &vote) != TPC_OK) {
         set_error(e, 500, "storage_error", "cannot read the outcome of %s", txid);
         return NULL;
     }
-    if (known == o)
-        return ack_json(p, txid, o); /* repeated: a no-op */
-    if (known != TPC_OUTCOME_NONE) {
+    if (known == RM_READONLY || (known == RM_COMMITTED && o == TPC_OUTCOME_COMMITTED) ||
+        (known == RM_ABORTED && o == TPC_OUTCOME_ABORTED))
+        return ack_json(p, txid, o); /* repeated, or read-only: a no-op */
+    if (known != RM_NONE) {
         set_error(e, 409, "outcome_conflict", "transaction %s is already %s here", txid,
-                  msg_outcome_name(known));
+                  rm_state_name(known));
         return NULL;
     }
     if (o == TPC_OUTCOME_COMMITTED) {
@@ -611,7 +622,7 @@ json_t *participant_outcome(struct participant *p, const char *txid, enum tpc_ou
 json_t *participant_status(struct participant *p, const char *txid, struct participant_error *e)
 {
     struct branch *b = branch_get(p, txid, false);
-    enum tpc_outcome o = TPC_OUTCOME_NONE;
+    enum rm_state o = RM_NONE;
     enum tpc_value vote = TPC_VALUE_NONE;
     json_t *r = NULL;
 
@@ -630,15 +641,15 @@ json_t *participant_status(struct participant *p, const char *txid, struct parti
         if (r)
             return r;
     }
-    if (store_outcome(p->store, txid, &o, &vote) != TPC_OK) {
+    if (store_ended(p->store, txid, &o, &vote) != TPC_OK) {
         set_error(e, 500, "storage_error", "cannot read the outcome of %s", txid);
         return NULL;
     }
-    if (o == TPC_OUTCOME_NONE) {
+    if (o == RM_NONE) {
         set_error(e, 404, "unknown_branch", "no branch %s here", txid);
         return NULL;
     }
-    return json_pack("{s:s,s:s,s:s}", "txid", txid, "state", msg_outcome_name(o), "vote",
+    return json_pack("{s:s,s:s,s:s}", "txid", txid, "state", rm_state_name(o), "vote",
                      msg_value_name(vote));
 }
 

@@ -510,7 +510,7 @@ enum store_fail store_exec(struct store *st, const char *txid, const void *chang
                            void **out, int *out_len, char *msg, size_t msglen)
 {
     enum store_fail fail = STORE_FAIL_NONE;
-    enum tpc_outcome outcome = TPC_OUTCOME_NONE;
+    enum rm_state ended = RM_NONE;
     enum tpc_value vote;
     sqlite3_session *sess = NULL;
     json_t *res = NULL;
@@ -521,12 +521,12 @@ enum store_fail store_exec(struct store *st, const char *txid, const void *chang
     *results = NULL;
     *out = NULL;
     *out_len = 0;
-    if (store_outcome(st, txid, &outcome, &vote) != TPC_OK) {
+    if (store_ended(st, txid, &ended, &vote) != TPC_OK) {
         snprintf(msg, msglen, "cannot read outcomes");
         return STORE_FAIL_INTERNAL;
     }
-    if (outcome != TPC_OUTCOME_NONE) {
-        snprintf(msg, msglen, "transaction %s already %s here", txid, msg_outcome_name(outcome));
+    if (ended != RM_NONE) {
+        snprintf(msg, msglen, "transaction %s already ended here (%s)", txid, rm_state_name(ended));
         return STORE_FAIL_ENDED;
     }
     pthread_mutex_lock(&st->mu);
@@ -687,19 +687,29 @@ fail:
     return false;
 }
 
-/* The outcome already recorded for txid, inside the committer's transaction. */
-static enum tpc_outcome recorded(struct store *st, const char *txid)
+/* How a recorded end reads: "committed", "aborted" or "read_only". */
+static enum rm_state end_state(const char *t)
+{
+    if (!t)
+        return RM_NONE;
+    if (strcmp(t, "committed") == 0)
+        return RM_COMMITTED;
+    if (strcmp(t, "read_only") == 0)
+        return RM_READONLY;
+    return RM_ABORTED;
+}
+
+/* The end already recorded for txid, inside the committer's transaction. */
+static enum rm_state recorded(struct store *st, const char *txid)
 {
     sqlite3_stmt *s = NULL;
-    enum tpc_outcome o = TPC_OUTCOME_NONE;
+    enum rm_state o = RM_NONE;
 
     if (sqlite3_prepare_v2(st->db, "SELECT outcome FROM tpc_outcome WHERE txid = ?", -1, &s,
                            NULL) == SQLITE_OK) {
         sqlite3_bind_text(s, 1, txid, -1, SQLITE_STATIC);
-        if (sqlite3_step(s) == SQLITE_ROW) {
-            const char *t = (const char *)sqlite3_column_text(s, 0);
-            o = t && strcmp(t, "committed") == 0 ? TPC_OUTCOME_COMMITTED : TPC_OUTCOME_ABORTED;
-        }
+        if (sqlite3_step(s) == SQLITE_ROW)
+            o = end_state((const char *)sqlite3_column_text(s, 0));
     }
     sqlite3_finalize(s);
     return o;
@@ -708,9 +718,10 @@ static enum tpc_outcome recorded(struct store *st, const char *txid)
 static bool run_job(struct store *st, struct store_job *job)
 {
     const char *vote = msg_value_name(job->vote);
-    enum tpc_outcome want = job->kind == STORE_JOB_COMMIT ? TPC_OUTCOME_COMMITTED
-                                                          : TPC_OUTCOME_ABORTED,
-                     have;
+    enum rm_state want = job->kind == STORE_JOB_COMMIT     ? RM_COMMITTED
+                         : job->kind == STORE_JOB_READONLY ? RM_READONLY
+                                                           : RM_ABORTED,
+                  have;
 
     if (job->kind == STORE_JOB_PREPARE)
         return step_stmt(st,
@@ -718,15 +729,18 @@ static bool run_job(struct store *st, struct store_job *job)
                          "prepared_at) VALUES (?, ?, ?, ?)",
                          job, "tbti", job->txid, job->changeset, job->changeset_len,
                          job->participants, (int64_t)now_ms());
-    /* An outcome is recorded once; the same one again is a no-op, another one an error. */
+    /* An end is recorded once; the same one again is a no-op, another one an error. */
     have = recorded(st, job->txid);
     if (have == want)
         return true;
-    if (have != TPC_OUTCOME_NONE) {
-        snprintf(job->err, sizeof(job->err), "%s is already %s", job->txid, msg_outcome_name(have));
+    if (have != RM_NONE) {
+        snprintf(job->err, sizeof(job->err), "%s already ended (%s)", job->txid,
+                 rm_state_name(have));
         job->rc = TPC_ERR_STATE;
         return false;
     }
+    if (job->kind == STORE_JOB_READONLY)
+        vote = msg_value_name(TPC_VALUE_PREPARED);
     if (job->kind == STORE_JOB_COMMIT && job->changeset_len > 0 &&
         sqlite3changeset_apply(st->db, job->changeset_len, (void *)job->changeset, NULL,
                                conflict_abort, NULL) != SQLITE_OK) {
@@ -738,7 +752,7 @@ static bool run_job(struct store *st, struct store_job *job)
     return step_stmt(st, "DELETE FROM tpc_prepared WHERE txid = ?", job, "t", job->txid) &&
            step_stmt(st,
                      "INSERT INTO tpc_outcome(txid, outcome, vote, decided_at) VALUES (?, ?, ?, ?)",
-                     job, "ttti", job->txid, msg_outcome_name(want), vote, (int64_t)now_ms());
+                     job, "ttti", job->txid, rm_state_name(want), vote, (int64_t)now_ms());
 }
 
 /* The group-commit job: runs a store_job inside the committer's transaction. */
@@ -793,14 +807,14 @@ static enum tpc_value value_from(const char *s)
     return TPC_VALUE_NONE;
 }
 
-enum tpc_err store_outcome(struct store *st, const char *txid, enum tpc_outcome *outcome,
-                           enum tpc_value *vote)
+enum tpc_err store_ended(struct store *st, const char *txid, enum rm_state *state,
+                         enum tpc_value *vote)
 {
     sqlite3_stmt *s = NULL;
     enum tpc_err rc = TPC_OK;
     int r;
 
-    *outcome = TPC_OUTCOME_NONE;
+    *state = RM_NONE;
     *vote = TPC_VALUE_NONE;
     pthread_mutex_lock(&st->mu);
     if (sqlite3_prepare_v2(st->db, "SELECT outcome, vote FROM tpc_outcome WHERE txid = ?", -1, &s,
@@ -811,9 +825,7 @@ enum tpc_err store_outcome(struct store *st, const char *txid, enum tpc_outcome 
     sqlite3_bind_text(s, 1, txid, -1, SQLITE_STATIC);
     r = sqlite3_step(s);
     if (r == SQLITE_ROW) {
-        const char *o = (const char *)sqlite3_column_text(s, 0);
-
-        *outcome = o && strcmp(o, "committed") == 0 ? TPC_OUTCOME_COMMITTED : TPC_OUTCOME_ABORTED;
+        *state = end_state((const char *)sqlite3_column_text(s, 0));
         *vote = value_from((const char *)sqlite3_column_text(s, 1));
     } else if (r != SQLITE_DONE) {
         rc = TPC_ERR_IO;

@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "msg.h"
+#include "rm.h"
 #include "tpc_err.h"
 
 struct store;
@@ -74,9 +75,10 @@ enum tpc_err store_changeset_keys(const void *changeset, int len,
 
 /* A durable step, done by the committer thread in a group. */
 enum store_job_kind {
-    STORE_JOB_PREPARE, /* insert the prepared record */
-    STORE_JOB_COMMIT,  /* apply the changeset, delete the prepared record, record committed */
-    STORE_JOB_ABORT,   /* delete the prepared record if any, record aborted */
+    STORE_JOB_PREPARE,  /* insert the prepared record */
+    STORE_JOB_COMMIT,   /* apply the changeset, delete the prepared record, record committed */
+    STORE_JOB_ABORT,    /* delete the prepared record if any, record aborted */
+    STORE_JOB_READONLY, /* record that a branch that changed nothing voted prepared */
 };
 
 struct store_job {
@@ -107,9 +109,12 @@ struct store_prepared {
 enum tpc_err store_load_prepared(struct store *st, struct store_prepared **list, size_t *n,
                                  char *err, size_t errlen);
 
-/* The recorded outcome of txid (TPC_OUTCOME_NONE when none) and the vote recorded with it. */
-enum tpc_err store_outcome(struct store *st, const char *txid, enum tpc_outcome *outcome,
-                           enum tpc_value *vote);
+/*
+ * How txid's branch ended here: RM_COMMITTED, RM_ABORTED, RM_READONLY, or
+ * RM_NONE when nothing is recorded; and the vote it cast.
+ */
+enum tpc_err store_ended(struct store *st, const char *txid, enum rm_state *state,
+                         enum tpc_value *vote);
 
 /* fsync calls made on the database's files since start (counted by a VFS shim). */
 uint64_t store_fsyncs(void);

@@ -34,6 +34,7 @@ enum codec_key {
     K_ROUND,
     K_REPLICA,
     K_MESSAGES,
+    K_READ_ONLY,
     K_COUNT
 };
 
@@ -54,6 +55,7 @@ static const char *const codec_key_names[K_COUNT] = {
     [K_ROUND] = "round",
     [K_REPLICA] = "replica",
     [K_MESSAGES] = "messages",
+    [K_READ_ONLY] = "read_only",
 };
 /* clang-format on */
 
@@ -75,7 +77,8 @@ static struct codec_shape codec_shape_of(enum msg_type t)
         s.uses = KB(K_PARTS);
         break;
     case MSG_VOTE:
-        s.uses = KB(K_INSTANCE) | KB(K_VALUE) | KB(K_ACKS);
+        s.uses = KB(K_INSTANCE) | KB(K_VALUE) | KB(K_ACKS) | KB(K_READ_ONLY);
+        s.optional = KB(K_READ_ONLY); /* present, as true, only for a read-only branch */
         break;
     case MSG_PHASE1A:
         s.uses = KB(K_INSTANCE) | KB(K_BALLOT) | KB(K_PARTS);
@@ -429,6 +432,13 @@ static enum tpc_err codec_decode_fields(const json_t *j, const char *tn, uint32_
         if (rc)
             return rc;
     }
+    if ((v = json_object_get(j, "read_only"))) {
+        /* One wire form: the key is there, as true, or absent. */
+        if (!json_is_true(v))
+            return tpc_errbuf_set(err, errlen, TPC_ERR_INVALID,
+                                  "%s: 'read_only' is true when present", tn);
+        m->read_only = true;
+    }
     return TPC_OK;
 }
 
@@ -595,6 +605,9 @@ json_t *codec_encode(const struct msg *m)
         json_object_set_new(o, "outcome", json_string(msg_outcome_name(m->outcome))))
         goto fail;
     if ((uses & KB(K_ACKS)) && json_object_set_new(o, "accepted_by", codec_acks_new(m->acks)))
+        goto fail;
+    if ((uses & KB(K_READ_ONLY)) && m->read_only &&
+        json_object_set_new(o, "read_only", json_true()))
         goto fail;
     /* Validated: the list is empty only where the type allows it to be absent. */
     if ((uses & KB(K_PARTS)) && m->parts.n > 0 &&

@@ -128,7 +128,8 @@ static void set_decision(struct leader_txn *t, enum tpc_outcome o, uint64_t now,
     t->attempts = 0;
     t->timer = now + t->cfg.retry_interval;
     for (i = 0; i < t->parts.n; i++)
-        send_outcome(t, i, out);
+        if (!(t->acked & (1u << i)))
+            send_outcome(t, i, out);
     msg_start(t, MSG_OUTCOME, NULL, &m);
     m.outcome = o;
     out->send(out->ctx, LEADER_TO_REPLICAS, 0, &m);
@@ -206,6 +207,8 @@ static enum tpc_err on_vote(struct leader_txn *t, uint32_t i, const struct msg *
     if (in->vote != TPC_VALUE_NONE && in->vote != m->value)
         return TPC_ERR_PROTOCOL; /* a participant votes once */
     in->vote = m->value;
+    if (m->read_only)
+        t->acked |= 1u << i; /* a branch that changed nothing needs no outcome */
     for (a = 0; a < t->cfg.n_acceptors; a++) {
         if (!(m->acks & (1u << a)))
             continue;
@@ -412,5 +415,6 @@ void leader_learn(struct leader_txn *t, enum tpc_outcome outcome, uint64_t now,
     t->attempts = 0;
     t->timer = now + t->cfg.retry_interval;
     for (i = 0; i < t->parts.n; i++)
-        send_outcome(t, i, out);
+        if (!(t->acked & (1u << i)))
+            send_outcome(t, i, out);
 }

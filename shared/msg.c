@@ -139,6 +139,7 @@ enum {
     F_OUTCOME = 1 << 6,
     F_ACKS = 1 << 7,
     F_PARTS = 1 << 8,
+    F_READ_ONLY = 1 << 9,
 };
 
 static unsigned fields_of(enum msg_type t)
@@ -147,7 +148,7 @@ static unsigned fields_of(enum msg_type t)
     case MSG_PREPARE:
         return F_PARTS;
     case MSG_VOTE:
-        return F_INSTANCE | F_VALUE | F_ACKS;
+        return F_INSTANCE | F_VALUE | F_ACKS | F_READ_ONLY;
     case MSG_PHASE1A:
         return F_INSTANCE | F_BALLOT | F_PARTS;
     case MSG_PHASE1B:
@@ -205,6 +206,10 @@ enum tpc_err msg_validate(const struct msg *m, uint32_t n_replicas, char *err, s
         FAIL(TPC_ERR_INVALID, "%s: unexpected acks", tn);
     if (!(f & F_PARTS) && has_parts)
         FAIL(TPC_ERR_INVALID, "%s: unexpected participant list", tn);
+    if (!(f & F_READ_ONLY) && m->read_only)
+        FAIL(TPC_ERR_INVALID, "%s: unexpected read_only", tn);
+    if (m->read_only && m->value != TPC_VALUE_PREPARED)
+        FAIL(TPC_ERR_INVALID, "%s: only a prepared vote is read-only", tn);
 
     /* Ranges of the fields it does use. */
     if ((f & F_INSTANCE) && m->type != MSG_STATUS && !msg_name_valid(m->instance))

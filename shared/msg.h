@@ -10,7 +10,9 @@
  *   PREPARE       leader -> participant        parts
  *   VOTE          participant -> leader        instance (the voter), value (its vote),
  *                                              acks (acceptors that answered phase 2b for the
- *                                              vote in ballot 0)
+ *                                              vote in ballot 0), read_only (a prepared vote
+ *                                              of a branch that changed nothing: it needs no
+ *                                              outcome)
  *   PHASE1A       replica -> acceptor          instance, ballot, parts
  *   PHASE1B       acceptor -> replica          instance, acceptor, ballot (now promised),
  *                                              accepted_ballot + value (TPC_VALUE_NONE when
@@ -91,7 +93,8 @@ struct msg {
     struct ballot promised;
     enum tpc_value value;
     enum tpc_outcome outcome;
-    uint32_t acks; /* bit i set: acceptor i */
+    uint32_t acks;  /* bit i set: acceptor i */
+    bool read_only; /* VOTE only */
     struct msg_parts parts;
 };
 

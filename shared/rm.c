@@ -18,18 +18,23 @@ const char *rm_state_name(enum rm_state s)
         return "committed";
     case RM_ABORTED:
         return "aborted";
+    case RM_READONLY:
+        return "read_only";
     }
     return "?";
 }
 
-void rm_prepare(const struct rm_branch *cur, bool branch_ok, struct rm_branch *next, bool *persist)
+void rm_prepare(const struct rm_branch *cur, bool branch_ok, bool changed, struct rm_branch *next,
+                bool *persist)
 {
     *next = *cur;
     *persist = false;
     if (cur->vote != TPC_VALUE_NONE)
         return; /* rule 3: it voted already; the same vote again */
     if (cur->state == RM_WORKING && branch_ok) {
-        next->state = RM_PREPARED;
+        /* Read-only or not, the vote is prepared and durable first: a participant that forgot
+         * a read-only vote would vote aborted when asked again, a second value in ballot 0. */
+        next->state = changed ? RM_PREPARED : RM_READONLY;
         next->vote = TPC_VALUE_PREPARED;
         *persist = true;
         return;
@@ -43,7 +48,8 @@ void rm_prepare(const struct rm_branch *cur, bool branch_ok, struct rm_branch *n
 
 bool rm_may_abort(const struct rm_branch *cur)
 {
-    return cur->vote != TPC_VALUE_PREPARED && cur->state != RM_COMMITTED;
+    return cur->vote != TPC_VALUE_PREPARED && cur->state != RM_COMMITTED &&
+           cur->state != RM_READONLY;
 }
 
 bool rm_in_doubt(const struct rm_branch *cur)
@@ -56,6 +62,10 @@ enum tpc_err rm_outcome(const struct rm_branch *cur, enum tpc_outcome outcome,
 {
     *next = *cur;
     *apply = false;
+    if (cur->state == RM_READONLY)
+        return outcome == TPC_OUTCOME_COMMITTED || outcome == TPC_OUTCOME_ABORTED
+                   ? TPC_OK
+                   : TPC_ERR_INVALID; /* nothing to apply either way */
     if (outcome == TPC_OUTCOME_COMMITTED) {
         if (cur->state == RM_COMMITTED)
             return TPC_OK;

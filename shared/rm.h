@@ -13,6 +13,10 @@
  *     NONE: no branch known (never began here, or lost with volatile state in
  *     a crash before it was prepared: such a branch is aborted).
  *
+ *     WORKING --prepare, branch changed nothing--> READONLY: it votes prepared
+ *     (read-only), records that it ended, holds nothing, needs no outcome:
+ *     commit and abort alike leave it as it is.
+ *
  * Rules (DESIGN.md sections 3 and 4):
  *   1. Before voting (WORKING) a participant may abort on its own.
  *   2. It votes by sending its instance's phase 2a in ballot 0 to the acceptors
@@ -44,6 +48,7 @@ enum rm_state {
     RM_PREPARED,
     RM_COMMITTED,
     RM_ABORTED,
+    RM_READONLY,
 };
 
 /* One branch as the participant keeps it; all of it is durable once it has voted prepared. */
@@ -59,7 +64,8 @@ const char *rm_state_name(enum rm_state s);
  * commit (its statements succeeded). Sets *next (whose vote is the vote to
  * send) and *persist: when true, *next must be durable before the vote leaves.
  */
-void rm_prepare(const struct rm_branch *cur, bool branch_ok, struct rm_branch *next, bool *persist);
+void rm_prepare(const struct rm_branch *cur, bool branch_ok, bool changed, struct rm_branch *next,
+                bool *persist);
 
 /* True when the participant may abort the branch on its own (rule 1). */
 bool rm_may_abort(const struct rm_branch *cur);

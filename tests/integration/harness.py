@@ -291,7 +291,8 @@ class Replica:
 class Cluster:
     """2F+1 coordinator replicas and some participants, all on loopback, one config file."""
 
-    def __init__(self, n_replicas=3, participants=("bank-a", "bank-b"), timeouts=None):
+    def __init__(self, n_replicas=3, participants=("bank-a", "bank-b"), timeouts=None,
+                 schema=BANK_SCHEMA):
         self.dir = tempfile.mkdtemp(prefix="tpc-cluster-")
         self.replica_urls = ["http://127.0.0.1:%d" % free_port() for _ in range(n_replicas)]
         for name, tok in (("client.token", CLIENT_TOKEN), ("cluster.token", TOKEN)):
@@ -300,7 +301,7 @@ class Cluster:
         fake_replicas = [type("R", (), {"url": u}) for u in self.replica_urls]
         self.parts = {}
         for name in participants:
-            self.parts[name] = Participant(name, replicas=fake_replicas, schema=BANK_SCHEMA,
+            self.parts[name] = Participant(name, replicas=fake_replicas, schema=schema,
                                            doubt_ms=300, lock_timeout_ms=300)
         cfg = {"replicas": self.replica_urls,
                "participants": {n: p.url for n, p in self.parts.items()},

@@ -176,6 +176,18 @@ class CoordinatorTest(unittest.TestCase):
                    what="the restarted leader to tell bank-b")
         self.assert_applied(90, 110)
 
+    def test_read_only_branch_left_out_of_second_phase(self):
+        tx = self.c.begin(0)
+        self.assertEqual(self.c.exec(0, tx, "bank-a", "UPDATE accounts SET balance = 7 WHERE id = 3")[0],
+                         200)
+        self.assertEqual(self.c.exec(0, tx, "bank-b", "SELECT balance FROM accounts WHERE id = 3")[0],
+                         200)
+        code, r = self.c.commit(0, tx)
+        self.assertEqual((code, r["outcome"]), (200, "committed"), r)
+        self.assertEqual(self.c.balances()["bank-a"][3], 7)
+        self.assertEqual(self.c.parts["bank-b"].status(tx)[1]["state"], "read_only")
+        self.assertEqual(self.c.parts["bank-a"].status(tx)[1]["state"], "committed")
+
     def test_bad_input_and_tokens(self):
         for tok in (None, "wrong"):
             code, r = self.c.call(0, "POST", "/v1/transactions", {}, token=tok)

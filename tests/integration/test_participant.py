@@ -87,6 +87,23 @@ class ParticipantTest(unittest.TestCase):
         code, err = self.p.prepare("t1", ["bank-a"])
         self.assertEqual((code, err["error"]["code"]), (409, "participants_conflict"))
 
+    def test_read_only_branch(self):
+        # A branch that only read votes prepared, read-only; it holds nothing and needs no
+        # outcome: commit and abort are no-ops, and the vote stays the same.
+        code, r = self.p.exec("t1", "SELECT balance FROM accounts WHERE id = 1")
+        self.assertEqual(code, 200, r)
+        code, vote = self.p.prepare("t1", ["bank-a", "bank-b"])
+        self.assertEqual(code, 200, vote)
+        self.assertEqual((vote["value"], vote.get("read_only")), ("prepared", True))
+        self.assertEqual(vote["accepted_by"], [0, 1, 2])
+        self.assertEqual(self.p.status("t1")[1]["state"], "read_only")
+        self.assertEqual(self.p.call("GET", "/v1/prepared")[1]["prepared"], [])
+        self.assertEqual(self.p.prepare("t1", ["bank-a", "bank-b"])[1], vote)
+        self.assertEqual(self.p.commit("t1")[0], 200)
+        self.assertEqual(self.p.abort("t1")[0], 200)
+        self.assertEqual(self.p.exec("t1", "SELECT 1")[0], 409)
+        self.assertEqual(self.p.rows(), [(1, "alice", 100), (2, "bob", 50), (3, "carol", 10)])
+
     def test_vote_with_a_replica_down(self):
         self.replicas[1].stop()
         self.p.exec("t1", "UPDATE accounts SET balance = 1 WHERE id = 1")

@@ -40,6 +40,7 @@ struct sim_params {
     uint32_t crash_ppm;                         /* per tick: crash one random process */
     uint32_t midcrash_ppm;                      /* per durable write: crash right after it */
     uint32_t vote_abort_ppm;                    /* per branch: it cannot commit */
+    uint32_t read_only_ppm;                     /* per branch: it changed nothing */
     uint32_t max_delay;                         /* normal delivery delay, 1..max_delay ticks */
     uint32_t max_down;                          /* a crashed process stays down up to this */
     uint64_t fault_ticks;                       /* faults happen only before this tick */
@@ -89,6 +90,7 @@ struct sim_txn {
     uint64_t start;
     bool started;
     bool branch_ok[SIM_MAX_P];
+    bool changed[SIM_MAX_P]; /* false: a read-only branch */
     bool had_branch[SIM_MAX_P];
     /* client */
     enum tpc_outcome told; /* what the client was told */

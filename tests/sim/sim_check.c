@@ -248,8 +248,9 @@ bool check_settled(struct sim *s, char *why, size_t len)
         }
         for (i = 0; i < s->txn[t].parts.n; i++) {
             enum rm_state st = effective(s, t, i);
-            bool ok = d == TPC_OUTCOME_COMMITTED ? st == RM_COMMITTED
-                                                 : (st == RM_ABORTED || st == RM_NONE);
+            bool ok = st == RM_READONLY ||
+                      (d == TPC_OUTCOME_COMMITTED ? st == RM_COMMITTED
+                                                  : (st == RM_ABORTED || st == RM_NONE));
             if (!ok) {
                 snprintf(why, len, "%s is %s but %s is %s", s->txn[t].txid, msg_outcome_name(d),
                          s->txn[t].parts.name[i], rm_state_name(st));

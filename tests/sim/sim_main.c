@@ -101,6 +101,7 @@ static void draw_params(struct sim *s, int f)
     p->crash_ppm = prng_below(g, 3) ? (uint32_t)prng_below(g, 20000) : 0;
     p->midcrash_ppm = prng_below(g, 3) ? (uint32_t)prng_below(g, 150000) : 0;
     p->vote_abort_ppm = prng_below(g, 3) ? (uint32_t)prng_below(g, 300000) : 0;
+    p->read_only_ppm = prng_below(g, 3) ? (uint32_t)prng_below(g, 400000) : 0;
     p->max_delay = (uint32_t)prng_range(g, 1, 8);
     p->max_down = (uint32_t)prng_range(g, 5, 200);
     p->fault_ticks = prng_range(g, 200, 500);
@@ -137,6 +138,7 @@ static void setup_txns(struct sim *s)
             snprintf(x->parts.name[k], sizeof(x->parts.name[k]), "p%u", order[k]);
             x->part_node[k] = s->p.n_replicas + order[k];
             x->branch_ok[k] = !prng_chance(&s->rng, s->p.vote_abort_ppm);
+            x->changed[k] = !prng_chance(&s->rng, s->p.read_only_ppm);
         }
         x->leader = (uint32_t)prng_below(&s->rng, s->p.n_replicas);
         x->start = prng_below(&s->rng, s->p.fault_ticks / 2);
@@ -229,7 +231,9 @@ static void run_seed(struct sim *s, uint64_t seed, int f, struct run_result *res
         fprintf(s->log, "  %s: participants", s->txn[t].txid);
         for (node = 0; node < s->txn[t].parts.n; node++)
             fprintf(s->log, " %s%s", s->txn[t].parts.name[node],
-                    s->txn[t].branch_ok[node] ? "" : " (its branch will fail: votes aborted)");
+                    !s->txn[t].branch_ok[node] ? " (its branch will fail: votes aborted)"
+                    : !s->txn[t].changed[node] ? " (read-only)"
+                                               : "");
         fprintf(s->log, "; client commits it at r%u at t=%" PRIu64 "\n", s->txn[t].leader,
                 s->txn[t].start);
     }

@@ -62,12 +62,13 @@ static void on_prepare(struct sim *s, uint32_t p, uint32_t from, uint32_t t, int
     uint32_t r;
 
     name_of(p, name, sizeof(name));
-    rm_prepare(&pa->st[t], s->txn[t].branch_ok[i], &next, &persist);
+    rm_prepare(&pa->st[t], s->txn[t].branch_ok[i], s->txn[t].changed[i], &next, &persist);
     set_state(s, p, t, &next, persist); /* write before you speak */
     rm_phase2a(m->txid, name, &m->parts, next.vote, &a);
     for (r = 0; r < s->p.n_replicas; r++)
         sim_send(s, node_of(s, p), r, &a);
     rm_vote_init(m->txid, name, next.vote, &pa->vote[t]);
+    pa->vote[t].read_only = next.state == RM_READONLY;
     pa->vote_pending[t] = true;
     pa->vote_to[t] = from;
     pa->vote_deadline[t] = s->now + s->p.vote_wait;

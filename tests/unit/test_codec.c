@@ -515,6 +515,32 @@ static void test_embedded_nul(void)
     CHECK_EQ_INT(codec_decode(NULL, NREP, &m, err, sizeof err), TPC_ERR_INVALID);
 }
 
+/* A read-only vote: one wire form, on votes only, for prepared votes only. */
+static void test_read_only(void)
+{
+    struct msg msgs[MAX_VALID], back;
+    char err[256], *text = NULL;
+
+    valid_messages(msgs);
+    msgs[1].read_only = true;
+    check_text(&msgs[1], "{\"type\":\"vote\",\"txid\":\"t1\",\"instance\":\"bank-a\","
+                         "\"value\":\"prepared\",\"accepted_by\":[],\"read_only\":true}");
+    CHECK_EQ_INT(codec_encode_text(&msgs[1], &text, NULL), TPC_OK);
+    CHECK_EQ_INT(codec_decode_text(text, strlen(text), NREP, &back, err, sizeof err), TPC_OK);
+    CHECK(back.read_only);
+    free(text);
+    reject("{\"type\":\"vote\",\"txid\":\"t1\",\"instance\":\"a\",\"value\":\"prepared\","
+           "\"accepted_by\":[],\"read_only\":false}",
+           TPC_ERR_INVALID, "read_only");
+    reject("{\"type\":\"vote\",\"txid\":\"t1\",\"instance\":\"a\",\"value\":\"aborted\","
+           "\"accepted_by\":[],\"read_only\":true}",
+           TPC_ERR_INVALID, "read-only");
+    reject("{\"type\":\"outcome\",\"txid\":\"t1\",\"outcome\":\"committed\",\"read_only\":true}",
+           TPC_ERR_INVALID, "read_only");
+    msgs[2].read_only = true; /* an aborted vote */
+    CHECK(codec_encode(&msgs[2]) == NULL);
+}
+
 static void test_encode_invalid(void)
 {
     struct msg msgs[MAX_VALID], m;
@@ -763,6 +789,7 @@ void run_tests(void)
     test_rejections();
     test_size_limit();
     test_embedded_nul();
+    test_read_only();
     test_encode_invalid();
     test_batch();
     test_fuzz();

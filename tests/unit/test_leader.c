@@ -152,6 +152,30 @@ static void test_commit(void)
     CHECK(leader_done(&t));
 }
 
+static void test_read_only_vote(void)
+{
+    struct leader_txn t;
+    struct msg m;
+
+    init(&t, 0);
+    leader_start(&t, 0, &out);
+    m = mk(MSG_VOTE, "b");
+    m.value = TPC_VALUE_PREPARED;
+    m.acks = 0x3;
+    m.read_only = true;
+    CHECK_EQ_INT(give(&t, &m, 1), TPC_OK);
+    n_out = 0;
+    CHECK_EQ_INT(vote(&t, "a", TPC_VALUE_PREPARED, 0x3), TPC_OK);
+    CHECK_EQ_INT(t.decision, TPC_OUTCOME_COMMITTED);
+    /* Left out of the second phase: the outcome goes to a only. */
+    CHECK_EQ_INT(count(MSG_OUTCOME, LEADER_TO_PARTICIPANT), 1);
+    CHECK_EQ_INT(find(MSG_OUTCOME, NULL)->id, 0);
+    m = mk(MSG_ACK, "a");
+    m.outcome = TPC_OUTCOME_COMMITTED;
+    CHECK_EQ_INT(give(&t, &m, 2), TPC_OK);
+    CHECK(leader_done(&t));
+}
+
 static void test_abort_vote(void)
 {
     struct leader_txn t;
@@ -304,6 +328,7 @@ void run_tests(void)
 {
     test_commit();
     test_abort_vote();
+    test_read_only_vote();
     test_recovery();
     test_recovery_keeps_accepted();
     test_reject_and_backoff();

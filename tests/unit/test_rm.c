@@ -17,32 +17,54 @@ static void test_prepare(void)
 
     /* A working branch that can commit prepares, durably, and votes prepared. */
     cur = br(RM_WORKING, TPC_VALUE_NONE);
-    rm_prepare(&cur, true, &next, &persist);
+    rm_prepare(&cur, true, true, &next, &persist);
     CHECK_EQ_INT(next.state, RM_PREPARED);
     CHECK_EQ_INT(next.vote, TPC_VALUE_PREPARED);
     CHECK(persist);
     /* One that cannot, or no branch at all, votes aborted; nothing to persist. */
-    rm_prepare(&cur, false, &next, &persist);
+    rm_prepare(&cur, false, true, &next, &persist);
     CHECK_EQ_INT(next.state, RM_ABORTED);
     CHECK_EQ_INT(next.vote, TPC_VALUE_ABORTED);
     CHECK(!persist);
     cur = br(RM_NONE, TPC_VALUE_NONE);
-    rm_prepare(&cur, true, &next, &persist);
+    rm_prepare(&cur, true, true, &next, &persist);
     CHECK_EQ_INT(next.vote, TPC_VALUE_ABORTED);
     /* Repeated prepares repeat the first vote, whatever happened since (rule 3): a branch
      * that voted prepared and was then aborted by the decision must not re-vote aborted. */
     cur = br(RM_ABORTED, TPC_VALUE_PREPARED);
-    rm_prepare(&cur, false, &next, &persist);
+    rm_prepare(&cur, false, true, &next, &persist);
     CHECK_EQ_INT(next.vote, TPC_VALUE_PREPARED);
     CHECK_EQ_INT(next.state, RM_ABORTED);
     CHECK(!persist);
     cur = br(RM_PREPARED, TPC_VALUE_PREPARED);
-    rm_prepare(&cur, true, &next, &persist);
+    rm_prepare(&cur, true, true, &next, &persist);
     CHECK_EQ_INT(next.vote, TPC_VALUE_PREPARED);
     CHECK(!persist);
     cur = br(RM_ABORTED, TPC_VALUE_ABORTED);
-    rm_prepare(&cur, true, &next, &persist);
+    rm_prepare(&cur, true, true, &next, &persist);
     CHECK_EQ_INT(next.vote, TPC_VALUE_ABORTED);
+}
+
+static void test_read_only(void)
+{
+    struct rm_branch next, cur = br(RM_WORKING, TPC_VALUE_NONE), ro;
+    bool persist, apply;
+
+    /* A branch that changed nothing votes prepared, read-only, durably. */
+    rm_prepare(&cur, true, false, &next, &persist);
+    CHECK_EQ_INT(next.state, RM_READONLY);
+    CHECK_EQ_INT(next.vote, TPC_VALUE_PREPARED);
+    CHECK(persist);
+    ro = next;
+    CHECK(!rm_in_doubt(&ro));
+    CHECK(!rm_may_abort(&ro));
+    /* Asked again: the same vote. Either outcome: nothing to do. */
+    rm_prepare(&ro, true, false, &next, &persist);
+    CHECK(next.state == RM_READONLY && next.vote == TPC_VALUE_PREPARED && !persist);
+    CHECK_EQ_INT(rm_outcome(&ro, TPC_OUTCOME_COMMITTED, &next, &apply), TPC_OK);
+    CHECK(!apply && next.state == RM_READONLY);
+    CHECK_EQ_INT(rm_outcome(&ro, TPC_OUTCOME_ABORTED, &next, &apply), TPC_OK);
+    CHECK(!apply && next.state == RM_READONLY);
 }
 
 static void test_outcome(void)
@@ -120,6 +142,7 @@ static void test_vote_counting(void)
 void run_tests(void)
 {
     test_prepare();
+    test_read_only();
     test_outcome();
     test_may_abort();
     test_vote_counting();
