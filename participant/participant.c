@@ -408,20 +408,56 @@ static void on_vote_answer(void *ctx, uint32_t replica, const struct msg *a)
 }
 
 /* Sends the ballot-0 phase 2a to every replica and returns the VOTE with their answers. */
-static json_t *send_vote(struct participant *p, const struct msg_parts *parts, const char *txid,
-                         enum tpc_value value, bool read_only)
+/* Returns true when the vote is chosen: F+1 acceptors answered it. */
+static bool send_vote(struct participant *p, const struct msg_parts *parts, const char *txid,
+                      enum tpc_value value, bool read_only, struct msg *vote)
 {
-    struct msg a, vote;
-    struct vote_ctx v = {&vote, p->cfg.n_replicas};
+    struct vote_ctx v = {vote, p->cfg.n_replicas};
     uint32_t which[PARTICIPANT_MAX_REPLICAS], i;
+    struct msg a, none;
 
     rm_phase2a(txid, p->cfg.name, parts, value, &a);
-    rm_vote_init(txid, p->cfg.name, value, &vote);
-    vote.read_only = read_only;
+    rm_vote_init(txid, p->cfg.name, value, vote);
+    vote->read_only = read_only;
     for (i = 0; i < p->cfg.n_replicas; i++)
         which[i] = i;
     to_replicas(p, &a, which, p->cfg.n_replicas, p->cfg.vote_timeout_ms, on_vote_answer, &v);
-    return codec_encode(&vote);
+    memset(&none, 0, sizeof(none));
+    return p->cfg.n_replicas > 0 && rm_vote_add(vote, &none, p->cfg.n_replicas);
+}
+
+/* Applies an outcome to a branch in the table; under b->mu. */
+static bool apply_outcome(struct participant *p, struct branch *b, enum tpc_outcome o,
+                          struct participant_error *e)
+{
+    struct rm_branch next;
+    struct store_job job;
+    bool apply;
+
+    if (o == TPC_OUTCOME_COMMITTED)
+        failpoint("participant-before-commit");
+    if (rm_outcome(&b->rm, o, &next, &apply) != TPC_OK) {
+        set_error(e, 409, o == TPC_OUTCOME_COMMITTED ? "not_prepared" : "already_committed",
+                  "branch %s is %s; it cannot be %s", b->e.id, state_word(b->rm.state),
+                  msg_outcome_name(o));
+        return false;
+    }
+    memset(&job, 0, sizeof(job));
+    job.kind = o == TPC_OUTCOME_COMMITTED ? STORE_JOB_COMMIT : STORE_JOB_ABORT;
+    job.txid = b->e.id;
+    job.changeset = b->changeset;
+    job.changeset_len = b->cs_len;
+    job.vote = b->rm.vote;
+    if (store_submit(p->store, &job) != TPC_OK) {
+        set_error(e, 500, "storage_error", "cannot record the outcome: %s", job.err);
+        return false;
+    }
+    /* Invariant 3: durable first, then the rows are free for others. */
+    b->rm = next;
+    locks_release(p->locks, b->e.id, b->keys, b->n_keys);
+    branch_remove(p, b);
+    log_info("%s %s", b->e.id, msg_outcome_name(o));
+    return true;
 }
 
 json_t *participant_prepare(struct participant *p, const struct msg *prep,
@@ -432,7 +468,8 @@ json_t *participant_prepare(struct participant *p, const struct msg *prep,
     struct store_job job;
     json_t *pj = NULL, *vote = NULL;
     char *ptext = NULL;
-    bool persist;
+    struct msg vm;
+    bool persist, chosen;
 
     memset(e, 0, sizeof(*e));
     if (msg_parts_find(&prep->parts, p->cfg.name) < 0) {
@@ -505,7 +542,19 @@ json_t *participant_prepare(struct participant *p, const struct msg *prep,
             goto out;
         }
     }
-    vote = send_vote(p, &prep->parts, prep->txid, next.vote, next.state == RM_READONLY);
+    chosen = send_vote(p, &prep->parts, prep->txid, next.vote, next.state == RM_READONLY, &vm);
+    /* One participant and its prepared vote chosen: by the decision rule the transaction is
+     * COMMITTED already, so it commits in one phase, without waiting to be told. */
+    if (chosen && prep->parts.n == 1 && b && !b->e.gone && b->rm.state == RM_PREPARED &&
+        next.vote == TPC_VALUE_PREPARED) {
+        if (apply_outcome(p, b, TPC_OUTCOME_COMMITTED, e))
+            log_info("%s: the only participant, its vote chosen: committed in one phase",
+                     prep->txid);
+        else
+            log_warn("%s: one-phase commit deferred: %s", prep->txid, e->message);
+    }
+    memset(e, 0, sizeof(*e)); /* the vote stands whether or not it could commit now */
+    vote = codec_encode(&vm);
     if (!vote)
         set_error(e, 500, "internal", "cannot encode the vote");
 out:
@@ -531,40 +580,6 @@ static json_t *ack_json(const struct participant *p, const char *txid, enum tpc_
     msg_copy_str(ack.instance, TPC_NAME_MAX, p->cfg.name);
     ack.outcome = o;
     return codec_encode(&ack);
-}
-
-/* Applies an outcome to a branch in the table; under b->mu. */
-static bool apply_outcome(struct participant *p, struct branch *b, enum tpc_outcome o,
-                          struct participant_error *e)
-{
-    struct rm_branch next;
-    struct store_job job;
-    bool apply;
-
-    if (o == TPC_OUTCOME_COMMITTED)
-        failpoint("participant-before-commit");
-    if (rm_outcome(&b->rm, o, &next, &apply) != TPC_OK) {
-        set_error(e, 409, o == TPC_OUTCOME_COMMITTED ? "not_prepared" : "already_committed",
-                  "branch %s is %s; it cannot be %s", b->e.id, state_word(b->rm.state),
-                  msg_outcome_name(o));
-        return false;
-    }
-    memset(&job, 0, sizeof(job));
-    job.kind = o == TPC_OUTCOME_COMMITTED ? STORE_JOB_COMMIT : STORE_JOB_ABORT;
-    job.txid = b->e.id;
-    job.changeset = b->changeset;
-    job.changeset_len = b->cs_len;
-    job.vote = b->rm.vote;
-    if (store_submit(p->store, &job) != TPC_OK) {
-        set_error(e, 500, "storage_error", "cannot record the outcome: %s", job.err);
-        return false;
-    }
-    /* Invariant 3: durable first, then the rows are free for others. */
-    b->rm = next;
-    locks_release(p->locks, b->e.id, b->keys, b->n_keys);
-    branch_remove(p, b);
-    log_info("%s %s", b->e.id, msg_outcome_name(o));
-    return true;
 }
 
 json_t *participant_outcome(struct participant *p, const char *txid, enum tpc_outcome o,

@@ -49,6 +49,7 @@ class FakeReplica:
         self.accepted = {}  # (txid, instance) -> value
         self.outcomes = {}  # txid -> "committed" | "aborted"
         self.status_asked = []
+        self.down = False
         self.lock = threading.Lock()
         owner = self
 
@@ -59,6 +60,9 @@ class FakeReplica:
                 pass
 
             def do_POST(self):
+                if owner.down:  # stopped: kept-alive connections get no answer either
+                    self.close_connection = True
+                    return
                 n = int(self.headers.get("Content-Length", "0"))
                 body = json.loads(self.rfile.read(n))
                 if self.path != "/v1/paxos" or self.headers.get("Authorization") != "Bearer " + TOKEN:
@@ -97,6 +101,7 @@ class FakeReplica:
         return None
 
     def stop(self):
+        self.down = True
         self.server.shutdown()
         self.server.server_close()
 
@@ -187,9 +192,11 @@ class Participant:
         return self.call("POST", "/v1/branches/%s/exec" % txid, body, **kw)
 
     def prepare(self, txid, participants=None):
+        """By default as a branch of a two-participant transaction (one alone would commit in
+        one phase)."""
         return self.call("POST", "/v1/branches/%s/prepare" % txid,
                          {"type": "prepare", "txid": txid,
-                          "participants": participants or [self.name]})
+                          "participants": participants or [self.name, "other-bank"]})
 
     def commit(self, txid):
         return self.call("POST", "/v1/branches/%s/commit" % txid)

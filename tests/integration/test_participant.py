@@ -104,6 +104,22 @@ class ParticipantTest(unittest.TestCase):
         self.assertEqual(self.p.exec("t1", "SELECT 1")[0], 409)
         self.assertEqual(self.p.rows(), [(1, "alice", 100), (2, "bob", 50), (3, "carol", 10)])
 
+    def test_only_participant_commits_in_one_phase(self):
+        self.p.exec("t1", "UPDATE accounts SET balance = 1 WHERE id = 1")
+        code, vote = self.p.prepare("t1", ["bank-a"])
+        self.assertEqual((code, vote["value"], vote["accepted_by"]), (200, "prepared", [0, 1, 2]))
+        self.assertEqual(self.p.status("t1")[1]["state"], "committed")
+        self.assertEqual(self.p.balance(1), 1)
+        self.assertEqual(self.p.commit("t1")[0], 200)  # the leader's commit: a no-op now
+        # Without a quorum of acceptors it cannot know, so it waits for the outcome.
+        for r in self.replicas[1:]:
+            r.stop()
+        self.p.exec("t2", "UPDATE accounts SET balance = 2 WHERE id = 2")
+        code, vote = self.p.prepare("t2", ["bank-a"])
+        self.assertEqual(vote["accepted_by"], [0])
+        self.assertEqual(self.p.status("t2")[1]["state"], "prepared")
+        self.assertEqual(self.p.balance(2), 50)
+
     def test_vote_with_a_replica_down(self):
         self.replicas[1].stop()
         self.p.exec("t1", "UPDATE accounts SET balance = 1 WHERE id = 1")

@@ -106,6 +106,22 @@ static void on_outcome(struct sim *s, uint32_t p, uint32_t from, uint32_t t, con
     (void)apply;
 }
 
+/*
+ * The only participant, its prepared vote chosen (F+1 acceptors answered it): the decision
+ * rule makes the transaction COMMITTED already, so it commits in one phase.
+ */
+static void one_phase(struct sim *s, uint32_t p, uint32_t t)
+{
+    struct sim_part *pa = &s->part[p];
+    struct rm_branch next;
+    bool apply;
+
+    if (s->txn[t].parts.n != 1 || pa->st[t].state != RM_PREPARED || s->dying[node_of(s, p)])
+        return;
+    if (rm_outcome(&pa->st[t], TPC_OUTCOME_COMMITTED, &next, &apply) == TPC_OK)
+        set_state(s, p, t, &next, true);
+}
+
 void sim_part_receive(struct sim *s, uint32_t p, uint32_t from, const struct msg *m)
 {
     struct sim_part *pa = &s->part[p];
@@ -126,6 +142,7 @@ void sim_part_receive(struct sim *s, uint32_t p, uint32_t from, const struct msg
         if (pa->vote_pending[t] && rm_vote_add(&pa->vote[t], m, s->p.n_replicas)) {
             sim_send(s, node_of(s, p), pa->vote_to[t], &pa->vote[t]);
             pa->vote_pending[t] = false;
+            one_phase(s, p, (uint32_t)t);
         }
         return;
     case MSG_OUTCOME:
