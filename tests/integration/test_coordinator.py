@@ -139,6 +139,22 @@ class CoordinatorTest(unittest.TestCase):
                    what="participants to apply " + outcome)
         self.assert_applied(89, 111) if outcome == "committed" else self.assert_applied(90, 110)
 
+    def test_participant_down_at_prepare_gets_aborted_chosen(self):
+        tx = self.transfer(0)
+        b = self.c.parts["bank-b"]
+        b.kill(signal.SIGKILL)  # its branch is gone with it; it cannot answer the prepare
+        code, r = self.c.commit(0, tx)
+        self.assertEqual((code, r["outcome"]), (200, "aborted"), r)
+        # Decided through a higher ballot (phase 1 found no vote for bank-b), not by fiat: by
+        # the leader at its prepare deadline, or by another replica's sweep, whichever first.
+        self.assertGreaterEqual(sum(self.c.call(i, "GET", "/health")[1]["recoveries"]
+                                    for i in range(N)), 1)
+        wait_until(lambda: self.c.parts["bank-a"].status(tx)[1].get("state") == "aborted",
+                   what="bank-a to be told")
+        b.log.close()
+        b.start()
+        self.assert_applied(100, 100)
+
     def test_participant_killed_after_voting(self):
         b = self.c.parts["bank-b"]
         b.kill(signal.SIGKILL)
