@@ -6,8 +6,6 @@
  *
  *   participant_bench --url http://127.0.0.1:PORT --token-file F --clients 16 --seconds 5
  */
-#include <curl/curl.h>
-#include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -15,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "bench_http.h"
 
 #define MAX_CLIENTS 256
 #define MAX_SAMPLES 200000
@@ -28,56 +28,28 @@ struct worker {
 };
 
 static const char *base_url, *participant_name = "bench";
-static char token_header[600];
-static double run_seconds = 5;
+static char auth[600];
 static volatile int stop_flag;
-
-static double now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static size_t sink(char *p, size_t s, size_t n, void *ud)
-{
-    (void)p;
-    (void)ud;
-    return s * n;
-}
 
 static long post(CURL *c, struct curl_slist *h, const char *path, const char *body)
 {
+    struct bench_buf out;
     char url[512];
-    long code = 0;
 
     snprintf(url, sizeof(url), "%s%s", base_url, path);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink);
-    if (curl_easy_perform(c) != CURLE_OK)
-        return 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-    return code;
+    return bench_post(c, h, url, body, &out);
 }
 
 static void *work(void *arg)
 {
     struct worker *w = arg;
-    struct curl_slist *h = NULL;
+    struct curl_slist *h = bench_headers(auth);
     CURL *c = curl_easy_init();
     char path[256], body[512];
     uint64_t i;
 
-    h = curl_slist_append(h, "Content-Type: application/json");
-    h = curl_slist_append(h, "Expect:");
-    if (token_header[0])
-        h = curl_slist_append(h, token_header);
-    curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
     for (i = 0; !stop_flag; i++) {
-        double t0 = now_s(), t1, t2, t3;
+        double t0 = bench_now(), t1, t2, t3;
         char txid[64];
 
         snprintf(txid, sizeof(txid), "b%d-%" PRIu64 "-%ld", w->id, i, (long)time(NULL));
@@ -88,18 +60,19 @@ static void *work(void *arg)
                  w->id + 1);
         if (post(c, h, path, body) != 200)
             goto fail;
-        t1 = now_s();
+        t1 = bench_now();
+        /* Two participants named, so the branch does not commit in one phase. */
         snprintf(path, sizeof(path), "/v1/branches/%s/prepare", txid);
         snprintf(body, sizeof(body),
-                 "{\"type\":\"prepare\",\"txid\":\"%s\",\"participants\":[\"%s\"]}", txid,
+                 "{\"type\":\"prepare\",\"txid\":\"%s\",\"participants\":[\"%s\",\"other\"]}", txid,
                  participant_name);
         if (post(c, h, path, body) != 200)
             goto fail;
-        t2 = now_s();
+        t2 = bench_now();
         snprintf(path, sizeof(path), "/v1/branches/%s/commit", txid);
         if (post(c, h, path, "") != 200)
             goto fail;
-        t3 = now_s();
+        t3 = bench_now();
         w->done++;
         if (w->n_lat < MAX_SAMPLES) {
             w->lat[0][w->n_lat] = (t1 - t0) * 1e3;
@@ -116,58 +89,35 @@ static void *work(void *arg)
     return NULL;
 }
 
-struct buf {
-    char data[4096];
-    size_t n;
-};
-
-static size_t collect(char *p, size_t s, size_t n, void *ud)
-{
-    struct buf *b = ud;
-    size_t k = s * n;
-
-    if (b->n + k >= sizeof(b->data))
-        return 0;
-    memcpy(b->data + b->n, p, k);
-    b->n += k;
-    return k;
-}
-
 /* Reads the participant's storage counters from GET /health. */
 static int health(json_int_t *fsyncs, json_int_t *groups, json_int_t *jobs)
 {
+    struct curl_slist *h = bench_headers(NULL);
     CURL *c = curl_easy_init();
-    struct buf b = {{0}, 0};
+    struct bench_buf b;
     char url[512];
     json_t *j;
     int ok = -1;
 
     snprintf(url, sizeof(url), "%s/health", base_url);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    if (curl_easy_perform(c) == CURLE_OK && (j = json_loadb(b.data, b.n, 0, NULL)) != NULL) {
+    if (bench_post(c, h, url, NULL, &b) == 200 && (j = json_loadb(b.data, b.n, 0, NULL))) {
         ok = json_unpack(j, "{s:{s:I,s:I,s:I}}", "storage", "fsyncs", fsyncs, "commit_groups",
                          groups, "durable_jobs", jobs);
         json_decref(j);
     }
+    curl_slist_free_all(h);
     curl_easy_cleanup(c);
     return ok;
-}
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
 }
 
 int main(int argc, char **argv)
 {
     static struct worker w[MAX_CLIENTS];
-    json_int_t f0, g0, j0, f1, g1, j1;
+    static const char *names[] = {"exec", "prepare", "commit"};
+    json_int_t f0, g0, j0, f1 = 0, g1 = 0, j1 = 0;
     int clients = 1, a, k;
     uint64_t done = 0, errors = 0;
-    double *all[3], t0, el;
+    double *all[3], t0, el, seconds = 5;
     size_t n_all = 0;
 
     for (a = 1; a + 1 < argc; a += 2) {
@@ -176,23 +126,16 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[a], "--clients"))
             clients = (int)strtol(argv[a + 1], NULL, 10);
         else if (!strcmp(argv[a], "--seconds"))
-            run_seconds = strtod(argv[a + 1], NULL);
+            seconds = strtod(argv[a + 1], NULL);
         else if (!strcmp(argv[a], "--name"))
             participant_name = argv[a + 1];
-        else if (!strcmp(argv[a], "--token-file")) {
-            FILE *f = fopen(argv[a + 1], "r");
-            char t[512] = "";
-
-            if (!f || !fgets(t, sizeof(t), f)) {
-                fprintf(stderr, "cannot read %s\n", argv[a + 1]);
-                return 2;
-            }
-            fclose(f);
-            t[strcspn(t, "\r\n")] = '\0';
-            snprintf(token_header, sizeof(token_header), "Authorization: Bearer %s", t);
+        else if (!strcmp(argv[a], "--token-file") &&
+                 bench_auth_from_file(argv[a + 1], auth, sizeof(auth)) != 0) {
+            fprintf(stderr, "cannot read %s\n", argv[a + 1]);
+            return 2;
         }
     }
-    if (!base_url || clients < 1 || clients > MAX_CLIENTS || run_seconds <= 0) {
+    if (!base_url || clients < 1 || clients > MAX_CLIENTS || seconds <= 0) {
         fprintf(stderr,
                 "usage: participant_bench --url URL [--token-file F] [--name NAME] "
                 "[--clients 1..%d] [--seconds S]\n",
@@ -210,15 +153,15 @@ int main(int argc, char **argv)
             w[k].lat[a] = malloc(MAX_SAMPLES * sizeof(double));
         pthread_create(&w[k].thread, NULL, work, &w[k]);
     }
-    t0 = now_s();
-    while ((el = now_s() - t0) < run_seconds) {
-        struct timespec ts = {0, 100 * 1000000L}; /* a progress tick, not a wait for a condition */
+    t0 = bench_now();
+    while (bench_now() - t0 < seconds) {
+        struct timespec ts = {0, 100 * 1000000L}; /* the run's clock, not a wait for a condition */
         nanosleep(&ts, NULL);
     }
     stop_flag = 1;
     for (k = 0; k < clients; k++)
         pthread_join(w[k].thread, NULL);
-    el = now_s() - t0;
+    el = bench_now() - t0;
     health(&f1, &g1, &j1);
     for (a = 0; a < 3; a++)
         all[a] = malloc((size_t)clients * MAX_SAMPLES * sizeof(double));
@@ -229,16 +172,13 @@ int main(int argc, char **argv)
             memcpy(all[a] + n_all, w[k].lat[a], w[k].n_lat * sizeof(double));
         n_all += w[k].n_lat;
     }
-    for (a = 0; a < 3; a++)
-        qsort(all[a], n_all, sizeof(double), cmp);
     printf("clients %d: %.0f transactions/s (exec+prepare+commit) = %.0f prepares/s and %.0f "
            "commits/s; %" PRIu64 " errors\n",
            clients, done / el, done / el, done / el, errors);
-    if (n_all) {
-        static const char *names[] = {"exec", "prepare", "commit"};
-        for (a = 0; a < 3; a++)
-            printf("  %-7s latency ms: p50 %.3f  p99 %.3f\n", names[a], all[a][n_all / 2],
-                   all[a][n_all * 99 / 100]);
+    for (a = 0; a < 3 && n_all; a++) {
+        bench_sort(all[a], n_all);
+        printf("  %-7s latency ms: p50 %.3f  p99 %.3f\n", names[a], bench_pct(all[a], n_all, 0.5),
+               bench_pct(all[a], n_all, 0.99));
     }
     if (done)
         printf("  fsyncs per transaction: %.2f; durable writes (prepare + commit) per SQLite "

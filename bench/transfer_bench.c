@@ -8,13 +8,14 @@
  *   transfer_bench --url http://127.0.0.1:7101 --token-file client.token \
  *                  --clients 1 --seconds 5 --accounts 100 [--a bank-a --b bank-b]
  */
-#include <curl/curl.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "bench_http.h"
 
 #define MAX_CLIENTS 256
 #define MAX_SAMPLES 100000
@@ -27,74 +28,32 @@ struct worker {
     size_t n;
 };
 
-struct buf {
-    char data[8192];
-    size_t n;
-};
-
 static const char *base, *part_a = "bank-a", *part_b = "bank-b";
 static char auth[600];
 static int accounts = 100;
 static volatile int stop_flag;
 
-static double now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static size_t collect(char *p, size_t s, size_t n, void *ud)
-{
-    struct buf *b = ud;
-    size_t k = s * n;
-
-    if (b->n + k >= sizeof(b->data))
-        return 0;
-    memcpy(b->data + b->n, p, k);
-    b->n += k;
-    b->data[b->n] = '\0';
-    return k;
-}
-
-/* POSTs body to base+path; returns the status (0 on a transport error), body in *out. */
-static long post(CURL *c, struct curl_slist *h, const char *path, const char *body, struct buf *out)
+static long post(CURL *c, struct curl_slist *h, const char *path, const char *body,
+                 struct bench_buf *out)
 {
     char url[512];
-    long code = 0;
 
-    out->n = 0;
-    out->data[0] = '\0';
     snprintf(url, sizeof(url), "%s%s", base, path);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
-    if (curl_easy_perform(c) != CURLE_OK)
-        return 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-    return code;
+    return bench_post(c, h, url, body, out);
 }
 
 static void *work(void *arg)
 {
     struct worker *w = arg;
-    struct curl_slist *h = NULL;
+    struct curl_slist *h = bench_headers(auth);
     CURL *c = curl_easy_init();
-    struct buf out;
+    struct bench_buf out;
     char path[256], body[512];
 
-    h = curl_slist_append(h, "Content-Type: application/json");
-    h = curl_slist_append(h, "Expect:");
-    if (auth[0])
-        h = curl_slist_append(h, auth);
-    curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
     while (!stop_flag) {
         int from = 1 + rand_r(&w->seed) % accounts, to = 1 + rand_r(&w->seed) % accounts;
-        double t0 = now_s(), t1;
+        double t0 = bench_now(), t1;
         json_t *j;
         const char *txid, *outcome;
         char id[80];
@@ -121,7 +80,7 @@ static void *work(void *arg)
         if (post(c, h, path, body, &out) != 200)
             goto abort;
         snprintf(path, sizeof(path), "/v1/transactions/%s/commit", id);
-        t1 = now_s();
+        t1 = bench_now();
         if (post(c, h, path, "", &out) != 200) {
             w->errors++;
             continue;
@@ -131,8 +90,8 @@ static void *work(void *arg)
         if (outcome && !strcmp(outcome, "committed")) {
             w->committed++;
             if (w->n < MAX_SAMPLES) {
-                w->commit_ms[w->n] = (now_s() - t1) * 1e3;
-                w->total_ms[w->n] = (now_s() - t0) * 1e3;
+                w->commit_ms[w->n] = (bench_now() - t1) * 1e3;
+                w->total_ms[w->n] = (bench_now() - t0) * 1e3;
                 w->n++;
             }
         } else {
@@ -148,18 +107,6 @@ static void *work(void *arg)
     curl_slist_free_all(h);
     curl_easy_cleanup(c);
     return NULL;
-}
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double pct(const double *v, size_t n, double p)
-{
-    size_t i = (size_t)(p * (double)(n - 1));
-    return n ? v[i] : 0.0;
 }
 
 int main(int argc, char **argv)
@@ -183,17 +130,10 @@ int main(int argc, char **argv)
             part_a = argv[a + 1];
         else if (!strcmp(argv[a], "--b"))
             part_b = argv[a + 1];
-        else if (!strcmp(argv[a], "--token-file")) {
-            FILE *f = fopen(argv[a + 1], "r");
-            char t[512] = "";
-
-            if (!f || !fgets(t, sizeof(t), f)) {
-                fprintf(stderr, "cannot read %s\n", argv[a + 1]);
-                return 2;
-            }
-            fclose(f);
-            t[strcspn(t, "\r\n")] = '\0';
-            snprintf(auth, sizeof(auth), "Authorization: Bearer %s", t);
+        else if (!strcmp(argv[a], "--token-file") &&
+                 bench_auth_from_file(argv[a + 1], auth, sizeof(auth)) != 0) {
+            fprintf(stderr, "cannot read %s\n", argv[a + 1]);
+            return 2;
         }
     }
     if (!base || clients < 1 || clients > MAX_CLIENTS || accounts < 1 || seconds <= 0) {
@@ -208,15 +148,15 @@ int main(int argc, char **argv)
         w[k].total_ms = malloc(MAX_SAMPLES * sizeof(double));
         pthread_create(&w[k].thread, NULL, work, &w[k]);
     }
-    t0 = now_s();
-    while (now_s() - t0 < seconds) {
+    t0 = bench_now();
+    while (bench_now() - t0 < seconds) {
         struct timespec ts = {0, 100 * 1000000L}; /* the run's clock, not a wait for a condition */
         nanosleep(&ts, NULL);
     }
     stop_flag = 1;
     for (k = 0; k < clients; k++)
         pthread_join(w[k].thread, NULL);
-    el = now_s() - t0;
+    el = bench_now() - t0;
     commit = malloc((size_t)clients * MAX_SAMPLES * sizeof(double));
     total = malloc((size_t)clients * MAX_SAMPLES * sizeof(double));
     for (k = 0; k < clients; k++) {
@@ -229,14 +169,15 @@ int main(int argc, char **argv)
         free(w[k].commit_ms);
         free(w[k].total_ms);
     }
-    qsort(commit, n, sizeof(double), cmp);
-    qsort(total, n, sizeof(double), cmp);
+    bench_sort(commit, n);
+    bench_sort(total, n);
     printf("clients %d: %.0f committed tx/s, %.1f%% aborted, %ld errors; commit call ms: p50 "
            "%.3f p95 %.3f p99 %.3f max %.3f; whole transaction ms: p50 %.3f p99 %.3f\n",
            clients, committed / el,
            committed + aborted ? 100.0 * (double)aborted / (double)(committed + aborted) : 0.0,
-           errors, pct(commit, n, 0.5), pct(commit, n, 0.95), pct(commit, n, 0.99),
-           n ? commit[n - 1] : 0.0, pct(total, n, 0.5), pct(total, n, 0.99));
+           errors, bench_pct(commit, n, 0.5), bench_pct(commit, n, 0.95),
+           bench_pct(commit, n, 0.99), n ? commit[n - 1] : 0.0, bench_pct(total, n, 0.5),
+           bench_pct(total, n, 0.99));
     free(commit);
     free(total);
     curl_global_cleanup();

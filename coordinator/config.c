@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "options.h"
+
 static void usage(FILE *f)
 {
     fprintf(f,
@@ -34,36 +36,6 @@ static int fail(const char *what, const char *a)
     return 2;
 }
 
-static int read_token(const char *path, char *out, size_t len)
-{
-    FILE *f = fopen(path, "r");
-    size_t n;
-
-    if (!f)
-        return -1;
-    n = fread(out, 1, len - 1, f);
-    fclose(f);
-    out[n] = '\0';
-    while (n && (out[n - 1] == '\n' || out[n - 1] == '\r' || out[n - 1] == ' '))
-        out[--n] = '\0';
-    return 0;
-}
-
-static int parse_u32(const char *s, uint32_t max, uint32_t *out)
-{
-    unsigned long long v;
-    char *end;
-
-    if (!s || !*s || *s == '-')
-        return -1;
-    errno = 0;
-    v = strtoull(s, &end, 10);
-    if (errno || *end || v > max)
-        return -1;
-    *out = (uint32_t)v;
-    return 0;
-}
-
 /* "http://host:port[/...]" -> host, port */
 static int split_url(const char *url, char *host, size_t hlen, uint32_t *port)
 {
@@ -84,7 +56,7 @@ static int split_url(const char *url, char *host, size_t hlen, uint32_t *port)
         return -1;
     memcpy(num, colon + 1, n);
     num[n] = '\0';
-    return parse_u32(num, 65535, port);
+    return options_parse_u32(num, 0, 65535, port);
 }
 
 static int load_file(const char *path, const char *base_dir, struct coord_config *cfg,
@@ -141,7 +113,7 @@ static int load_file(const char *path, const char *base_dir, struct coord_config
     if ((v = json_object_get(j, "client_token_file")) && json_is_string(v)) {
         snprintf(file, sizeof(file), "%s%s%s", json_string_value(v)[0] == '/' ? "" : base_dir,
                  json_string_value(v)[0] == '/' ? "" : "/", json_string_value(v));
-        if (read_token(file, cfg->client_token, sizeof(cfg->client_token)) != 0) {
+        if (options_read_token(file, cfg->client_token, sizeof(cfg->client_token)) != 0) {
             fprintf(stderr, "coordinator: cannot read %s\n", file);
             goto out;
         }
@@ -149,7 +121,7 @@ static int load_file(const char *path, const char *base_dir, struct coord_config
     if ((v = json_object_get(j, "cluster_token_file")) && json_is_string(v)) {
         snprintf(file, sizeof(file), "%s%s%s", json_string_value(v)[0] == '/' ? "" : base_dir,
                  json_string_value(v)[0] == '/' ? "" : "/", json_string_value(v));
-        if (read_token(file, cfg->cluster_token, sizeof(cfg->cluster_token)) != 0) {
+        if (options_read_token(file, cfg->cluster_token, sizeof(cfg->cluster_token)) != 0) {
             fprintf(stderr, "coordinator: cannot read %s\n", file);
             goto out;
         }
@@ -227,14 +199,14 @@ int config_load(int argc, char **argv, struct coord_config *cfg)
         snprintf(base_dir, sizeof(base_dir), "%.*s", (int)(slash - file), file);
     if (load_file(file, base_dir, cfg, data_dir, sizeof(data_dir)) != 0)
         return 2;
-    if (parse_u32(id, cfg->n_replicas - 1, &cfg->self) != 0)
+    if (options_parse_u32(id, 0, cfg->n_replicas - 1, &cfg->self) != 0)
         return fail("--id must be an index into \"replicas\": ", id);
     if (split_url(cfg->replicas[cfg->self], host, sizeof(host), &v) != 0)
         return fail("cannot read host:port from ", cfg->replicas[cfg->self]);
     snprintf(cfg->listen, sizeof(cfg->listen), "%s", listen ? listen : host);
     if (!strcmp(cfg->listen, "localhost"))
         snprintf(cfg->listen, sizeof(cfg->listen), "127.0.0.1");
-    if (port && parse_u32(port, 65535, &v) != 0)
+    if (port && options_parse_u32(port, 0, 65535, &v) != 0)
         return fail("bad --port ", port);
     cfg->port = (uint16_t)v;
     if (db)

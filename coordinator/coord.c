@@ -34,6 +34,7 @@
 #include "leader.h"
 #include "log.h"
 #include "table.h"
+#include "ticker.h"
 
 enum ctx_state {
     CTX_ACTIVE,
@@ -75,10 +76,7 @@ struct coord {
     struct acc_store *store;
     struct http_pool *cluster; /* calls with the cluster token */
     struct table txns;
-    pthread_mutex_t mu; /* stopping */
-    pthread_cond_t stop_cv;
-    bool stopping, bg_started;
-    pthread_t bg;
+    struct ticker bg; /* deadlines, unfinished leaders, the sweep: every 20 ms */
     _Atomic uint64_t recoveries, committed, aborted;
 };
 
@@ -989,7 +987,7 @@ static void background_pass(struct coord *c)
     if (!s.list)
         return;
     table_foreach(&c->txns, take_ref, &s);
-    for (i = 0; i < s.n && !c->stopping; i++) {
+    for (i = 0; i < s.n && !ticker_stopping(&c->bg); i++) {
         struct ctxn *t = s.list[i];
 
         if (pthread_mutex_trylock(&t->mu) == 0) {
@@ -1017,33 +1015,13 @@ static void background_pass(struct coord *c)
     free(s.list);
     /* The sweep: undecided transactions this acceptor knows, quiet for long. */
     n = acc_store_stale(c->store, c->cfg.stale_ms, stale, sizeof(stale) / sizeof(stale[0]));
-    for (i = 0; i < n && !c->stopping; i++)
+    for (i = 0; i < n && !ticker_stopping(&c->bg); i++)
         ensure_recovery(c, stale[i].txid, &stale[i].parts);
 }
 
-static void *background_main(void *arg)
+static void background_tick(void *arg)
 {
-    struct coord *c = arg;
-    struct timespec ts;
-
-    pthread_mutex_lock(&c->mu);
-    while (!c->stopping) {
-        pthread_mutex_unlock(&c->mu);
-        background_pass(c);
-        pthread_mutex_lock(&c->mu);
-        if (c->stopping)
-            break;
-        /* A timer tick: deadlines and retries are checked every 20 ms. */
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_nsec += 20 * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&c->stop_cv, &c->mu, &ts);
-    }
-    pthread_mutex_unlock(&c->mu);
-    return NULL;
+    background_pass(arg);
 }
 
 /* ---- start, stop ---- */
@@ -1086,7 +1064,6 @@ enum tpc_err coord_open(const struct coord_config *cfg, struct coord **out, char
                         size_t errlen)
 {
     struct coord *c = calloc(1, sizeof(*c));
-    pthread_condattr_t attr;
     enum tpc_err rc;
 
     *out = NULL;
@@ -1094,11 +1071,6 @@ enum tpc_err coord_open(const struct coord_config *cfg, struct coord **out, char
         return TPC_ERR_NOMEM;
     c->cfg = *cfg;
     table_init(&c->txns, ctxn_create, ctxn_destroy, c);
-    pthread_mutex_init(&c->mu, NULL);
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&c->stop_cv, &attr);
-    pthread_condattr_destroy(&attr);
     c->cluster = http_pool_new(cfg->cluster_token);
     if (!c->cluster) {
         rc = TPC_ERR_NOMEM;
@@ -1108,11 +1080,10 @@ enum tpc_err coord_open(const struct coord_config *cfg, struct coord **out, char
     if (rc)
         goto fail;
     resume_untold(c);
-    if (pthread_create(&c->bg, NULL, background_main, c) != 0) {
+    if (ticker_start(&c->bg, 20, background_tick, c) != TPC_OK) {
         rc = tpc_errbuf_set(err, errlen, TPC_ERR_IO, "cannot start the background thread");
         goto fail;
     }
-    c->bg_started = true;
     *out = c;
     return TPC_OK;
 fail:
@@ -1124,18 +1095,10 @@ void coord_close(struct coord *c)
 {
     if (!c)
         return;
-    if (c->bg_started) {
-        pthread_mutex_lock(&c->mu);
-        c->stopping = true;
-        pthread_cond_broadcast(&c->stop_cv);
-        pthread_mutex_unlock(&c->mu);
-        pthread_join(c->bg, NULL);
-    }
+    ticker_stop(&c->bg);
     acc_store_close(c->store);
     http_pool_free(c->cluster);
     table_fini(&c->txns);
-    pthread_cond_destroy(&c->stop_cv);
-    pthread_mutex_destroy(&c->mu);
     free(c);
 }
 

@@ -166,16 +166,7 @@ void api_handle(void *ctx, const struct http_request *req, struct http_response 
     rest = req->path + 13;
     slash = strchr(rest, '/');
     n = slash ? (size_t)(slash - rest) : strlen(rest);
-    if (n == 0 || n > TPC_TXID_MAX) {
-        http_respond_error(res, 400, "bad_txid",
-                           "transaction ids are 1..%d characters of "
-                           "[A-Za-z0-9_-]",
-                           TPC_TXID_MAX);
-        return;
-    }
-    memcpy(txid, rest, n);
-    txid[n] = '\0';
-    if (!msg_txid_valid(txid)) {
+    if (!msg_txid_from(rest, n, txid)) {
         http_respond_error(res, 400, "bad_txid",
                            "transaction ids are 1..%d characters of [A-Za-z0-9_-]", TPC_TXID_MAX);
         return;

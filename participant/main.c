@@ -11,6 +11,7 @@
 #include "api.h"
 #include "http_server.h"
 #include "log.h"
+#include "options.h"
 #include "participant.h"
 
 static void usage(FILE *f)
@@ -41,37 +42,6 @@ static void usage(FILE *f)
                "\n"
                "Endpoints: see http-api.md. Stops cleanly on SIGTERM or SIGINT; prepared\n"
                "branches stay prepared on disk and are resolved with the replicas at restart.\n");
-}
-
-static int parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
-{
-    unsigned long long v;
-    char *end;
-
-    if (!s || !*s || *s == '-')
-        return -1;
-    errno = 0;
-    v = strtoull(s, &end, 10);
-    if (errno || *end || v < min || v > max)
-        return -1;
-    *out = (uint32_t)v;
-    return 0;
-}
-
-static char *read_token(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    char buf[512];
-    size_t n;
-
-    if (!f)
-        return NULL;
-    n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
-        buf[--n] = '\0';
-    return strdup(buf);
 }
 
 int main(int argc, char **argv)
@@ -116,7 +86,7 @@ int main(int argc, char **argv)
         else if (!strcmp(o, "--listen"))
             hc.address = v;
         else if (!strcmp(o, "--port"))
-            bad = parse_u32(v, 0, 65535, &port);
+            bad = options_parse_u32(v, 0, 65535, &port);
         else if (!strcmp(o, "--port-file"))
             port_file = v;
         else if (!strcmp(o, "--replicas"))
@@ -124,19 +94,19 @@ int main(int argc, char **argv)
         else if (!strcmp(o, "--token-file"))
             token_file = v;
         else if (!strcmp(o, "--lock-timeout-ms"))
-            bad = parse_u32(v, 1, 3600000, &cfg.lock_timeout_ms);
+            bad = options_parse_u32(v, 1, 3600000, &cfg.lock_timeout_ms);
         else if (!strcmp(o, "--branch-timeout-ms"))
-            bad = parse_u32(v, 1, 86400000, &cfg.branch_timeout_ms);
+            bad = options_parse_u32(v, 1, 86400000, &cfg.branch_timeout_ms);
         else if (!strcmp(o, "--vote-timeout-ms"))
-            bad = parse_u32(v, 1, 600000, &cfg.vote_timeout_ms);
+            bad = options_parse_u32(v, 1, 600000, &cfg.vote_timeout_ms);
         else if (!strcmp(o, "--doubt-ms"))
-            bad = parse_u32(v, 1, 3600000, &cfg.doubt_ms);
+            bad = options_parse_u32(v, 1, 3600000, &cfg.doubt_ms);
         else if (!strcmp(o, "--max-body"))
-            bad = parse_u32(v, 1024, 1024 * 1024 * 1024, &max_body);
+            bad = options_parse_u32(v, 1024, 1024 * 1024 * 1024, &max_body);
         else if (!strcmp(o, "--max-statements"))
-            bad = parse_u32(v, 1, 1000000, &cfg.max_statements);
+            bad = options_parse_u32(v, 1, 1000000, &cfg.max_statements);
         else if (!strcmp(o, "--max-rows"))
-            bad = parse_u32(v, 1, 100000000, &cfg.max_rows);
+            bad = options_parse_u32(v, 1, 100000000, &cfg.max_rows);
         else if (!strcmp(o, "--log-level"))
             bad = !strcmp(v, "debug")   ? (level = LOG_DEBUG, 0)
                   : !strcmp(v, "info")  ? (level = LOG_INFO, 0)
@@ -169,8 +139,8 @@ int main(int argc, char **argv)
         }
     }
     if (token_file) {
-        token = read_token(token_file);
-        if (!token) {
+        token = malloc(512);
+        if (!token || options_read_token(token_file, token, 512) != 0) {
             fprintf(stderr, "participant: cannot read token file %s\n", token_file);
             goto out;
         }

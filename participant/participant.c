@@ -30,6 +30,7 @@
 #include "rm.h"
 #include "store.h"
 #include "table.h"
+#include "ticker.h"
 
 struct branch {
     struct table_entry e; /* first: the table's entry; e.id is the txid, e.gone once ended */
@@ -50,13 +51,11 @@ struct participant {
     struct store *store;
     struct locks *locks;
     struct table branches;
-    pthread_mutex_t mu;     /* lock_waiters, stopping */
+    pthread_mutex_t mu;     /* lock_waiters */
     struct http_pool *pool; /* keep-alive connections to the replicas */
     /* the background thread: deadlines and in-doubt resolution */
-    pthread_t bg;
-    bool bg_started, stopping;
+    struct ticker bg;    /* deadlines and in-doubt branches */
     size_t lock_waiters; /* under mu: branches waiting for a row lock now */
-    pthread_cond_t stop_cv;
 };
 
 static int64_t mono_ms(void)
@@ -802,51 +801,32 @@ static void abort_if_working(struct participant *p, const char *txid)
     branch_put(p, b);
 }
 
-static void *background_main(void *arg)
+/* Every 50 ms: working branches past their deadline abort; in-doubt ones ask a replica. */
+static void background_tick(void *arg)
 {
     struct participant *p = arg;
     static struct due due[256];
     struct participant_error e;
-    struct timespec ts;
     size_t n, i;
 
-    pthread_mutex_lock(&p->mu);
-    while (!p->stopping) {
-        pthread_mutex_unlock(&p->mu);
-        n = collect_due(p, due, sizeof(due) / sizeof(due[0]));
-        for (i = 0; i < n && !p->stopping; i++) {
-            enum tpc_outcome o = TPC_OUTCOME_ABORTED; /* a working branch past its deadline */
+    n = collect_due(p, due, sizeof(due) / sizeof(due[0]));
+    for (i = 0; i < n && !ticker_stopping(&p->bg); i++) {
+        enum tpc_outcome o;
 
-            if (due[i].prepared) {
-                if (!p->cfg.n_replicas)
-                    continue;
-                o = ask_outcome(p, &due[i]);
-                if (o == TPC_OUTCOME_NONE)
-                    continue; /* asked again after the backoff */
-            }
-            memset(&e, 0, sizeof(e));
-            if (!due[i].prepared) {
-                abort_if_working(p, due[i].txid);
-                continue;
-            }
-            json_decref(participant_outcome(p, due[i].txid, o, &e));
-            if (e.status && e.status != 409)
-                log_warn("%s: cannot apply %s: %s", due[i].txid, msg_outcome_name(o), e.message);
+        if (!due[i].prepared) {
+            abort_if_working(p, due[i].txid);
+            continue;
         }
-        pthread_mutex_lock(&p->mu);
-        if (p->stopping)
-            break;
-        /* A timer tick, not a wait for a condition: deadlines are checked every 50 ms. */
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_nsec += 50 * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&p->stop_cv, &p->mu, &ts);
+        if (!p->cfg.n_replicas)
+            continue;
+        o = ask_outcome(p, &due[i]);
+        if (o == TPC_OUTCOME_NONE)
+            continue; /* asked again after the backoff */
+        memset(&e, 0, sizeof(e));
+        json_decref(participant_outcome(p, due[i].txid, o, &e));
+        if (e.status && e.status != 409)
+            log_warn("%s: cannot apply %s: %s", due[i].txid, msg_outcome_name(o), e.message);
     }
-    pthread_mutex_unlock(&p->mu);
-    return NULL;
 }
 
 /* ---- start and stop ---- */
@@ -901,7 +881,6 @@ enum tpc_err participant_open(const struct participant_config *cfg, struct parti
 {
     struct store_config sc = {cfg->db_path, cfg->schema_file, cfg->max_rows};
     struct participant *p;
-    pthread_condattr_t attr;
     enum tpc_err rc;
 
     *out = NULL;
@@ -912,10 +891,6 @@ enum tpc_err participant_open(const struct participant_config *cfg, struct parti
     table_init(&p->branches, branch_create, branch_destroy, p);
     pthread_mutex_init(&p->mu, NULL);
     p->pool = http_pool_new(cfg->token);
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&p->stop_cv, &attr);
-    pthread_condattr_destroy(&attr);
     p->locks = locks_new();
     if (!p->locks || !p->pool) {
         rc = TPC_ERR_NOMEM;
@@ -927,11 +902,10 @@ enum tpc_err participant_open(const struct participant_config *cfg, struct parti
     rc = reload_prepared(p, err, errlen);
     if (rc)
         goto fail;
-    if (pthread_create(&p->bg, NULL, background_main, p) != 0) {
+    if (ticker_start(&p->bg, 50, background_tick, p) != TPC_OK) {
         rc = tpc_errbuf_set(err, errlen, TPC_ERR_IO, "cannot start the background thread");
         goto fail;
     }
-    p->bg_started = true;
     *out = p;
     return TPC_OK;
 fail:
@@ -943,18 +917,11 @@ void participant_close(struct participant *p)
 {
     if (!p)
         return;
-    if (p->bg_started) {
-        pthread_mutex_lock(&p->mu);
-        p->stopping = true;
-        pthread_cond_broadcast(&p->stop_cv);
-        pthread_mutex_unlock(&p->mu);
-        pthread_join(p->bg, NULL);
-    }
+    ticker_stop(&p->bg);
     store_close(p->store);
     table_fini(&p->branches);
     http_pool_free(p->pool);
     locks_free(p->locks);
-    pthread_cond_destroy(&p->stop_cv);
     pthread_mutex_destroy(&p->mu);
     free(p);
 }

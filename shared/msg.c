@@ -22,6 +22,15 @@ bool msg_txid_valid(const char *s)
     return id_valid(s, TPC_TXID_MAX);
 }
 
+bool msg_txid_from(const char *s, size_t n, char *out)
+{
+    if (n == 0 || n > TPC_TXID_MAX)
+        return false;
+    memcpy(out, s, n);
+    out[n] = '\0';
+    return msg_txid_valid(out);
+}
+
 bool msg_name_valid(const char *s)
 {
     return id_valid(s, TPC_NAME_MAX);

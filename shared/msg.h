@@ -101,6 +101,8 @@ struct msg {
 /* Transaction ids and participant names: 1..max characters of [A-Za-z0-9_-],
  * so they are safe in URLs, file names and logs without escaping. */
 bool msg_txid_valid(const char *s);
+/* Copies the n bytes at s into out (TPC_TXID_MAX + 1 bytes) if they are a valid txid. */
+bool msg_txid_from(const char *s, size_t n, char *out);
 bool msg_name_valid(const char *s);
 
 /* Index of name in parts, or -1. */

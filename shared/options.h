@@ -1,0 +1,14 @@
+/* options.h - reading command-line values and secret files, shared by the programs. */
+#ifndef TPC_OPTIONS_H
+#define TPC_OPTIONS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* A decimal in [min, max] with nothing after it; 0 on success, -1 otherwise. */
+int options_parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out);
+
+/* The first line of path (a token file) without trailing blanks into out; 0 or -1. */
+int options_read_token(const char *path, char *out, size_t len);
+
+#endif
