@@ -47,7 +47,7 @@ static json_t *object_body(const struct http_request *req, bool empty_ok, struct
 static void paxos(struct coord *c, const struct http_request *req, struct http_response *res)
 {
     const struct coord_config *cfg = coord_config(c);
-    static _Thread_local struct msg in[CODEC_MAX_BATCH];
+    struct msg *in = NULL;
     char err[256];
     size_t n = 0;
     json_t *j;
@@ -57,14 +57,18 @@ static void paxos(struct coord *c, const struct http_request *req, struct http_r
         return;
     }
     j = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, NULL);
-    if (!j || codec_decode_batch(j, cfg->n_replicas, in, CODEC_MAX_BATCH, &n, err, sizeof(err)) !=
-                  TPC_OK) {
+    n = json_array_size(json_object_get(j, "messages"));
+    in = calloc(n ? n : 1, sizeof(*in)); /* per request: no large buffer in every thread */
+    if (!in) {
+        http_respond_error(res, 500, "internal", "out of memory");
+    } else if (!j || codec_decode_batch(j, cfg->n_replicas, in, n ? n : 1, &n, err, sizeof(err)) !=
+                         TPC_OK) {
         http_respond_error(res, 400, "bad_message", "%s", j ? err : "body is not JSON");
-        json_decref(j);
-        return;
+    } else {
+        http_respond(res, 200, coord_paxos(c, in, n));
     }
     json_decref(j);
-    http_respond(res, 200, coord_paxos(c, in, n));
+    free(in);
 }
 
 void api_handle(void *ctx, const struct http_request *req, struct http_response *res)

@@ -175,6 +175,7 @@ struct call {
     char *body;
     bool batch; /* the answer is a {"messages": [...]} batch, else one message */
     bool ignore;
+    int replica; /* the acceptor called, or -1 */
 };
 
 struct round {
@@ -200,6 +201,7 @@ static struct call *add_call(struct round *r, const char *url, const char *path,
     k->http.body = k->body;
     k->http.body_len = strlen(k->body);
     k->batch = batch;
+    k->replica = -1;
     r->n++;
     return k;
 }
@@ -234,20 +236,26 @@ static void feed(struct coord *c, struct ctxn *t, const struct msg *m)
 static void dispatch(struct coord *c, struct ctxn *t, struct out_item *items, size_t n)
 {
     const struct coord_config *cfg = &c->cfg;
-    struct msg per_acc[TPC_MAX_REPLICAS][TPC_MAX_PARTICIPANTS * 2];
+    struct msg(*per_acc)[TPC_MAX_PARTICIPANTS * 2] = calloc(TPC_MAX_REPLICAS, sizeof(*per_acc));
     size_t n_acc[TPC_MAX_REPLICAS] = {0};
-    struct round r;
-    struct self_thread st = {c->store, &r};
+    struct round *rp = calloc(1, sizeof(*rp));
+    struct self_thread st = {c->store, NULL};
     pthread_t self_thread;
     bool self_running = false;
     struct http_client *hc = NULL;
     size_t i, k;
     uint32_t a;
 
-    memset(&r, 0, sizeof(r));
-    r.calls = calloc(n + TPC_MAX_REPLICAS * 2 + 1, sizeof(*r.calls));
-    if (!r.calls)
+    /* At most: one call per participant message, one per other replica for each replicas
+     * message, one batch per acceptor. (Large buffers live on the heap, not the stack.) */
+    if (!per_acc || !rp ||
+        !(rp->calls =
+              calloc(n * (1 + cfg->n_replicas) + cfg->n_replicas + 1, sizeof(*rp->calls)))) {
+        free(per_acc);
+        free(rp);
         return;
+    }
+    st.r = rp;
     for (i = 0; i < n; i++) {
         struct out_item *it = &items[i];
         const char *purl;
@@ -255,8 +263,8 @@ static void dispatch(struct coord *c, struct ctxn *t, struct out_item *items, si
 
         switch (it->dest) {
         case LEADER_TO_ACCEPTOR:
-            if (it->id == cfg->self && r.n_self < sizeof(r.self_in) / sizeof(r.self_in[0]))
-                r.self_in[r.n_self++] = it->m;
+            if (it->id == cfg->self && rp->n_self < sizeof(rp->self_in) / sizeof(rp->self_in[0]))
+                rp->self_in[rp->n_self++] = it->m;
             else if (it->id < cfg->n_replicas && n_acc[it->id] < TPC_MAX_PARTICIPANTS * 2)
                 per_acc[it->id][n_acc[it->id]++] = it->m;
             break;
@@ -270,7 +278,7 @@ static void dispatch(struct coord *c, struct ctxn *t, struct out_item *items, si
                      it->m.type == MSG_PREPARE                ? "prepare"
                      : it->m.outcome == TPC_OUTCOME_COMMITTED ? "commit"
                                                               : "abort");
-            add_call(&r, purl, path,
+            add_call(rp, purl, path,
                      it->m.type == MSG_PREPARE ? codec_encode(&it->m) : json_object(), false);
             break;
         case LEADER_TO_REPLICAS:
@@ -279,7 +287,7 @@ static void dispatch(struct coord *c, struct ctxn *t, struct out_item *items, si
 
                 if (a == cfg->self)
                     continue;
-                k2 = add_call(&r, cfg->replicas[a], "/v1/paxos", codec_encode_batch(&it->m, 1),
+                k2 = add_call(rp, cfg->replicas[a], "/v1/paxos", codec_encode_batch(&it->m, 1),
                               true);
                 if (k2)
                     k2->ignore = true;
@@ -287,38 +295,42 @@ static void dispatch(struct coord *c, struct ctxn *t, struct out_item *items, si
             break;
         }
     }
-    for (a = 0; a < cfg->n_replicas; a++)
-        if (n_acc[a])
-            add_call(&r, cfg->replicas[a], "/v1/paxos", codec_encode_batch(per_acc[a], n_acc[a]),
-                     true);
+    for (a = 0; a < cfg->n_replicas; a++) {
+        struct call *k2 = n_acc[a] ? add_call(rp, cfg->replicas[a], "/v1/paxos",
+                                              codec_encode_batch(per_acc[a], n_acc[a]), true)
+                                   : NULL;
+
+        if (k2)
+            k2->replica = (int)a;
+    }
     /* This replica's own acceptor runs in-process, in parallel with the network calls. */
-    if (r.n_self) {
-        if (r.n && pthread_create(&self_thread, NULL, self_acceptor, &st) == 0)
+    if (rp->n_self) {
+        if (rp->n && pthread_create(&self_thread, NULL, self_acceptor, &st) == 0)
             self_running = true;
         else
             self_acceptor(&st);
     }
-    if (r.n) {
-        struct http_call *calls = malloc(r.n * sizeof(*calls));
+    if (rp->n) {
+        struct http_call *calls = malloc(rp->n * sizeof(*calls));
 
         hc = http_pool_get(c->cluster);
         if (calls && hc) {
-            for (k = 0; k < r.n; k++)
-                calls[k] = r.calls[k].http;
-            http_client_post_all(hc, calls, r.n, cfg->prepare_ms);
-            for (k = 0; k < r.n; k++)
-                r.calls[k].http = calls[k];
+            for (k = 0; k < rp->n; k++)
+                calls[k] = rp->calls[k].http;
+            http_client_post_all(hc, calls, rp->n, cfg->prepare_ms);
+            for (k = 0; k < rp->n; k++)
+                rp->calls[k].http = calls[k];
         }
         free(calls);
         http_pool_put(c->cluster, hc);
     }
     if (self_running)
         pthread_join(self_thread, NULL);
-    for (i = 0; i < r.n_self; i++)
-        if (r.self_out[i].type)
-            feed(c, t, &r.self_out[i]);
-    for (k = 0; k < r.n; k++) {
-        struct call *kc = &r.calls[k];
+    for (i = 0; i < rp->n_self; i++)
+        if (rp->self_out[i].type)
+            feed(c, t, &rp->self_out[i]);
+    for (k = 0; k < rp->n; k++) {
+        struct call *kc = &rp->calls[k];
         struct msg answers[TPC_MAX_PARTICIPANTS * 2], one;
         char err[256];
         size_t got = 0, j;
@@ -331,8 +343,11 @@ static void dispatch(struct coord *c, struct ctxn *t, struct out_item *items, si
                                        sizeof(answers) / sizeof(answers[0]), &got, err,
                                        sizeof(err)) != TPC_OK)
                     log_warn("%s: bad answer from %s: %s", t->e.id, kc->url, err);
+                /* An acceptor answers for itself only: a misconfigured replica list must
+                 * not let one replica's answer count as another's. */
                 for (j = 0; j < got; j++)
-                    feed(c, t, &answers[j]);
+                    if (kc->replica < 0 || answers[j].acceptor == (uint32_t)kc->replica)
+                        feed(c, t, &answers[j]);
             } else if (codec_decode(body, cfg->n_replicas, &one, err, sizeof(err)) == TPC_OK) {
                 feed(c, t, &one);
             } else {
@@ -346,7 +361,9 @@ static void dispatch(struct coord *c, struct ctxn *t, struct out_item *items, si
         free(kc->http.response);
         free(kc->body);
     }
-    free(r.calls);
+    free(rp->calls);
+    free(rp);
+    free(per_acc);
 }
 
 /* Makes the leader's decision durable here and visible (invariant 2). Under t->mu. */
@@ -395,7 +412,7 @@ static void drive(struct coord *c, struct ctxn *t, int64_t until, bool told_is_e
 {
     struct leader_out out = {outbox_add, &t->out};
     struct out_item *items;
-    bool told = false;
+    bool told = false, ticked = false;
     size_t n;
 
     while (t->leading) {
@@ -406,20 +423,30 @@ static void drive(struct coord *c, struct ctxn *t, int64_t until, bool told_is_e
             leader_learn(&t->leader, (enum tpc_outcome)learned, (uint64_t)now, &out);
         settle(c, t);
         if (t->out.n == 0) {
-            if (leader_done(&t->leader) || now >= until || (told_is_enough && told))
-                break;
-            if ((int64_t)t->leader.timer > now) {
-                /* A retry timer, not a wait for a condition: nothing to do before it. */
-                int64_t wake = (int64_t)t->leader.timer < until ? (int64_t)t->leader.timer : until;
-                struct timespec ts = {(wake - now) / 1000, ((wake - now) % 1000) * 1000000L};
+            int64_t wake;
+            struct timespec ts;
 
-                nanosleep(&ts, NULL);
+            if (leader_done(&t->leader) || (told_is_enough && told))
+                break;
+            /* What is due now is done even when `until` has come (a background drive). */
+            if ((int64_t)t->leader.timer <= now && !ticked) {
+                ticked = true;
+                if (leader_tick(&t->leader, (uint64_t)now, rnd(), &out))
+                    recover_round(c, t);
                 continue;
             }
-            if (leader_tick(&t->leader, (uint64_t)now, rnd(), &out))
-                recover_round(c, t);
+            if (now >= until)
+                break;
+            /* A retry timer, not a wait for a condition: nothing to do before it. */
+            ticked = false;
+            wake = (int64_t)t->leader.timer > now ? (int64_t)t->leader.timer : now + 1;
+            wake = wake < until ? wake : until;
+            ts.tv_sec = (wake - now) / 1000;
+            ts.tv_nsec = ((wake - now) % 1000) * 1000000L;
+            nanosleep(&ts, NULL);
             continue;
         }
+        ticked = false;
         /* Take this round's messages; answers fill the next one. */
         items = t->out.items;
         n = t->out.n;
@@ -455,6 +482,15 @@ static bool start_recovery(struct coord *c, struct ctxn *t, const struct msg_par
     return true;
 }
 
+/* A transaction with no participant: every instance (there are none) is prepared, or the
+ * client aborts it; no Paxos instance, so nothing goes to the decision table either. */
+static void decide_empty(struct ctxn *t, enum tpc_outcome o)
+{
+    t->state = CTX_DECIDED;
+    t->outcome = o;
+    t->decided_at = mono_ms();
+}
+
 /* ---- client API ---- */
 
 static json_t *txn_json(const struct ctxn *t)
@@ -481,6 +517,7 @@ static json_t *outcome_json(const char *txid, enum tpc_outcome o, const struct m
 json_t *coord_begin(struct coord *c, json_t *body, int *status, struct coord_error *e)
 {
     char txid[TPC_TXID_MAX + 1];
+    struct msg_parts known;
     json_t *v, *r;
     struct ctxn *t;
     enum tpc_outcome o;
@@ -506,13 +543,20 @@ json_t *coord_begin(struct coord *c, json_t *body, int *status, struct coord_err
     }
     v = json_object_get(body, "txid");
     if (v) {
-        if (!json_is_string(v) || !msg_txid_valid(json_string_value(v)) ||
-            strlen(json_string_value(v)) != json_string_length(v)) {
-            set_error(e, 400, "bad_txid", "txid must be 1..%d characters of [A-Za-z0-9_-]",
-                      TPC_TXID_MAX);
+        /* A transaction is led by the replica that began it, so a txid must never be begun on
+         * two replicas: a client's id gets this replica's prefix, "r<id>-". */
+        int n = snprintf(txid, sizeof(txid), "r%u-%s", c->cfg.self,
+                         json_is_string(v) ? json_string_value(v) : "");
+
+        if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v) ||
+            json_string_length(v) == 0 || n < 0 || (size_t)n >= sizeof(txid) ||
+            !msg_txid_valid(txid)) {
+            set_error(e, 400, "bad_txid",
+                      "txid must be 1..%d characters of [A-Za-z0-9_-] (the replica adds its "
+                      "prefix r<id>-)",
+                      TPC_TXID_MAX - 4);
             return NULL;
         }
-        snprintf(txid, sizeof(txid), "%s", json_string_value(v));
     } else {
         if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw)) {
             set_error(e, 500, "internal", "no randomness for a transaction id");
@@ -524,6 +568,10 @@ json_t *coord_begin(struct coord *c, json_t *body, int *status, struct coord_err
     }
     if (acc_store_decision(c->store, txid, &o, NULL) == TPC_OK && o != TPC_OUTCOME_NONE) {
         set_error(e, 409, "txid_exists", "transaction %s already %s", txid, msg_outcome_name(o));
+        return NULL;
+    }
+    if (acc_store_parts(c->store, txid, &known) == TPC_OK && known.n) {
+        set_error(e, 409, "txid_exists", "transaction %s is known already", txid);
         return NULL;
     }
     t = txn_get(c, txid, true);
@@ -647,13 +695,7 @@ json_t *coord_commit(struct coord *c, const char *txid, int *status, struct coor
     out = (struct leader_out){outbox_add, &t->out};
     if (t->state == CTX_ACTIVE && !t->leading) {
         if (t->parts.n == 0) {
-            /* No participant: every instance (there are none) is prepared. */
-            if (acc_store_record_decision(c->store, txid, TPC_OUTCOME_COMMITTED, NULL, false) ==
-                TPC_OK) {
-                t->state = CTX_DECIDED;
-                t->outcome = TPC_OUTCOME_COMMITTED;
-                t->decided_at = mono_ms();
-            }
+            decide_empty(t, TPC_OUTCOME_COMMITTED);
         } else if (leader_init(&t->leader, &lc, txid, &t->parts, (uint64_t)mono_ms()) == TPC_OK) {
             t->leading = true;
             t->state = CTX_PREPARING;
@@ -691,11 +733,7 @@ json_t *coord_abort(struct coord *c, const char *txid, int *status, struct coord
         goto out;
     }
     if (t->state == CTX_ACTIVE && t->parts.n == 0) {
-        if (acc_store_record_decision(c->store, txid, TPC_OUTCOME_ABORTED, NULL, false) == TPC_OK) {
-            t->state = CTX_DECIDED;
-            t->outcome = TPC_OUTCOME_ABORTED;
-            t->decided_at = mono_ms();
-        }
+        decide_empty(t, TPC_OUTCOME_ABORTED);
     } else if (t->state == CTX_ACTIVE) {
         /* Abort is chosen through Paxos: phase 1 finds no vote, so aborted is proposed. */
         start_recovery(c, t, &t->parts);
@@ -960,50 +998,29 @@ out:
 
 /* ---- background: unfinished leaders, deadlines, the sweep, forgetting ---- */
 
-struct bg_scan {
-    struct ctxn **list;
-    size_t n, cap;
-};
-
-static void take_ref(struct table_entry *e, void *ctx)
-{
-    struct bg_scan *s = ctx;
-
-    if (s->n < s->cap) {
-        e->refs++; /* under the table lock: table_put gives it back */
-        s->list[s->n++] = (struct ctxn *)e;
-    }
-}
-
 static void background_pass(struct coord *c)
 {
     static struct acc_stale stale[64];
-    struct bg_scan s = {NULL, 0, 0};
-    int64_t now = mono_ms();
-    size_t i, n;
+    static int64_t last_sweep;
+    struct table_entry **all;
+    size_t i, n, total = table_snapshot(&c->txns, &all);
 
-    s.cap = table_size(&c->txns) + 16;
-    s.list = calloc(s.cap, sizeof(*s.list));
-    if (!s.list)
-        return;
-    table_foreach(&c->txns, take_ref, &s);
-    for (i = 0; i < s.n && !ticker_stopping(&c->bg); i++) {
-        struct ctxn *t = s.list[i];
+    for (i = 0; i < total; i++) {
+        struct ctxn *t = (struct ctxn *)all[i];
+        int64_t now = mono_ms();
 
-        if (pthread_mutex_trylock(&t->mu) == 0) {
+        if (!ticker_stopping(&c->bg) && pthread_mutex_trylock(&t->mu) == 0) {
             if (t->state == CTX_ACTIVE && !t->leading && t->deadline && now >= t->deadline) {
                 log_info("%s: not committed within its timeout: aborting", t->e.id);
                 if (t->parts.n)
                     start_recovery(c, t, &t->parts);
-                else if (acc_store_record_decision(c->store, t->e.id, TPC_OUTCOME_ABORTED, NULL,
-                                                   false) == TPC_OK) {
-                    t->state = CTX_DECIDED;
-                    t->outcome = TPC_OUTCOME_ABORTED;
-                    t->decided_at = now;
-                }
+                else
+                    decide_empty(t, TPC_OUTCOME_ABORTED);
             }
+            /* Only what is due now: a background drive never waits, so that one transaction's
+             * timers cannot hold up the others'. */
             if (t->leading && !leader_done(&t->leader))
-                drive(c, t, now + 200, false);
+                drive(c, t, now, false);
             /* Finished long ago: the decision table answers for it from now on. */
             if (t->state == CTX_DECIDED && (!t->leading || leader_done(&t->leader)) &&
                 now - t->decided_at > 60000)
@@ -1012,8 +1029,11 @@ static void background_pass(struct coord *c)
         }
         txn_put(c, t);
     }
-    free(s.list);
-    /* The sweep: undecided transactions this acceptor knows, quiet for long. */
+    free(all);
+    /* The sweep, every stale_ms: undecided transactions this acceptor knows, quiet for long. */
+    if (mono_ms() - last_sweep < (int64_t)c->cfg.stale_ms)
+        return;
+    last_sweep = mono_ms();
     n = acc_store_stale(c->store, c->cfg.stale_ms, stale, sizeof(stale) / sizeof(stale[0]));
     for (i = 0; i < n && !ticker_stopping(&c->bg); i++)
         ensure_recovery(c, stale[i].txid, &stale[i].parts);

@@ -37,6 +37,8 @@ static void usage(FILE *f)
                "  --max-body N            request body cap in bytes (default 1048576)\n"
                "  --max-statements N      statements per exec request (default 1000)\n"
                "  --max-rows N            result rows per statement (default 10000)\n"
+               "  --statement-timeout-ms N  an exec request's statements are stopped after N ms\n"
+               "                          (default 5000)\n"
                "  --log-level LEVEL       debug, info, warn or error (default info)\n"
                "  --help                  this text\n"
                "\n"
@@ -53,6 +55,7 @@ int main(int argc, char **argv)
         .doubt_ms = 2000,
         .max_statements = 1000,
         .max_rows = 10000,
+        .statement_ms = 5000,
     };
     struct http_server_config hc = {.address = "127.0.0.1", .max_body = 1024 * 1024};
     const char *port_file = NULL, *token_file = NULL;
@@ -105,6 +108,8 @@ int main(int argc, char **argv)
             bad = options_parse_u32(v, 1024, 1024 * 1024 * 1024, &max_body);
         else if (!strcmp(o, "--max-statements"))
             bad = options_parse_u32(v, 1, 1000000, &cfg.max_statements);
+        else if (!strcmp(o, "--statement-timeout-ms"))
+            bad = options_parse_u32(v, 1, 3600000, &cfg.statement_ms);
         else if (!strcmp(o, "--max-rows"))
             bad = options_parse_u32(v, 1, 100000000, &cfg.max_rows);
         else if (!strcmp(o, "--log-level"))

@@ -137,6 +137,13 @@ static void branch_remove(struct participant *p, struct branch *b)
     table_remove(&p->branches, &b->e);
 }
 
+/* A branch whose transaction already ended here: free its rows and forget it. Under b->mu. */
+static void drop_branch(struct participant *p, struct branch *b)
+{
+    locks_release(p->locks, b->e.id, b->keys, b->n_keys);
+    branch_remove(p, b);
+}
+
 /* ---- exec ---- */
 
 struct take_ctx {
@@ -322,8 +329,13 @@ json_t *participant_exec(struct participant *p, const char *txid, json_t *statem
     case STORE_FAIL_ROWS:
         set_error(e, 400, "too_many_rows", "%s", msg);
         break;
+    case STORE_FAIL_TIMEOUT:
+        set_error(e, 400, "statement_timeout", "%s", msg);
+        break;
     case STORE_FAIL_ENDED:
         set_error(e, 409, "transaction_ended", "%s", msg);
+        if (b->rm.state == RM_WORKING)
+            drop_branch(p, b); /* it ended meanwhile: this branch is a leftover */
         break;
     default:
         set_error(e, 500, "internal", "%s", t.oom ? "out of memory" : msg);
@@ -463,7 +475,7 @@ json_t *participant_prepare(struct participant *p, const struct msg *prep,
                             struct participant_error *e)
 {
     struct branch *b = branch_get(p, prep->txid, false);
-    struct rm_branch cur = {RM_NONE, TPC_VALUE_NONE}, next;
+    struct rm_branch cur = {RM_NONE, TPC_VALUE_NONE}, next, ended;
     struct store_job job;
     json_t *pj = NULL, *vote = NULL;
     char *ptext = NULL;
@@ -480,15 +492,22 @@ json_t *participant_prepare(struct participant *p, const struct msg *prep,
         if (!b->e.gone)
             cur = b->rm;
     }
+    /* The recorded end comes first, branch or not: an exec racing an earlier aborted vote may
+     * have left a working branch behind, and it must not turn the vote into prepared (rm.h
+     * rule 3). Such a leftover is dropped. */
+    if (store_ended(p->store, prep->txid, &ended.state, &ended.vote) != TPC_OK) {
+        set_error(e, 500, "storage_error", "cannot read the outcome of %s", prep->txid);
+        goto out;
+    }
+    if (ended.state != RM_NONE) {
+        if (b && !b->e.gone)
+            drop_branch(p, b);
+        cur = ended;
+    }
     /* A prepared branch keeps the list it was prepared with: one transaction, one list. */
     if (cur.state == RM_PREPARED && !msg_parts_equal(&b->parts, &prep->parts)) {
         set_error(e, 409, "participants_conflict",
                   "branch %s was prepared with another participant list", prep->txid);
-        goto out;
-    }
-    if (cur.state == RM_NONE &&
-        store_ended(p->store, prep->txid, &cur.state, &cur.vote) != TPC_OK) {
-        set_error(e, 500, "storage_error", "cannot read the outcome of %s", prep->txid);
         goto out;
     }
     rm_prepare(&cur, true, b && b->cs_len > 0, &next, &persist);
@@ -524,10 +543,10 @@ json_t *participant_prepare(struct participant *p, const struct msg *prep,
                       job.err);
             goto out;
         }
-        b->rm = next;
         b->parts = prep->parts;
         b->next_query = mono_ms() + p->cfg.doubt_ms;
         b->query_tries = 0;
+        b->rm = next;
     } else if (cur.state == RM_NONE) {
         /* No branch and no outcome: it votes aborted, and records that first, so that a late
          * statement cannot start the branch again and a later prepare vote prepared: ballot 0
@@ -667,22 +686,24 @@ json_t *participant_status(struct participant *p, const char *txid, struct parti
                      msg_value_name(vote));
 }
 
-static void add_if_prepared(struct table_entry *e, void *ctx)
-{
-    struct branch *b = (struct branch *)e;
-
-    if (b->rm.state == RM_PREPARED)
-        json_array_append_new(ctx, json_pack("{s:s,s:o}", "txid", b->e.id, "participants",
-                                             codec_encode_parts(&b->parts)));
-}
-
 json_t *participant_list_prepared(struct participant *p)
 {
+    struct table_entry **all;
+    size_t i, n = table_snapshot(&p->branches, &all);
     json_t *list = json_array();
 
-    if (list)
-        table_foreach(&p->branches, add_if_prepared, list);
-    return json_pack("{s:o}", "prepared", list);
+    for (i = 0; i < n; i++) {
+        struct branch *b = (struct branch *)all[i];
+
+        pthread_mutex_lock(&b->mu);
+        if (list && !b->e.gone && b->rm.state == RM_PREPARED)
+            json_array_append_new(list, json_pack("{s:s,s:o}", "txid", b->e.id, "participants",
+                                                  codec_encode_parts(&b->parts)));
+        pthread_mutex_unlock(&b->mu);
+        branch_put(p, b);
+    }
+    free(all);
+    return json_pack("{s:o}", "prepared", list ? list : json_array());
 }
 
 json_t *participant_health(struct participant *p)
@@ -740,45 +761,44 @@ static enum tpc_outcome ask_outcome(struct participant *p, const struct due *d)
     return o;
 }
 
-struct due_scan {
-    struct participant *p;
-    struct due *due;
-    size_t n, cap;
-    int64_t now;
-};
-
-static void scan_due(struct table_entry *e, void *ctx)
-{
-    struct due_scan *d = ctx;
-    struct branch *b = (struct branch *)e;
-    const struct participant_config *cfg = &d->p->cfg;
-    bool working = b->rm.state == RM_WORKING && d->now >= b->deadline;
-    bool doubt = b->rm.state == RM_PREPARED && d->now >= b->next_query;
-    struct due *x = &d->due[d->n];
-
-    if ((!working && !doubt) || d->n == d->cap)
-        return;
-    msg_copy_str(x->txid, TPC_TXID_MAX, b->e.id);
-    x->prepared = doubt;
-    x->parts = b->parts;
-    if (doubt) {
-        /* Round-robin over the replicas, with backoff up to 30 s. */
-        x->replica = cfg->n_replicas ? b->query_tries % cfg->n_replicas : 0;
-        b->query_tries++;
-        b->next_query =
-            d->now + (int64_t)cfg->doubt_ms * (b->query_tries < 5 ? (1 << b->query_tries) : 32);
-        if (b->next_query > d->now + 30000)
-            b->next_query = d->now + 30000;
-    }
-    d->n++;
-}
-
+/* Working branches past their deadline and prepared ones due to ask, read under their locks. */
 static size_t collect_due(struct participant *p, struct due *due, size_t cap)
 {
-    struct due_scan d = {p, due, 0, cap, mono_ms()};
+    const struct participant_config *cfg = &p->cfg;
+    struct table_entry **all;
+    size_t i, n = 0, total = table_snapshot(&p->branches, &all);
+    int64_t now = mono_ms();
 
-    table_foreach(&p->branches, scan_due, &d);
-    return d.n;
+    for (i = 0; i < total; i++) {
+        struct branch *b = (struct branch *)all[i];
+        struct due *x = &due[n];
+        bool working, doubt;
+
+        /* A busy branch (being prepared or applied) is looked at next time. */
+        if (n < cap && pthread_mutex_trylock(&b->mu) == 0) {
+            working = !b->e.gone && b->rm.state == RM_WORKING && now >= b->deadline;
+            doubt = !b->e.gone && b->rm.state == RM_PREPARED && now >= b->next_query;
+            if (working || doubt) {
+                msg_copy_str(x->txid, TPC_TXID_MAX, b->e.id);
+                x->prepared = doubt;
+                x->parts = b->parts;
+                if (doubt) {
+                    /* Round-robin over the replicas, with backoff up to 30 s. */
+                    x->replica = cfg->n_replicas ? b->query_tries % cfg->n_replicas : 0;
+                    b->query_tries++;
+                    b->next_query = now + (int64_t)cfg->doubt_ms *
+                                              (b->query_tries < 5 ? (1 << b->query_tries) : 32);
+                    if (b->next_query > now + 30000)
+                        b->next_query = now + 30000;
+                }
+                n++;
+            }
+            pthread_mutex_unlock(&b->mu);
+        }
+        branch_put(p, b);
+    }
+    free(all);
+    return n;
 }
 
 /*
@@ -795,8 +815,15 @@ static void abort_if_working(struct participant *p, const char *txid)
     memset(&e, 0, sizeof(e));
     pthread_mutex_lock(&b->mu);
     if (!b->e.gone && b->rm.state == RM_WORKING && rm_may_abort(&b->rm) &&
-        mono_ms() >= b->deadline && apply_outcome(p, b, TPC_OUTCOME_ABORTED, &e))
-        log_info("%s: not prepared within %u ms: aborted", txid, p->cfg.branch_timeout_ms);
+        mono_ms() >= b->deadline) {
+        struct rm_branch ended;
+
+        if (store_ended(p->store, txid, &ended.state, &ended.vote) == TPC_OK &&
+            ended.state != RM_NONE)
+            drop_branch(p, b); /* it ended another way: a leftover */
+        else if (apply_outcome(p, b, TPC_OUTCOME_ABORTED, &e))
+            log_info("%s: not prepared within %u ms: aborted", txid, p->cfg.branch_timeout_ms);
+    }
     pthread_mutex_unlock(&b->mu);
     branch_put(p, b);
 }
@@ -879,7 +906,7 @@ static enum tpc_err reload_prepared(struct participant *p, char *err, size_t err
 enum tpc_err participant_open(const struct participant_config *cfg, struct participant **out,
                               char *err, size_t errlen)
 {
-    struct store_config sc = {cfg->db_path, cfg->schema_file, cfg->max_rows};
+    struct store_config sc = {cfg->db_path, cfg->schema_file, cfg->max_rows, cfg->statement_ms};
     struct participant *p;
     enum tpc_err rc;
 

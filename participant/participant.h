@@ -36,6 +36,7 @@ struct participant_config {
     uint32_t doubt_ms;          /* a prepared branch asks the replicas after this */
     uint32_t max_statements;    /* per exec request */
     uint32_t max_rows;          /* per statement result */
+    uint32_t statement_ms;      /* an exec request's statements may run this long */
 };
 
 struct participant;

@@ -30,12 +30,14 @@
 struct store {
     pthread_mutex_t mu;
     sqlite3 *db;
-    uint32_t max_rows;
+    uint32_t max_rows, statement_ms;
+    int64_t exec_deadline; /* monotonic ms; while in_branch, statements stop past it */
     bool in_branch;
-    char denied[256]; /* the first refusal of the statement, for the error message */
-    char why[256];    /* scratch for the latest refusal */
-    char *pk_tables[STORE_MAX_TABLES];
-    size_t n_pk_tables;
+    char denied[256];                /* the first refusal of the statement, for the error message */
+    char why[256];                   /* scratch for the latest refusal */
+    char *tables[STORE_MAX_TABLES];  /* the user tables */
+    char *why_not[STORE_MAX_TABLES]; /* why a branch may not write one; NULL: it may */
+    size_t n_tables;
     struct groupcommit *gc; /* durable steps (groupcommit.h) */
 };
 
@@ -53,14 +55,32 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static bool is_pk_table(const struct store *st, const char *name)
+/* Why a branch may not write table name, or NULL when it may (or the table is unknown). */
+static const char *why_not_writable(const struct store *st, const char *name)
 {
     size_t i;
 
-    for (i = 0; i < st->n_pk_tables; i++)
-        if (sqlite3_stricmp(st->pk_tables[i], name) == 0)
-            return true;
-    return false;
+    for (i = 0; i < st->n_tables; i++)
+        if (sqlite3_stricmp(st->tables[i], name) == 0)
+            return st->why_not[i];
+    return NULL;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* SQLite calls this every few thousand instructions: a branch's statements stop at their
+ * deadline (the database mutex must not be held without bound). */
+static int progress(void *ud)
+{
+    struct store *st = ud;
+
+    return st->in_branch && mono_ms() > st->exec_deadline;
 }
 
 static bool is_reserved(const char *table)
@@ -114,11 +134,9 @@ static int authorize_branch(struct store *st, int action, const char *a1, const 
                      a1 ? a1 : "?");
             return SQLITE_DENY;
         }
-        if (!is_pk_table(st, a1)) {
-            snprintf(st->why, sizeof(st->why),
-                     "table %s has no declared PRIMARY KEY; branches write only to tables "
-                     "with one",
-                     a1);
+        if (why_not_writable(st, a1)) {
+            snprintf(st->why, sizeof(st->why), "table %s cannot be written in a branch: %s", a1,
+                     why_not_writable(st, a1));
             return SQLITE_DENY;
         }
         return SQLITE_OK;
@@ -208,33 +226,56 @@ static enum tpc_err create_schema(struct store *st, const char *schema_file, cha
     return rc;
 }
 
-/* Remembers which user tables have a declared primary key (only those may be written). */
-static enum tpc_err load_pk_tables(struct store *st, char *err, size_t errlen)
+/*
+ * Which user tables a branch may write. Row locks cover primary keys only, and a prepared
+ * branch's changes must re-apply cleanly at commit; so a branch writes only tables whose rows
+ * are independent: a declared PRIMARY KEY (the session extension needs one), no other UNIQUE
+ * constraint, no FOREIGN KEY either way, no trigger. (Each of these lets two branches that
+ * lock different rows still conflict, and the second commit could then never be applied.)
+ */
+static enum tpc_err load_tables(struct store *st, char *err, size_t errlen)
 {
+    static const char sql[] =
+        "SELECT m.name, CASE"
+        " WHEN NOT EXISTS (SELECT 1 FROM pragma_table_info(m.name) p WHERE p.pk > 0)"
+        "  THEN 'it has no declared PRIMARY KEY'"
+        " WHEN EXISTS (SELECT 1 FROM sqlite_schema t WHERE t.type = 'trigger'"
+        "  AND t.tbl_name = m.name COLLATE NOCASE) THEN 'it has a trigger'"
+        " WHEN EXISTS (SELECT 1 FROM pragma_index_list(m.name) i WHERE i.\"unique\""
+        "  AND i.origin <> 'pk') THEN 'it has a UNIQUE constraint besides its primary key'"
+        " WHEN EXISTS (SELECT 1 FROM pragma_foreign_key_list(m.name))"
+        "  THEN 'it has a FOREIGN KEY'"
+        " WHEN EXISTS (SELECT 1 FROM sqlite_schema o, pragma_foreign_key_list(o.name) f"
+        "  WHERE o.type = 'table' AND f.\"table\" = m.name COLLATE NOCASE)"
+        "  THEN 'a FOREIGN KEY of another table refers to it'"
+        " END FROM sqlite_schema m WHERE m.type = 'table'";
     sqlite3_stmt *s = NULL;
     enum tpc_err rc = TPC_OK;
 
-    if (sqlite3_prepare_v2(st->db,
-                           "SELECT m.name FROM sqlite_schema m WHERE m.type = 'table' AND "
-                           "EXISTS (SELECT 1 FROM pragma_table_info(m.name) p WHERE p.pk > 0)",
-                           -1, &s, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK)
         return tpc_errbuf_set(err, errlen, TPC_ERR_IO, "sqlite: %s", sqlite3_errmsg(st->db));
     while (sqlite3_step(s) == SQLITE_ROW) {
         const char *name = (const char *)sqlite3_column_text(s, 0);
+        const char *why = (const char *)sqlite3_column_text(s, 1);
 
         if (!name || is_reserved(name))
             continue;
-        if (st->n_pk_tables == STORE_MAX_TABLES) {
+        if (st->n_tables == STORE_MAX_TABLES) {
             rc = tpc_errbuf_set(err, errlen, TPC_ERR_TOO_BIG, "more than %d tables",
                                 STORE_MAX_TABLES);
             break;
         }
-        st->pk_tables[st->n_pk_tables] = strdup(name);
-        if (!st->pk_tables[st->n_pk_tables]) {
+        st->tables[st->n_tables] = strdup(name);
+        st->why_not[st->n_tables] = why ? strdup(why) : NULL;
+        if (!st->tables[st->n_tables] || (why && !st->why_not[st->n_tables])) {
+            free(st->tables[st->n_tables]);
+            free(st->why_not[st->n_tables]);
             rc = TPC_ERR_NOMEM;
             break;
         }
-        st->n_pk_tables++;
+        if (why)
+            log_info("table %s is read-only to branches: %s", name, why);
+        st->n_tables++;
     }
     sqlite3_finalize(s);
     return rc;
@@ -256,6 +297,7 @@ enum tpc_err store_open(const struct store_config *cfg, struct store **out, char
         return TPC_ERR_NOMEM;
     pthread_mutex_init(&st->mu, NULL);
     st->max_rows = cfg->max_rows;
+    st->statement_ms = cfg->statement_ms ? cfg->statement_ms : 5000;
     if (sqlite3_open_v2(cfg->path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
                         FSYNC_VFS_NAME) != SQLITE_OK) {
         rc = tpc_errbuf_set(err, errlen, TPC_ERR_IO, "cannot open %s: %s", cfg->path,
@@ -282,10 +324,11 @@ enum tpc_err store_open(const struct store_config *cfg, struct store **out, char
         if (rc)
             goto fail;
     }
-    rc = load_pk_tables(st, err, errlen);
+    rc = load_tables(st, err, errlen);
     if (rc)
         goto fail;
     sqlite3_set_authorizer(st->db, authorize, st);
+    sqlite3_progress_handler(st->db, 10000, progress, st);
     if (groupcommit_start(st->db, &st->mu, &st->gc) != TPC_OK) {
         rc = tpc_errbuf_set(err, errlen, TPC_ERR_IO, "cannot start the committer thread");
         goto fail;
@@ -305,8 +348,10 @@ void store_close(struct store *st)
         return;
     groupcommit_stop(st->gc);
     sqlite3_close(st->db);
-    for (i = 0; i < st->n_pk_tables; i++)
-        free(st->pk_tables[i]);
+    for (i = 0; i < st->n_tables; i++) {
+        free(st->tables[i]);
+        free(st->why_not[i]);
+    }
     pthread_mutex_destroy(&st->mu);
     free(st);
 }
@@ -484,6 +529,9 @@ static enum store_fail run_statement(struct store *st, size_t idx, json_t *stmt,
             json_array_append_new(row, column_value(s, i));
     }
     if (rc != SQLITE_DONE) {
+        if (rc == SQLITE_INTERRUPT)
+            FAIL(STORE_FAIL_TIMEOUT, "statement %zu ran longer than %u ms and was stopped", idx,
+                 st->statement_ms);
         if ((sqlite3_extended_errcode(st->db) & 0xff) == SQLITE_CONSTRAINT)
             FAIL(STORE_FAIL_CONSTRAINT, "statement %zu: %s", idx, sqlite3_errmsg(st->db));
         if (st->denied[0])
@@ -545,6 +593,7 @@ enum store_fail store_exec(struct store *st, const char *txid, const void *chang
     res = json_array();
     if (!res)
         FAIL(STORE_FAIL_INTERNAL, "out of memory");
+    st->exec_deadline = mono_ms() + st->statement_ms;
     st->in_branch = true;
     for (i = 0; i < json_array_size(statements) && !fail; i++)
         fail = run_statement(st, i, json_array_get(statements, i), res, msg, msglen);
@@ -723,6 +772,14 @@ static bool run_job(struct store *st, struct store_job *job)
                                                            : RM_ABORTED,
                   have;
 
+    /* Nothing is prepared for a transaction that already ended here (rm.h rule 3). */
+    have = recorded(st, job->txid);
+    if (job->kind == STORE_JOB_PREPARE && have != RM_NONE) {
+        snprintf(job->err, sizeof(job->err), "%s already ended (%s)", job->txid,
+                 rm_state_name(have));
+        job->rc = TPC_ERR_STATE;
+        return false;
+    }
     if (job->kind == STORE_JOB_PREPARE)
         return step_stmt(st,
                          "INSERT OR IGNORE INTO tpc_prepared(txid, changeset, participants, "
@@ -730,7 +787,6 @@ static bool run_job(struct store *st, struct store_job *job)
                          job, "tbti", job->txid, job->changeset, job->changeset_len,
                          job->participants, (int64_t)now_ms());
     /* An end is recorded once; the same one again is a no-op, another one an error. */
-    have = recorded(st, job->txid);
     if (have == want)
         return true;
     if (have != RM_NONE) {

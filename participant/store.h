@@ -35,6 +35,7 @@ enum store_fail {
     STORE_FAIL_FORBIDDEN,  /* not allowed in a branch: DDL, PRAGMA, ATTACH, table without PK */
     STORE_FAIL_CONSTRAINT, /* a constraint (UNIQUE, CHECK, NOT NULL, ...) failed */
     STORE_FAIL_ROWS,       /* a result exceeded the row cap */
+    STORE_FAIL_TIMEOUT,    /* the statements ran longer than statement_ms */
     STORE_FAIL_ENDED,      /* the transaction already has an outcome here */
     STORE_FAIL_LOCKED,     /* the accept callback refused the changeset (a lock is held) */
     STORE_FAIL_INTERNAL,
@@ -44,6 +45,7 @@ struct store_config {
     const char *path;        /* database file */
     const char *schema_file; /* run once, when the database is new; may be NULL */
     uint32_t max_rows;       /* result rows per statement */
+    uint32_t statement_ms;   /* one exec request's statements may run this long */
 };
 
 enum tpc_err store_open(const struct store_config *cfg, struct store **out, char *err,

@@ -1,6 +1,7 @@
 /* table.c - see table.h: chained hash buckets under one mutex. */
 #include "table.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static size_t bucket_of(const char *id)
@@ -103,4 +104,22 @@ void table_foreach(struct table *t, void (*fn)(struct table_entry *e, void *ctx)
         for (e = t->bucket[i]; e; e = e->next)
             fn(e, ctx);
     pthread_mutex_unlock(&t->mu);
+}
+
+size_t table_snapshot(struct table *t, struct table_entry ***out)
+{
+    struct table_entry *e, **list;
+    size_t i, n = 0;
+
+    *out = NULL;
+    pthread_mutex_lock(&t->mu);
+    list = t->n ? malloc(t->n * sizeof(*list)) : NULL;
+    for (i = 0; list && i < TABLE_BUCKETS; i++)
+        for (e = t->bucket[i]; e; e = e->next) {
+            e->refs++;
+            list[n++] = e;
+        }
+    pthread_mutex_unlock(&t->mu);
+    *out = list;
+    return n;
 }

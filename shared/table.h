@@ -47,6 +47,13 @@ void table_put(struct table *t, struct table_entry *e);
 void table_remove(struct table *t, struct table_entry *e);
 size_t table_size(struct table *t);
 
+/*
+ * A snapshot: every entry, each with a reference (put each back with table_put).
+ * *out is malloc'd (free it); NULL and 0 when empty or out of memory. Callers then
+ * look at each entry under its own lock, not under the table's.
+ */
+size_t table_snapshot(struct table *t, struct table_entry ***out);
+
 /* Calls fn on every entry under the table's lock; fn must not call back into the table. */
 void table_foreach(struct table *t, void (*fn)(struct table_entry *e, void *ctx), void *ctx);
 

@@ -226,8 +226,11 @@ class CoordinatorTest(unittest.TestCase):
         self.assertEqual(self.c.commit(0, "nope")[0], 404)
         tx = self.c.begin(0)
         self.assertEqual(self.c.exec(0, tx, "bank-z", "SELECT 1")[0], 400)
-        self.assertEqual(self.c.begin(0, txid="dup-1"), "dup-1")
+        # A client's id gets the replica's prefix: a txid is begun on one replica only.
+        self.assertEqual(self.c.begin(0, txid="dup-1"), "r0-dup-1")
         self.assertEqual(self.c.call(0, "POST", "/v1/transactions", {"txid": "dup-1"})[0], 409)
+        if N > 1:
+            self.assertEqual(self.c.begin(1, txid="dup-1"), "r1-dup-1")
         code, r = self.c.call(0, "GET", "/v1/transactions?state=active")
         self.assertEqual(code, 200)
         self.assertIn(tx, [t["txid"] for t in r["transactions"]])

@@ -332,6 +332,31 @@ class ParticipantTest(unittest.TestCase):
         self.assertEqual(self.p.dump(), before)
         self.assertNotIn("test-cluster-token", self.p.read_log())
 
+    def test_tables_whose_rows_are_not_independent_are_read_only(self):
+        # Row locks cover primary keys only; a write that another branch's different row
+        # could conflict with at commit is refused up front, with the reason.
+        self.p.stop()
+        self.p = Participant(replicas=self.replicas, schema="""
+            CREATE TABLE users(id INTEGER PRIMARY KEY, email TEXT UNIQUE);
+            CREATE TABLE parent(id INTEGER PRIMARY KEY);
+            CREATE TABLE child(id INTEGER PRIMARY KEY, p INTEGER REFERENCES parent(id));
+            CREATE TABLE audited(id INTEGER PRIMARY KEY, v INTEGER);
+            CREATE TABLE audit_log(id INTEGER PRIMARY KEY, note TEXT);
+            CREATE TRIGGER t AFTER UPDATE ON audited BEGIN INSERT INTO audit_log(note) VALUES ('x'); END;
+            CREATE TABLE plain(id INTEGER PRIMARY KEY, v INTEGER);
+            INSERT INTO users VALUES (1, 'a@x'); INSERT INTO audited VALUES (1, 1);""")
+        cases = {"INSERT INTO users VALUES (2, 'b@x')": "UNIQUE",
+                 "INSERT INTO parent VALUES (1)": "FOREIGN KEY",
+                 "INSERT INTO child VALUES (1, NULL)": "FOREIGN KEY",
+                 "UPDATE audited SET v = 2 WHERE id = 1": "trigger"}
+        for sql, why in cases.items():
+            code, err = self.p.exec("t1", sql)
+            self.assertEqual((code, err["error"]["code"]), (403, "forbidden_statement"), sql)
+            self.assertIn(why, err["error"]["message"], sql)
+        self.assertEqual(self.p.exec("t1", "SELECT email FROM users")[1]["results"][0]["rows"],
+                         [["a@x"]])
+        self.assertEqual(self.p.exec("t1", "INSERT INTO plain VALUES (1, 1)")[0], 200)
+
     def test_limits(self):
         code, err = self.p.call("POST", "/v1/branches/t1/exec",
                                 raw=json.dumps({"sql": "SELECT '" + "x" * (1100 * 1024) + "'"}).encode())
@@ -347,6 +372,11 @@ class ParticipantTest(unittest.TestCase):
                                     "FROM c LIMIT 10000) SELECT x FROM c")
         self.assertEqual(code, 200)
         self.assertEqual(len(r["results"][0]["rows"]), 10000)
+        # A statement that would run forever is stopped; the participant stays responsive.
+        code, err = self.p.exec("t1", "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 "
+                                      "FROM c) SELECT count(*) FROM c")
+        self.assertEqual((code, err["error"]["code"]), (400, "statement_timeout"))
+        self.assertEqual(self.p.exec("t2", "SELECT 1")[0], 200)
 
     def test_sigterm_stops_cleanly(self):
         code = self.p.kill(signal.SIGTERM)
