@@ -381,7 +381,7 @@ enum tpc_err acc_store_mark_told(struct acc_store *s, const char *txid)
     return groupcommit_submit(s->gc, &d.gc);
 }
 
-size_t acc_store_untold(struct acc_store *s, struct acc_untold *out, size_t cap)
+size_t acc_store_untold(struct acc_store *s, const char *after, struct acc_untold *out, size_t cap)
 {
     sqlite3_stmt *st = NULL;
     size_t n = 0;
@@ -389,9 +389,10 @@ size_t acc_store_untold(struct acc_store *s, struct acc_untold *out, size_t cap)
     pthread_mutex_lock(&s->mu);
     if (sqlite3_prepare_v2(s->db,
                            "SELECT txid, outcome, participants FROM decision WHERE told = 0 AND "
-                           "participants IS NOT NULL LIMIT ?",
+                           "participants IS NOT NULL AND txid > ? ORDER BY txid LIMIT ?",
                            -1, &st, NULL) == SQLITE_OK) {
-        sqlite3_bind_int64(st, 1, (sqlite3_int64)cap);
+        sqlite3_bind_text(st, 1, after, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)cap);
         while (n < cap && sqlite3_step(st) == SQLITE_ROW) {
             const char *txid = (const char *)sqlite3_column_text(st, 0);
 

@@ -50,7 +50,8 @@ struct acc_untold {
     enum tpc_outcome outcome;
     struct msg_parts parts;
 };
-size_t acc_store_untold(struct acc_store *s, struct acc_untold *out, size_t cap);
+/* Up to cap of them, in txid order, after txid `after` ("" for the first page). */
+size_t acc_store_untold(struct acc_store *s, const char *after, struct acc_untold *out, size_t cap);
 
 /* The decision recorded for txid, or TPC_OUTCOME_NONE; parts may be NULL. */
 enum tpc_err acc_store_decision(struct acc_store *s, const char *txid, enum tpc_outcome *o,

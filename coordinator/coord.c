@@ -1055,29 +1055,37 @@ static void resume_untold(struct coord *c)
     static struct acc_untold owed[256];
     struct leader_config lc = {c->cfg.self, c->cfg.n_replicas, c->cfg.prepare_ms,
                                c->cfg.retry_ms < 2 ? 2 : c->cfg.retry_ms, c->cfg.retry_max_ms};
-    size_t i, n = acc_store_untold(c->store, owed, sizeof(owed) / sizeof(owed[0]));
+    char after[TPC_TXID_MAX + 1] = "";
+    size_t i, n, total = 0;
 
     if (lc.retry_max < lc.retry_interval)
         lc.retry_max = lc.retry_interval;
-    for (i = 0; i < n; i++) {
-        struct leader_out out;
-        struct ctxn *t = txn_get(c, owed[i].txid, true);
+    do {
+        n = acc_store_untold(c->store, after, owed, sizeof(owed) / sizeof(owed[0]));
+        for (i = 0; i < n; i++) {
+            struct leader_out out;
+            struct ctxn *t = txn_get(c, owed[i].txid, true);
 
-        if (!t)
-            continue;
-        out = (struct leader_out){outbox_add, &t->out};
-        if (leader_init(&t->leader, &lc, t->e.id, &owed[i].parts, (uint64_t)mono_ms()) == TPC_OK) {
-            t->leading = true;
-            t->parts = owed[i].parts;
-            t->state = CTX_DECIDED;
-            t->outcome = owed[i].outcome;
-            t->decided_at = mono_ms();
-            leader_learn(&t->leader, owed[i].outcome, (uint64_t)mono_ms(), &out);
+            if (!t)
+                continue;
+            out = (struct leader_out){outbox_add, &t->out};
+            if (leader_init(&t->leader, &lc, t->e.id, &owed[i].parts, (uint64_t)mono_ms()) ==
+                TPC_OK) {
+                t->leading = true;
+                t->parts = owed[i].parts;
+                t->state = CTX_DECIDED;
+                t->outcome = owed[i].outcome;
+                t->decided_at = mono_ms();
+                leader_learn(&t->leader, owed[i].outcome, (uint64_t)mono_ms(), &out);
+            }
+            txn_put(c, t);
         }
-        txn_put(c, t);
-    }
-    if (n)
-        log_info("resuming: %zu decided transaction(s) still to tell their participants", n);
+        if (n)
+            memcpy(after, owed[n - 1].txid, sizeof(after));
+        total += n;
+    } while (n == sizeof(owed) / sizeof(owed[0]));
+    if (total)
+        log_info("resuming: %zu decided transaction(s) still to tell their participants", total);
 }
 
 enum tpc_err coord_open(const struct coord_config *cfg, struct coord **out, char *err,

@@ -86,7 +86,7 @@ static struct lock_entry *find(struct locks *l, const struct lock_key *k)
 }
 
 bool locks_try_take(struct locks *l, const char *owner, const struct lock_key *keys, size_t n,
-                    char *blocker, size_t blocker_len, uint64_t *gen)
+                    char *blocker, size_t blocker_len, uint64_t *gen, bool *fresh_out)
 {
     struct lock_entry **fresh = calloc(n ? n : 1, sizeof(*fresh));
     bool ok = fresh != NULL;
@@ -94,6 +94,8 @@ bool locks_try_take(struct locks *l, const char *owner, const struct lock_key *k
 
     if (blocker_len)
         blocker[0] = '\0';
+    for (i = 0; fresh_out && i < n; i++)
+        fresh_out[i] = false;
     pthread_mutex_lock(&l->mu);
     *gen = l->generation;
     /* 1: any key held by another owner means none is taken. */
@@ -128,6 +130,8 @@ bool locks_try_take(struct locks *l, const char *owner, const struct lock_key *k
             free(e);
             continue;
         }
+        if (fresh_out)
+            fresh_out[i] = true;
         snprintf(e->owner, sizeof(e->owner), "%s", owner);
         e->len = keys[i].len;
         memcpy(e->key, keys[i].data, keys[i].len);

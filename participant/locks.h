@@ -32,10 +32,11 @@ void locks_free(struct locks *l);
  * Takes every key for owner, all or none. Keys the owner holds already are
  * fine. Returns true when all are taken; otherwise takes none and copies the
  * first conflicting owner's id into blocker (of blocker_len bytes). *gen is
- * set to the release count seen, for locks_wait.
+ * set to the release count seen, for locks_wait. When fresh is not NULL,
+ * fresh[i] says whether keys[i] was taken by this call (not held before).
  */
 bool locks_try_take(struct locks *l, const char *owner, const struct lock_key *keys, size_t n,
-                    char *blocker, size_t blocker_len, uint64_t *gen);
+                    char *blocker, size_t blocker_len, uint64_t *gen, bool *fresh_out);
 
 /* Releases those of keys that owner holds, and wakes the waiters. */
 void locks_release(struct locks *l, const char *owner, const struct lock_key *keys, size_t n);

@@ -154,6 +154,7 @@ struct take_ctx {
     bool oom;
     char blocker[TPC_TXID_MAX + 1];
     uint64_t gen;
+    bool *fresh; /* keys[i] newly taken by the last try */
 };
 
 static void collect_key(void *ctx, const void *key, size_t n)
@@ -199,42 +200,50 @@ static bool take_locks(void *ctx, const void *changeset, int len)
     struct take_ctx *t = ctx;
 
     free_keys(t->keys, t->n);
+    free(t->fresh);
     t->keys = NULL;
+    t->fresh = NULL;
     t->n = t->cap = 0;
     t->oom = false;
-    if (store_changeset_keys(changeset, len, collect_key, t) != TPC_OK || t->oom) {
+    if (store_changeset_keys(changeset, len, collect_key, t) != TPC_OK || t->oom ||
+        !(t->fresh = calloc(t->n ? t->n : 1, sizeof(*t->fresh)))) {
         t->oom = true;
         return false;
     }
     return locks_try_take(t->p->locks, t->b->e.id, t->keys, t->n, t->blocker, sizeof(t->blocker),
-                          &t->gen);
+                          &t->gen, t->fresh);
 }
 
-/* Adds the newly locked keys to the branch's list (for release at its outcome). */
-static void remember_keys(struct branch *b, struct take_ctx *t)
+/*
+ * Adds the keys the last try newly locked to the branch's list, for release at its outcome.
+ * Out of memory: it gives those locks back and says so (the caller drops the new changes).
+ */
+static bool remember_keys(struct participant *p, struct branch *b, struct take_ctx *t)
 {
-    size_t i, j;
+    size_t i, fresh = 0;
 
-    for (i = 0; i < t->n; i++) {
-        bool known = false;
+    for (i = 0; i < t->n; i++)
+        fresh += t->fresh[i];
+    if (b->n_keys + fresh > b->cap_keys) {
+        size_t cap = b->n_keys + fresh + 16;
+        struct lock_key *bigger = realloc(b->keys, cap * sizeof(*bigger));
 
-        for (j = 0; j < b->n_keys && !known; j++)
-            known = b->keys[j].len == t->keys[i].len &&
-                    memcmp(b->keys[j].data, t->keys[i].data, t->keys[i].len) == 0;
-        if (known)
-            continue;
-        if (b->n_keys == b->cap_keys) {
-            size_t cap = b->cap_keys ? b->cap_keys * 2 : 16;
-            struct lock_key *bigger = realloc(b->keys, cap * sizeof(*bigger));
-
-            if (!bigger)
-                continue; /* the lock stays taken; it is released with the others by key */
-            b->keys = bigger;
-            b->cap_keys = cap;
+        if (!bigger) {
+            for (i = 0; i < t->n; i++)
+                if (t->fresh[i])
+                    locks_release(p->locks, b->e.id, &t->keys[i], 1);
+            return false;
         }
+        b->keys = bigger;
+        b->cap_keys = cap;
+    }
+    for (i = 0; i < t->n; i++) {
+        if (!t->fresh[i])
+            continue;
         b->keys[b->n_keys++] = t->keys[i];
         t->keys[i].data = NULL; /* moved */
     }
+    return true;
 }
 
 static const char *state_word(enum rm_state s)
@@ -311,11 +320,14 @@ json_t *participant_exec(struct participant *p, const char *txid, json_t *statem
     }
     switch (fail) {
     case STORE_FAIL_NONE:
+        if (!remember_keys(p, b, &t)) {
+            set_error(e, 500, "internal", "out of memory"); /* the new changes are dropped */
+            break;
+        }
         free(b->changeset);
         b->changeset = cs;
         b->cs_len = cs_len;
         cs = NULL;
-        remember_keys(b, &t);
         break;
     case STORE_FAIL_SQL:
         set_error(e, 400, "sql_error", "%s", msg);
@@ -346,6 +358,7 @@ out:
     branch_put(p, b);
     free(cs);
     free_keys(t.keys, t.n);
+    free(t.fresh);
     if (results && e->status)
         json_decref(results), results = NULL;
     return results ? json_pack("{s:s,s:o}", "txid", txid, "results", results) : NULL;
@@ -890,9 +903,10 @@ static enum tpc_err reload_prepared(struct participant *p, char *err, size_t err
             rc =
                 tpc_errbuf_set(err, errlen, TPC_ERR_STATE,
                                "prepared branches %s and %s hold the same row", b->e.id, t.blocker);
-        else
-            remember_keys(b, &t);
+        else if (!remember_keys(p, b, &t))
+            rc = TPC_ERR_NOMEM;
         free_keys(t.keys, t.n);
+        free(t.fresh);
         branch_put(p, b);
     }
     for (i = 0; i < n; i++)
