@@ -14,6 +14,8 @@ enum tpc_break {
     TPC_BREAK_ACCEPT_LOWER_BALLOT, /* acceptor accepts a phase 2a below its promise */
     TPC_BREAK_DECIDE_ON_VOTES,     /* leader decides COMMITTED on votes that are not chosen */
     TPC_BREAK_RECOVER_PREPARED,    /* recovery proposes prepared when nothing was accepted */
+    TPC_BREAK_FORGET_ABORTED_VOTE, /* participant keeps an aborted vote for an unknown branch
+                                    * in memory only (the simulated participant reads it) */
 };
 
 #ifdef TPC_BREAKABLE

@@ -53,6 +53,7 @@ struct sim_packet {
     uint32_t from, to;
     uint64_t at;    /* deliverable at or after this tick */
     bool is_commit; /* client's commit request (not a protocol message) */
+    bool is_exec;   /* client's first statement of a branch, to participant `to` */
     struct msg m;
 };
 
@@ -147,6 +148,7 @@ struct sim {
 /* sim_net.c */
 void sim_send(struct sim *s, uint32_t from, uint32_t to, const struct msg *m);
 void sim_send_commit(struct sim *s, uint32_t to, uint32_t t);
+void sim_send_exec(struct sim *s, uint32_t to, uint32_t t);
 void sim_deliver_due(struct sim *s);
 void sim_trace(struct sim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 bool sim_is_replica(const struct sim *s, uint32_t node);

@@ -24,6 +24,7 @@ static const struct {
     {"accept-lower-ballot", TPC_BREAK_ACCEPT_LOWER_BALLOT},
     {"decide-on-votes", TPC_BREAK_DECIDE_ON_VOTES},
     {"recover-prepared", TPC_BREAK_RECOVER_PREPARED},
+    {"forget-aborted-vote", TPC_BREAK_FORGET_ABORTED_VOTE},
 };
 
 void sim_before_send(struct sim *s, uint32_t node)
@@ -158,7 +159,7 @@ static void client_tick(struct sim *s)
 
             x->started = true;
             for (i = 0; i < x->parts.n; i++)
-                sim_part_begin(s, x->part_node[i] - s->p.n_replicas, t);
+                sim_send_exec(s, x->part_node[i], t);
             sim_trace(s, "client: commit %s at r%u", x->txid, x->leader);
             sim_send_commit(s, x->leader, t);
             x->client_timer = s->now + s->p.client_timeout;
@@ -312,7 +313,7 @@ static void usage(FILE *f)
         "  --trace             print every message delivered or lost as well\n"
         "  --wire              round-trip every message through the JSON codec\n"
         "  --break RULE        break one protocol rule: accept-lower-ballot,\n"
-        "                      decide-on-votes, recover-prepared\n"
+        "                      decide-on-votes, recover-prepared, forget-aborted-vote\n"
         "  --expect-violation  succeed only if some seed violates an invariant\n"
         "  --help              this text\n",
         SIM_MAX_F);

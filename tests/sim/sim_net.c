@@ -125,7 +125,10 @@ static void enqueue(struct sim *s, struct sim_packet *pk)
         if (s->verbose > 1)
             sim_trace(s, "%s -> %s %s %s: lost", sim_node_name(s, pk->from, a, sizeof(a)),
                       sim_node_name(s, pk->to, b, sizeof(b)),
-                      pk->is_commit ? "commit-request" : msg_type_name(pk->m.type), pk->m.txid);
+                      pk->is_commit ? "commit-request"
+                      : pk->is_exec ? "exec"
+                                    : msg_type_name(pk->m.type),
+                      pk->m.txid);
         return;
     }
     pk->at = s->now + delay(s);
@@ -158,6 +161,19 @@ void sim_send(struct sim *s, uint32_t from, uint32_t to, const struct msg *m)
     enqueue(s, &pk);
 }
 
+/* The branch's statements, as one message: it may arrive late (after the prepare), or never. */
+void sim_send_exec(struct sim *s, uint32_t to, uint32_t t)
+{
+    struct sim_packet pk;
+
+    memset(&pk, 0, sizeof(pk));
+    pk.from = sim_client(s);
+    pk.to = to;
+    pk.is_exec = true;
+    memcpy(pk.m.txid, s->txn[t].txid, sizeof(pk.m.txid));
+    enqueue(s, &pk);
+}
+
 void sim_send_commit(struct sim *s, uint32_t to, uint32_t t)
 {
     struct sim_packet pk;
@@ -179,8 +195,11 @@ static void describe(const struct sim *s, const struct sim_packet *pk, char *buf
 
     n = snprintf(buf, len, "%s -> %s %s %s", sim_node_name(s, pk->from, a, sizeof(a)),
                  sim_node_name(s, pk->to, b, sizeof(b)),
-                 pk->is_commit ? "commit-request" : msg_type_name(m->type), m->txid);
-    if (n < 0 || (size_t)n >= len || pk->is_commit)
+                 pk->is_commit ? "commit-request"
+                 : pk->is_exec ? "exec"
+                               : msg_type_name(m->type),
+                 m->txid);
+    if (n < 0 || (size_t)n >= len || pk->is_commit || pk->is_exec)
         return;
     if (m->instance[0])
         n += snprintf(buf + n, len - (size_t)n, "/%s", m->instance);
@@ -249,6 +268,8 @@ void sim_deliver_due(struct sim *s)
         }
         if (sim_is_replica(s, d->to))
             sim_replica_receive(s, d->to, d->from, d);
+        else if (d->to < sim_client(s) && d->is_exec)
+            sim_part_begin(s, d->to - s->p.n_replicas, (uint32_t)sim_txn_index(s, d->m.txid));
         else if (d->to < sim_client(s))
             sim_part_receive(s, d->to - s->p.n_replicas, d->from, &d->m);
         else if (d->m.type == MSG_OUTCOME && sim_txn_index(s, d->m.txid) >= 0)

@@ -6,6 +6,7 @@
  */
 #include <string.h>
 
+#include "breakable.h"
 #include "sim.h"
 
 static uint32_t node_of(const struct sim *s, uint32_t p)
@@ -36,6 +37,7 @@ static void set_state(struct sim *s, uint32_t p, uint32_t t, const struct rm_bra
         sim_after_persist(s, node_of(s, p));
 }
 
+/* A branch's first statement arrives: it begins, unless the transaction ended here already. */
 void sim_part_begin(struct sim *s, uint32_t p, uint32_t t)
 {
     struct sim_part *pa = &s->part[p];
@@ -63,6 +65,10 @@ static void on_prepare(struct sim *s, uint32_t p, uint32_t from, uint32_t t, int
 
     name_of(p, name, sizeof(name));
     rm_prepare(&pa->st[t], s->txn[t].branch_ok[i], s->txn[t].changed[i], &next, &persist);
+    /* As the real participant does: an aborted vote for a branch it never had is recorded,
+     * so that a late first statement cannot start the branch and a later prepare vote
+     * prepared (rm.h rule 3). */
+    persist = persist || (pa->st[t].state == RM_NONE && !TPC_BROKEN(TPC_BREAK_FORGET_ABORTED_VOTE));
     set_state(s, p, t, &next, persist); /* write before you speak */
     rm_phase2a(m->txid, name, &m->parts, next.vote, &a);
     for (r = 0; r < s->p.n_replicas; r++)
