@@ -770,7 +770,7 @@ static enum tpc_outcome ask_outcome(struct participant *p, const struct due *d)
     msg_copy_str(q.txid, TPC_TXID_MAX, d->txid);
     msg_copy_str(q.instance, TPC_NAME_MAX, p->cfg.name);
     q.parts = d->parts;
-    to_replicas(p, &q, &d->replica, 1, 2000, on_status_answer, &o);
+    to_replicas(p, &q, &d->replica, 1, p->cfg.vote_timeout_ms, on_status_answer, &o);
     return o;
 }
 
@@ -847,17 +847,18 @@ static void background_tick(void *arg)
     struct participant *p = arg;
     static struct due due[256];
     struct participant_error e;
+    int64_t until = mono_ms() + 500; /* questions beyond this wait for the next tick */
     size_t n, i;
 
     n = collect_due(p, due, sizeof(due) / sizeof(due[0]));
-    for (i = 0; i < n && !ticker_stopping(&p->bg); i++) {
+    /* Local work first: deadlines never wait behind questions to the replicas. */
+    for (i = 0; i < n; i++)
+        if (!due[i].prepared)
+            abort_if_working(p, due[i].txid);
+    for (i = 0; i < n && !ticker_stopping(&p->bg) && mono_ms() < until; i++) {
         enum tpc_outcome o;
 
-        if (!due[i].prepared) {
-            abort_if_working(p, due[i].txid);
-            continue;
-        }
-        if (!p->cfg.n_replicas)
+        if (!due[i].prepared || !p->cfg.n_replicas)
             continue;
         o = ask_outcome(p, &due[i]);
         if (o == TPC_OUTCOME_NONE)
