@@ -1,0 +1,87 @@
+"""tpcctl against a real cluster (3 replicas, 2 participants): readable output, --json, and
+the exit codes scripts rely on."""
+import json
+import os
+import signal
+import subprocess
+import unittest
+
+from harness import Cluster
+
+TPCCTL = os.environ.get("TPC_TPCCTL_BIN", "tpcctl")
+
+
+class CliTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.c = Cluster(n_replicas=3)
+        cls.token = os.path.join(cls.c.dir, "client.token")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.c.stop()
+
+    def run_cli(self, *args, replica=0, token=True):
+        cmd = [TPCCTL, "--url", self.c.replica_urls[replica]]
+        if token:
+            cmd += ["--token-file", self.token]
+        p = subprocess.run(cmd + list(args), capture_output=True, text=True, timeout=60)
+        return p.returncode, p.stdout, p.stderr
+
+    def test_transfer(self):
+        code, out, _ = self.run_cli("begin")
+        self.assertEqual(code, 0)
+        tx = out.strip()
+        code, out, err = self.run_cli("exec", tx, "bank-a",
+                                      "UPDATE accounts SET balance = balance - ? WHERE id = ?",
+                                      "10", "1")
+        self.assertEqual(code, 0, err)
+        self.assertIn("1 row(s) changed", out)
+        code, out, _ = self.run_cli("exec", tx, "bank-b",
+                                    "UPDATE accounts SET balance = balance + 10 WHERE id = 1")
+        self.assertEqual(code, 0)
+        code, out, _ = self.run_cli("exec", tx, "bank-a", "SELECT id, balance FROM accounts "
+                                    "WHERE id = ?", "1")
+        self.assertEqual(out.splitlines()[:2], ["id\tbalance", "1\t90"])
+        code, out, _ = self.run_cli("commit", tx)
+        self.assertEqual(code, 0)
+        self.assertEqual(out.split("\t")[:2], [tx, "committed"])
+        code, out, _ = self.run_cli("--json", "status", tx, replica=2)
+        self.assertEqual(json.loads(out)["state"], "committed")
+        code, out, _ = self.run_cli("list", "committed")
+        self.assertIn(tx, out)
+
+    def test_exit_codes(self):
+        self.assertEqual(self.run_cli()[0], 2)
+        self.assertEqual(self.run_cli("commit")[0], 2)
+        self.assertEqual(self.run_cli("frobnicate", "x")[0], 2)
+        self.assertEqual(self.run_cli("status", "no-such-tx")[0], 4)
+        self.assertEqual(self.run_cli("status", "x", token=False)[0], 7)
+        self.assertEqual(self.run_cli("list", "weird")[0], 6)
+        tx = self.run_cli("begin")[1].strip()
+        self.assertEqual(self.run_cli("exec", tx, "bank-a", "DROP TABLE accounts")[0], 6)
+        self.assertEqual(self.run_cli("exec", tx, "bank-a",
+                                      "UPDATE accounts SET balance = 0 WHERE id = 3")[0], 0)
+        other = self.run_cli("begin")[1].strip()
+        code, _, err = self.run_cli("exec", other, "bank-a",
+                                    "UPDATE accounts SET balance = 1 WHERE id = 3")
+        self.assertEqual(code, 3, err)  # 409: the row is locked by tx
+        self.assertIn("lock", err)
+        self.assertEqual(self.run_cli("abort", tx)[0], 0)
+        # A commit that aborts: a participant voted aborted (its branch is gone).
+        tx = self.run_cli("begin")[1].strip()
+        self.run_cli("exec", tx, "bank-b", "UPDATE accounts SET balance = 5 WHERE id = 2")
+        self.c.parts["bank-b"].kill(signal.SIGKILL)
+        self.c.parts["bank-b"].log.close()
+        self.c.parts["bank-b"].start()
+        code, out, _ = self.run_cli("commit", tx)
+        self.assertEqual(code, 1)
+        self.assertIn("aborted", out)
+        code, out, _ = self.run_cli("health", *self.c.replica_urls)
+        self.assertEqual(code, 0)
+        self.assertEqual(out.count("\tok\t"), 3)
+        self.assertEqual(self.run_cli("health", "http://127.0.0.1:1")[0], 8)
+
+
+if __name__ == "__main__":
+    unittest.main()
