@@ -20,6 +20,7 @@
 
 #include "acceptor.h"
 #include "codec.h"
+#include "failpoint.h"
 #include "fsync_vfs.h"
 #include "groupcommit.h"
 
@@ -259,6 +260,8 @@ enum tpc_err acc_store_handle(struct acc_store *s, const struct msg *in, size_t 
         for (i = 0; i < n; i++)
             errs[i][0] = '\0';
     rc = groupcommit_submit(s->gc, &h.gc);
+    if (!rc)
+        failpoint("acceptor-after-persist");
     if (rc) /* nothing is durable, so nothing may be answered */
         for (i = 0; i < n; i++)
             memset(&out[i], 0, sizeof(out[i]));

@@ -303,6 +303,15 @@ static void dispatch(struct coord *c, struct ctxn *t, struct out_item *items, si
         if (k2)
             k2->replica = (int)a;
     }
+    /* A fault test: the leader sends its first prepare alone, then dies. */
+    if (failpoint_armed("leader-after-some-prepares") && n > 1 &&
+        items[0].dest == LEADER_TO_PARTICIPANT && items[0].m.type == MSG_PREPARE && rp->n > 1) {
+        struct http_client *one = http_pool_get(c->cluster);
+
+        if (one)
+            http_client_post_all(one, &rp->calls[0].http, 1, cfg->prepare_ms);
+        failpoint("leader-after-some-prepares");
+    }
     /* This replica's own acceptor runs in-process, in parallel with the network calls. */
     if (rp->n_self) {
         if (rp->n && pthread_create(&self_thread, NULL, self_acceptor, &st) == 0)

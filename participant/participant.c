@@ -476,6 +476,8 @@ static bool apply_outcome(struct participant *p, struct branch *b, enum tpc_outc
         set_error(e, 500, "storage_error", "cannot record the outcome: %s", job.err);
         return false;
     }
+    if (o == TPC_OUTCOME_COMMITTED)
+        failpoint("participant-after-commit");
     /* Invariant 3: durable first, then the rows are free for others. */
     b->rm = next;
     locks_release(p->locks, b->e.id, b->keys, b->n_keys);
@@ -560,6 +562,7 @@ json_t *participant_prepare(struct participant *p, const struct msg *prep,
         b->next_query = mono_ms() + p->cfg.doubt_ms;
         b->query_tries = 0;
         b->rm = next;
+        failpoint("participant-after-prepare");
     } else if (cur.state == RM_NONE) {
         /* No branch and no outcome: it votes aborted, and records that first, so that a late
          * statement cannot start the branch again and a later prepare vote prepared: ballot 0
