@@ -10,6 +10,7 @@ Exit status 0 when the audit passes, 1 when it does not.
 """
 import os
 import signal
+import subprocess
 import sys
 import time
 
@@ -73,6 +74,13 @@ def main():
             % (len(work.committed), work.aborted, len(work.undecided)))
         print("\n== audit ==")
         good = print_audit(audit(c, work, before))
+        # The same checks by the standalone auditor, which anyone can run on the files.
+        told = os.path.join(c.dir, "committed.txt")
+        with open(told, "w") as f:
+            f.write("\n".join(work.committed) + "\n")
+        print("\n== tools/audit.py on the database files ==", flush=True)
+        good = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "audit.py"), a.db, b.db,
+                               "--total", str(before), "--committed", told]).returncode == 0 and good
         print("\n%s (%.0f s)" % ("All-or-nothing held across both databases through both crashes."
                                  if good else "AUDIT FAILED", time.monotonic() - T0))
         return 0 if good else 1
