@@ -36,6 +36,7 @@ def main():
     T0 = time.monotonic()
     print("== Paxos Commit: two bank databases, one atomic transfer at a time ==")
     c = Cluster(n_replicas=3, schema=SCHEMA, timeouts={"commit": 5000, "stale": 1000})
+    work = None
     try:
         a, b = c.parts["bank-a"], c.parts["bank-b"]
         say("started 3 coordinator replicas (%s) and 2 participants (bank-a, bank-b), "
@@ -85,6 +86,8 @@ def main():
                                  if good else "AUDIT FAILED", time.monotonic() - T0))
         return 0 if good else 1
     finally:
+        if work:
+            work.stop()
         c.stop()
 
 

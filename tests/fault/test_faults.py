@@ -49,6 +49,7 @@ def wait_crash(proc, what):
 class FailpointTest(unittest.TestCase):
     def scenario(self, target, failpoint):
         c = Cluster(n_replicas=3, schema=SCHEMA, timeouts={"commit": 5000, "stale": 1000})
+        work = None
         try:
             proc = c.parts[target] if target.startswith("bank") else c.replicas[int(target)]
             before = total(c)
@@ -68,6 +69,8 @@ class FailpointTest(unittest.TestCase):
             failed = report(c, work, before)
             self.assertEqual(failed, [], "%s at %s" % (target, failpoint))
         finally:
+            if work:
+                work.stop()
             c.stop()
 
     def test_participant_after_prepare(self):
@@ -93,7 +96,7 @@ class SoakTest(unittest.TestCase):
     def run_one(self, seed):
         rng = random.Random(seed)
         c = Cluster(n_replicas=3, schema=SCHEMA, timeouts={"commit": 3000, "stale": 1000})
-        paused = []
+        paused, work = [], None
         try:
             procs = list(c.replicas) + list(c.parts.values())
             before = total(c)
@@ -119,6 +122,8 @@ class SoakTest(unittest.TestCase):
             work.stop()
             return report(c, work, before)
         finally:
+            if work:
+                work.stop()
             for p in paused:
                 p.proc.send_signal(signal.SIGCONT)
             c.stop()

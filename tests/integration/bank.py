@@ -39,7 +39,9 @@ class Workload:
         self.lock = threading.Lock()
         self.committed, self.aborted, self.undecided = [], 0, []
         self.stop_event = threading.Event()
-        self.threads = [threading.Thread(target=self.client, args=(n,)) for n in range(clients)]
+        # Daemons: an error in the caller must not leave the process waiting on them.
+        self.threads = [threading.Thread(target=self.client, args=(n,), daemon=True)
+                        for n in range(clients)]
 
     def start(self):
         for t in self.threads:

@@ -147,6 +147,8 @@ class Participant:
         self.proc = subprocess.Popen(args, stderr=self.log, env=env)
         wait_until(lambda: os.path.exists(port_file) or self.proc.poll() is not None,
                    what="participant to listen")
+        if self.proc.poll() is not None and self.failpoints:
+            return  # armed, it may reach its failpoint at once (e.g. on reloaded branches)
         assert self.proc.poll() is None, "participant exited: " + self.read_log()
         self.ready_after = time.monotonic() - self.started_at
         with open(port_file) as f:
@@ -273,6 +275,8 @@ class Replica:
                                       "--id", str(self.idx)], stderr=self.log, env=env)
         wait_until(lambda: self.healthy() or self.proc.poll() is not None,
                    what="replica %d to answer" % self.idx)
+        if self.proc.poll() is not None and failpoints:
+            return  # armed, it may reach its failpoint at once
         assert self.proc.poll() is None, "replica %d exited:\n%s" % (self.idx, self.read_log())
 
     def healthy(self):
