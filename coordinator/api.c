@@ -17,6 +17,7 @@
 
 #include "codec.h"
 #include "coord.h"
+#include "netfault.h"
 
 static void answer(struct http_response *res, json_t *body, int status, const struct coord_error *e)
 {
@@ -88,6 +89,10 @@ void api_handle(void *ctx, const struct http_request *req, struct http_response 
             http_respond(res, 200, coord_health(c));
         else
             http_respond_error(res, 405, "method_not_allowed", "use GET");
+        return;
+    }
+    if (!strcmp(path, "/v1/admin/faults")) {
+        netfault_http(req, res, coord_config(c)->cluster_token);
         return;
     }
     if (!strcmp(path, "/v1/paxos")) {

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "codec.h"
+#include "netfault.h"
 #include "participant.h"
 
 static void respond(struct http_response *res, json_t *body, const struct participant_error *e)
@@ -141,6 +142,10 @@ void api_handle(void *ctx, const struct http_request *req, struct http_response 
             http_respond(res, 200, participant_health(p));
         else
             http_respond_error(res, 405, "method_not_allowed", "use GET");
+        return;
+    }
+    if (!strcmp(req->path, "/v1/admin/faults")) {
+        netfault_http(req, res, participant_config(p)->token);
         return;
     }
     if (strncmp(req->path, "/v1/", 4) != 0) {

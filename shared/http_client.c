@@ -6,6 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include "netfault.h"
 
 struct http_client {
     CURLM *multi; /* owns the connection cache shared by the easy handles */
@@ -76,6 +79,7 @@ void http_client_post_all(struct http_client *c, struct http_call *calls, size_t
 {
     CURL **easy = calloc(n ? n : 1, sizeof(*easy));
     CURLMsg *msg;
+    uint32_t delay = 0;
     size_t i;
     int running = 0, left;
 
@@ -92,8 +96,16 @@ void http_client_post_all(struct http_client *c, struct http_call *calls, size_t
         return;
     }
     for (i = 0; i < n; i++) {
-        CURL *e = curl_easy_init();
+        CURL *e;
+        uint32_t d = netfault_delay_ms(calls[i].url);
 
+        if (netfault_drop(calls[i].url)) {
+            snprintf(calls[i].error, sizeof(calls[i].error), "dropped by a network fault");
+            continue; /* as if lost: no answer */
+        }
+        if (d > delay)
+            delay = d;
+        e = curl_easy_init();
         if (!e) {
             calls[i].err = TPC_ERR_NOMEM;
             continue;
@@ -112,6 +124,13 @@ void http_client_post_all(struct http_client *c, struct http_call *calls, size_t
         curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
         easy[i] = e;
         curl_multi_add_handle(c->multi, e);
+    }
+    if (delay) {
+        /* A network fault: the calls leave late (never later than their timeout). */
+        long ms = delay < (uint32_t)timeout_ms ? (long)delay : timeout_ms;
+        struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+        nanosleep(&ts, NULL);
     }
     do {
         if (curl_multi_perform(c->multi, &running) != CURLM_OK)

@@ -2,8 +2,8 @@
 
 One scenario per failpoint: the named process is restarted armed, crashes at that point,
 is restarted clean, transfers go on, and the audit must pass. Then a randomized soak: short
-runs, each with a seeded schedule of kills, restarts and pauses (SIGSTOP/SIGCONT) of random
-processes, each followed by the audit. A failing run prints its seed;
+runs, each with a seeded schedule of kills, restarts, pauses (SIGSTOP/SIGCONT) and network
+partitions (/v1/admin/faults) of random processes, each followed by the audit. A failing run prints its seed;
 TPC_SOAK_SEED=<seed> replays it, TPC_SOAK_RUNS=<n> runs a longer soak.
 """
 import os
@@ -107,7 +107,15 @@ class SoakTest(unittest.TestCase):
                 p = rng.choice(procs)
                 if p.proc.poll() is not None:
                     continue
-                if rng.random() < 0.5:
+                action = rng.random()
+                if action < 0.3:
+                    try:
+                        c.isolate(p.url)  # a partition: p and everyone else stop hearing
+                        time.sleep(rng.uniform(0.2, 1.5))  # each other for a while
+                    except (OSError, AssertionError):
+                        pass  # a process restarting meanwhile; heal below anyway
+                    c.heal()
+                elif action < 0.65:
                     p.kill(signal.SIGKILL)
                     time.sleep(rng.uniform(0.0, 0.8))  # down for a while, then back
                     if hasattr(p, "failpoints"):

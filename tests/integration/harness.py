@@ -352,6 +352,28 @@ class Cluster:
     def status(self, i, txid):
         return self.call(i, "GET", "/v1/transactions/%s" % txid)
 
+    def faults(self, url, rules):
+        """Sets the network-fault rules of the process at url (its outgoing calls)."""
+        code, r = http_call("POST", url + "/v1/admin/faults", rules, token=TOKEN, timeout=10)
+        assert code == 200, (code, r)
+
+    def urls(self):
+        return list(self.replica_urls) + [p.url for p in self.parts.values()]
+
+    def isolate(self, url):
+        """Cuts the process at url from every other process, both ways."""
+        others = [u for u in self.urls() if u != url]
+        self.faults(url, {"drop": others})
+        for u in others:
+            self.faults(u, {"drop": [url]})
+
+    def heal(self):
+        for u in self.urls():
+            try:
+                self.faults(u, {})
+            except (OSError, AssertionError):
+                pass  # a process that is down has no faults to heal
+
     def balances(self):
         return {n: dict(p.rows("SELECT id, balance FROM accounts")) for n, p in self.parts.items()}
 

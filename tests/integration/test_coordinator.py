@@ -214,6 +214,35 @@ class CoordinatorTest(unittest.TestCase):
         self.assertEqual(self.c.parts["bank-b"].status(tx)[1]["state"], "read_only")
         self.assertEqual(self.c.parts["bank-a"].status(tx)[1]["state"], "committed")
 
+    def test_network_faults(self):
+        url = self.c.replica_urls[0]
+        # The admin endpoint: cluster token, strict input, shows what is set.
+        code, r = self.c.call(0, "POST", "/v1/admin/faults", {"drop": ["http://x"]})
+        self.assertEqual(code, 401)
+        for bad in ({"drop": "x"}, {"delay_ms": {"http://x": -1}}, {"cut": []}):
+            code, r = self.c.call(0, "POST", "/v1/admin/faults", bad, token="test-cluster-token")
+            self.assertEqual(code, 400, bad)
+        self.c.faults(url, {"drop": ["http://127.0.0.1:1"], "delay_ms": {"http://127.0.0.1:2": 5}})
+        code, r = self.c.call(0, "GET", "/v1/admin/faults", token="test-cluster-token")
+        self.assertEqual(r, {"drop": ["http://127.0.0.1:1"], "delay_ms": {"http://127.0.0.1:2": 5}})
+        self.c.heal()
+        # bank-b cannot reach any acceptor: its vote gets there anyway, relayed by the leader
+        # (its own ballot-0 message, leader rule 5), and the transfer commits.
+        self.c.faults(self.c.parts["bank-b"].url, {"drop": list(self.c.replica_urls)})
+        tx = self.transfer(0)
+        code, r = self.c.commit(0, tx)
+        self.assertEqual((code, r["outcome"]), (200, "committed"), r)
+        self.assert_applied(90, 110)
+        self.c.heal()
+        if N < 3:
+            return
+        # One replica cut off from everybody: the other two still commit (F = 1).
+        self.c.isolate(self.c.replica_urls[2])
+        tx = self.transfer(0, amount=5)
+        self.assertEqual(self.c.commit(0, tx)[1]["outcome"], "committed")
+        self.assert_applied(85, 115)
+        self.c.heal()
+
     def test_bad_input_and_tokens(self):
         for tok in (None, "wrong"):
             code, r = self.c.call(0, "POST", "/v1/transactions", {}, token=tok)
