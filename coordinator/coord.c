@@ -68,6 +68,7 @@ struct ctxn {
     struct outbox out;
     enum tpc_outcome outcome;
     bool told;           /* every participant acknowledged the outcome */
+    bool foreign;        /* recovered here, begun at another replica (counted once) */
     _Atomic int learned; /* an outcome another replica told us (enum tpc_outcome) */
 };
 
@@ -78,6 +79,7 @@ struct coord {
     struct table txns;
     struct ticker bg; /* deadlines, unfinished leaders, the sweep: every 20 ms */
     _Atomic uint64_t recoveries, committed, aborted;
+    _Atomic uint64_t recovered_foreign; /* transactions recovered here that another replica led */
 };
 
 static int64_t mono_ms(void)
@@ -408,6 +410,11 @@ static void recover_round(struct coord *c, struct ctxn *t)
         return;
     }
     atomic_fetch_add(&c->recoveries, 1);
+    /* Begun elsewhere (no begin here, no prepares sent from here): another replica's. */
+    if (!t->foreign && !t->deadline && !t->leader.started) {
+        t->foreign = true;
+        atomic_fetch_add(&c->recovered_foreign, 1);
+    }
     log_info("%s: recovery with ballot (%llu,%u)", t->e.id, (unsigned long long)round, c->cfg.self);
     leader_recover(&t->leader, round, (uint64_t)mono_ms(), rnd(), &out);
 }
@@ -917,12 +924,13 @@ json_t *coord_health(struct coord *c)
 
     acc_store_stats(c->store, &fsyncs, &groups, &jobs);
     return json_pack(
-        "{s:s,s:I,s:I,s:I,s:{s:I,s:I},s:I,s:{s:I,s:I,s:I}}", "status", "ok", "replica",
+        "{s:s,s:I,s:I,s:I,s:{s:I,s:I},s:I,s:I,s:{s:I,s:I,s:I}}", "status", "ok", "replica",
         (json_int_t)c->cfg.self, "replicas", (json_int_t)c->cfg.n_replicas, "transactions",
         (json_int_t)table_size(&c->txns), "decided", "committed",
         (json_int_t)atomic_load(&c->committed), "aborted", (json_int_t)atomic_load(&c->aborted),
-        "recoveries", (json_int_t)atomic_load(&c->recoveries), "storage", "fsyncs",
-        (json_int_t)fsyncs, "commit_groups", (json_int_t)groups, "durable_jobs", (json_int_t)jobs);
+        "recoveries", (json_int_t)atomic_load(&c->recoveries), "recovered_for_others",
+        (json_int_t)atomic_load(&c->recovered_foreign), "storage", "fsyncs", (json_int_t)fsyncs,
+        "commit_groups", (json_int_t)groups, "durable_jobs", (json_int_t)jobs);
 }
 
 /* ---- replica and participant API ---- */

@@ -150,8 +150,8 @@ class SoakTest(unittest.TestCase):
 
 def tearDownModule():
     print("\nfault suite: %d audited runs, %d committed transfers, %d transactions recovered "
-          "by a replica (phase 1 with a higher ballot)" % (TOTALS["runs"], TOTALS["transfers"],
-                                                          TOTALS["recovered"]))
+          "by a replica other than their leader" % (TOTALS["runs"], TOTALS["transfers"],
+                                                    TOTALS["recovered"]))
     assert TOTALS["runs"] == 0 or TOTALS["recovered"] > 0, "the suite never reached a recovery"
 
 

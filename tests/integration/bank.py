@@ -122,7 +122,7 @@ def audit(cluster, work, before, settle_seconds=60):
     recovered = 0
     for i in range(len(cluster.replicas)):
         if cluster.replicas[i].alive():
-            recovered += cluster.call(i, "GET", "/health")[1]["recoveries"]
+            recovered += cluster.call(i, "GET", "/health")[1]["recovered_for_others"]
     return [
         ("total balance before = after", "%d = %d" % (before, after), before == after),
         ("transfers in both databases or in neither", "%d in both, %d in one only"
@@ -133,7 +133,7 @@ def audit(cluster, work, before, settle_seconds=60):
          all(ta[t] == -tb[t] for t in both)),
         ("nothing left prepared (in doubt) within %d s" % settle_seconds,
          "%d at bank-a, %d at bank-b" % left, left == (0, 0)),
-        ("transactions recovered by a replica (phase 1, higher ballot)", str(recovered), None),
+        ("transactions recovered by a replica other than their leader", str(recovered), None),
         ("transfers whose client got no answer, committed anyway", "%d of %d"
          % (sum(1 for t in work.undecided if t in both), len(work.undecided)), None),
     ]

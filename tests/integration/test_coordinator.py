@@ -114,7 +114,7 @@ class CoordinatorTest(unittest.TestCase):
         # With 3 replicas it took a recovery (phase 1 with a higher ballot) by a replica that
         # was not its leader; with one, the restarted leader had the decision on disk.
         if N > 1:
-            self.assertGreaterEqual(sum(self.c.call(i, "GET", "/health")[1]["recoveries"]
+            self.assertGreaterEqual(sum(self.c.call(i, "GET", "/health")[1]["recovered_for_others"]
                                         for i in live), 1)
 
     @unittest.skipIf(N < 3, "needs 3 replicas")
