@@ -54,8 +54,9 @@ struct participant {
     pthread_mutex_t mu;     /* lock_waiters */
     struct http_pool *pool; /* keep-alive connections to the replicas */
     /* the background thread: deadlines and in-doubt resolution */
-    struct ticker bg;    /* deadlines and in-doubt branches */
-    size_t lock_waiters; /* under mu: branches waiting for a row lock now */
+    struct ticker bg;         /* deadlines and in-doubt branches */
+    size_t lock_waiters;      /* under mu: branches waiting for a row lock now */
+    uint64_t doubts_resolved; /* under mu: in-doubt branches settled by asking the replicas */
 };
 
 static int64_t mono_ms(void)
@@ -726,15 +727,18 @@ json_t *participant_health(struct participant *p)
 {
     uint64_t groups, jobs;
     size_t n, waiting;
+    uint64_t resolved;
 
     store_group_stats(p->store, &groups, &jobs);
     n = table_size(&p->branches);
     pthread_mutex_lock(&p->mu);
     waiting = p->lock_waiters;
+    resolved = p->doubts_resolved;
     pthread_mutex_unlock(&p->mu);
-    return json_pack("{s:s,s:s,s:I,s:I,s:{s:I,s:I,s:I}}", "status", "ok", "name", p->cfg.name,
-                     "branches", (json_int_t)n, "waiting_for_locks", (json_int_t)waiting, "storage",
-                     "fsyncs", (json_int_t)store_fsyncs(), "commit_groups", (json_int_t)groups,
+    return json_pack("{s:s,s:s,s:I,s:I,s:I,s:{s:I,s:I,s:I}}", "status", "ok", "name", p->cfg.name,
+                     "branches", (json_int_t)n, "waiting_for_locks", (json_int_t)waiting,
+                     "in_doubt_resolved", (json_int_t)resolved, "storage", "fsyncs",
+                     (json_int_t)store_fsyncs(), "commit_groups", (json_int_t)groups,
                      "durable_jobs", (json_int_t)jobs);
 }
 
@@ -870,6 +874,12 @@ static void background_tick(void *arg)
         json_decref(participant_outcome(p, due[i].txid, o, &e));
         if (e.status && e.status != 409)
             log_warn("%s: cannot apply %s: %s", due[i].txid, msg_outcome_name(o), e.message);
+        if (!e.status) {
+            log_info("%s: in doubt, learned %s from a replica", due[i].txid, msg_outcome_name(o));
+            pthread_mutex_lock(&p->mu);
+            p->doubts_resolved++;
+            pthread_mutex_unlock(&p->mu);
+        }
     }
 }
 

@@ -26,7 +26,7 @@ def report(c, work, before):
     checks = audit(c, work, before)
     TOTALS["runs"] += 1
     TOTALS["transfers"] += len(work.committed)
-    TOTALS["recovered"] += int(checks[5][1])
+    TOTALS["recovered"] += int([v for n, v, ok in checks if "other than their leader" in n][0])
     failed = ["%s: %s" % (n, v) for n, v, ok in checks if ok is False]
     return failed
 

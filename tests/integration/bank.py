@@ -123,7 +123,13 @@ def audit(cluster, work, before, settle_seconds=60):
     for i in range(len(cluster.replicas)):
         if cluster.replicas[i].alive():
             recovered += cluster.call(i, "GET", "/health")[1]["recovered_for_others"]
+    resolved = 0
+    for p in (a, b):
+        if p.proc.poll() is None:
+            resolved += p.call("GET", "/health", token=None)[1]["in_doubt_resolved"]
     return [
+        ("transfers committed / aborted / client got no answer", "%d / %d / %d"
+         % (len(work.committed), work.aborted, len(work.undecided)), None),
         ("total balance before = after", "%d = %d" % (before, after), before == after),
         ("transfers in both databases or in neither", "%d in both, %d in one only"
          % (len(both), len(half)), not half),
@@ -133,6 +139,7 @@ def audit(cluster, work, before, settle_seconds=60):
          all(ta[t] == -tb[t] for t in both)),
         ("nothing left prepared (in doubt) within %d s" % settle_seconds,
          "%d at bank-a, %d at bank-b" % left, left == (0, 0)),
+        ("in-doubt branches resolved by asking the replicas", str(resolved), None),
         ("transactions recovered by a replica other than their leader", str(recovered), None),
         ("transfers whose client got no answer, committed anyway", "%d of %d"
          % (sum(1 for t in work.undecided if t in both), len(work.undecided)), None),
