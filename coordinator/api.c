@@ -81,7 +81,6 @@ void api_handle(void *ctx, const struct http_request *req, struct http_response 
     bool get = !strcmp(req->method, "GET"), post = !strcmp(req->method, "POST");
     json_t *body = NULL, *r = NULL;
     int status = 0;
-    size_t n;
 
     memset(&e, 0, sizeof(e));
     if (!strcmp(path, "/health")) {
@@ -133,13 +132,8 @@ void api_handle(void *ctx, const struct http_request *req, struct http_response 
             r = coord_oneshot(c, body, &status, &e);
         goto done;
     }
-    slash = strchr(rest, '/');
-    n = slash ? (size_t)(slash - rest) : strlen(rest);
-    if (!msg_txid_from(rest, n, txid)) {
-        http_respond_error(res, 400, "bad_txid",
-                           "transaction ids are 1..%d characters of [A-Za-z0-9_-]", TPC_TXID_MAX);
+    if (!http_path_txid(rest, txid, &slash, res))
         return;
-    }
     if (!slash) {
         if (!get) {
             http_respond_error(res, 405, "method_not_allowed", "use GET");

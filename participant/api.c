@@ -135,7 +135,6 @@ void api_handle(void *ctx, const struct http_request *req, struct http_response 
     char txid[TPC_TXID_MAX + 1], action[16];
     const char *rest, *slash;
     bool get = strcmp(req->method, "GET") == 0, post = strcmp(req->method, "POST") == 0;
-    size_t n;
 
     if (strcmp(req->path, "/health") == 0) {
         if (get)
@@ -169,13 +168,8 @@ void api_handle(void *ctx, const struct http_request *req, struct http_response 
         return;
     }
     rest = req->path + 13;
-    slash = strchr(rest, '/');
-    n = slash ? (size_t)(slash - rest) : strlen(rest);
-    if (!msg_txid_from(rest, n, txid)) {
-        http_respond_error(res, 400, "bad_txid",
-                           "transaction ids are 1..%d characters of [A-Za-z0-9_-]", TPC_TXID_MAX);
+    if (!http_path_txid(rest, txid, &slash, res))
         return;
-    }
     if (!slash) {
         if (get)
             respond(res, participant_status(p, txid, &e), &e);

@@ -266,20 +266,13 @@ json_t *participant_exec(struct participant *p, const char *txid, json_t *statem
     enum store_fail fail;
     bool waited;
 
-    enum rm_state ended = RM_NONE;
-    enum tpc_value vote;
-
     memset(e, 0, sizeof(*e));
     if (json_array_size(statements) > p->cfg.max_statements) {
         set_error(e, 400, "too_many_statements", "at most %u statements per request",
                   p->cfg.max_statements);
         return NULL;
     }
-    if (store_ended(p->store, txid, &ended, &vote) == TPC_OK && ended != RM_NONE) {
-        set_error(e, 409, "transaction_ended", "transaction %s already ended here (%s)", txid,
-                  rm_state_name(ended));
-        return NULL;
-    }
+    /* An ended transaction is refused by store_exec, and the new empty branch dropped. */
     b = branch_get(p, txid, true);
     if (!b) {
         set_error(e, 500, "internal", "out of memory");

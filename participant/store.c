@@ -89,6 +89,7 @@ static bool is_reserved(const char *table)
 }
 
 static int authorize_branch(struct store *st, int action, const char *a1, const char *a2);
+static enum rm_state recorded(struct store *st, const char *txid);
 
 /* The branch rules of DESIGN.md section 4, as an allow-list (invariant 1). */
 static int authorize(void *ud, int action, const char *a1, const char *a2, const char *db,
@@ -559,7 +560,6 @@ enum store_fail store_exec(struct store *st, const char *txid, const void *chang
 {
     enum store_fail fail = STORE_FAIL_NONE;
     enum rm_state ended = RM_NONE;
-    enum tpc_value vote;
     sqlite3_session *sess = NULL;
     json_t *res = NULL;
     void *cs = NULL;
@@ -569,17 +569,14 @@ enum store_fail store_exec(struct store *st, const char *txid, const void *chang
     *results = NULL;
     *out = NULL;
     *out_len = 0;
-    if (store_ended(st, txid, &ended, &vote) != TPC_OK) {
-        snprintf(msg, msglen, "cannot read outcomes");
-        return STORE_FAIL_INTERNAL;
-    }
-    if (ended != RM_NONE) {
-        snprintf(msg, msglen, "transaction %s already ended here (%s)", txid, rm_state_name(ended));
-        return STORE_FAIL_ENDED;
-    }
     pthread_mutex_lock(&st->mu);
     if (sqlite3_exec(st->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
         FAIL(STORE_FAIL_INTERNAL, "BEGIN: %s", sqlite3_errmsg(st->db));
+    /* Under the lock, so that no end is recorded between this check and the statements. */
+    ended = recorded(st, txid);
+    if (ended != RM_NONE)
+        FAIL(STORE_FAIL_ENDED, "transaction %s already ended here (%s)", txid,
+             rm_state_name(ended));
     if (sqlite3session_create(st->db, "main", &sess) != SQLITE_OK)
         FAIL(STORE_FAIL_INTERNAL, "cannot create a session");
     sqlite3session_table_filter(sess, user_tables_only, NULL);

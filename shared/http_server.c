@@ -8,6 +8,8 @@
  */
 #include "http_server.h"
 
+#include "msg.h"
+
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -199,6 +201,18 @@ enum tpc_err http_server_start(const struct http_server_config *cfg, struct http
     s->port = info ? info->port : cfg->port;
     *out = s;
     return TPC_OK;
+}
+
+bool http_path_txid(const char *rest, char *txid, const char **tail, struct http_response *res)
+{
+    const char *slash = strchr(rest, '/');
+
+    *tail = slash;
+    if (msg_txid_from(rest, slash ? (size_t)(slash - rest) : strlen(rest), txid))
+        return true;
+    http_respond_error(res, 400, "bad_txid",
+                       "transaction ids are 1..%d characters of [A-Za-z0-9_-]", TPC_TXID_MAX);
+    return false;
 }
 
 const char *http_query(const struct http_request *req, const char *name)

@@ -61,6 +61,13 @@ void http_respond_error(struct http_response *res, int status, const char *code,
                         ...) __attribute__((format(printf, 4, 5)));
 
 /*
+ * Reads "{txid}" or "{txid}/..." (a path after its route's prefix): copies a valid
+ * transaction id into txid (TPC_TXID_MAX + 1 bytes) and sets *tail to the '/' after it, or
+ * NULL. Otherwise answers 400 bad_txid and returns false.
+ */
+bool http_path_txid(const char *rest, char *txid, const char **tail, struct http_response *res);
+
+/*
  * True when the request carries "Authorization: Bearer <token>" for this
  * token (compared in constant time). An empty token accepts every request.
  */
