@@ -30,6 +30,7 @@
 #include "acc_store.h"
 #include "codec.h"
 #include "failpoint.h"
+#include "fsync_vfs.h"
 #include "http_client.h"
 #include "leader.h"
 #include "log.h"
@@ -80,6 +81,7 @@ struct coord {
     struct ticker bg; /* deadlines, unfinished leaders, the sweep: every 20 ms */
     _Atomic uint64_t recoveries, committed, aborted;
     _Atomic uint64_t recovered_foreign; /* transactions recovered here that another replica led */
+    struct metrics_hist commit_time;    /* client commit calls, from request to answer */
 };
 
 static int64_t mono_ms(void)
@@ -702,6 +704,7 @@ json_t *coord_commit(struct coord *c, const char *txid, int *status, struct coor
                                c->cfg.retry_ms < 2 ? 2 : c->cfg.retry_ms, c->cfg.retry_max_ms};
     struct leader_out out;
     json_t *r = NULL;
+    uint64_t started = metrics_now_ns();
 
     if (!t)
         return ended_or_unknown(c, txid, status, e);
@@ -733,6 +736,7 @@ json_t *coord_commit(struct coord *c, const char *txid, int *status, struct coor
     }
     pthread_mutex_unlock(&t->mu);
     txn_put(c, t);
+    metrics_hist_since(&c->commit_time, started);
     return r;
 }
 
@@ -931,6 +935,36 @@ json_t *coord_health(struct coord *c)
         "recoveries", (json_int_t)atomic_load(&c->recoveries), "recovered_for_others",
         (json_int_t)atomic_load(&c->recovered_foreign), "storage", "fsyncs", (json_int_t)fsyncs,
         "commit_groups", (json_int_t)groups, "durable_jobs", (json_int_t)jobs);
+}
+
+void coord_metrics(void *ctx, struct metrics_text *t)
+{
+    struct coord *c = ctx;
+    uint64_t fsyncs, groups, jobs;
+
+    acc_store_stats(c->store, &fsyncs, &groups, &jobs);
+    metrics_family(t, "tpc_transactions_total", "counter",
+                   "Transactions this replica decided as their leader, by outcome.");
+    metrics_sample(t, "tpc_transactions_total", "outcome=\"committed\"",
+                   atomic_load(&c->committed));
+    metrics_sample(t, "tpc_transactions_total", "outcome=\"aborted\"", atomic_load(&c->aborted));
+    metrics_family(t, "tpc_transactions_live", "gauge",
+                   "Transactions this replica holds in memory.");
+    metrics_sample(t, "tpc_transactions_live", NULL, table_size(&c->txns));
+    metrics_counter(t, "tpc_recoveries_total",
+                    "Recovery rounds (phase 1 with a new ballot) started here.",
+                    atomic_load(&c->recoveries));
+    metrics_counter(t, "tpc_recovered_for_others_total",
+                    "Transactions another replica began that this one recovered.",
+                    atomic_load(&c->recovered_foreign));
+    metrics_histogram(t, "tpc_commit_duration_seconds",
+                      "Client commit calls on this replica, from request to answer.",
+                      &c->commit_time);
+    metrics_counter(t, "tpc_commit_groups_total",
+                    "SQLite transactions of the acceptor store (each one fsync group).", groups);
+    metrics_counter(t, "tpc_durable_jobs_total",
+                    "Durable writes (acceptor records, decisions) carried by those groups.", jobs);
+    fsync_vfs_metrics(t);
 }
 
 /* ---- replica and participant API ---- */

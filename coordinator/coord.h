@@ -21,6 +21,7 @@
 #include <jansson.h>
 
 #include "config.h"
+#include "metrics.h"
 #include "msg.h"
 #include "tpc_err.h"
 
@@ -47,6 +48,8 @@ json_t *coord_status(struct coord *c, const char *txid, int *status, struct coor
 json_t *coord_list(struct coord *c, const char *state, int *status, struct coord_error *e);
 json_t *coord_oneshot(struct coord *c, json_t *body, int *status, struct coord_error *e);
 json_t *coord_health(struct coord *c);
+/* Appends this replica's metrics (for GET /metrics; see http_server_config). */
+void coord_metrics(void *ctx, struct metrics_text *t);
 
 /* Replica and participant API: a batch of protocol messages in, the answers out. */
 json_t *coord_paxos(struct coord *c, const struct msg *in, size_t n);

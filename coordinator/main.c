@@ -15,7 +15,8 @@
 int main(int argc, char **argv)
 {
     static struct coord_config cfg;
-    struct http_server_config hc = {.max_body = 1024 * 1024, .handler = api_handle};
+    struct http_server_config hc = {
+        .max_body = 1024 * 1024, .handler = api_handle, .metrics = coord_metrics};
     enum log_level level = LOG_INFO;
     struct http_server *srv = NULL;
     struct coord *c = NULL;

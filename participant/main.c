@@ -171,6 +171,7 @@ int main(int argc, char **argv)
     }
     hc.port = (uint16_t)port;
     hc.handler = api_handle;
+    hc.metrics = participant_metrics;
     hc.ctx = p;
     if (http_server_start(&hc, &srv, err, sizeof(err)) != TPC_OK) {
         log_error("cannot start: %s", err);

@@ -18,12 +18,14 @@
 
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "codec.h"
 #include "failpoint.h"
+#include "fsync_vfs.h"
 #include "http_client.h"
 #include "locks.h"
 #include "log.h"
@@ -54,9 +56,11 @@ struct participant {
     pthread_mutex_t mu;     /* lock_waiters */
     struct http_pool *pool; /* keep-alive connections to the replicas */
     /* the background thread: deadlines and in-doubt resolution */
-    struct ticker bg;         /* deadlines and in-doubt branches */
-    size_t lock_waiters;      /* under mu: branches waiting for a row lock now */
-    uint64_t doubts_resolved; /* under mu: in-doubt branches settled by asking the replicas */
+    struct ticker bg;          /* deadlines and in-doubt branches */
+    size_t lock_waiters;       /* under mu: branches waiting for a row lock now */
+    uint64_t doubts_resolved;  /* under mu: in-doubt branches settled by asking the replicas */
+    _Atomic uint64_t ended[3]; /* branches ended here: committed, aborted, read-only */
+    struct metrics_hist prepare_time, outcome_time; /* prepare calls; applying an outcome */
 };
 
 static int64_t mono_ms(void)
@@ -451,6 +455,7 @@ static bool apply_outcome(struct participant *p, struct branch *b, enum tpc_outc
     struct rm_branch next;
     struct store_job job;
     bool apply;
+    uint64_t started = metrics_now_ns();
 
     if (o == TPC_OUTCOME_COMMITTED)
         failpoint("participant-before-commit");
@@ -476,6 +481,8 @@ static bool apply_outcome(struct participant *p, struct branch *b, enum tpc_outc
     b->rm = next;
     locks_release(p->locks, b->e.id, b->keys, b->n_keys);
     branch_remove(p, b);
+    atomic_fetch_add(&p->ended[o == TPC_OUTCOME_COMMITTED ? 0 : 1], 1);
+    metrics_hist_since(&p->outcome_time, started);
     log_info("%s %s", b->e.id, msg_outcome_name(o));
     return true;
 }
@@ -490,6 +497,7 @@ json_t *participant_prepare(struct participant *p, const struct msg *prep,
     char *ptext = NULL;
     struct msg vm;
     bool persist, chosen;
+    uint64_t started = metrics_now_ns();
 
     memset(e, 0, sizeof(*e));
     if (msg_parts_find(&prep->parts, p->cfg.name) < 0) {
@@ -533,6 +541,7 @@ json_t *participant_prepare(struct participant *p, const struct msg *prep,
         b->rm = next;
         locks_release(p->locks, b->e.id, b->keys, b->n_keys);
         branch_remove(p, b);
+        atomic_fetch_add(&p->ended[2], 1);
     } else if (persist) {
         /* Invariant 2: the prepared record, changes included, is durable before the vote. */
         pj = codec_encode_parts(&prep->parts);
@@ -585,6 +594,7 @@ json_t *participant_prepare(struct participant *p, const struct msg *prep,
     vote = codec_encode(&vm);
     if (!vote)
         set_error(e, 500, "internal", "cannot encode the vote");
+    metrics_hist_since(&p->prepare_time, started);
 out:
     if (b)
         pthread_mutex_unlock(&b->mu);
@@ -733,6 +743,39 @@ json_t *participant_health(struct participant *p)
                      "in_doubt_resolved", (json_int_t)resolved, "storage", "fsyncs",
                      (json_int_t)store_fsyncs(), "commit_groups", (json_int_t)groups,
                      "durable_jobs", (json_int_t)jobs);
+}
+
+void participant_metrics(void *ctx, struct metrics_text *t)
+{
+    struct participant *p = ctx;
+    uint64_t groups, jobs, resolved;
+
+    store_group_stats(p->store, &groups, &jobs);
+    pthread_mutex_lock(&p->mu);
+    resolved = p->doubts_resolved;
+    pthread_mutex_unlock(&p->mu);
+    metrics_family(t, "tpc_branches_total", "counter",
+                   "Transaction branches ended on this participant, by outcome.");
+    metrics_sample(t, "tpc_branches_total", "outcome=\"committed\"", atomic_load(&p->ended[0]));
+    metrics_sample(t, "tpc_branches_total", "outcome=\"aborted\"", atomic_load(&p->ended[1]));
+    metrics_sample(t, "tpc_branches_total", "outcome=\"read_only\"", atomic_load(&p->ended[2]));
+    metrics_family(t, "tpc_branches_live", "gauge", "Branches open or prepared here now.");
+    metrics_sample(t, "tpc_branches_live", NULL, table_size(&p->branches));
+    metrics_counter(
+        t, "tpc_in_doubt_resolved_total",
+        "Prepared branches whose outcome this participant learned by asking the replicas.",
+        resolved);
+    metrics_histogram(t, "tpc_prepare_duration_seconds",
+                      "Prepare calls: the durable prepared record and the vote to the replicas.",
+                      &p->prepare_time);
+    metrics_histogram(t, "tpc_commit_duration_seconds",
+                      "Applying an outcome to a branch (commit or abort), durably.",
+                      &p->outcome_time);
+    metrics_counter(t, "tpc_commit_groups_total",
+                    "SQLite transactions of the store (fsync groups).", groups);
+    metrics_counter(t, "tpc_durable_jobs_total",
+                    "Durable writes (prepared records, outcomes) carried by those groups.", jobs);
+    fsync_vfs_metrics(t);
 }
 
 const struct participant_config *participant_config(const struct participant *p)

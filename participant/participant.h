@@ -18,6 +18,7 @@
 #include <jansson.h>
 #include <stdint.h>
 
+#include "metrics.h"
 #include "msg.h"
 #include "tpc_err.h"
 
@@ -65,5 +66,7 @@ json_t *participant_outcome(struct participant *p, const char *txid, enum tpc_ou
 json_t *participant_status(struct participant *p, const char *txid, struct participant_error *e);
 json_t *participant_list_prepared(struct participant *p);
 json_t *participant_health(struct participant *p);
+/* Appends this participant's metrics (for GET /metrics; see http_server_config). */
+void participant_metrics(void *ctx, struct metrics_text *t);
 
 #endif

@@ -18,6 +18,7 @@ static sqlite3_vfs *base_vfs;
 static sqlite3_vfs count_vfs;
 static sqlite3_io_methods count_io;
 static _Atomic uint64_t fsyncs;
+static struct metrics_hist sync_time;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static int register_rc = SQLITE_ERROR;
 
@@ -43,8 +44,12 @@ static int c_truncate(sqlite3_file *f, sqlite3_int64 size)
 }
 static int c_sync(sqlite3_file *f, int flags)
 {
+    uint64_t start = metrics_now_ns();
+    int rc = REAL(f)->pMethods->xSync(REAL(f), flags);
+
+    metrics_hist_since(&sync_time, start);
     atomic_fetch_add(&fsyncs, 1);
-    return REAL(f)->pMethods->xSync(REAL(f), flags);
+    return rc;
 }
 static int c_size(sqlite3_file *f, sqlite3_int64 *size)
 {
@@ -228,6 +233,14 @@ int fsync_vfs_register(void)
 {
     pthread_once(&once, do_register);
     return register_rc;
+}
+
+void fsync_vfs_metrics(struct metrics_text *t)
+{
+    metrics_counter(t, "tpc_fsyncs_total", "fsyncs SQLite asked for (xSync calls), all databases.",
+                    fsync_vfs_count());
+    metrics_histogram(t, "tpc_fsync_duration_seconds", "Time of one fsync (xSync call).",
+                      &sync_time);
 }
 
 uint64_t fsync_vfs_count(void)

@@ -8,10 +8,14 @@
 
 #include <stdint.h>
 
+#include "metrics.h"
+
 #define FSYNC_VFS_NAME "tpc-fsync-count"
 
 /* Registers the shim (once; thread-safe). Returns a SQLite result code. */
 int fsync_vfs_register(void);
 uint64_t fsync_vfs_count(void);
+/* Appends the fsync counter and latency histogram to t. */
+void fsync_vfs_metrics(struct metrics_text *t);
 
 #endif

@@ -3,6 +3,7 @@
 
 #include <curl/curl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,18 @@ struct http_client {
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+
+/* Process-wide, like curl's own global state: every client adds to them. */
+static _Atomic uint64_t calls_made, calls_failed;
+
+void http_client_metrics(struct metrics_text *t)
+{
+    metrics_counter(t, "tpc_http_client_requests_total",
+                    "HTTP calls this process made to other processes.", atomic_load(&calls_made));
+    metrics_counter(t, "tpc_http_client_errors_total",
+                    "Outgoing HTTP calls that got no answer or a 5xx status.",
+                    atomic_load(&calls_failed));
+}
 
 static void curl_init_once(void)
 {
@@ -154,6 +167,9 @@ void http_client_post_all(struct http_client *c, struct http_call *calls, size_t
         }
     } while (running);
     for (i = 0; i < n; i++) {
+        atomic_fetch_add_explicit(&calls_made, 1, memory_order_relaxed);
+        if (calls[i].err != TPC_OK || calls[i].status >= 500)
+            atomic_fetch_add_explicit(&calls_failed, 1, memory_order_relaxed);
         if (!easy[i])
             continue;
         curl_multi_remove_handle(c->multi, easy[i]);

@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 
+#include "metrics.h"
 #include "tpc_err.h"
 
 #define HTTP_CLIENT_MAX_RESPONSE (1024 * 1024) /* bytes of response body kept */
@@ -40,6 +41,9 @@ void http_client_free(struct http_client *c);
  */
 void http_client_post_all(struct http_client *c, struct http_call *calls, size_t n,
                           long timeout_ms);
+
+/* Appends the process's outgoing-call counters (every client's) to t. */
+void http_client_metrics(struct metrics_text *t);
 
 /*
  * A pool of idle clients, so that threads reuse connections instead of opening

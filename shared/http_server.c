@@ -8,12 +8,14 @@
  */
 #include "http_server.h"
 
+#include "http_client.h"
 #include "msg.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,6 +23,8 @@ struct http_server {
     struct MHD_Daemon *daemon;
     struct http_server_config cfg;
     uint16_t port;
+    _Atomic uint64_t by_class[6]; /* answers by status class: [2] is 2xx ... [5] is 5xx */
+    struct metrics_hist handling; /* from the whole request read to the answer queued */
 };
 
 struct conn_state {
@@ -96,6 +100,51 @@ static enum MHD_Result send_json(struct MHD_Connection *conn, int status, json_t
     return ok;
 }
 
+static void server_metrics(struct http_server *s, struct metrics_text *t)
+{
+    static const char *const classes[] = {"2xx", "3xx", "4xx", "5xx"};
+    char labels[32];
+    uint64_t errors = 0;
+    size_t i;
+
+    metrics_family(t, "tpc_http_requests_total", "counter",
+                   "HTTP requests answered by this process, by status class.");
+    for (i = 0; i < 4; i++) {
+        snprintf(labels, sizeof(labels), "code=\"%s\"", classes[i]);
+        metrics_sample(t, "tpc_http_requests_total", labels, atomic_load(&s->by_class[i + 2]));
+    }
+    errors = atomic_load(&s->by_class[4]) + atomic_load(&s->by_class[5]);
+    metrics_counter(t, "tpc_http_request_errors_total",
+                    "HTTP requests this process answered with a 4xx or 5xx status.", errors);
+    metrics_histogram(t, "tpc_http_request_duration_seconds",
+                      "Time from a request's last byte to its answer being queued.", &s->handling);
+    http_client_metrics(t);
+    if (s->cfg.metrics)
+        s->cfg.metrics(s->cfg.ctx, t);
+}
+
+static enum MHD_Result send_text(struct MHD_Connection *conn, struct metrics_text *t)
+{
+    struct MHD_Response *r;
+    enum MHD_Result ok;
+
+    if (t->failed || !t->buf) {
+        free(t->buf);
+        return send_json(conn, 500,
+                         json_pack("{s:{s:s,s:s}}", "error", "code", "internal", "message",
+                                   "metrics text too large or out of memory"));
+    }
+    r = MHD_create_response_from_buffer(t->len, t->buf, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(t->buf);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+    ok = MHD_queue_response(conn, 200, r);
+    MHD_destroy_response(r);
+    return ok;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -105,6 +154,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     struct http_request req;
     struct http_response res = {500, NULL};
     enum MHD_Result ok;
+    uint64_t started;
 
     (void)version;
     if (!st) {
@@ -137,6 +187,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_data_size = 0;
         return MHD_YES;
     }
+    started = metrics_now_ns();
+    if (!strcmp(url, "/metrics") && !st->too_big) {
+        struct metrics_text t = {NULL, 0, 0, false};
+
+        if (strcmp(method, "GET") != 0) {
+            http_respond_error(&res, 405, "method_not_allowed", "use GET");
+            goto answer;
+        }
+        atomic_fetch_add(&s->by_class[2], 1); /* counted before it is written: it is in it */
+        server_metrics(s, &t);
+        metrics_hist_since(&s->handling, started);
+        return send_text(conn, &t);
+    }
     if (st->too_big) {
         http_respond_error(&res, 413, "body_too_large", "request body exceeds %zu bytes",
                            s->cfg.max_body);
@@ -149,6 +212,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req.impl = conn;
         s->cfg.handler(s->cfg.ctx, &req, &res);
     }
+answer:
+    atomic_fetch_add(&s->by_class[res.status >= 200 && res.status < 600 ? res.status / 100 : 5], 1);
+    metrics_hist_since(&s->handling, started);
     ok = send_json(conn, res.status, res.body);
     json_decref(res.body);
     return ok;

@@ -4,7 +4,8 @@
  * One thread per connection, so a handler may block (a lock wait, a call to
  * other processes) without stalling other requests. Bodies are capped: a
  * larger one gets 413 with a JSON error before the handler sees anything.
- * Every response is JSON.
+ * Every response is JSON, except GET /metrics (Prometheus text), which the
+ * server answers itself when the program gives it a metrics function.
  */
 #ifndef TPC_HTTP_SERVER_H
 #define TPC_HTTP_SERVER_H
@@ -14,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "metrics.h"
 #include "tpc_err.h"
 
 struct http_request {
@@ -43,6 +45,9 @@ struct http_server_config {
     size_t max_body;     /* bytes; larger request bodies get 413 */
     http_handler_fn handler;
     void *ctx;
+    /* Optional: appends the program's own metrics to GET /metrics, after the server's
+     * request counters. Runs on the connection's thread, like the handler. */
+    void (*metrics)(void *ctx, struct metrics_text *t);
 };
 
 struct http_server;

@@ -259,6 +259,43 @@ def http_call(method, url, body=None, token=None, timeout=30):
         return e.code, parse_body(e.read())
 
 
+METRIC_LINE = None
+
+
+def metrics(url):
+    """GET url/metrics, checked line by line against the Prometheus text format (0.0.4):
+    every sample's family has HELP and TYPE lines before it, histogram buckets are
+    cumulative and end at +Inf = _count. Returns {"name{labels}": value}."""
+    import re
+    global METRIC_LINE
+    METRIC_LINE = METRIC_LINE or re.compile(
+        r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[a-zA-Z_][a-zA-Z0-9_]*="[^"]*"(,[a-zA-Z_][a-zA-Z0-9_]*="[^"]*")*\})? '
+        r'([0-9]+(\.[0-9]+)?)$')
+    with urllib.request.urlopen(url + "/metrics", timeout=10) as r:
+        assert r.status == 200
+        assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        text = r.read().decode()
+    typed, out, last_bucket = {}, {}, {}
+    for line in text.splitlines():
+        if line.startswith("# HELP ") or line.startswith("# TYPE "):
+            parts = line.split(" ", 3)
+            if parts[1] == "TYPE":
+                typed[parts[2]] = parts[3]
+            continue
+        m = METRIC_LINE.match(line)
+        assert m, "not a Prometheus sample line: %r" % line
+        name, labels, value = m.group(1), m.group(2) or "", float(m.group(4))
+        family = re.sub(r"_(bucket|sum|count)$", "", name) if name not in typed else name
+        assert family in typed, "sample %s without a TYPE line" % name
+        if name.endswith("_bucket"):
+            assert value >= last_bucket.get(family, 0), "buckets of %s not cumulative" % family
+            last_bucket[family] = value
+        if name.endswith("_count") and typed[family] == "histogram":
+            assert out[family + '_bucket{le="+Inf"}'] == value, "+Inf bucket != count: " + family
+        out[name + labels] = value
+    return out
+
+
 def parse_body(data):
     """JSON, or {"raw": text} when it is not (another server answering on a reused port)."""
     try:

@@ -6,7 +6,7 @@ import os
 import signal
 import unittest
 
-from harness import Cluster, wait_until
+from harness import Cluster, metrics, wait_until
 
 N = int(os.environ.get("TPC_TEST_REPLICAS", "3"))
 
@@ -46,6 +46,41 @@ class CoordinatorTest(unittest.TestCase):
         for i in range(N):
             wait_until(lambda: self.c.status(i, tx)[1].get("state") == "committed",
                        what="replica %d to know the outcome" % i)
+
+    def test_metrics_count_what_happened(self):
+        before = metrics(self.c.replica_urls[0])
+        pbefore = metrics(self.c.parts["bank-a"].url)
+        tx = self.transfer(0)
+        self.assertEqual(self.c.commit(0, tx)[0], 200)
+        tx = self.transfer(0)
+        self.assertEqual(self.c.abort(0, tx)[0], 200)
+        self.assertEqual(self.c.call(0, "GET", "/v1/transactions/nope")[0], 404)
+        after = metrics(self.c.replica_urls[0])
+
+        def grew(name, by, a=after, b=before):
+            self.assertEqual(a[name] - b.get(name, 0), by, name)
+
+        grew('tpc_transactions_total{outcome="committed"}', 1)
+        grew('tpc_transactions_total{outcome="aborted"}', 1)
+        grew("tpc_commit_duration_seconds_count", 1)
+        grew("tpc_http_request_errors_total", 1)
+        self.assertGreater(after["tpc_fsyncs_total"], before["tpc_fsyncs_total"])
+        self.assertGreater(after["tpc_http_client_requests_total"],
+                           before["tpc_http_client_requests_total"])
+        self.assertGreaterEqual(after['tpc_http_requests_total{code="2xx"}'] -
+                                before['tpc_http_requests_total{code="2xx"}'], 7)
+        wait_until(lambda: metrics(self.c.parts["bank-a"].url)[
+            'tpc_branches_total{outcome="aborted"}'] == pbefore[
+            'tpc_branches_total{outcome="aborted"}'] + 1, what="bank-a to abort its branch")
+        pafter = metrics(self.c.parts["bank-a"].url)
+        grew('tpc_branches_total{outcome="committed"}', 1, pafter, pbefore)
+        grew("tpc_prepare_duration_seconds_count", 1, pafter, pbefore)
+        self.assertGreater(pafter["tpc_fsync_duration_seconds_count"],
+                           pbefore["tpc_fsync_duration_seconds_count"])
+        # Only GET, and no token needed (like /health); the answer is not JSON.
+        code, r = self.c.call(0, "POST", "/metrics", {})
+        self.assertEqual(code, 405, r)
+        self.assertEqual(r["error"]["code"], "method_not_allowed")
 
     def test_abort_and_failed_branch_change_nothing(self):
         tx = self.transfer(0)
