@@ -398,7 +398,7 @@ static void settle(struct coord *c, struct ctxn *t)
         atomic_fetch_add(&c->committed, 1);
     else
         atomic_fetch_add(&c->aborted, 1);
-    log_info("%s %s", t->e.id, msg_outcome_name(o));
+    log_debug("%s %s", t->e.id, msg_outcome_name(o));
 }
 
 /* Starts a recovery round (phase 1 with a fresh, durable ballot). Under t->mu. */

@@ -56,10 +56,11 @@ struct participant {
     pthread_mutex_t mu;     /* lock_waiters */
     struct http_pool *pool; /* keep-alive connections to the replicas */
     /* the background thread: deadlines and in-doubt resolution */
-    struct ticker bg;          /* deadlines and in-doubt branches */
-    size_t lock_waiters;       /* under mu: branches waiting for a row lock now */
-    uint64_t doubts_resolved;  /* under mu: in-doubt branches settled by asking the replicas */
-    _Atomic uint64_t ended[3]; /* branches ended here: committed, aborted, read-only */
+    struct ticker bg;           /* deadlines and in-doubt branches */
+    size_t lock_waiters;        /* under mu: branches waiting for a row lock now */
+    uint64_t doubts_resolved;   /* under mu: in-doubt branches settled by asking the replicas */
+    _Atomic uint64_t ended[3];  /* branches ended here: committed, aborted, read-only */
+    _Atomic uint64_t one_phase; /* of the committed: the only participant, without phase 2 */
     struct metrics_hist prepare_time, outcome_time; /* prepare calls; applying an outcome */
 };
 
@@ -483,7 +484,7 @@ static bool apply_outcome(struct participant *p, struct branch *b, enum tpc_outc
     branch_remove(p, b);
     atomic_fetch_add(&p->ended[o == TPC_OUTCOME_COMMITTED ? 0 : 1], 1);
     metrics_hist_since(&p->outcome_time, started);
-    log_info("%s %s", b->e.id, msg_outcome_name(o));
+    log_debug("%s %s", b->e.id, msg_outcome_name(o));
     return true;
 }
 
@@ -584,11 +585,13 @@ json_t *participant_prepare(struct participant *p, const struct msg *prep,
      * COMMITTED already, so it commits in one phase, without waiting to be told. */
     if (chosen && prep->parts.n == 1 && b && !b->e.gone && b->rm.state == RM_PREPARED &&
         next.vote == TPC_VALUE_PREPARED) {
-        if (apply_outcome(p, b, TPC_OUTCOME_COMMITTED, e))
-            log_info("%s: the only participant, its vote chosen: committed in one phase",
-                     prep->txid);
-        else
+        if (apply_outcome(p, b, TPC_OUTCOME_COMMITTED, e)) {
+            atomic_fetch_add(&p->one_phase, 1);
+            log_debug("%s: the only participant, its vote chosen: committed in one phase",
+                      prep->txid);
+        } else {
             log_warn("%s: one-phase commit deferred: %s", prep->txid, e->message);
+        }
     }
     memset(e, 0, sizeof(*e)); /* the vote stands whether or not it could commit now */
     vote = codec_encode(&vm);
@@ -759,6 +762,9 @@ void participant_metrics(void *ctx, struct metrics_text *t)
     metrics_sample(t, "tpc_branches_total", "outcome=\"committed\"", atomic_load(&p->ended[0]));
     metrics_sample(t, "tpc_branches_total", "outcome=\"aborted\"", atomic_load(&p->ended[1]));
     metrics_sample(t, "tpc_branches_total", "outcome=\"read_only\"", atomic_load(&p->ended[2]));
+    metrics_counter(t, "tpc_one_phase_commits_total",
+                    "Of the committed: the only participant, committed once its vote was chosen.",
+                    atomic_load(&p->one_phase));
     metrics_family(t, "tpc_branches_live", "gauge", "Branches open or prepared here now.");
     metrics_sample(t, "tpc_branches_live", NULL, table_size(&p->branches));
     metrics_counter(

@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 pattern='\b(strcpy|strcat|sprintf|vsprintf|gets|strtok|atoi|atol|atoll)[[:space:]]*\('
-if grep -rnE "$pattern" --include='*.c' --include='*.h' shared coordinator participant tests; then
+if grep -rnE "$pattern" --include='*.c' --include='*.h' shared coordinator participant tests cli bench; then
   echo "banned function used (see above); use snprintf, memcpy, strtol/strtoull" >&2
   exit 1
 fi
