@@ -154,7 +154,22 @@ void api_handle(void *ctx, const struct http_request *req, struct http_response 
         if ((body = object_body(req, false, res)))
             r = coord_exec(c, txid, body, &status, &e);
     } else if (!strcmp(slash, "/commit")) {
-        r = coord_commit(c, txid, &status, &e);
+        enum coord_wait wait;
+        const char *key;
+        json_t *v;
+
+        if (!(body = object_body(req, true, res)))
+            return;
+        json_object_foreach(body, key, v)
+        {
+            if (strcmp(key, "wait") != 0) {
+                http_respond_error(res, 400, "bad_request", "unknown key \"%s\"", key);
+                json_decref(body);
+                return;
+            }
+        }
+        if (coord_wait_parse(json_object_get(body, "wait"), &wait, &e) == TPC_OK)
+            r = coord_commit(c, txid, wait, &status, &e);
     } else {
         r = coord_abort(c, txid, &status, &e);
     }

@@ -9,10 +9,19 @@
  * leader, which fills the next round. Timers (resends, recovery rounds) come
  * from leader_tick.
  *
+ * A commit is answered as soon as the leader knows the outcome is chosen: every
+ * participant's vote chosen (accepted by F+1 acceptors, each after its fsync),
+ * which makes the decision durable with no write of the leader's own (DESIGN
+ * section 2). The rest happens off the client's critical path, on a teller
+ * thread: the decision record at this replica, telling the participants, and
+ * marking the decision told once all acknowledge. A client that asks
+ * {"wait": "applied"} is answered only after that first round of telling.
+ *
  * Invariants:
  *   1. One driver per transaction at a time: t->mu is held while driving.
- *   2. A decision is durable at this replica (acc_store_record_decision)
- *      before any client is told it.
+ *   2. A client is told an outcome only once it is chosen (leader.h's decision
+ *      rule); participants are told only after this replica's decision record
+ *      is durable (acc_store_record_decision), so that a restart resumes telling.
  *   3. A recovery round is durable (acc_store_next_round) before its phase 1a
  *      messages leave (leader.h rule 4).
  */
@@ -58,6 +67,20 @@ struct outbox {
     bool oom;
 };
 
+/* Decided transactions whose record and telling are left to the teller threads. */
+#define COORD_TELLERS    4
+#define COORD_TELL_QUEUE 4096
+
+struct tellers {
+    pthread_mutex_t mu;
+    pthread_cond_t more;
+    char (*txids)[TPC_TXID_MAX + 1]; /* a ring of COORD_TELL_QUEUE */
+    size_t head, n;
+    bool stop;
+    pthread_t threads[COORD_TELLERS];
+    size_t started;
+};
+
 struct ctxn {
     struct table_entry e; /* e.id: the txid */
     pthread_mutex_t mu;   /* invariant 1 */
@@ -68,6 +91,7 @@ struct ctxn {
     struct leader_txn leader;
     struct outbox out;
     enum tpc_outcome outcome;
+    bool recorded;       /* the decision record is durable here (invariant 2) */
     bool told;           /* every participant acknowledged the outcome */
     bool foreign;        /* recovered here, begun at another replica (counted once) */
     _Atomic int learned; /* an outcome another replica told us (enum tpc_outcome) */
@@ -82,6 +106,7 @@ struct coord {
     _Atomic uint64_t recoveries, committed, aborted;
     _Atomic uint64_t recovered_foreign; /* transactions recovered here that another replica led */
     struct metrics_hist commit_time;    /* client commit calls, from request to answer */
+    struct tellers tell;                /* decided transactions to record and tell */
 };
 
 static int64_t mono_ms(void)
@@ -278,8 +303,10 @@ static void dispatch(struct coord *c, struct ctxn *t, struct out_item *items, si
                 log_warn("%s: no URL for participant %s", t->e.id, t->leader.parts.name[it->id]);
                 break;
             }
+            /* Votes come back here and go to the acceptors from here, in one batch per
+             * acceptor for all participants: one durable write per acceptor (rule 5). */
             snprintf(path, sizeof(path), "/v1/branches/%s/%s", t->e.id,
-                     it->m.type == MSG_PREPARE                ? "prepare"
+                     it->m.type == MSG_PREPARE                ? "prepare?relay=1"
                      : it->m.outcome == TPC_OUTCOME_COMMITTED ? "commit"
                                                               : "abort");
             add_call(rp, purl, path,
@@ -379,18 +406,13 @@ static void dispatch(struct coord *c, struct ctxn *t, struct out_item *items, si
     free(per_acc);
 }
 
-/* Makes the leader's decision durable here and visible (invariant 2). Under t->mu. */
+/* Makes the leader's decision visible: it is chosen, so clients may be told. Under t->mu. */
 static void settle(struct coord *c, struct ctxn *t)
 {
     enum tpc_outcome o = t->leader.decision;
 
     if (o == TPC_OUTCOME_NONE || t->outcome != TPC_OUTCOME_NONE)
         return;
-    if (acc_store_record_decision(c->store, t->e.id, o, &t->leader.parts, true) != TPC_OK) {
-        log_error("%s: cannot record the decision %s", t->e.id, msg_outcome_name(o));
-        return;
-    }
-    failpoint("leader-after-decide");
     t->outcome = o;
     t->state = CTX_DECIDED;
     t->decided_at = mono_ms();
@@ -399,6 +421,21 @@ static void settle(struct coord *c, struct ctxn *t)
     else
         atomic_fetch_add(&c->aborted, 1);
     log_debug("%s %s", t->e.id, msg_outcome_name(o));
+}
+
+/* Makes the decision durable here before any participant is told (invariant 2). Under t->mu. */
+static bool record(struct coord *c, struct ctxn *t)
+{
+    if (t->recorded)
+        return true;
+    if (acc_store_record_decision(c->store, t->e.id, t->outcome, &t->leader.parts, true) !=
+        TPC_OK) {
+        log_error("%s: cannot record the decision %s", t->e.id, msg_outcome_name(t->outcome));
+        return false;
+    }
+    failpoint("leader-after-decide");
+    t->recorded = true;
+    return true;
 }
 
 /* Starts a recovery round (phase 1 with a fresh, durable ballot). Under t->mu. */
@@ -421,12 +458,17 @@ static void recover_round(struct coord *c, struct ctxn *t)
     leader_recover(&t->leader, round, (uint64_t)mono_ms(), rnd(), &out);
 }
 
+enum drive_until {
+    DRIVE_DECIDED, /* stop once the outcome is chosen (a client is waiting for it) */
+    DRIVE_TOLD,    /* stop after one round of telling the participants */
+    DRIVE_DUE,     /* do only what is due (a background pass) */
+};
+
 /*
- * Runs t's leader until `until` (monotonic ms), or until it has decided and
- * one round of telling the participants is done (when told_is_enough), or
- * until it has nothing left to do. Under t->mu.
+ * Runs t's leader until `until` (monotonic ms), or until `enough` is reached,
+ * or until it has nothing left to do. Under t->mu.
  */
-static void drive(struct coord *c, struct ctxn *t, int64_t until, bool told_is_enough)
+static void drive(struct coord *c, struct ctxn *t, int64_t until, enum drive_until enough)
 {
     struct leader_out out = {outbox_add, &t->out};
     struct out_item *items;
@@ -440,11 +482,15 @@ static void drive(struct coord *c, struct ctxn *t, int64_t until, bool told_is_e
         if (learned != TPC_OUTCOME_NONE && t->leader.decision == TPC_OUTCOME_NONE)
             leader_learn(&t->leader, (enum tpc_outcome)learned, (uint64_t)now, &out);
         settle(c, t);
+        if (enough == DRIVE_DECIDED && t->outcome != TPC_OUTCOME_NONE)
+            return; /* the teller records and tells */
+        if (t->outcome != TPC_OUTCOME_NONE && !record(c, t))
+            break; /* nobody is told before the record; the next drive tries again */
         if (t->out.n == 0) {
             int64_t wake;
             struct timespec ts;
 
-            if (leader_done(&t->leader) || (told_is_enough && told))
+            if (leader_done(&t->leader) || (enough == DRIVE_TOLD && told))
                 break;
             /* What is due now is done even when `until` has come (a background drive). */
             if ((int64_t)t->leader.timer <= now && !ticked) {
@@ -475,9 +521,94 @@ static void drive(struct coord *c, struct ctxn *t, int64_t until, bool told_is_e
         free(items);
     }
     settle(c, t);
-    if (t->leading && leader_done(&t->leader) && t->outcome != TPC_OUTCOME_NONE && !t->told &&
+    if (t->leading && leader_done(&t->leader) && t->recorded && !t->told &&
         acc_store_mark_told(c->store, t->e.id) == TPC_OK)
         t->told = true; /* every participant acknowledged: nothing owed after a restart */
+}
+
+/* ---- tellers: the decision record and the second phase, off the client's path ---- */
+
+/* Queues t for a teller when its decision still has to be recorded or told. Under t->mu. */
+static void tell_later(struct coord *c, struct ctxn *t)
+{
+    struct tellers *q = &c->tell;
+
+    if (!t->leading || leader_done(&t->leader))
+        return;
+    pthread_mutex_lock(&q->mu);
+    /* A full queue leaves the work to the background pass, which drives every leader. */
+    if (q->n < COORD_TELL_QUEUE && q->txids) {
+        memcpy(q->txids[(q->head + q->n) % COORD_TELL_QUEUE], t->e.id, sizeof(q->txids[0]));
+        q->n++;
+        pthread_cond_signal(&q->more);
+    }
+    pthread_mutex_unlock(&q->mu);
+}
+
+static void *teller(void *arg)
+{
+    struct coord *c = arg;
+    struct tellers *q = &c->tell;
+    char txid[TPC_TXID_MAX + 1];
+
+    for (;;) {
+        struct ctxn *t;
+
+        pthread_mutex_lock(&q->mu);
+        while (!q->n && !q->stop)
+            pthread_cond_wait(&q->more, &q->mu);
+        if (!q->n) { /* stopping, and nothing left */
+            pthread_mutex_unlock(&q->mu);
+            return NULL;
+        }
+        memcpy(txid, q->txids[q->head], sizeof(txid));
+        q->head = (q->head + 1) % COORD_TELL_QUEUE;
+        q->n--;
+        pthread_mutex_unlock(&q->mu);
+        t = txn_get(c, txid, false);
+        if (!t)
+            continue;
+        pthread_mutex_lock(&t->mu);
+        if (t->leading && !leader_done(&t->leader))
+            drive(c, t, mono_ms() + c->cfg.prepare_ms, DRIVE_TOLD);
+        pthread_mutex_unlock(&t->mu);
+        txn_put(c, t);
+    }
+}
+
+static enum tpc_err tellers_start(struct coord *c)
+{
+    struct tellers *q = &c->tell;
+
+    pthread_mutex_init(&q->mu, NULL);
+    pthread_cond_init(&q->more, NULL);
+    q->txids = calloc(COORD_TELL_QUEUE, sizeof(*q->txids));
+    if (!q->txids)
+        return TPC_ERR_NOMEM;
+    for (q->started = 0; q->started < COORD_TELLERS; q->started++)
+        if (pthread_create(&q->threads[q->started], NULL, teller, c) != 0)
+            return TPC_ERR_IO;
+    return TPC_OK;
+}
+
+/* Tells what is queued, then stops the tellers. */
+static void tellers_stop(struct coord *c)
+{
+    struct tellers *q = &c->tell;
+    size_t i;
+
+    if (!q->txids)
+        return;
+    pthread_mutex_lock(&q->mu);
+    q->stop = true;
+    pthread_cond_broadcast(&q->more);
+    pthread_mutex_unlock(&q->mu);
+    for (i = 0; i < q->started; i++)
+        pthread_join(q->threads[i], NULL);
+    free(q->txids);
+    q->txids = NULL;
+    pthread_cond_destroy(&q->more);
+    pthread_mutex_destroy(&q->mu);
 }
 
 /* Begins leading t as a recovery (abort, deadline, stale, or asked). Under t->mu. */
@@ -697,7 +828,8 @@ out:
     return r;
 }
 
-json_t *coord_commit(struct coord *c, const char *txid, int *status, struct coord_error *e)
+json_t *coord_commit(struct coord *c, const char *txid, enum coord_wait wait, int *status,
+                     struct coord_error *e)
 {
     struct ctxn *t = txn_get(c, txid, false);
     struct leader_config lc = {c->cfg.self, c->cfg.n_replicas, c->cfg.prepare_ms,
@@ -722,12 +854,14 @@ json_t *coord_commit(struct coord *c, const char *txid, int *status, struct coor
         }
     }
     if (t->leading && t->state != CTX_DECIDED)
-        drive(c, t, mono_ms() + c->cfg.commit_ms, true);
-    else if (t->leading)
-        drive(c, t, mono_ms() + c->cfg.prepare_ms, true); /* tell whoever has not heard */
+        drive(c, t, mono_ms() + c->cfg.commit_ms,
+              wait == COORD_WAIT_APPLIED ? DRIVE_TOLD : DRIVE_DECIDED);
+    else if (t->leading && !leader_done(&t->leader))
+        drive(c, t, mono_ms() + c->cfg.prepare_ms, DRIVE_TOLD); /* tell whoever has not heard */
     if (t->state == CTX_DECIDED) {
         *status = 200;
         r = outcome_json(txid, t->outcome, &t->parts);
+        tell_later(c, t);
     } else {
         set_error(e, 503, "undecided",
                   "transaction %s is not decided yet (too few replicas or participants "
@@ -759,10 +893,11 @@ json_t *coord_abort(struct coord *c, const char *txid, int *status, struct coord
         start_recovery(c, t, &t->parts);
     }
     if (t->leading)
-        drive(c, t, mono_ms() + c->cfg.commit_ms, true);
+        drive(c, t, mono_ms() + c->cfg.commit_ms, DRIVE_DECIDED);
     if (t->state == CTX_DECIDED) {
         *status = 200;
         r = outcome_json(txid, t->outcome, &t->parts);
+        tell_later(c, t);
     } else {
         set_error(e, 503, "undecided", "transaction %s is not decided yet; ask later", txid);
     }
@@ -853,20 +988,39 @@ json_t *coord_list(struct coord *c, const char *state, int *status, struct coord
     return json_pack("{s:o}", "transactions", l.list);
 }
 
+enum tpc_err coord_wait_parse(json_t *v, enum coord_wait *wait, struct coord_error *e)
+{
+    const char *s = json_string_value(v);
+
+    *wait = COORD_WAIT_DECIDED;
+    if (!v || (s && !strcmp(s, "decided")))
+        return TPC_OK;
+    if (s && !strcmp(s, "applied")) {
+        *wait = COORD_WAIT_APPLIED;
+        return TPC_OK;
+    }
+    set_error(e, 400, "bad_request", "\"wait\" is \"decided\" or \"applied\"");
+    return TPC_ERR_INVALID;
+}
+
 json_t *coord_oneshot(struct coord *c, json_t *body, int *status, struct coord_error *e)
 {
     json_t *branches = json_object_get(body, "branches"), *begin, *r, *results, *v;
+    enum coord_wait wait;
     const char *txid, *key;
     int st = 0;
     size_t i;
 
     json_object_foreach(body, key, v)
     {
-        if (strcmp(key, "txid") && strcmp(key, "timeout_ms") && strcmp(key, "branches")) {
+        if (strcmp(key, "txid") && strcmp(key, "timeout_ms") && strcmp(key, "branches") &&
+            strcmp(key, "wait")) {
             set_error(e, 400, "bad_request", "unknown key \"%s\"", key);
             return NULL;
         }
     }
+    if (coord_wait_parse(json_object_get(body, "wait"), &wait, e) != TPC_OK)
+        return NULL;
     if (!json_is_array(branches) || json_array_size(branches) == 0) {
         set_error(e, 400, "bad_request",
                   "\"branches\" must be a non-empty array of "
@@ -879,6 +1033,7 @@ json_t *coord_oneshot(struct coord *c, json_t *body, int *status, struct coord_e
         return NULL;
     }
     json_object_del(begin, "branches");
+    json_object_del(begin, "wait");
     r = coord_begin(c, begin, &st, e);
     json_decref(begin);
     if (!r)
@@ -912,7 +1067,7 @@ json_t *coord_oneshot(struct coord *c, json_t *body, int *status, struct coord_e
         }
         json_array_append_new(results, res);
     }
-    v = coord_commit(c, txid, &st, e);
+    v = coord_commit(c, txid, wait, &st, e);
     if (v)
         json_object_set_new(v, "results", results);
     else
@@ -1071,10 +1226,13 @@ static void background_pass(struct coord *c)
             /* Only what is due now: a background drive never waits, so that one transaction's
              * timers cannot hold up the others'. */
             if (t->leading && !leader_done(&t->leader))
-                drive(c, t, now, false);
-            /* Finished long ago: the decision table answers for it from now on. */
+                drive(c, t, now, DRIVE_DUE);
+            /* Finished: the decision table answers for it from now on. Kept a moment, for a
+             * client repeating its commit; one decided without Paxos (no participant) has no
+             * record, and is kept for a minute. Every pass visits every transaction held, so
+             * holding many would cost every pass. */
             if (t->state == CTX_DECIDED && (!t->leading || leader_done(&t->leader)) &&
-                now - t->decided_at > 60000)
+                now - t->decided_at > (t->recorded && t->told ? 1000 : 60000))
                 table_remove(&c->txns, &t->e);
             pthread_mutex_unlock(&t->mu);
         }
@@ -1126,6 +1284,7 @@ static void resume_untold(struct coord *c)
                 t->parts = owed[i].parts;
                 t->state = CTX_DECIDED;
                 t->outcome = owed[i].outcome;
+                t->recorded = true;
                 t->decided_at = mono_ms();
                 leader_learn(&t->leader, owed[i].outcome, (uint64_t)mono_ms(), &out);
             }
@@ -1159,6 +1318,10 @@ enum tpc_err coord_open(const struct coord_config *cfg, struct coord **out, char
     if (rc)
         goto fail;
     resume_untold(c);
+    if (tellers_start(c) != TPC_OK) {
+        rc = tpc_errbuf_set(err, errlen, TPC_ERR_IO, "cannot start the teller threads");
+        goto fail;
+    }
     if (ticker_start(&c->bg, 20, background_tick, c) != TPC_OK) {
         rc = tpc_errbuf_set(err, errlen, TPC_ERR_IO, "cannot start the background thread");
         goto fail;
@@ -1174,6 +1337,7 @@ void coord_close(struct coord *c)
 {
     if (!c)
         return;
+    tellers_stop(c);
     ticker_stop(&c->bg);
     acc_store_close(c->store);
     http_pool_free(c->cluster);

@@ -42,7 +42,17 @@ const struct coord_config *coord_config(const struct coord *c);
 json_t *coord_begin(struct coord *c, json_t *body, int *status, struct coord_error *e);
 json_t *coord_exec(struct coord *c, const char *txid, json_t *body, int *status,
                    struct coord_error *e);
-json_t *coord_commit(struct coord *c, const char *txid, int *status, struct coord_error *e);
+/*
+ * When a commit answers. DECIDED: once the outcome is chosen, which makes it durable (F+1
+ * acceptors hold every vote); participants apply it moments later, in the background.
+ * APPLIED: after the participants were told and answered (or one round of trying).
+ */
+enum coord_wait { COORD_WAIT_DECIDED, COORD_WAIT_APPLIED };
+
+/* Reads an optional "wait" value ("decided" or "applied"; NULL: decided). */
+enum tpc_err coord_wait_parse(json_t *v, enum coord_wait *wait, struct coord_error *e);
+json_t *coord_commit(struct coord *c, const char *txid, enum coord_wait wait, int *status,
+                     struct coord_error *e);
 json_t *coord_abort(struct coord *c, const char *txid, int *status, struct coord_error *e);
 json_t *coord_status(struct coord *c, const char *txid, int *status, struct coord_error *e);
 json_t *coord_list(struct coord *c, const char *state, int *status, struct coord_error *e);

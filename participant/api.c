@@ -114,6 +114,7 @@ static void do_prepare(struct participant *p, const char *txid, const struct htt
     struct participant_error e;
     struct msg m;
     char err[256];
+    const char *relay;
 
     if (codec_decode_text(req->body, req->body_len, cfg->n_replicas ? cfg->n_replicas : 1, &m, err,
                           sizeof(err)) != TPC_OK) {
@@ -125,7 +126,12 @@ static void do_prepare(struct participant *p, const char *txid, const struct htt
                            txid);
         return;
     }
-    respond(res, participant_prepare(p, &m, &e), &e);
+    relay = http_query(req, "relay");
+    if (relay && strcmp(relay, "1") != 0 && strcmp(relay, "0") != 0) {
+        http_respond_error(res, 400, "bad_request", "relay is 0 or 1");
+        return;
+    }
+    respond(res, participant_prepare(p, &m, relay && !strcmp(relay, "1"), &e), &e);
 }
 
 void api_handle(void *ctx, const struct http_request *req, struct http_response *res)

@@ -488,7 +488,7 @@ static bool apply_outcome(struct participant *p, struct branch *b, enum tpc_outc
     return true;
 }
 
-json_t *participant_prepare(struct participant *p, const struct msg *prep,
+json_t *participant_prepare(struct participant *p, const struct msg *prep, bool relayed,
                             struct participant_error *e)
 {
     struct branch *b = branch_get(p, prep->txid, false);
@@ -580,7 +580,14 @@ json_t *participant_prepare(struct participant *p, const struct msg *prep,
             goto out;
         }
     }
-    chosen = send_vote(p, &prep->parts, prep->txid, next.vote, next.state == RM_READONLY, &vm);
+    if (relayed) {
+        /* The vote is cast all the same: this is the one value ballot 0 carries for it. */
+        rm_vote_init(prep->txid, p->cfg.name, next.vote, &vm);
+        vm.read_only = next.state == RM_READONLY;
+        chosen = false;
+    } else {
+        chosen = send_vote(p, &prep->parts, prep->txid, next.vote, next.state == RM_READONLY, &vm);
+    }
     /* One participant and its prepared vote chosen: by the decision rule the transaction is
      * COMMITTED already, so it commits in one phase, without waiting to be told. */
     if (chosen && prep->parts.n == 1 && b && !b->e.gone && b->rm.state == RM_PREPARED &&

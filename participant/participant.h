@@ -16,6 +16,7 @@
 #define TPC_PARTICIPANT_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "metrics.h"
@@ -59,7 +60,14 @@ const struct participant_config *participant_config(const struct participant *p)
 /* Each returns a new JSON body on success, NULL with *e filled on failure. */
 json_t *participant_exec(struct participant *p, const char *txid, json_t *statements,
                          struct participant_error *e);
-json_t *participant_prepare(struct participant *p, const struct msg *prepare,
+/*
+ * relayed: the caller (the leader) passes the vote to the acceptors itself, as its ballot-0
+ * phase 2a, one batch per acceptor for all participants (leader.h rule 5), so the vote is
+ * answered without being sent to them here. Otherwise the participant sends its phase 2a to
+ * every replica and answers with the acceptances, and commits at once if it is the only
+ * participant and its vote is chosen.
+ */
+json_t *participant_prepare(struct participant *p, const struct msg *prepare, bool relayed,
                             struct participant_error *e);
 json_t *participant_outcome(struct participant *p, const char *txid, enum tpc_outcome outcome,
                             struct participant_error *e);

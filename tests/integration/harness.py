@@ -194,10 +194,10 @@ class Participant:
             body["params"] = params
         return self.call("POST", "/v1/branches/%s/exec" % txid, body, **kw)
 
-    def prepare(self, txid, participants=None):
+    def prepare(self, txid, participants=None, query=""):
         """By default as a branch of a two-participant transaction (one alone would commit in
         one phase)."""
-        return self.call("POST", "/v1/branches/%s/prepare" % txid,
+        return self.call("POST", "/v1/branches/%s/prepare%s" % (txid, query),
                          {"type": "prepare", "txid": txid,
                           "participants": participants or [self.name, "other-bank"]})
 
@@ -407,8 +407,10 @@ class Cluster:
             body["params"] = params
         return self.call(i, "POST", "/v1/transactions/%s/exec" % txid, body)
 
-    def commit(self, i, txid, timeout=30):
-        return self.call(i, "POST", "/v1/transactions/%s/commit" % txid, timeout=timeout)
+    def commit(self, i, txid, timeout=30, wait=None):
+        """wait=None: answered once decided; "applied": once the participants applied it."""
+        return self.call(i, "POST", "/v1/transactions/%s/commit" % txid,
+                         {"wait": wait} if wait else None, timeout=timeout)
 
     def abort(self, i, txid):
         return self.call(i, "POST", "/v1/transactions/%s/abort" % txid)

@@ -120,6 +120,25 @@ class ParticipantTest(unittest.TestCase):
         self.assertEqual(self.p.status("t2")[1]["state"], "prepared")
         self.assertEqual(self.p.balance(2), 50)
 
+    def test_relayed_vote_goes_to_no_acceptor(self):
+        # ?relay=1: the leader passes the vote on; the participant sends it nowhere itself and
+        # waits for the outcome, even as the only participant (no one-phase commit).
+        self.p.exec("t1", "UPDATE accounts SET balance = 1 WHERE id = 1")
+        code, vote = self.p.prepare("t1", ["bank-a"], query="?relay=1")
+        self.assertEqual((code, vote["type"], vote["value"], vote["accepted_by"]),
+                         (200, "vote", "prepared", []), vote)
+        self.assertEqual([r.accepted for r in self.replicas], [{}, {}, {}])
+        self.assertEqual(self.p.status("t1")[1]["state"], "prepared")
+        # The vote stands: asked again, the same; asked without relay, it is sent as it was.
+        self.assertEqual(self.p.prepare("t1", ["bank-a"], query="?relay=1")[1]["value"], "prepared")
+        self.assertEqual(self.p.commit("t1")[0], 200)
+        self.assertEqual(self.p.balance(1), 1)
+        for bad in ("?relay=yes", "?relay=2"):
+            self.p.exec("t2", "UPDATE accounts SET balance = 2 WHERE id = 2")
+            code, r = self.p.prepare("t2", ["bank-a"], query=bad)
+            self.assertEqual((code, r["error"]["code"]), (400, "bad_request"), r)
+            self.assertEqual(self.p.status("t2")[1]["state"], "working")
+
     def test_vote_with_a_replica_down(self):
         self.replicas[1].stop()
         self.p.exec("t1", "UPDATE accounts SET balance = 1 WHERE id = 1")
