@@ -23,6 +23,7 @@
 #include "failpoint.h"
 #include "fsync_vfs.h"
 #include "groupcommit.h"
+#include "log.h"
 
 struct acc_store {
     pthread_mutex_t mu; /* every SQLite call */
@@ -321,25 +322,22 @@ struct decision_job {
     int told;
 };
 
-static bool run_decision(struct gc_job *g, sqlite3 *db)
+/* Inserts a decision unless one is recorded: TPC_OK (also when the same one is), or
+ * TPC_ERR_PROTOCOL (another one is recorded), or TPC_ERR_IO. */
+static enum tpc_err insert_decision(sqlite3 *db, const char *txid, enum tpc_outcome o,
+                                    const char *parts, int told)
 {
-    struct decision_job *d = g->arg;
     sqlite3_stmt *st = NULL;
     int step = SQLITE_ERROR;
 
     if (sqlite3_prepare_v2(db, "SELECT outcome FROM decision WHERE txid = ?", -1, &st, NULL) ==
         SQLITE_OK) {
-        sqlite3_bind_text(st, 1, d->txid, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 1, txid, -1, SQLITE_STATIC);
         if (sqlite3_step(st) == SQLITE_ROW) {
-            bool same =
-                strcmp((const char *)sqlite3_column_text(st, 0), msg_outcome_name(d->o)) == 0;
+            bool same = strcmp((const char *)sqlite3_column_text(st, 0), msg_outcome_name(o)) == 0;
 
             sqlite3_finalize(st);
-            if (!same) {
-                g->rc = TPC_ERR_PROTOCOL;
-                snprintf(g->err, sizeof(g->err), "%s: another decision is recorded", d->txid);
-            }
-            return same;
+            return same ? TPC_OK : TPC_ERR_PROTOCOL;
         }
     }
     sqlite3_finalize(st);
@@ -348,16 +346,86 @@ static bool run_decision(struct gc_job *g, sqlite3 *db)
                            "INSERT INTO decision(txid, outcome, participants, decided_at, told) "
                            "VALUES (?, ?, ?, ?, ?)",
                            -1, &st, NULL) == SQLITE_OK) {
-        sqlite3_bind_text(st, 1, d->txid, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, msg_outcome_name(d->o), -1, SQLITE_STATIC);
-        if (d->parts)
-            sqlite3_bind_text(st, 3, d->parts, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 1, txid, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, msg_outcome_name(o), -1, SQLITE_STATIC);
+        if (parts)
+            sqlite3_bind_text(st, 3, parts, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 4, now_ms());
-        sqlite3_bind_int(st, 5, d->told);
+        sqlite3_bind_int(st, 5, told);
         step = sqlite3_step(st);
     }
     sqlite3_finalize(st);
-    return step == SQLITE_DONE;
+    return step == SQLITE_DONE ? TPC_OK : TPC_ERR_IO;
+}
+
+static bool run_decision(struct gc_job *g, sqlite3 *db)
+{
+    struct decision_job *d = g->arg;
+
+    g->rc = insert_decision(db, d->txid, d->o, d->parts, d->told);
+    if (g->rc == TPC_ERR_PROTOCOL)
+        snprintf(g->err, sizeof(g->err), "%s: another decision is recorded", d->txid);
+    return g->rc == TPC_OK;
+}
+
+struct many_job {
+    struct gc_job gc;
+    const struct msg *learned; /* outcome messages, or NULL */
+    const char (*told)[TPC_TXID_MAX + 1];
+    size_t n;
+};
+
+static bool run_many(struct gc_job *g, sqlite3 *db)
+{
+    struct many_job *m = g->arg;
+    sqlite3_stmt *st = NULL;
+    size_t i;
+
+    if (m->learned) {
+        for (i = 0; i < m->n; i++) {
+            enum tpc_err rc =
+                insert_decision(db, m->learned[i].txid, m->learned[i].outcome, NULL, 1);
+
+            if (rc == TPC_ERR_IO)
+                return false;
+            if (rc == TPC_ERR_PROTOCOL) /* one bad message does not lose the others */
+                log_error("%s: conflicting decision %s received", m->learned[i].txid,
+                          msg_outcome_name(m->learned[i].outcome));
+        }
+        return true;
+    }
+    if (sqlite3_prepare_v2(db, "UPDATE decision SET told = 1 WHERE txid = ?", -1, &st, NULL) !=
+        SQLITE_OK)
+        return false;
+    for (i = 0; i < m->n; i++) {
+        sqlite3_bind_text(st, 1, m->told[i], -1, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_DONE) {
+            sqlite3_finalize(st);
+            return false;
+        }
+        sqlite3_reset(st);
+    }
+    sqlite3_finalize(st);
+    return true;
+}
+
+enum tpc_err acc_store_record_learned(struct acc_store *s, const struct msg *outcomes, size_t n)
+{
+    struct many_job m = {.learned = outcomes, .n = n};
+
+    m.gc.run = run_many;
+    m.gc.arg = &m;
+    return n ? groupcommit_submit(s->gc, &m.gc) : TPC_OK;
+}
+
+enum tpc_err acc_store_mark_told_many(struct acc_store *s, const char (*txids)[TPC_TXID_MAX + 1],
+                                      size_t n)
+{
+    struct many_job m = {.told = txids, .n = n};
+
+    m.gc.run = run_many;
+    m.gc.arg = &m;
+    return n ? groupcommit_submit(s->gc, &m.gc) : TPC_OK;
 }
 
 static bool run_told(struct gc_job *g, sqlite3 *db)

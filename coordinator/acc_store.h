@@ -44,6 +44,12 @@ enum tpc_err acc_store_next_round(struct acc_store *s, uint64_t min, uint64_t *r
 enum tpc_err acc_store_record_decision(struct acc_store *s, const char *txid, enum tpc_outcome o,
                                        const struct msg_parts *parts, bool leader);
 enum tpc_err acc_store_mark_told(struct acc_store *s, const char *txid);
+/* The same for n transactions at once, in one durable write. */
+enum tpc_err acc_store_mark_told_many(struct acc_store *s, const char (*txids)[TPC_TXID_MAX + 1],
+                                      size_t n);
+/* Records outcomes other replicas decided (MSG_OUTCOME messages) in one durable write; one
+ * that conflicts with a recorded decision is logged and left out. */
+enum tpc_err acc_store_record_learned(struct acc_store *s, const struct msg *outcomes, size_t n);
 
 struct acc_untold {
     char txid[TPC_TXID_MAX + 1];

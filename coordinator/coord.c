@@ -81,6 +81,22 @@ struct tellers {
     size_t started;
 };
 
+/*
+ * What may wait for the next background pass (every 20 ms) and then goes in bulk: outcomes
+ * for the other replicas (one batch each, recorded there in one write) and the told marks
+ * (one write). Neither is needed for safety: a lost announcement leaves the other replicas to
+ * learn by asking, a lost told mark makes a restarted leader tell again what was told.
+ */
+#define COORD_LATER_MAX 4096
+
+struct later {
+    pthread_mutex_t mu;
+    struct msg *outcomes;
+    size_t n_outcomes;
+    char (*told)[TPC_TXID_MAX + 1];
+    size_t n_told;
+};
+
 struct ctxn {
     struct table_entry e; /* e.id: the txid */
     pthread_mutex_t mu;   /* invariant 1 */
@@ -107,6 +123,7 @@ struct coord {
     _Atomic uint64_t recovered_foreign; /* transactions recovered here that another replica led */
     struct metrics_hist commit_time;    /* client commit calls, from request to answer */
     struct tellers tell;                /* decided transactions to record and tell */
+    struct later later;                 /* outcomes to announce, told marks to write */
 };
 
 static int64_t mono_ms(void)
@@ -195,6 +212,83 @@ static void outbox_add(void *ctx, enum leader_dest dest, uint32_t id, const stru
         o->cap = cap;
     }
     o->items[o->n++] = (struct out_item){dest, id, *m};
+}
+
+static void later_announce(struct coord *c, const struct msg *m)
+{
+    struct later *l = &c->later;
+
+    pthread_mutex_lock(&l->mu);
+    if (l->n_outcomes < COORD_LATER_MAX) /* else dropped: see struct later */
+        l->outcomes[l->n_outcomes++] = *m;
+    pthread_mutex_unlock(&l->mu);
+}
+
+static void later_told(struct coord *c, const char *txid)
+{
+    struct later *l = &c->later;
+
+    pthread_mutex_lock(&l->mu);
+    if (l->n_told < COORD_LATER_MAX)
+        memcpy(l->told[l->n_told++], txid, sizeof(l->told[0]));
+    pthread_mutex_unlock(&l->mu);
+}
+
+/* Sends the outcomes gathered since the last pass and writes the told marks. */
+static void later_flush(struct coord *c)
+{
+    struct later *l = &c->later;
+    struct msg *outcomes = calloc(COORD_LATER_MAX, sizeof(*outcomes));
+    char(*told)[TPC_TXID_MAX + 1] = calloc(COORD_LATER_MAX, sizeof(*told));
+    struct http_call calls[TPC_MAX_REPLICAS];
+    char urls[TPC_MAX_REPLICAS][CONFIG_URL_MAX + 16], *body = NULL;
+    size_t n_out, n_told, n = 0, i;
+    struct http_client *hc;
+    uint32_t a;
+
+    if (!outcomes || !told)
+        goto out;
+    pthread_mutex_lock(&l->mu);
+    n_out = l->n_outcomes;
+    n_told = l->n_told;
+    memcpy(outcomes, l->outcomes, n_out * sizeof(*outcomes));
+    memcpy(told, l->told, n_told * sizeof(*told));
+    l->n_outcomes = l->n_told = 0;
+    pthread_mutex_unlock(&l->mu);
+    if (n_told && acc_store_mark_told_many(c->store, (const char(*)[TPC_TXID_MAX + 1]) told,
+                                           n_told) != TPC_OK)
+        log_warn("cannot mark %zu decisions told; a restart tells them again", n_told);
+    if (!n_out || c->cfg.n_replicas < 2)
+        goto out;
+    {
+        json_t *batch = codec_encode_batch(outcomes, n_out);
+
+        body = batch ? json_dumps(batch, JSON_COMPACT) : NULL;
+        json_decref(batch);
+    }
+    if (!body)
+        goto out;
+    for (a = 0; a < c->cfg.n_replicas; a++) {
+        if (a == c->cfg.self)
+            continue;
+        snprintf(urls[n], sizeof(urls[n]), "%s/v1/paxos", c->cfg.replicas[a]);
+        memset(&calls[n], 0, sizeof(calls[n]));
+        calls[n].url = urls[n];
+        calls[n].body = body;
+        calls[n].body_len = strlen(body);
+        n++;
+    }
+    hc = http_pool_get(c->cluster);
+    if (hc) {
+        http_client_post_all(hc, calls, n, c->cfg.prepare_ms);
+        http_pool_put(c->cluster, hc);
+    }
+    for (i = 0; i < n; i++)
+        free(calls[i].response); /* best effort: an answer says nothing we need */
+out:
+    free(body);
+    free(outcomes);
+    free(told);
 }
 
 /* One HTTP call of a round, and how to read its answer. */
@@ -313,16 +407,7 @@ static void dispatch(struct coord *c, struct ctxn *t, struct out_item *items, si
                      it->m.type == MSG_PREPARE ? codec_encode(&it->m) : json_object(), false);
             break;
         case LEADER_TO_REPLICAS:
-            for (a = 0; a < cfg->n_replicas; a++) {
-                struct call *k2;
-
-                if (a == cfg->self)
-                    continue;
-                k2 = add_call(rp, cfg->replicas[a], "/v1/paxos", codec_encode_batch(&it->m, 1),
-                              true);
-                if (k2)
-                    k2->ignore = true;
-            }
+            later_announce(c, &it->m);
             break;
         }
     }
@@ -521,9 +606,10 @@ static void drive(struct coord *c, struct ctxn *t, int64_t until, enum drive_unt
         free(items);
     }
     settle(c, t);
-    if (t->leading && leader_done(&t->leader) && t->recorded && !t->told &&
-        acc_store_mark_told(c->store, t->e.id) == TPC_OK)
-        t->told = true; /* every participant acknowledged: nothing owed after a restart */
+    if (t->leading && leader_done(&t->leader) && t->recorded && !t->told) {
+        later_told(c, t->e.id); /* every participant acknowledged: nothing owed */
+        t->told = true;
+    }
 }
 
 /* ---- tellers: the decision record and the second phase, off the client's path ---- */
@@ -1146,12 +1232,13 @@ static void ensure_recovery(struct coord *c, const char *txid, const struct msg_
 json_t *coord_paxos(struct coord *c, const struct msg *in, size_t n)
 {
     struct msg *acc_in = calloc(n ? n : 1, sizeof(*acc_in)), *acc_out = NULL, reply;
+    struct msg *learned = calloc(n ? n : 1, sizeof(*learned));
     json_t *answers = json_array(), *batch;
     enum tpc_outcome o;
     struct ctxn *t;
-    size_t i, n_acc = 0;
+    size_t i, n_acc = 0, n_learned = 0;
 
-    if (!acc_in || !answers)
+    if (!acc_in || !learned || !answers)
         goto out;
     for (i = 0; i < n; i++) {
         const struct msg *m = &in[i];
@@ -1174,15 +1261,7 @@ json_t *coord_paxos(struct coord *c, const struct msg *in, size_t n)
             }
             break;
         case MSG_OUTCOME:
-            /* Another replica decided: keep it, and let a local leader tell its participants. */
-            if (acc_store_record_decision(c->store, m->txid, m->outcome, NULL, false) != TPC_OK)
-                log_error("%s: conflicting decision %s received", m->txid,
-                          msg_outcome_name(m->outcome));
-            t = txn_get(c, m->txid, false);
-            if (t) {
-                atomic_store(&t->learned, m->outcome);
-                txn_put(c, t);
-            }
+            learned[n_learned++] = *m; /* recorded below, all in one write */
             break;
         default:
             break;
@@ -1195,8 +1274,20 @@ json_t *coord_paxos(struct coord *c, const struct msg *in, size_t n)
                 if (acc_out[i].type)
                     json_array_append_new(answers, codec_encode(&acc_out[i]));
     }
+    /* Other replicas' decisions: kept, and handed to a local leader of the same transaction
+     * so that it tells its participants. */
+    if (acc_store_record_learned(c->store, learned, n_learned) != TPC_OK)
+        log_error("cannot record %zu decisions of other replicas", n_learned);
+    for (i = 0; i < n_learned; i++) {
+        t = txn_get(c, learned[i].txid, false);
+        if (t) {
+            atomic_store(&t->learned, learned[i].outcome);
+            txn_put(c, t);
+        }
+    }
 out:
     free(acc_in);
+    free(learned);
     free(acc_out);
     batch = json_pack("{s:o}", "messages", answers ? answers : json_array());
     return batch;
@@ -1239,6 +1330,7 @@ static void background_pass(struct coord *c)
         txn_put(c, t);
     }
     free(all);
+    later_flush(c);
     /* The sweep, every stale_ms: undecided transactions this acceptor knows, quiet for long. */
     if (mono_ms() - last_sweep < (int64_t)c->cfg.stale_ms)
         return;
@@ -1309,6 +1401,13 @@ enum tpc_err coord_open(const struct coord_config *cfg, struct coord **out, char
         return TPC_ERR_NOMEM;
     c->cfg = *cfg;
     table_init(&c->txns, ctxn_create, ctxn_destroy, c);
+    c->later.outcomes = calloc(COORD_LATER_MAX, sizeof(*c->later.outcomes));
+    c->later.told = calloc(COORD_LATER_MAX, sizeof(*c->later.told));
+    if (!c->later.outcomes || !c->later.told) {
+        rc = TPC_ERR_NOMEM;
+        goto fail;
+    }
+    pthread_mutex_init(&c->later.mu, NULL);
     c->cluster = http_pool_new(cfg->cluster_token);
     if (!c->cluster) {
         rc = TPC_ERR_NOMEM;
@@ -1339,6 +1438,12 @@ void coord_close(struct coord *c)
         return;
     tellers_stop(c);
     ticker_stop(&c->bg);
+    if (c->later.outcomes) {
+        later_flush(c);
+        pthread_mutex_destroy(&c->later.mu);
+    }
+    free(c->later.outcomes);
+    free(c->later.told);
     acc_store_close(c->store);
     http_pool_free(c->cluster);
     table_fini(&c->txns);

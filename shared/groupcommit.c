@@ -1,10 +1,16 @@
 /*
  * groupcommit.c - see groupcommit.h.
  *
- * Invariants: jobs commit in submission order; a job whose run() fails is
- * rolled back to its own savepoint and does not take the others down; a failed
- * COMMIT fails every job of its group; a submitter is woken only after its
- * group's COMMIT returned.
+ * Leader/follower: there is no committer thread. A submitter that finds no
+ * group running commits every job queued at that moment, its own among them;
+ * others queue and wait, and when the group is done one of them commits the
+ * next group. Under load the groups grow; alone, a job runs at once on its own
+ * thread.
+ *
+ * Invariants: one group runs at a time (busy), so jobs commit in submission
+ * order; a job whose run() fails is rolled back to its own savepoint and does
+ * not take the others down; a failed COMMIT fails every job of its group; a
+ * job is marked done only after its group's COMMIT returned.
  */
 #include "groupcommit.h"
 
@@ -17,10 +23,10 @@ struct groupcommit {
     sqlite3 *db;
     pthread_mutex_t *db_mu;
     pthread_mutex_t mu;
-    pthread_cond_t queued, finished;
+    pthread_cond_t finished; /* a group committed, or the committer's place is free */
     struct gc_job *head, *tail;
+    bool busy; /* a submitter is committing a group now */
     bool stop;
-    pthread_t thread;
     uint64_t groups, jobs;
 };
 
@@ -55,33 +61,6 @@ static void run_group(struct groupcommit *g, struct gc_job *jobs)
     pthread_mutex_unlock(g->db_mu);
 }
 
-static void *committer(void *arg)
-{
-    struct groupcommit *g = arg;
-    struct gc_job *jobs, *j;
-    uint64_t n;
-
-    pthread_mutex_lock(&g->mu);
-    for (;;) {
-        while (!g->head && !g->stop)
-            pthread_cond_wait(&g->queued, &g->mu);
-        if (!g->head)
-            break; /* stopping, and nothing left */
-        jobs = g->head;
-        g->head = g->tail = NULL;
-        pthread_mutex_unlock(&g->mu);
-        run_group(g, jobs);
-        pthread_mutex_lock(&g->mu);
-        for (n = 0, j = jobs; j; j = j->next, n++)
-            j->done = true;
-        g->groups++;
-        g->jobs += n;
-        pthread_cond_broadcast(&g->finished);
-    }
-    pthread_mutex_unlock(&g->mu);
-    return NULL;
-}
-
 enum tpc_err groupcommit_start(sqlite3 *db, pthread_mutex_t *db_mu, struct groupcommit **out)
 {
     struct groupcommit *g = calloc(1, sizeof(*g));
@@ -92,15 +71,7 @@ enum tpc_err groupcommit_start(sqlite3 *db, pthread_mutex_t *db_mu, struct group
     g->db = db;
     g->db_mu = db_mu;
     pthread_mutex_init(&g->mu, NULL);
-    pthread_cond_init(&g->queued, NULL);
     pthread_cond_init(&g->finished, NULL);
-    if (pthread_create(&g->thread, NULL, committer, g) != 0) {
-        pthread_cond_destroy(&g->queued);
-        pthread_cond_destroy(&g->finished);
-        pthread_mutex_destroy(&g->mu);
-        free(g);
-        return TPC_ERR_IO;
-    }
     *out = g;
     return TPC_OK;
 }
@@ -109,12 +80,12 @@ void groupcommit_stop(struct groupcommit *g)
 {
     if (!g)
         return;
+    /* Refuse new jobs, and wait for a group that is running to finish. */
     pthread_mutex_lock(&g->mu);
     g->stop = true;
-    pthread_cond_broadcast(&g->queued);
+    while (g->busy || g->head)
+        pthread_cond_wait(&g->finished, &g->mu);
     pthread_mutex_unlock(&g->mu);
-    pthread_join(g->thread, NULL);
-    pthread_cond_destroy(&g->queued);
     pthread_cond_destroy(&g->finished);
     pthread_mutex_destroy(&g->mu);
     free(g);
@@ -122,6 +93,9 @@ void groupcommit_stop(struct groupcommit *g)
 
 enum tpc_err groupcommit_submit(struct groupcommit *g, struct gc_job *job)
 {
+    struct gc_job *jobs, *j;
+    uint64_t n;
+
     job->done = false;
     job->next = NULL;
     job->rc = TPC_OK;
@@ -136,9 +110,27 @@ enum tpc_err groupcommit_submit(struct groupcommit *g, struct gc_job *job)
     else
         g->head = job;
     g->tail = job;
-    pthread_cond_signal(&g->queued);
-    while (!job->done)
-        pthread_cond_wait(&g->finished, &g->mu);
+    while (!job->done) {
+        if (g->busy) {
+            /* Another submitter is committing a group; ours goes in the next one. */
+            pthread_cond_wait(&g->finished, &g->mu);
+            continue;
+        }
+        /* Nobody is committing: this thread commits everything queued, its own job among it
+         * (no hand-off to another thread, so a lone job costs no context switch). */
+        g->busy = true;
+        jobs = g->head;
+        g->head = g->tail = NULL;
+        pthread_mutex_unlock(&g->mu);
+        run_group(g, jobs);
+        pthread_mutex_lock(&g->mu);
+        for (n = 0, j = jobs; j; j = j->next, n++)
+            j->done = true;
+        g->groups++;
+        g->jobs += n;
+        g->busy = false;
+        pthread_cond_broadcast(&g->finished);
+    }
     pthread_mutex_unlock(&g->mu);
     return job->rc;
 }

@@ -1,10 +1,12 @@
 /*
  * groupcommit.h - durable SQLite writes shared by many threads (group commit).
  *
- * A committer thread takes every job queued at that moment, runs them in order
- * inside one SQLite transaction (each in its own savepoint), commits (one fsync
- * with WAL and synchronous=FULL), and only then wakes their submitters. A lone
- * job is run at once: nothing waits to fill a group. Jobs read and write the
+ * Every job queued while a group commits goes into the next group: its jobs
+ * run in order inside one SQLite transaction (each in its own savepoint), one
+ * COMMIT (one fsync with WAL and synchronous=FULL) makes them all durable, and
+ * only then do their submitters return. The submitting threads take turns at
+ * committing (no thread of its own); a lone job is run at once, and nothing
+ * waits to fill a group. Jobs read and write the
  * database under the owner's database mutex, so a job may read-modify-write:
  * the jobs of one group run one after another and see each other's writes.
  */
