@@ -74,7 +74,7 @@ enum tpc_err acc_store_open(const char *path, uint32_t self, uint32_t n_replicas
     }
     /* WAL with synchronous=FULL: a COMMIT is on disk when it returns. */
     if (sqlite3_exec(s->db,
-                     "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;",
+                     "PRAGMA page_size=1024; PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;",
                      NULL, NULL, &msg) != SQLITE_OK ||
         sqlite3_exec(s->db, schema_sql, NULL, NULL, &msg) != SQLITE_OK) {
         rc = tpc_errbuf_set(err, errlen, TPC_ERR_IO, "%s: %s", path, msg ? msg : "?");

@@ -304,8 +304,7 @@ struct call {
 struct round {
     struct call *calls;
     size_t n;
-    struct msg self_in[TPC_MAX_PARTICIPANTS * 2];
-    struct msg self_out[TPC_MAX_PARTICIPANTS * 2];
+    struct msg *self_in, *self_out; /* for this replica's own acceptor: room for the round */
     size_t n_self;
 };
 
@@ -359,7 +358,9 @@ static void feed(struct coord *c, struct ctxn *t, const struct msg *m)
 static void dispatch(struct coord *c, struct ctxn *t, struct out_item *items, size_t n)
 {
     const struct coord_config *cfg = &c->cfg;
-    struct msg(*per_acc)[TPC_MAX_PARTICIPANTS * 2] = calloc(TPC_MAX_REPLICAS, sizeof(*per_acc));
+    /* Sized by the round, not by the maxima: a struct msg is over a kilobyte, and this runs
+     * several times per transaction. Acceptor a's messages are per_acc[a * n ...]. */
+    struct msg *per_acc = malloc((cfg->n_replicas * n + 1) * sizeof(*per_acc));
     size_t n_acc[TPC_MAX_REPLICAS] = {0};
     struct round *rp = calloc(1, sizeof(*rp));
     struct self_thread st = {c->store, NULL};
@@ -371,9 +372,14 @@ static void dispatch(struct coord *c, struct ctxn *t, struct out_item *items, si
 
     /* At most: one call per participant message, one per other replica for each replicas
      * message, one batch per acceptor. (Large buffers live on the heap, not the stack.) */
-    if (!per_acc || !rp ||
+    if (!per_acc || !rp || !(rp->self_in = malloc((n + 1) * sizeof(*rp->self_in))) ||
+        !(rp->self_out = malloc((n + 1) * sizeof(*rp->self_out))) ||
         !(rp->calls =
               calloc(n * (1 + cfg->n_replicas) + cfg->n_replicas + 1, sizeof(*rp->calls)))) {
+        if (rp) {
+            free(rp->self_in);
+            free(rp->self_out);
+        }
         free(per_acc);
         free(rp);
         return;
@@ -386,10 +392,10 @@ static void dispatch(struct coord *c, struct ctxn *t, struct out_item *items, si
 
         switch (it->dest) {
         case LEADER_TO_ACCEPTOR:
-            if (it->id == cfg->self && rp->n_self < sizeof(rp->self_in) / sizeof(rp->self_in[0]))
+            if (it->id == cfg->self)
                 rp->self_in[rp->n_self++] = it->m;
-            else if (it->id < cfg->n_replicas && n_acc[it->id] < TPC_MAX_PARTICIPANTS * 2)
-                per_acc[it->id][n_acc[it->id]++] = it->m;
+            else if (it->id < cfg->n_replicas)
+                per_acc[it->id * n + n_acc[it->id]++] = it->m;
             break;
         case LEADER_TO_PARTICIPANT:
             purl = config_participant_url(cfg, t->leader.parts.name[it->id]);
@@ -413,7 +419,7 @@ static void dispatch(struct coord *c, struct ctxn *t, struct out_item *items, si
     }
     for (a = 0; a < cfg->n_replicas; a++) {
         struct call *k2 = n_acc[a] ? add_call(rp, cfg->replicas[a], "/v1/paxos",
-                                              codec_encode_batch(per_acc[a], n_acc[a]), true)
+                                              codec_encode_batch(&per_acc[a * n], n_acc[a]), true)
                                    : NULL;
 
         if (k2)
@@ -487,6 +493,8 @@ static void dispatch(struct coord *c, struct ctxn *t, struct out_item *items, si
         free(kc->body);
     }
     free(rp->calls);
+    free(rp->self_in);
+    free(rp->self_out);
     free(rp);
     free(per_acc);
 }

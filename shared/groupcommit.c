@@ -28,7 +28,28 @@ struct groupcommit {
     bool busy; /* a submitter is committing a group now */
     bool stop;
     uint64_t groups, jobs;
+    sqlite3_stmt *stmt[6]; /* the statements below, prepared once (under db_mu) */
 };
+
+enum { SQL_BEGIN, SQL_SAVEPOINT, SQL_ROLLBACK_TO, SQL_RELEASE, SQL_COMMIT, SQL_ROLLBACK };
+
+static const char *const sql_text[] = {"BEGIN IMMEDIATE", "SAVEPOINT job", "ROLLBACK TO job",
+                                       "RELEASE job",     "COMMIT",        "ROLLBACK"};
+
+/* Runs one of the statements above; SQLITE_OK when it is done. Under db_mu. */
+static int run_sql(struct groupcommit *g, int which)
+{
+    sqlite3_stmt *st = g->stmt[which];
+    int rc;
+
+    if (!st && sqlite3_prepare_v3(g->db, sql_text[which], -1, SQLITE_PREPARE_PERSISTENT,
+                                  &g->stmt[which], NULL) != SQLITE_OK)
+        return SQLITE_ERROR;
+    st = g->stmt[which];
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
 
 static void run_group(struct groupcommit *g, struct gc_job *jobs)
 {
@@ -36,19 +57,19 @@ static void run_group(struct groupcommit *g, struct gc_job *jobs)
     bool ok;
 
     pthread_mutex_lock(g->db_mu);
-    ok = sqlite3_exec(g->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
+    ok = run_sql(g, SQL_BEGIN) == SQLITE_OK;
     for (j = jobs; j && ok; j = j->next) {
         j->rc = TPC_OK;
         j->err[0] = '\0';
-        sqlite3_exec(g->db, "SAVEPOINT job", NULL, NULL, NULL);
+        run_sql(g, SQL_SAVEPOINT);
         if (!j->run(j, g->db)) {
             if (j->rc == TPC_OK)
                 j->rc = TPC_ERR_IO;
-            sqlite3_exec(g->db, "ROLLBACK TO job", NULL, NULL, NULL);
+            run_sql(g, SQL_ROLLBACK_TO);
         }
-        sqlite3_exec(g->db, "RELEASE job", NULL, NULL, NULL);
+        run_sql(g, SQL_RELEASE);
     }
-    if (ok && sqlite3_exec(g->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+    if (ok && run_sql(g, SQL_COMMIT) != SQLITE_OK)
         ok = false;
     if (!ok) {
         log_error("group commit failed: %s", sqlite3_errmsg(g->db));
@@ -56,7 +77,7 @@ static void run_group(struct groupcommit *g, struct gc_job *jobs)
             j->rc = TPC_ERR_IO;
             snprintf(j->err, sizeof(j->err), "commit failed: %s", sqlite3_errmsg(g->db));
         }
-        sqlite3_exec(g->db, "ROLLBACK", NULL, NULL, NULL);
+        run_sql(g, SQL_ROLLBACK);
     }
     pthread_mutex_unlock(g->db_mu);
 }
@@ -86,6 +107,10 @@ void groupcommit_stop(struct groupcommit *g)
     while (g->busy || g->head)
         pthread_cond_wait(&g->finished, &g->mu);
     pthread_mutex_unlock(&g->mu);
+    pthread_mutex_lock(g->db_mu);
+    for (size_t i = 0; i < sizeof(g->stmt) / sizeof(g->stmt[0]); i++)
+        sqlite3_finalize(g->stmt[i]);
+    pthread_mutex_unlock(g->db_mu);
     pthread_cond_destroy(&g->finished);
     pthread_mutex_destroy(&g->mu);
     free(g);
