@@ -68,7 +68,7 @@ struct outbox {
 };
 
 /* Decided transactions whose record and telling are left to the teller threads. */
-#define COORD_TELLERS    4
+#define COORD_TELLERS    16
 #define COORD_TELL_QUEUE 4096
 
 struct tellers {
@@ -108,6 +108,7 @@ struct ctxn {
     struct outbox out;
     enum tpc_outcome outcome;
     bool recorded;       /* the decision record is durable here (invariant 2) */
+    bool queued;         /* waiting for a teller: the background pass leaves it alone */
     bool told;           /* every participant acknowledged the outcome */
     bool foreign;        /* recovered here, begun at another replica (counted once) */
     _Atomic int learned; /* an outcome another replica told us (enum tpc_outcome) */
@@ -631,13 +632,14 @@ static void tell_later(struct coord *c, struct ctxn *t)
 {
     struct tellers *q = &c->tell;
 
-    if (!t->leading || leader_done(&t->leader))
+    if (!t->leading || leader_done(&t->leader) || t->queued)
         return;
     pthread_mutex_lock(&q->mu);
     /* A full queue leaves the work to the background pass, which drives every leader. */
     if (q->n < COORD_TELL_QUEUE && q->txids) {
         memcpy(q->txids[(q->head + q->n) % COORD_TELL_QUEUE], t->e.id, sizeof(q->txids[0]));
         q->n++;
+        t->queued = true;
         pthread_cond_signal(&q->more);
     }
     pthread_mutex_unlock(&q->mu);
@@ -667,6 +669,7 @@ static void *teller(void *arg)
         if (!t)
             continue;
         pthread_mutex_lock(&t->mu);
+        t->queued = false;
         if (t->leading && !leader_done(&t->leader))
             drive(c, t, mono_ms() + c->cfg.prepare_ms, DRIVE_TOLD);
         pthread_mutex_unlock(&t->mu);
@@ -1327,8 +1330,9 @@ static void background_pass(struct coord *c)
                     decide_empty(t, TPC_OUTCOME_ABORTED);
             }
             /* Only what is due now: a background drive never waits, so that one transaction's
-             * timers cannot hold up the others'. */
-            if (t->leading && !leader_done(&t->leader))
+             * timers cannot hold up the others'. One queued for a teller is the teller's: this
+             * pass drives one transaction after another, the tellers in parallel. */
+            if (t->leading && !leader_done(&t->leader) && !t->queued)
                 drive(c, t, now, DRIVE_DUE);
             /* Finished: the decision table answers for it from now on. Kept a moment, for a
              * client repeating its commit; one decided without Paxos (no participant) has no
