@@ -125,6 +125,8 @@ struct coord {
     struct metrics_hist commit_time;    /* client commit calls, from request to answer */
     struct tellers tell;                /* decided transactions to record and tell */
     struct later later;                 /* outcomes to announce, told marks to write */
+    /* Per replica: until when (mono ms) it counts as unresponsive, after a call to it failed. */
+    _Atomic int64_t quiet_until[TPC_MAX_REPLICAS];
 };
 
 static int64_t mono_ms(void)
@@ -494,6 +496,9 @@ static void dispatch(struct coord *c, struct ctxn *t, struct out_item *items, si
             log_debug("%s: %s: %s (status %ld)", t->e.id, kc->url,
                       kc->http.err ? kc->http.error : "error", kc->http.status);
         }
+        if (kc->replica >= 0) /* its health, for choosing where votes go first */
+            atomic_store(&c->quiet_until[kc->replica],
+                         kc->http.err == TPC_OK && kc->http.status == 200 ? 0 : mono_ms() + 1000);
         free(kc->http.response);
         free(kc->body);
     }
@@ -623,6 +628,28 @@ static void drive(struct coord *c, struct ctxn *t, int64_t until, enum drive_unt
         later_told(c, t->e.id); /* every participant acknowledged: nothing owed */
         t->told = true;
     }
+}
+
+/*
+ * Where relayed votes go first: this replica's own acceptor and the next F replicas after it
+ * that have answered lately (F+1 acceptors choose a vote; the others are sent it only if one
+ * of these stays silent, at the leader's next tick). Each replica writes for itself and the F
+ * before it, so the writes are spread evenly when clients are. 0 (all) when too few answer.
+ */
+static uint32_t relay_targets(struct coord *c)
+{
+    uint32_t n = c->cfg.n_replicas, f = n / 2, mask = 1u << c->cfg.self, got = 0, k;
+    int64_t now = mono_ms();
+
+    for (k = 1; k < n && got < f; k++) {
+        uint32_t a = (c->cfg.self + k) % n;
+
+        if (atomic_load(&c->quiet_until[a]) <= now) {
+            mask |= 1u << a;
+            got++;
+        }
+    }
+    return got == f ? mask : 0;
 }
 
 /* ---- tellers: the decision record and the second phase, off the client's path ---- */
@@ -951,6 +978,7 @@ json_t *coord_commit(struct coord *c, const char *txid, enum coord_wait wait, in
         } else if (leader_init(&t->leader, &lc, txid, &t->parts, (uint64_t)mono_ms()) == TPC_OK) {
             t->leading = true;
             t->state = CTX_PREPARING;
+            leader_relay_first(&t->leader, relay_targets(c));
             leader_start(&t->leader, (uint64_t)mono_ms(), &out);
         }
     }

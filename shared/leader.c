@@ -196,6 +196,45 @@ static void send_phase1a(const struct leader_txn *t, uint32_t i, const struct le
             out->send(out->ctx, LEADER_TO_ACCEPTOR, a, &m);
 }
 
+void leader_relay_first(struct leader_txn *t, uint32_t acceptors)
+{
+    t->relay_first = acceptors;
+}
+
+/* The acceptors heard to have accepted ballot 0 in instance i. */
+static uint32_t accepted_at_zero(const struct leader_inst *in)
+{
+    static const struct ballot zero;
+    uint32_t k;
+
+    for (k = 0; k < in->q.used && k < QUORUM_SLOTS; k++)
+        if (ballot_cmp(in->q.slot[k].ballot, zero) == 0)
+            return in->q.slot[k].acceptors;
+    return 0;
+}
+
+/* Rule 5: the participant's own ballot-0 2a, to the acceptors in `to` that have not answered
+ * it (`to` 0: every acceptor). */
+static void relay_vote(const struct leader_txn *t, uint32_t i, uint32_t to,
+                       const struct leader_out *out)
+{
+    static const struct ballot zero;
+    uint32_t a, have = accepted_at_zero(&t->inst[i]);
+
+    for (a = 0; a < t->cfg.n_acceptors; a++)
+        if ((!to || (to & (1u << a))) && !(have & (1u << a)))
+            send_phase2a(t, i, zero, t->inst[i].vote, (int)a, out);
+}
+
+static uint32_t count_bits(uint32_t x)
+{
+    uint32_t n = 0;
+
+    for (; x; x &= x - 1)
+        n++;
+    return n;
+}
+
 static enum tpc_err on_vote(struct leader_txn *t, uint32_t i, const struct msg *m,
                             const struct leader_out *out)
 {
@@ -218,10 +257,14 @@ static enum tpc_err on_vote(struct leader_txn *t, uint32_t i, const struct msg *
     }
     if (in->chosen != TPC_VALUE_NONE)
         return TPC_OK;
-    /* Rule 5: re-send the participant's own ballot-0 2a where it did not get through. */
-    for (a = 0; a < t->cfg.n_acceptors; a++)
-        if (!(m->acks & (1u << a)))
-            send_phase2a(t, i, zero, m->value, (int)a, out);
+    /* Rule 5: re-send the participant's own ballot-0 2a where it did not get through; first
+     * only to the chosen acceptors when they are enough to choose it. */
+    relay_vote(t, i,
+               count_bits(t->relay_first & ((1u << t->cfg.n_acceptors) - 1)) >=
+                       quorum_size(t->cfg.n_acceptors)
+                   ? t->relay_first
+                   : 0,
+               out);
     return TPC_OK;
 }
 
@@ -348,10 +391,12 @@ bool leader_tick(struct leader_txn *t, uint64_t now, uint64_t rnd, const struct 
 
         switch (in->phase) {
         case LEADER_WAIT:
-            if (now < t->deadline && in->vote == TPC_VALUE_NONE)
-                send_prepare(t, i, out); /* the prepare or the vote may have been lost */
-            else if (now >= t->deadline)
+            if (now >= t->deadline)
                 need_round = true;
+            else if (in->vote == TPC_VALUE_NONE)
+                send_prepare(t, i, out); /* the prepare or the vote may have been lost */
+            else
+                relay_vote(t, i, 0, out); /* rule 5: every acceptor still silent */
             break;
         case LEADER_PHASE1:
             send_phase1a(t, i, out); /* same ballot: acceptors answer duplicates alike */

@@ -35,7 +35,10 @@
  *      that same 2a to acceptors that did not answer it. Votes are taken
  *      only by the leader that sent the prepares (leader_start): a vote
  *      carries no participant list, so only that leader knows which list it
- *      was cast under.
+ *      was cast under. The leader relays a vote first to the acceptors set
+ *      by leader_relay_first (F+1 of them suffice to choose it; fewer acceptors
+ *      writing means less disk and network work), and to every acceptor that
+ *      has not answered when its timer comes (leader_tick).
  *   6. Once decided, the outcome goes to every participant until each
  *      acknowledges, with backoff, and to the other replicas once.
  */
@@ -84,12 +87,13 @@ struct leader_txn {
     struct msg_parts parts;
     struct leader_inst inst[TPC_MAX_PARTICIPANTS];
     enum tpc_outcome decision;
-    uint32_t acked;     /* bit i: participant i acknowledged the outcome */
-    uint64_t max_round; /* highest round seen in this transaction */
-    uint64_t deadline;  /* prepare deadline while waiting for votes */
-    uint64_t timer;     /* leader_tick has work at or after this time */
-    uint32_t attempts;  /* resends so far, for the backoff */
-    bool started;       /* leader_start was called: this replica sent the prepares */
+    uint32_t acked;       /* bit i: participant i acknowledged the outcome */
+    uint64_t max_round;   /* highest round seen in this transaction */
+    uint64_t deadline;    /* prepare deadline while waiting for votes */
+    uint64_t timer;       /* leader_tick has work at or after this time */
+    uint32_t attempts;    /* resends so far, for the backoff */
+    bool started;         /* leader_start was called: this replica sent the prepares */
+    uint32_t relay_first; /* bit a: relay votes to acceptor a first; 0: to all (rule 5) */
 };
 
 /* Where an outgoing message goes. */
@@ -108,6 +112,12 @@ struct leader_out {
 /* Starts tracking txid with its (valid) participant list. No message is sent. */
 enum tpc_err leader_init(struct leader_txn *t, const struct leader_config *cfg, const char *txid,
                          const struct msg_parts *parts, uint64_t now);
+
+/*
+ * Rule 5's relays of votes go at first only to these acceptors (bit a: acceptor a), when they
+ * are at least F+1; otherwise, and for any acceptor still silent at the next tick, to all.
+ */
+void leader_relay_first(struct leader_txn *t, uint32_t acceptors);
 
 /* Begins the commit this replica leads: PREPARE to every participant. */
 void leader_start(struct leader_txn *t, uint64_t now, const struct leader_out *out);

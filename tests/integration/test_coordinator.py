@@ -177,8 +177,16 @@ class CoordinatorTest(unittest.TestCase):
 
     @unittest.skipIf(N < 3, "needs 3 replicas")
     def test_one_replica_down_commits_two_down_never_wrong(self):
+        # Replica 0 relays votes first to itself and replica 1 (F+1 acceptors): with 1 down,
+        # the votes reach replica 2 at the leader's next tick, and from then on go there first.
+        self.c.replicas[1].kill()
+        for amount in (3, 2):
+            tx = self.transfer(0, amount=amount)
+            self.assertEqual(self.c.commit(0, tx)[1]["outcome"], "committed")
+        self.assert_applied(95, 105)
+        self.c.replicas[1].start()
         self.c.replicas[2].kill()
-        tx = self.transfer(0)
+        tx = self.transfer(0, amount=5)
         self.assertEqual(self.c.commit(0, tx)[1]["outcome"], "committed")
         self.assert_applied(90, 110)
         self.c.replicas[1].kill()

@@ -93,6 +93,8 @@ struct sim_txn {
     bool branch_ok[SIM_MAX_P];
     bool changed[SIM_MAX_P]; /* false: a read-only branch */
     bool had_branch[SIM_MAX_P];
+    bool relay;           /* participants vote to the leader only, which relays (prepare?relay=1) */
+    uint32_t relay_first; /* the leader's first relay targets (leader_relay_first); 0: all */
     /* client */
     enum tpc_outcome told; /* what the client was told */
     uint64_t client_timer;

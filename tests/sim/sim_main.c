@@ -143,6 +143,13 @@ static void setup_txns(struct sim *s)
         }
         x->leader = (uint32_t)prng_below(&s->rng, s->p.n_replicas);
         x->start = prng_below(&s->rng, s->p.fault_ticks / 2);
+        /* Half the transactions as the real coordinator runs them: votes relayed by the
+         * leader, first to a random F+1 of the acceptors, or to all of them. */
+        x->relay = prng_chance(&s->rng, 500000);
+        x->relay_first = 0;
+        if (prng_chance(&s->rng, 500000))
+            while (__builtin_popcount(x->relay_first) < (int)(s->p.n_replicas / 2 + 1))
+                x->relay_first |= 1u << prng_below(&s->rng, s->p.n_replicas);
     }
 }
 

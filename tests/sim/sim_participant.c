@@ -70,14 +70,20 @@ static void on_prepare(struct sim *s, uint32_t p, uint32_t from, uint32_t t, int
      * prepared (rm.h rule 3). */
     persist = persist || (pa->st[t].state == RM_NONE && !TPC_BROKEN(TPC_BREAK_FORGET_ABORTED_VOTE));
     set_state(s, p, t, &next, persist); /* write before you speak */
-    rm_phase2a(m->txid, name, &m->parts, next.vote, &a);
-    for (r = 0; r < s->p.n_replicas; r++)
-        sim_send(s, node_of(s, p), r, &a);
     rm_vote_init(m->txid, name, next.vote, &pa->vote[t]);
     pa->vote[t].read_only = next.state == RM_READONLY;
-    pa->vote_pending[t] = true;
-    pa->vote_to[t] = from;
-    pa->vote_deadline[t] = s->now + s->p.vote_wait;
+    if (s->txn[t].relay) {
+        /* prepare?relay=1: the vote goes to the leader alone, which relays it (rule 5). */
+        sim_send(s, node_of(s, p), from, &pa->vote[t]);
+        pa->vote_pending[t] = false;
+    } else {
+        rm_phase2a(m->txid, name, &m->parts, next.vote, &a);
+        for (r = 0; r < s->p.n_replicas; r++)
+            sim_send(s, node_of(s, p), r, &a);
+        pa->vote_pending[t] = true;
+        pa->vote_to[t] = from;
+        pa->vote_deadline[t] = s->now + s->p.vote_wait;
+    }
     if (rm_in_doubt(&next)) {
         pa->doubt_timer[t] = s->now + s->p.prepare_timeout + s->p.vote_wait;
         pa->doubt_attempts[t] = 0;
@@ -178,7 +184,10 @@ void sim_part_tick(struct sim *s, uint32_t p)
             rm_may_abort(&pa->st[t])) {
             struct rm_branch aborted = {RM_ABORTED, pa->st[t].vote};
 
-            set_state(s, p, t, &aborted, false); /* not prepared by its deadline */
+            /* Not prepared by its deadline: recorded durably, as the real participant does
+             * (apply_outcome), so that after a crash a late statement cannot start the branch
+             * again and a later prepare vote prepared after an aborted vote (rm.h rule 3). */
+            set_state(s, p, t, &aborted, true);
         }
         if (rm_in_doubt(&pa->st[t]) && s->now >= pa->doubt_timer[t]) {
             /* In doubt for long: ask a replica, which recovers the transaction if need be. */

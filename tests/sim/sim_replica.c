@@ -203,6 +203,7 @@ void sim_replica_receive(struct sim *s, uint32_t r, uint32_t from, const struct 
             rep->client_waiting[t] = true;
         } else if (start_leader(s, r, (uint32_t)t, &m->parts)) {
             rep->client_waiting[t] = true;
+            leader_relay_first(&rep->leader[t], s->txn[t].relay_first);
             leader_start(&rep->leader[t], s->now, &out);
         }
         after_leader(s, r, (uint32_t)t);

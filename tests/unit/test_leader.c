@@ -152,6 +152,58 @@ static void test_commit(void)
     CHECK(leader_done(&t));
 }
 
+/* The acceptors a relayed 2a went to, as a mask. */
+static uint32_t relayed_to(const char *instance)
+{
+    uint32_t i, mask = 0;
+
+    for (i = 0; i < n_out; i++)
+        if (outbox[i].m.type == MSG_PHASE2A && outbox[i].dest == LEADER_TO_ACCEPTOR &&
+            !strcmp(outbox[i].m.instance, instance)) {
+            CHECK(ballot_is_zero(outbox[i].m.ballot));
+            mask |= 1u << outbox[i].id;
+        }
+    return mask;
+}
+
+static void test_relay_first_to_a_quorum(void)
+{
+    struct leader_txn t;
+
+    /* Votes relayed by the leader (no acceptor got them) go first to acceptors 0 and 2 only:
+     * F+1 of 3 can choose them. */
+    init(&t, 0);
+    leader_relay_first(&t, 0x5);
+    leader_start(&t, 0, &out);
+    n_out = 0;
+    CHECK_EQ_INT(vote(&t, "a", TPC_VALUE_PREPARED, 0), TPC_OK);
+    CHECK_EQ_INT(vote(&t, "b", TPC_VALUE_PREPARED, 0), TPC_OK);
+    CHECK_EQ_INT(relayed_to("a"), 0x5);
+    CHECK_EQ_INT(relayed_to("b"), 0x5);
+    /* a is chosen by those two; b hears from acceptor 0 only, and at the next tick its vote
+     * goes to every acceptor still silent: 1 and 2. */
+    CHECK_EQ_INT(p2b(&t, "a", 0, 0, 0, TPC_VALUE_PREPARED), TPC_OK);
+    CHECK_EQ_INT(p2b(&t, "a", 2, 0, 0, TPC_VALUE_PREPARED), TPC_OK);
+    CHECK_EQ_INT(p2b(&t, "b", 0, 0, 0, TPC_VALUE_PREPARED), TPC_OK);
+    CHECK_EQ_INT(t.inst[0].chosen, TPC_VALUE_PREPARED);
+    CHECK_EQ_INT(t.decision, TPC_OUTCOME_NONE);
+    n_out = 0;
+    CHECK(!leader_tick(&t, t.timer, 3, &out));
+    CHECK_EQ_INT(relayed_to("a"), 0);
+    CHECK_EQ_INT(relayed_to("b"), 0x6);
+    CHECK_EQ_INT(p2b(&t, "b", 1, 0, 0, TPC_VALUE_PREPARED), TPC_OK);
+    CHECK_EQ_INT(t.decision, TPC_OUTCOME_COMMITTED);
+
+    /* Fewer than F+1 first targets: the relay goes to every acceptor without the vote. */
+    init(&t, 0);
+    leader_relay_first(&t, 0x1);
+    leader_start(&t, 0, &out);
+    n_out = 0;
+    CHECK_EQ_INT(vote(&t, "a", TPC_VALUE_ABORTED, 0x2), TPC_OK);
+    CHECK_EQ_INT(relayed_to("a"), 0x5);
+    CHECK(find(MSG_PHASE2A, "a")->m.value == TPC_VALUE_ABORTED);
+}
+
 static void test_read_only_vote(void)
 {
     struct leader_txn t;
@@ -327,6 +379,7 @@ static void test_bad_input(void)
 void run_tests(void)
 {
     test_commit();
+    test_relay_first_to_a_quorum();
     test_abort_vote();
     test_read_only_vote();
     test_recovery();
