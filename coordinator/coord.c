@@ -82,10 +82,11 @@ struct tellers {
 };
 
 /*
- * What may wait for the next background pass (every 20 ms) and then goes in bulk: outcomes
- * for the other replicas (one batch each, recorded there in one write) and the told marks
- * (one write). Neither is needed for safety: a lost announcement leaves the other replicas to
- * learn by asking, a lost told mark makes a restarted leader tell again what was told.
+ * What goes in bulk: outcomes for the other replicas (one batch each, recorded there in one
+ * write), sent when a teller is done unless a batch is on its way already, and by every
+ * background pass (20 ms); and the told marks (one write per background pass). Neither is needed
+ * for safety: a lost announcement leaves the other replicas to learn by asking, a lost told mark
+ * makes a restarted leader tell again what was told.
  */
 #define COORD_LATER_MAX 4096
 
@@ -95,6 +96,7 @@ struct later {
     size_t n_outcomes;
     char (*told)[TPC_TXID_MAX + 1];
     size_t n_told;
+    bool announcing; /* a flush is under way; another one waits for the next chance */
 };
 
 struct ctxn {
@@ -238,7 +240,9 @@ static void later_told(struct coord *c, const char *txid)
 }
 
 /* Sends the outcomes gathered since the last pass and writes the told marks. */
-static void later_flush(struct coord *c)
+/* told_too: also the told marks (the background pass); a teller announces outcomes only,
+ * unless another announcement is on its way, which makes announcements batch under load. */
+static void later_flush(struct coord *c, bool told_too)
 {
     struct later *l = &c->later;
     struct msg *outcomes = NULL;
@@ -249,10 +253,15 @@ static void later_flush(struct coord *c)
     struct http_client *hc;
     uint32_t a;
 
-    /* Copies of what is gathered, sized by it: this runs every 20 ms, mostly with little. */
+    /* Copies of what is gathered, sized by it: this runs often, mostly with little. */
     pthread_mutex_lock(&l->mu);
+    if (l->announcing) {
+        pthread_mutex_unlock(&l->mu);
+        return;
+    }
+    l->announcing = true;
     n_out = l->n_outcomes;
-    n_told = l->n_told;
+    n_told = told_too ? l->n_told : 0;
     if (n_out && (outcomes = malloc(n_out * sizeof(*outcomes))))
         memcpy(outcomes, l->outcomes, n_out * sizeof(*outcomes));
     if (n_told && (told = malloc(n_told * sizeof(*told))))
@@ -293,6 +302,9 @@ static void later_flush(struct coord *c)
     for (i = 0; i < n; i++)
         free(calls[i].response); /* best effort: an answer says nothing we need */
 out:
+    pthread_mutex_lock(&l->mu);
+    l->announcing = false;
+    pthread_mutex_unlock(&l->mu);
     free(body);
     free(outcomes);
     free(told);
@@ -371,8 +383,7 @@ static void dispatch(struct coord *c, struct ctxn *t, struct out_item *items, si
     size_t n_acc[TPC_MAX_REPLICAS] = {0};
     struct round *rp = calloc(1, sizeof(*rp));
     struct self_thread st = {c->store, NULL};
-    pthread_t self_thread;
-    bool self_running = false;
+    struct http_call *calls;
     struct http_client *hc = NULL;
     size_t i, k;
     uint32_t a;
@@ -441,29 +452,24 @@ static void dispatch(struct coord *c, struct ctxn *t, struct out_item *items, si
             http_client_post_all(one, &rp->calls[0].http, 1, cfg->prepare_ms);
         failpoint("leader-after-some-prepares");
     }
-    /* This replica's own acceptor runs in-process, in parallel with the network calls. */
-    if (rp->n_self) {
-        if (rp->n && pthread_create(&self_thread, NULL, self_acceptor, &st) == 0)
-            self_running = true;
-        else
-            self_acceptor(&st);
+    /* The network calls leave first; this replica's own acceptor runs in-process on this
+     * thread while they are out; then their answers are collected. */
+    calls = rp->n ? malloc(rp->n * sizeof(*calls)) : NULL;
+    hc = calls ? http_pool_get(c->cluster) : NULL;
+    if (hc) {
+        for (k = 0; k < rp->n; k++)
+            calls[k] = rp->calls[k].http;
+        http_client_start(hc, calls, rp->n, cfg->prepare_ms);
     }
-    if (rp->n) {
-        struct http_call *calls = malloc(rp->n * sizeof(*calls));
-
-        hc = http_pool_get(c->cluster);
-        if (calls && hc) {
-            for (k = 0; k < rp->n; k++)
-                calls[k] = rp->calls[k].http;
-            http_client_post_all(hc, calls, rp->n, cfg->prepare_ms);
-            for (k = 0; k < rp->n; k++)
-                rp->calls[k].http = calls[k];
-        }
-        free(calls);
+    if (rp->n_self)
+        self_acceptor(&st);
+    if (hc) {
+        http_client_finish(hc, calls, rp->n);
+        for (k = 0; k < rp->n; k++)
+            rp->calls[k].http = calls[k];
         http_pool_put(c->cluster, hc);
     }
-    if (self_running)
-        pthread_join(self_thread, NULL);
+    free(calls);
     for (i = 0; i < rp->n_self; i++)
         if (rp->self_out[i].type)
             feed(c, t, &rp->self_out[i]);
@@ -701,6 +707,7 @@ static void *teller(void *arg)
             drive(c, t, mono_ms() + c->cfg.prepare_ms, DRIVE_TOLD);
         pthread_mutex_unlock(&t->mu);
         txn_put(c, t);
+        later_flush(c, false); /* the other replicas learn the outcome without waiting */
     }
 }
 
@@ -1292,8 +1299,19 @@ json_t *coord_paxos(struct coord *c, const struct msg *in, size_t n)
             acc_in[n_acc++] = *m;
             break;
         case MSG_STATUS:
-            if (acc_store_decision(c->store, m->txid, &o, NULL) == TPC_OK &&
-                o != TPC_OUTCOME_NONE) {
+            /* Decided here and not recorded yet (a teller is about to), or recorded. */
+            o = TPC_OUTCOME_NONE;
+            if ((t = txn_get(c, m->txid, false)) != NULL) {
+                if (pthread_mutex_trylock(&t->mu) == 0) {
+                    if (t->state == CTX_DECIDED && t->leading)
+                        o = t->outcome;
+                    pthread_mutex_unlock(&t->mu);
+                }
+                txn_put(c, t);
+            }
+            if (o != TPC_OUTCOME_NONE ||
+                (acc_store_decision(c->store, m->txid, &o, NULL) == TPC_OK &&
+                 o != TPC_OUTCOME_NONE)) {
                 memset(&reply, 0, sizeof(reply));
                 reply.type = MSG_OUTCOME;
                 memcpy(reply.txid, m->txid, sizeof(reply.txid));
@@ -1374,7 +1392,7 @@ static void background_pass(struct coord *c)
         txn_put(c, t);
     }
     free(all);
-    later_flush(c);
+    later_flush(c, true);
     /* The sweep, every stale_ms: undecided transactions this acceptor knows, quiet for long. */
     if (mono_ms() - last_sweep < (int64_t)c->cfg.stale_ms)
         return;
@@ -1483,7 +1501,7 @@ void coord_close(struct coord *c)
     tellers_stop(c);
     ticker_stop(&c->bg);
     if (c->later.outcomes) {
-        later_flush(c);
+        later_flush(c, true);
         pthread_mutex_destroy(&c->later.mu);
     }
     free(c->later.outcomes);

@@ -11,9 +11,15 @@
 
 #include "netfault.h"
 
+#define HTTP_CLIENT_SPARES 16
+
 struct http_client {
     CURLM *multi; /* owns the connection cache shared by the easy handles */
     struct curl_slist *headers;
+    CURL *spare[HTTP_CLIENT_SPARES]; /* easy handles of finished calls, for the next ones */
+    size_t n_spare;
+    CURL **running; /* between http_client_start and http_client_finish: one per call */
+    size_t n_running;
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -64,6 +70,8 @@ void http_client_free(struct http_client *c)
 {
     if (!c)
         return;
+    while (c->n_spare)
+        curl_easy_cleanup(c->spare[--c->n_spare]);
     if (c->multi)
         curl_multi_cleanup(c->multi);
     curl_slist_free_all(c->headers);
@@ -88,14 +96,27 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *userdata)
     return n;
 }
 
-void http_client_post_all(struct http_client *c, struct http_call *calls, size_t n, long timeout_ms)
+/* An easy handle from the client's spares (they keep their buffers), or a new one. */
+static CURL *easy_get(struct http_client *c)
 {
-    CURL **easy = calloc(n ? n : 1, sizeof(*easy));
-    CURLMsg *msg;
+    return c->n_spare ? c->spare[--c->n_spare] : curl_easy_init();
+}
+
+static void easy_put(struct http_client *c, CURL *e)
+{
+    if (c->n_spare < HTTP_CLIENT_SPARES)
+        c->spare[c->n_spare++] = e;
+    else
+        curl_easy_cleanup(e);
+}
+
+void http_client_start(struct http_client *c, struct http_call *calls, size_t n, long timeout_ms)
+{
     uint32_t delay = 0;
     size_t i;
-    int running = 0, left;
 
+    c->running = NULL;
+    c->n_running = 0;
     for (i = 0; i < n; i++) {
         calls[i].err = TPC_ERR_IO;
         calls[i].status = 0;
@@ -103,11 +124,13 @@ void http_client_post_all(struct http_client *c, struct http_call *calls, size_t
         calls[i].response_len = 0;
         snprintf(calls[i].error, sizeof(calls[i].error), "no answer within %ld ms", timeout_ms);
     }
-    if (!easy) {
+    c->running = calloc(n ? n : 1, sizeof(*c->running));
+    if (!c->running) {
         for (i = 0; i < n; i++)
             calls[i].err = TPC_ERR_NOMEM;
         return;
     }
+    c->n_running = n;
     for (i = 0; i < n; i++) {
         CURL *e;
         uint32_t d = netfault_delay_ms(calls[i].url);
@@ -118,7 +141,7 @@ void http_client_post_all(struct http_client *c, struct http_call *calls, size_t
         }
         if (d > delay)
             delay = d;
-        e = curl_easy_init();
+        e = easy_get(c);
         if (!e) {
             calls[i].err = TPC_ERR_NOMEM;
             continue;
@@ -135,7 +158,7 @@ void http_client_post_all(struct http_client *c, struct http_call *calls, size_t
         curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
         curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-        easy[i] = e;
+        c->running[i] = e;
         curl_multi_add_handle(c->multi, e);
     }
     if (delay) {
@@ -145,10 +168,23 @@ void http_client_post_all(struct http_client *c, struct http_call *calls, size_t
 
         nanosleep(&ts, NULL);
     }
+    {
+        int still = 0;
+
+        curl_multi_perform(c->multi, &still); /* the requests leave now */
+    }
+}
+
+void http_client_finish(struct http_client *c, struct http_call *calls, size_t n)
+{
+    CURLMsg *msg;
+    size_t i;
+    int running = 0, left;
+
+    if (!c->running)
+        return;
     do {
         if (curl_multi_perform(c->multi, &running) != CURLM_OK)
-            break;
-        if (running && curl_multi_poll(c->multi, NULL, 0, 100, NULL) != CURLM_OK)
             break;
         while ((msg = curl_multi_info_read(c->multi, &left))) {
             struct http_call *call = NULL;
@@ -165,17 +201,31 @@ void http_client_post_all(struct http_client *c, struct http_call *calls, size_t
                          curl_easy_strerror(msg->data.result));
             }
         }
+        if (running && curl_multi_poll(c->multi, NULL, 0, 100, NULL) != CURLM_OK)
+            break;
     } while (running);
-    for (i = 0; i < n; i++) {
+    for (i = 0; i < n && i < c->n_running; i++) {
         atomic_fetch_add_explicit(&calls_made, 1, memory_order_relaxed);
         if (calls[i].err != TPC_OK || calls[i].status >= 500)
             atomic_fetch_add_explicit(&calls_failed, 1, memory_order_relaxed);
-        if (!easy[i])
+        if (!c->running[i])
             continue;
-        curl_multi_remove_handle(c->multi, easy[i]);
-        curl_easy_cleanup(easy[i]);
+        curl_multi_remove_handle(c->multi, c->running[i]);
+        /* A finished transfer's handle is kept for the next call; one cut off is not. */
+        if (calls[i].err == TPC_OK)
+            easy_put(c, c->running[i]);
+        else
+            curl_easy_cleanup(c->running[i]);
     }
-    free(easy);
+    free(c->running);
+    c->running = NULL;
+    c->n_running = 0;
+}
+
+void http_client_post_all(struct http_client *c, struct http_call *calls, size_t n, long timeout_ms)
+{
+    http_client_start(c, calls, n, timeout_ms);
+    http_client_finish(c, calls, n);
 }
 
 #define HTTP_POOL_MAX 64

@@ -42,6 +42,14 @@ void http_client_free(struct http_client *c);
 void http_client_post_all(struct http_client *c, struct http_call *calls, size_t n,
                           long timeout_ms);
 
+/*
+ * http_client_post_all in two halves, so that the caller can work while the calls are out:
+ * start sends them, finish waits for their answers (or their timeout). Between the two, c
+ * and calls belong to the calls; one start, then one finish with the same calls.
+ */
+void http_client_start(struct http_client *c, struct http_call *calls, size_t n, long timeout_ms);
+void http_client_finish(struct http_client *c, struct http_call *calls, size_t n);
+
 /* Appends the process's outgoing-call counters (every client's) to t. */
 void http_client_metrics(struct metrics_text *t);
 

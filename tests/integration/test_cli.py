@@ -6,7 +6,7 @@ import signal
 import subprocess
 import unittest
 
-from harness import Cluster
+from harness import Cluster, wait_until
 
 TPCCTL = os.environ.get("TPC_TPCCTL_BIN", "tpcctl")
 
@@ -46,8 +46,11 @@ class CliTest(unittest.TestCase):
         code, out, _ = self.run_cli("commit", tx)
         self.assertEqual(code, 0)
         self.assertEqual(out.split("\t")[:2], [tx, "committed"])
-        code, out, _ = self.run_cli("--json", "status", tx, replica=2)
+        code, out, _ = self.run_cli("--json", "status", tx)
         self.assertEqual(json.loads(out)["state"], "committed")
+        # Another replica learns it from the leader a moment after the commit answered.
+        wait_until(lambda: json.loads(self.run_cli("--json", "status", tx, replica=2)[1] or "{}")
+                   .get("state") == "committed", timeout=10, what="replica 2 to learn the outcome")
         code, out, _ = self.run_cli("list", "committed")
         self.assertIn(tx, out)
 
