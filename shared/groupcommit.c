@@ -23,7 +23,7 @@ struct groupcommit {
     sqlite3 *db;
     pthread_mutex_t *db_mu;
     pthread_mutex_t mu;
-    pthread_cond_t finished; /* a group committed, or the committer's place is free */
+    pthread_cond_t finished; /* for groupcommit_stop: the group running has finished */
     struct gc_job *head, *tail;
     bool busy; /* a submitter is committing a group now */
     bool stop;
@@ -130,6 +130,7 @@ enum tpc_err groupcommit_submit(struct groupcommit *g, struct gc_job *job)
         pthread_mutex_unlock(&g->mu);
         return job->rc = TPC_ERR_STATE;
     }
+    pthread_cond_init(&job->wake, NULL);
     if (g->tail)
         g->tail->next = job;
     else
@@ -137,8 +138,10 @@ enum tpc_err groupcommit_submit(struct groupcommit *g, struct gc_job *job)
     g->tail = job;
     while (!job->done) {
         if (g->busy) {
-            /* Another submitter is committing a group; ours goes in the next one. */
-            pthread_cond_wait(&g->finished, &g->mu);
+            /* Another submitter is committing a group; ours goes in the next one. Each
+             * submitter sleeps on its own condition, so a finished group wakes only its own
+             * submitters and the one whose turn it is to commit, not every waiter. */
+            pthread_cond_wait(&job->wake, &g->mu);
             continue;
         }
         /* Nobody is committing: this thread commits everything queued, its own job among it
@@ -149,14 +152,22 @@ enum tpc_err groupcommit_submit(struct groupcommit *g, struct gc_job *job)
         pthread_mutex_unlock(&g->mu);
         run_group(g, jobs);
         pthread_mutex_lock(&g->mu);
-        for (n = 0, j = jobs; j; j = j->next, n++)
+        /* Under g->mu: a woken submitter cannot return (and free its job) before we let go. */
+        for (n = 0, j = jobs; j; j = j->next, n++) {
             j->done = true;
+            if (j != job)
+                pthread_cond_signal(&j->wake);
+        }
         g->groups++;
         g->jobs += n;
         g->busy = false;
-        pthread_cond_broadcast(&g->finished);
+        if (g->head) /* the oldest waiting job's submitter commits the next group */
+            pthread_cond_signal(&g->head->wake);
+        if (g->stop)
+            pthread_cond_broadcast(&g->finished);
     }
     pthread_mutex_unlock(&g->mu);
+    pthread_cond_destroy(&job->wake);
     return job->rc;
 }
 

@@ -30,6 +30,7 @@ struct gc_job {
     /* the committer's own */
     bool done;
     struct gc_job *next;
+    pthread_cond_t wake; /* its submitter waits here: done, or its turn to commit */
 };
 
 struct groupcommit;
