@@ -148,9 +148,9 @@ def write_plots(args, results, plots):
         lat.append("'%s' using 1:2 with lines lw 2 title '%s'" % (cdf, name))
     lines.append("set output '%s'" % os.path.join(plots, "latency.png"))
     lines.append("set title 'Commit latency distribution, two-participant transfer, 1 client'")
-    lines.append("set xlabel 'commit call latency (ms)'; set ylabel 'fraction of commits'")
-    lines.append("unset logscale x; set xtics auto; set key right bottom; set yrange [0:1]")
-    lines.append("set xrange [0:*]")
+    lines.append("set xlabel 'commit call latency (ms, log scale)'; set ylabel 'fraction of commits'")
+    lines.append("set logscale x 10; set xtics (0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500)")
+    lines.append("set key right bottom; set yrange [0:1]; set xrange [0.3:*]")
     if args.limit:
         lines.append("set arrow from %f, graph 0 to %f, graph 1 nohead dt 2 lc rgb 'gray'"
                      % (args.limit["limit_ms"], args.limit["limit_ms"]))
@@ -236,8 +236,29 @@ def write_report(args, results, started, took):
                       cm["max"], r["fsyncs_per_tx"], fmt(max(acc)) if acc else "-",
                       fmt(r["http_requests_per_tx"], 1) if "http_requests_per_tx" in r else "-",
                       "ok" if r.get("totals_ok") else "WRONG"))
-    out.append("\nRaw results: `bench/results/*.json`; commit latency samples: "
-               "`bench/results/*.samples`.\n")
+    out.append("\nRaw results: `bench/results/*.json` (`all.json` has every cell); the commit "
+               "latency samples stay in `bench/results/*.samples` of the run.\n")
+    out.append("## How to read it\n")
+    out.append("- A Paxos Commit transfer is `POST /v1/transactions`, one `exec` per statement "
+               "(two here; the replica forwards each to its participant), and `commit`. The "
+               "commit answers once the outcome is chosen (every vote accepted by F+1 "
+               "replicas after their fsync): the outcome is durable then; the participants "
+               "apply it in the background (`{\"wait\": \"applied\"}` waits for that, and is "
+               "not measured here). PostgreSQL's commit is tpc_prepare and tpc_commit on each "
+               "server in turn, each a round trip with an fsync.")
+    out.append("- The leader passes the votes to F+1 acceptors first (itself and the next F), in "
+               "one batch each; each acceptor, each participant and each PostgreSQL server "
+               "shares its fsyncs among concurrent transactions (group commit).")
+    out.append("- Everything shares one disk and %d cores: fsyncs of different processes wait "
+               "for each other on the disk, so the two participants' prepared records (and the "
+               "acceptors' writes) cost more than one commit each; the limit counts one." %
+               os.cpu_count())
+    out.append("- The PostgreSQL clients are Python processes (psycopg2), one per client; the "
+               "load generator of Paxos Commit is one C thread (libcurl multi). Both use a "
+               "300 ms lock timeout; a conflict past it aborts the transfer (the contended "
+               "rows).")
+    out.append("- This machine is a shared VM: the same cell differs by up to about 30% "
+               "between runs. Figures are from one run, all cells measured in it.\n")
     out.append("## How to run it\n")
     out.append("`scripts/bench` (full matrix, about ten minutes) or `scripts/bench --quick` "
                "(about two minutes). It installs what it needs (PostgreSQL, psycopg2, gnuplot from "
