@@ -20,8 +20,9 @@
  * Invariants:
  *   1. One driver per transaction at a time: t->mu is held while driving.
  *   2. A client is told an outcome only once it is chosen (leader.h's decision
- *      rule); participants are told only after this replica's decision record
- *      is durable (acc_store_record_decision), so that a restart resumes telling.
+ *      rule); this leader tells participants only after its decision record is
+ *      durable (acc_store_record_decision), so that a restart resumes telling.
+ *      (A participant that asks may learn a chosen outcome before that: safe.)
  *   3. A recovery round is durable (acc_store_next_round) before its phase 1a
  *      messages leave (leader.h rule 4).
  */
@@ -96,7 +97,8 @@ struct later {
     size_t n_outcomes;
     char (*told)[TPC_TXID_MAX + 1];
     size_t n_told;
-    bool announcing; /* a flush is under way; another one waits for the next chance */
+    bool announcing; /* an announcement is under way; others wait for the next chance */
+    size_t dropped;  /* entries that found a buffer full, since the last flush */
 };
 
 struct ctxn {
@@ -226,6 +228,8 @@ static void later_announce(struct coord *c, const struct msg *m)
     pthread_mutex_lock(&l->mu);
     if (l->n_outcomes < COORD_LATER_MAX) /* else dropped: see struct later */
         l->outcomes[l->n_outcomes++] = *m;
+    else
+        l->dropped++;
     pthread_mutex_unlock(&l->mu);
 }
 
@@ -236,6 +240,8 @@ static void later_told(struct coord *c, const char *txid)
     pthread_mutex_lock(&l->mu);
     if (l->n_told < COORD_LATER_MAX)
         memcpy(l->told[l->n_told++], txid, sizeof(l->told[0]));
+    else
+        l->dropped++;
     pthread_mutex_unlock(&l->mu);
 }
 
@@ -251,16 +257,22 @@ static void later_flush(struct coord *c, bool told_too)
     char urls[TPC_MAX_REPLICAS][CONFIG_URL_MAX + 16], *body = NULL;
     size_t n_out, n_told, n = 0, i;
     struct http_client *hc;
+    bool mine;
     uint32_t a;
 
-    /* Copies of what is gathered, sized by it: this runs often, mostly with little. */
+    /* Copies of what is gathered, sized by it: this runs often, mostly with little. The
+     * told marks are written whatever else happens; outcomes go out in one announcement at
+     * a time (the others gather meanwhile). */
     pthread_mutex_lock(&l->mu);
-    if (l->announcing) {
-        pthread_mutex_unlock(&l->mu);
-        return;
+    if (l->dropped) {
+        log_warn("%zu outcome announcements or told marks dropped (buffers full): other "
+                 "replicas learn them by asking, a restart tells them again",
+                 l->dropped);
+        l->dropped = 0;
     }
+    mine = !l->announcing;
     l->announcing = true;
-    n_out = l->n_outcomes;
+    n_out = mine ? l->n_outcomes : 0;
     n_told = told_too ? l->n_told : 0;
     if (n_out && (outcomes = malloc(n_out * sizeof(*outcomes))))
         memcpy(outcomes, l->outcomes, n_out * sizeof(*outcomes));
@@ -274,6 +286,8 @@ static void later_flush(struct coord *c, bool told_too)
     if (n_told && acc_store_mark_told_many(c->store, (const char(*)[TPC_TXID_MAX + 1]) told,
                                            n_told) != TPC_OK)
         log_warn("cannot mark %zu decisions told; a restart tells them again", n_told);
+    if (!mine)
+        goto out_told;
     if (!n_out || c->cfg.n_replicas < 2)
         goto out;
     {
@@ -305,6 +319,7 @@ out:
     pthread_mutex_lock(&l->mu);
     l->announcing = false;
     pthread_mutex_unlock(&l->mu);
+out_told:
     free(body);
     free(outcomes);
     free(told);
@@ -660,12 +675,20 @@ static uint32_t relay_targets(struct coord *c)
 
 /* ---- tellers: the decision record and the second phase, off the client's path ---- */
 
+/* A leader with work left: participants to tell, or its decision to record or announce (a
+ * transaction whose branches only read is done with its participants at once). Under t->mu. */
+static bool owed(const struct ctxn *t)
+{
+    return t->leading && (!leader_done(&t->leader) ||
+                          (t->outcome != TPC_OUTCOME_NONE && (!t->recorded || t->out.n)));
+}
+
 /* Queues t for a teller when its decision still has to be recorded or told. Under t->mu. */
 static void tell_later(struct coord *c, struct ctxn *t)
 {
     struct tellers *q = &c->tell;
 
-    if (!t->leading || leader_done(&t->leader) || t->queued)
+    if (!owed(t) || t->queued)
         return;
     pthread_mutex_lock(&q->mu);
     /* A full queue leaves the work to the background pass, which drives every leader. */
@@ -703,7 +726,7 @@ static void *teller(void *arg)
             continue;
         pthread_mutex_lock(&t->mu);
         t->queued = false;
-        if (t->leading && !leader_done(&t->leader))
+        if (owed(t))
             drive(c, t, mono_ms() + c->cfg.prepare_ms, DRIVE_TOLD);
         pthread_mutex_unlock(&t->mu);
         txn_put(c, t);
@@ -715,8 +738,6 @@ static enum tpc_err tellers_start(struct coord *c)
 {
     struct tellers *q = &c->tell;
 
-    pthread_mutex_init(&q->mu, NULL);
-    pthread_cond_init(&q->more, NULL);
     q->txids = calloc(COORD_TELL_QUEUE, sizeof(*q->txids));
     if (!q->txids)
         return TPC_ERR_NOMEM;
@@ -732,18 +753,15 @@ static void tellers_stop(struct coord *c)
     struct tellers *q = &c->tell;
     size_t i;
 
-    if (!q->txids)
-        return;
     pthread_mutex_lock(&q->mu);
     q->stop = true;
     pthread_cond_broadcast(&q->more);
     pthread_mutex_unlock(&q->mu);
     for (i = 0; i < q->started; i++)
         pthread_join(q->threads[i], NULL);
+    q->started = 0;
     free(q->txids);
     q->txids = NULL;
-    pthread_cond_destroy(&q->more);
-    pthread_mutex_destroy(&q->mu);
 }
 
 /* Begins leading t as a recovery (abort, deadline, stale, or asked). Under t->mu. */
@@ -992,7 +1010,7 @@ json_t *coord_commit(struct coord *c, const char *txid, enum coord_wait wait, in
     if (t->leading && t->state != CTX_DECIDED)
         drive(c, t, mono_ms() + c->cfg.commit_ms,
               wait == COORD_WAIT_APPLIED ? DRIVE_TOLD : DRIVE_DECIDED);
-    else if (t->leading && !leader_done(&t->leader))
+    else if (wait == COORD_WAIT_APPLIED && owed(t))
         drive(c, t, mono_ms() + c->cfg.prepare_ms, DRIVE_TOLD); /* tell whoever has not heard */
     if (t->state == CTX_DECIDED) {
         *status = 200;
@@ -1378,7 +1396,7 @@ static void background_pass(struct coord *c)
             /* Only what is due now: a background drive never waits, so that one transaction's
              * timers cannot hold up the others'. One queued for a teller is the teller's: this
              * pass drives one transaction after another, the tellers in parallel. */
-            if (t->leading && !leader_done(&t->leader) && !t->queued)
+            if (owed(t) && !t->queued)
                 drive(c, t, now, DRIVE_DUE);
             /* Finished: the decision table answers for it from now on. Kept a moment, for a
              * client repeating its commit; one decided without Paxos (no participant) has no
@@ -1463,13 +1481,15 @@ enum tpc_err coord_open(const struct coord_config *cfg, struct coord **out, char
         return TPC_ERR_NOMEM;
     c->cfg = *cfg;
     table_init(&c->txns, ctxn_create, ctxn_destroy, c);
+    pthread_mutex_init(&c->later.mu, NULL);
+    pthread_mutex_init(&c->tell.mu, NULL);
+    pthread_cond_init(&c->tell.more, NULL);
     c->later.outcomes = calloc(COORD_LATER_MAX, sizeof(*c->later.outcomes));
     c->later.told = calloc(COORD_LATER_MAX, sizeof(*c->later.told));
     if (!c->later.outcomes || !c->later.told) {
         rc = TPC_ERR_NOMEM;
         goto fail;
     }
-    pthread_mutex_init(&c->later.mu, NULL);
     c->cluster = http_pool_new(cfg->cluster_token);
     if (!c->cluster) {
         rc = TPC_ERR_NOMEM;
@@ -1499,11 +1519,12 @@ void coord_close(struct coord *c)
     if (!c)
         return;
     tellers_stop(c);
+    pthread_cond_destroy(&c->tell.more);
+    pthread_mutex_destroy(&c->tell.mu);
     ticker_stop(&c->bg);
-    if (c->later.outcomes) {
+    if (c->later.outcomes && c->later.told)
         later_flush(c, true);
-        pthread_mutex_destroy(&c->later.mu);
-    }
+    pthread_mutex_destroy(&c->later.mu);
     free(c->later.outcomes);
     free(c->later.told);
     acc_store_close(c->store);

@@ -779,7 +779,7 @@ void participant_metrics(void *ctx, struct metrics_text *t)
         "Prepared branches whose outcome this participant learned by asking the replicas.",
         resolved);
     metrics_histogram(t, "tpc_prepare_duration_seconds",
-                      "Prepare calls: the durable prepared record and the vote to the replicas.",
+                      "Prepare calls: the durable prepared record (and, without relay, the vote).",
                       &p->prepare_time);
     metrics_histogram(t, "tpc_commit_duration_seconds",
                       "Applying an outcome to a branch (commit or abort), durably.",

@@ -283,6 +283,23 @@ class CoordinatorTest(unittest.TestCase):
         self.assertEqual(self.c.parts["bank-b"].status(tx)[1]["state"], "read_only")
         self.assertEqual(self.c.parts["bank-a"].status(tx)[1]["state"], "committed")
 
+    def test_read_only_transaction_recorded_and_announced(self):
+        # Branches that only read leave nothing to tell the participants; the leader still
+        # records the decision and tells the other replicas, so none has to recover it.
+        before = [metrics(u)["tpc_recoveries_total"] for u in self.c.replica_urls]
+        tx = self.c.begin(0)
+        for p in ("bank-a", "bank-b"):
+            self.assertEqual(self.c.exec(0, tx, p, "SELECT balance FROM accounts WHERE id = 1")[0],
+                             200)
+        code, r = self.c.commit(0, tx)
+        self.assertEqual((code, r["outcome"]), (200, "committed"), r)
+        for i in range(N):
+            wait_until(lambda: self.c.status(i, tx)[1].get("state") == "committed",
+                       what="replica %d to learn the outcome" % i)
+        self.assertEqual([metrics(u)["tpc_recoveries_total"] for u in self.c.replica_urls], before)
+        for p in self.c.parts.values():
+            self.assertEqual(p.status(tx)[1]["state"], "read_only")
+
     def test_network_faults(self):
         url = self.c.replica_urls[0]
         # The admin endpoint: cluster token, strict input, shows what is set.
