@@ -65,6 +65,7 @@ def check_totals(cluster):
 
 def run_cluster(args, f, n_parts, variants, results):
     from harness import Cluster
+    t0 = time.monotonic()
     c = Cluster(n_replicas=2 * f + 1, participants=NAMES[:n_parts], schema=SCHEMA,
                 timeouts={"transaction": 30000, "commit": 10000})
     try:
@@ -92,7 +93,8 @@ def run_cluster(args, f, n_parts, variants, results):
         for r in results:
             if r.get("f") == f and r["participants"] == n_parts:
                 r["totals_ok"] = not problems
-        log("  totals after F=%d, %d participants: %s" % (f, n_parts, "; ".join(problems) or "OK"))
+        log("  totals after F=%d, %d participants: %s (%.1f s for this cluster)"
+            % (f, n_parts, "; ".join(problems) or "OK", time.monotonic() - t0))
     finally:
         c.stop()
     return not problems

@@ -353,7 +353,7 @@ static double drive(struct run *r, CURLM *multi, struct client *cl, CURL *scrape
     double start = bench_now(), measure_from = start + r->warmup, last_report = start, now;
     bool measuring = r->warmup == 0;
     long last_committed = 0;
-    int running = 0, left, i;
+    int running = 0, left, i, in_flight = 0; /* requests sent and not answered (ours) */
     CURLMsg *m;
 
     r->end = measure_from + r->seconds;
@@ -362,6 +362,7 @@ static double drive(struct run *r, CURLM *multi, struct client *cl, CURL *scrape
     for (i = 0; i < r->clients; i++) {
         client_new_transfer(r, &cl[i], start, measuring);
         client_send(r, multi, &cl[i]);
+        in_flight++;
     }
     for (;;) {
         curl_multi_perform(multi, &running);
@@ -375,6 +376,7 @@ static double drive(struct run *r, CURLM *multi, struct client *cl, CURL *scrape
             if (m->data.result == CURLE_OK)
                 curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE, &status);
             curl_multi_remove_handle(multi, m->easy_handle);
+            in_flight--;
             now = bench_now();
             if (!measuring && now >= measure_from) {
                 measuring = true;
@@ -384,8 +386,10 @@ static double drive(struct run *r, CURLM *multi, struct client *cl, CURL *scrape
             }
             client_answered(r, c, status, now, measuring);
             /* After the measured time, transfers under way finish; no new one starts. */
-            if (now < r->end || c->step != STEP_BEGIN)
+            if (now < r->end || c->step != STEP_BEGIN) {
                 client_send(r, multi, c);
+                in_flight++;
+            }
         }
         now = bench_now();
         if (now - last_report >= 1.0) {
@@ -395,7 +399,8 @@ static double drive(struct run *r, CURLM *multi, struct client *cl, CURL *scrape
             last_committed = r->committed;
             last_report = now;
         }
-        if (now >= r->end && running == 0)
+        /* Not curl's `running`: it does not count handles added since the last perform. */
+        if (now >= r->end && in_flight == 0)
             break;
         curl_multi_poll(multi, NULL, 0, 100, NULL);
     }
