@@ -74,7 +74,8 @@ enum tpc_err acc_store_open(const char *path, uint32_t self, uint32_t n_replicas
     }
     /* WAL with synchronous=FULL: a COMMIT is on disk when it returns. */
     if (sqlite3_exec(s->db,
-                     "PRAGMA page_size=1024; PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;",
+                     "PRAGMA page_size=1024; PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; "
+                     "PRAGMA busy_timeout=5000;",
                      NULL, NULL, &msg) != SQLITE_OK ||
         sqlite3_exec(s->db, schema_sql, NULL, NULL, &msg) != SQLITE_OK) {
         rc = tpc_errbuf_set(err, errlen, TPC_ERR_IO, "%s: %s", path, msg ? msg : "?");
@@ -82,7 +83,7 @@ enum tpc_err acc_store_open(const char *path, uint32_t self, uint32_t n_replicas
         goto fail;
     }
     if (groupcommit_start(s->db, &s->mu, &s->gc) != TPC_OK) {
-        rc = tpc_errbuf_set(err, errlen, TPC_ERR_IO, "cannot start the committer thread");
+        rc = tpc_errbuf_set(err, errlen, TPC_ERR_IO, "cannot start the group commit");
         goto fail;
     }
     *out = s;
@@ -428,30 +429,6 @@ enum tpc_err acc_store_mark_told_many(struct acc_store *s, const char (*txids)[T
     return n ? groupcommit_submit(s->gc, &m.gc) : TPC_OK;
 }
 
-static bool run_told(struct gc_job *g, sqlite3 *db)
-{
-    struct decision_job *d = g->arg;
-    sqlite3_stmt *st = NULL;
-    int step = SQLITE_ERROR;
-
-    if (sqlite3_prepare_v2(db, "UPDATE decision SET told = 1 WHERE txid = ?", -1, &st, NULL) ==
-        SQLITE_OK) {
-        sqlite3_bind_text(st, 1, d->txid, -1, SQLITE_STATIC);
-        step = sqlite3_step(st);
-    }
-    sqlite3_finalize(st);
-    return step == SQLITE_DONE;
-}
-
-enum tpc_err acc_store_mark_told(struct acc_store *s, const char *txid)
-{
-    struct decision_job d = {.txid = txid};
-
-    d.gc.run = run_told;
-    d.gc.arg = &d;
-    return groupcommit_submit(s->gc, &d.gc);
-}
-
 size_t acc_store_untold(struct acc_store *s, const char *after, struct acc_untold *out, size_t cap)
 {
     sqlite3_stmt *st = NULL;
@@ -484,9 +461,9 @@ size_t acc_store_untold(struct acc_store *s, const char *after, struct acc_untol
 }
 
 enum tpc_err acc_store_record_decision(struct acc_store *s, const char *txid, enum tpc_outcome o,
-                                       const struct msg_parts *parts, bool leader)
+                                       const struct msg_parts *parts)
 {
-    struct decision_job d = {.txid = txid, .o = o, .told = !leader || !parts || !parts->n};
+    struct decision_job d = {.txid = txid, .o = o, .told = !parts || !parts->n};
     enum tpc_err rc;
 
     d.parts = parts ? parts_to_text(parts) : NULL;

@@ -37,14 +37,13 @@ enum tpc_err acc_store_handle(struct acc_store *s, const struct msg *in, size_t 
 enum tpc_err acc_store_next_round(struct acc_store *s, uint64_t min, uint64_t *round);
 
 /*
- * Records a decision (the first one recorded stays; another one is an error).
- * leader: this replica decided it and owes its participants the outcome until
- * acc_store_mark_told; after a restart acc_store_untold lists what it still owes.
+ * Records a decision this replica made as leader (the first one recorded stays; another
+ * one is an error). It owes the participants the outcome until acc_store_mark_told_many;
+ * after a restart acc_store_untold lists what it still owes.
  */
 enum tpc_err acc_store_record_decision(struct acc_store *s, const char *txid, enum tpc_outcome o,
-                                       const struct msg_parts *parts, bool leader);
-enum tpc_err acc_store_mark_told(struct acc_store *s, const char *txid);
-/* The same for n transactions at once, in one durable write. */
+                                       const struct msg_parts *parts);
+/* Marks n decisions told (every participant acknowledged), in one durable write. */
 enum tpc_err acc_store_mark_told_many(struct acc_store *s, const char (*txids)[TPC_TXID_MAX + 1],
                                       size_t n);
 /* Records outcomes other replicas decided (MSG_OUTCOME messages) in one durable write; one

@@ -362,20 +362,6 @@ static struct call *add_call(struct round *r, const char *url, const char *path,
     return k;
 }
 
-struct self_thread {
-    struct acc_store *store;
-    struct round *r;
-};
-
-static void *self_acceptor(void *arg)
-{
-    struct self_thread *s = arg;
-
-    if (acc_store_handle(s->store, s->r->self_in, s->r->n_self, s->r->self_out, NULL) != TPC_OK)
-        s->r->n_self = 0; /* nothing durable: no answers */
-    return NULL;
-}
-
 static void feed(struct coord *c, struct ctxn *t, const struct msg *m)
 {
     struct leader_out out = {outbox_add, &t->out};
@@ -397,18 +383,16 @@ static void dispatch(struct coord *c, struct ctxn *t, struct out_item *items, si
     struct msg *per_acc = malloc((cfg->n_replicas * n + 1) * sizeof(*per_acc));
     size_t n_acc[TPC_MAX_REPLICAS] = {0};
     struct round *rp = calloc(1, sizeof(*rp));
-    struct self_thread st = {c->store, NULL};
     struct http_call *calls;
     struct http_client *hc = NULL;
     size_t i, k;
     uint32_t a;
 
-    /* At most: one call per participant message, one per other replica for each replicas
-     * message, one batch per acceptor. (Large buffers live on the heap, not the stack.) */
+    /* At most one call per participant message and one batch per acceptor (outcomes for the
+     * other replicas go in bulk: later_announce). Large buffers live on the heap. */
     if (!per_acc || !rp || !(rp->self_in = malloc((n + 1) * sizeof(*rp->self_in))) ||
         !(rp->self_out = malloc((n + 1) * sizeof(*rp->self_out))) ||
-        !(rp->calls =
-              calloc(n * (1 + cfg->n_replicas) + cfg->n_replicas + 1, sizeof(*rp->calls)))) {
+        !(rp->calls = calloc(n + cfg->n_replicas + 1, sizeof(*rp->calls)))) {
         if (rp) {
             free(rp->self_in);
             free(rp->self_out);
@@ -417,7 +401,6 @@ static void dispatch(struct coord *c, struct ctxn *t, struct out_item *items, si
         free(rp);
         return;
     }
-    st.r = rp;
     for (i = 0; i < n; i++) {
         struct out_item *it = &items[i];
         const char *purl;
@@ -476,8 +459,9 @@ static void dispatch(struct coord *c, struct ctxn *t, struct out_item *items, si
             calls[k] = rp->calls[k].http;
         http_client_start(hc, calls, rp->n, cfg->prepare_ms);
     }
-    if (rp->n_self)
-        self_acceptor(&st);
+    if (rp->n_self &&
+        acc_store_handle(c->store, rp->self_in, rp->n_self, rp->self_out, NULL) != TPC_OK)
+        rp->n_self = 0; /* nothing durable: no answers */
     if (hc) {
         http_client_finish(hc, calls, rp->n);
         for (k = 0; k < rp->n; k++)
@@ -552,8 +536,7 @@ static bool record(struct coord *c, struct ctxn *t)
 {
     if (t->recorded)
         return true;
-    if (acc_store_record_decision(c->store, t->e.id, t->outcome, &t->leader.parts, true) !=
-        TPC_OK) {
+    if (acc_store_record_decision(c->store, t->e.id, t->outcome, &t->leader.parts) != TPC_OK) {
         log_error("%s: cannot record the decision %s", t->e.id, msg_outcome_name(t->outcome));
         return false;
     }

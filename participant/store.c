@@ -331,7 +331,7 @@ enum tpc_err store_open(const struct store_config *cfg, struct store **out, char
     sqlite3_set_authorizer(st->db, authorize, st);
     sqlite3_progress_handler(st->db, 10000, progress, st);
     if (groupcommit_start(st->db, &st->mu, &st->gc) != TPC_OK) {
-        rc = tpc_errbuf_set(err, errlen, TPC_ERR_IO, "cannot start the committer thread");
+        rc = tpc_errbuf_set(err, errlen, TPC_ERR_IO, "cannot start the group commit");
         goto fail;
     }
     *out = st;

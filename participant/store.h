@@ -8,10 +8,10 @@
  * Branch execution (store_exec) runs a branch's statements inside a SQLite
  * transaction on top of its earlier changes, records the cumulative
  * changeset with the session extension, and rolls back: the database's write
- * lock is held for the statements only. Durable steps (store_submit) go
- * through one committer thread that puts every job waiting at that moment
- * into one SQLite transaction: one fsync for many (group commit), and none
- * of the waiting for a lone job.
+ * lock is held for the statements only. Durable steps (store_submit) are
+ * group-committed (groupcommit.h): every job waiting at a moment goes into one
+ * SQLite transaction, one fsync for many, and a lone job runs at once on its
+ * submitter's thread.
  *
  * One connection, one mutex: every SQLite call happens under it.
  */
@@ -75,7 +75,7 @@ enum store_fail store_exec(struct store *st, const char *txid, const void *chang
 enum tpc_err store_changeset_keys(const void *changeset, int len,
                                   void (*fn)(void *ctx, const void *key, size_t n), void *ctx);
 
-/* A durable step, done by the committer thread in a group. */
+/* A durable step, committed in a group (groupcommit.h). */
 enum store_job_kind {
     STORE_JOB_PREPARE,  /* insert the prepared record */
     STORE_JOB_COMMIT,   /* apply the changeset, delete the prepared record, record committed */

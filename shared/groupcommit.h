@@ -35,9 +35,10 @@ struct gc_job {
 
 struct groupcommit;
 
-/* db is used under *db_mu (borrowed; both outlive the committer). */
+/* db is used under *db_mu (borrowed; both outlive g). */
 enum tpc_err groupcommit_start(sqlite3 *db, pthread_mutex_t *db_mu, struct groupcommit **out);
-/* Runs what is queued, stops the thread, frees g. NULL is fine. */
+/* Refuses new jobs, waits for the group committing now, frees g. NULL is fine. Call it
+ * once no thread submits any more (a submitter may still be leaving groupcommit_submit). */
 void groupcommit_stop(struct groupcommit *g);
 
 /* Queues job and returns once it is durable, or failed (job->rc, job->err). */
