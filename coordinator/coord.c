@@ -1257,6 +1257,7 @@ void coord_metrics(void *ctx, struct metrics_text *t)
     metrics_counter(t, "tpc_durable_jobs_total",
                     "Durable writes (acceptor records, decisions) carried by those groups.", jobs);
     fsync_vfs_metrics(t);
+    http_client_metrics(t);
 }
 
 /* ---- replica and participant API ---- */

@@ -789,6 +789,7 @@ void participant_metrics(void *ctx, struct metrics_text *t)
     metrics_counter(t, "tpc_durable_jobs_total",
                     "Durable writes (prepared records, outcomes) carried by those groups.", jobs);
     fsync_vfs_metrics(t);
+    http_client_metrics(t);
 }
 
 const struct participant_config *participant_config(const struct participant *p)

@@ -8,7 +8,6 @@
  */
 #include "http_server.h"
 
-#include "http_client.h"
 #include "msg.h"
 
 #include <arpa/inet.h>
@@ -118,7 +117,6 @@ static void server_metrics(struct http_server *s, struct metrics_text *t)
                     "HTTP requests this process answered with a 4xx or 5xx status.", errors);
     metrics_histogram(t, "tpc_http_request_duration_seconds",
                       "Time from a request's last byte to its answer being queued.", &s->handling);
-    http_client_metrics(t);
     if (s->cfg.metrics)
         s->cfg.metrics(s->cfg.ctx, t);
 }
