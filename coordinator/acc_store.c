@@ -429,7 +429,7 @@ enum tpc_err acc_store_mark_told_many(struct acc_store *s, const char (*txids)[T
     return n ? groupcommit_submit(s->gc, &m.gc) : TPC_OK;
 }
 
-size_t acc_store_untold(struct acc_store *s, const char *after, struct acc_untold *out, size_t cap)
+size_t acc_store_untold(struct acc_store *s, const char *after, struct node_txn *out, size_t cap)
 {
     sqlite3_stmt *st = NULL;
     size_t n = 0;
@@ -529,7 +529,7 @@ enum tpc_err acc_store_parts(struct acc_store *s, const char *txid, struct msg_p
     return rc;
 }
 
-size_t acc_store_stale(struct acc_store *s, int64_t age_ms, struct acc_stale *out, size_t cap)
+size_t acc_store_stale(struct acc_store *s, int64_t age_ms, struct node_txn *out, size_t cap)
 {
     sqlite3_stmt *st = NULL;
     size_t n = 0;

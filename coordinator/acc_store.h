@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "msg.h"
+#include "node_io.h"
 #include "tpc_err.h"
 
 struct acc_store;
@@ -50,13 +51,8 @@ enum tpc_err acc_store_mark_told_many(struct acc_store *s, const char (*txids)[T
  * that conflicts with a recorded decision is logged and left out. */
 enum tpc_err acc_store_record_learned(struct acc_store *s, const struct msg *outcomes, size_t n);
 
-struct acc_untold {
-    char txid[TPC_TXID_MAX + 1];
-    enum tpc_outcome outcome;
-    struct msg_parts parts;
-};
 /* Up to cap of them, in txid order, after txid `after` ("" for the first page). */
-size_t acc_store_untold(struct acc_store *s, const char *after, struct acc_untold *out, size_t cap);
+size_t acc_store_untold(struct acc_store *s, const char *after, struct node_txn *out, size_t cap);
 
 /* The decision recorded for txid, or TPC_OUTCOME_NONE; parts may be NULL. */
 enum tpc_err acc_store_decision(struct acc_store *s, const char *txid, enum tpc_outcome *o,
@@ -69,11 +65,7 @@ enum tpc_err acc_store_parts(struct acc_store *s, const char *txid, struct msg_p
  * Transactions this acceptor has records of, no decision, and no record
  * change for at least age_ms: candidates for the recovery sweep. At most cap.
  */
-struct acc_stale {
-    char txid[TPC_TXID_MAX + 1];
-    struct msg_parts parts;
-};
-size_t acc_store_stale(struct acc_store *s, int64_t age_ms, struct acc_stale *out, size_t cap);
+size_t acc_store_stale(struct acc_store *s, int64_t age_ms, struct node_txn *out, size_t cap);
 
 /* Recent decisions, newest first, for listings: fn(ctx, txid, outcome, decided_at_ms). */
 void acc_store_recent_decisions(struct acc_store *s, enum tpc_outcome only, size_t limit,

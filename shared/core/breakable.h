@@ -11,11 +11,15 @@
 
 enum tpc_break {
     TPC_BREAK_NONE = 0,
-    TPC_BREAK_ACCEPT_LOWER_BALLOT, /* acceptor accepts a phase 2a below its promise */
-    TPC_BREAK_DECIDE_ON_VOTES,     /* leader decides COMMITTED on votes that are not chosen */
-    TPC_BREAK_RECOVER_PREPARED,    /* recovery proposes prepared when nothing was accepted */
-    TPC_BREAK_FORGET_ABORTED_VOTE, /* participant keeps an aborted vote for an unknown branch
-                                    * in memory only (the simulated participant reads it) */
+    TPC_BREAK_ACCEPT_LOWER_BALLOT,  /* acceptor accepts a phase 2a below its promise */
+    TPC_BREAK_DECIDE_ON_VOTES,      /* leader decides COMMITTED on votes that are not chosen */
+    TPC_BREAK_RECOVER_PREPARED,     /* recovery proposes prepared when nothing was accepted */
+    TPC_BREAK_FORGET_ABORTED_VOTE,  /* participant keeps an aborted vote for an unknown branch
+                                     * in memory only (the simulated participant reads it) */
+    TPC_BREAK_TELL_BEFORE_RECORD,   /* replica tells participants before its decision record */
+    TPC_BREAK_ANSWER_BEFORE_CHOSEN, /* replica answers "committed" once votes are in */
+    TPC_BREAK_TOLD_BEFORE_ACK,      /* replica marks an outcome told before every ack */
+    TPC_BREAK_VOTE_BEFORE_DURABLE,  /* participant votes before its prepared record is durable */
 };
 
 #ifdef TPC_BREAKABLE

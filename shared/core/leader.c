@@ -463,3 +463,16 @@ void leader_learn(struct leader_txn *t, enum tpc_outcome outcome, uint64_t now,
         if (!(t->acked & (1u << i)))
             send_outcome(t, i, out);
 }
+
+void leader_tell(struct leader_txn *t, uint64_t now, const struct leader_out *out)
+{
+    uint32_t i;
+
+    if (t->decision == TPC_OUTCOME_NONE)
+        return;
+    t->attempts = 0;
+    t->timer = now + t->cfg.retry_interval;
+    for (i = 0; i < t->parts.n; i++)
+        if (!(t->acked & (1u << i)))
+            send_outcome(t, i, out);
+}

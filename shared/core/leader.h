@@ -150,6 +150,12 @@ void leader_recover(struct leader_txn *t, uint64_t round, uint64_t now, uint64_t
 void leader_learn(struct leader_txn *t, enum tpc_outcome outcome, uint64_t now,
                   const struct leader_out *out);
 
+/*
+ * Sends the decided outcome now to every participant that has not acknowledged it (the
+ * caller held back the first telling until it could tell: see replica.h rule 2).
+ */
+void leader_tell(struct leader_txn *t, uint64_t now, const struct leader_out *out);
+
 /* The decision rule (rule 2) over the values known chosen. */
 enum tpc_outcome leader_decide(const struct leader_txn *t);
 

@@ -1,6 +1,8 @@
 /* rm.c - the participant's state transitions (see rm.h for the diagram and rules). */
 #include "rm.h"
 
+#include "breakable.h"
+
 #include <string.h>
 
 #include "quorum.h"
@@ -40,10 +42,13 @@ void rm_prepare(const struct rm_branch *cur, bool branch_ok, bool changed, struc
         return;
     }
     /* No branch, a failed branch, or one aborted before it voted: it never prepared, so it
-     * votes aborted, and that needs nothing durable: after a crash it still has no branch,
-     * and its vote would again be aborted. */
+     * votes aborted. Unless the branch's end is durable already (an aborted branch), that vote
+     * is made durable first: otherwise, after a crash, a late first statement could start the
+     * branch again and a later prepare vote prepared, a second value in ballot 0 (rule 3). */
     next->state = RM_ABORTED;
     next->vote = TPC_VALUE_ABORTED;
+    *persist = cur->state == RM_WORKING ||
+               (cur->state == RM_NONE && !TPC_BROKEN(TPC_BREAK_FORGET_ABORTED_VOTE));
 }
 
 bool rm_may_abort(const struct rm_branch *cur)
@@ -84,17 +89,6 @@ enum tpc_err rm_outcome(const struct rm_branch *cur, enum tpc_outcome outcome,
     return TPC_OK;
 }
 
-void rm_phase2a(const char *txid, const char *self, const struct msg_parts *parts,
-                enum tpc_value vote, struct msg *out)
-{
-    memset(out, 0, sizeof(*out));
-    out->type = MSG_PHASE2A;
-    msg_copy_str(out->txid, TPC_TXID_MAX, txid);
-    msg_copy_str(out->instance, TPC_NAME_MAX, self);
-    out->value = vote;
-    out->parts = *parts;
-}
-
 void rm_vote_init(const char *txid, const char *self, enum tpc_value vote, struct msg *vote_msg)
 {
     memset(vote_msg, 0, sizeof(*vote_msg));
@@ -102,18 +96,4 @@ void rm_vote_init(const char *txid, const char *self, enum tpc_value vote, struc
     msg_copy_str(vote_msg->txid, TPC_TXID_MAX, txid);
     msg_copy_str(vote_msg->instance, TPC_NAME_MAX, self);
     vote_msg->value = vote;
-}
-
-bool rm_vote_add(struct msg *vote_msg, const struct msg *answer, uint32_t n_acceptors)
-{
-    uint32_t n = 0, x;
-
-    if (answer->type == MSG_PHASE2B && answer->acceptor < n_acceptors &&
-        ballot_is_zero(answer->ballot) && answer->value == vote_msg->value &&
-        strcmp(answer->txid, vote_msg->txid) == 0 &&
-        strcmp(answer->instance, vote_msg->instance) == 0)
-        vote_msg->acks |= 1u << answer->acceptor;
-    for (x = vote_msg->acks; x; x &= x - 1)
-        n++;
-    return n >= quorum_size(n_acceptors);
 }

@@ -19,9 +19,12 @@
  *
  * Rules (DESIGN.md sections 3 and 4):
  *   1. Before voting (WORKING) a participant may abort on its own.
- *   2. It votes by sending its instance's phase 2a in ballot 0 to the acceptors
- *      (TLA+ RMPrepare / RMChooseToAbort). A PREPARED vote is sent only after
- *      the prepared record is durable ("write before you speak").
+ *   2. It votes by answering its leader's PREPARE with a VOTE; the leader sends
+ *      the instance's phase 2a in ballot 0 to the acceptors on its behalf
+ *      (TLA+ RMPrepare / RMChooseToAbort; leader.h rule 5). A PREPARED vote is
+ *      sent only after the prepared record is durable ("write before you
+ *      speak"); so is an ABORTED vote for a branch whose end is not durable yet
+ *      (rm_prepare says which: *persist).
  *   3. Ballot 0 carries one value: a participant's first vote is the only one
  *      it ever sends; later prepares repeat it. A branch that voted prepared
  *      and was then told ABORTED still repeats "prepared" (the simulator found
@@ -83,18 +86,7 @@ bool rm_in_doubt(const struct rm_branch *cur);
 enum tpc_err rm_outcome(const struct rm_branch *cur, enum tpc_outcome outcome,
                         struct rm_branch *next, bool *apply);
 
-/* The ballot-0 phase 2a that carries this participant's vote. */
-void rm_phase2a(const char *txid, const char *self, const struct msg_parts *parts,
-                enum tpc_value vote, struct msg *out);
-
-/* Starts the VOTE message to the leader, with no acceptor answers yet. */
+/* The VOTE message to the leader (which relays it to the acceptors, leader.h rule 5). */
 void rm_vote_init(const char *txid, const char *self, enum tpc_value vote, struct msg *vote_msg);
-
-/*
- * Adds an acceptor's answer to the ballot-0 phase 2a; counts it in
- * vote_msg->acks only if it is that 2b (same txid, instance, ballot 0, value).
- * Returns true once F+1 of n_acceptors have answered so.
- */
-bool rm_vote_add(struct msg *vote_msg, const struct msg *answer, uint32_t n_acceptors);
 
 #endif

@@ -23,6 +23,8 @@ const char *tpc_strerror(enum tpc_err err)
         return "not allowed in this state";
     case TPC_ERR_IO:
         return "input/output error";
+    case TPC_ERR_BUSY:
+        return "busy: a step on the same object is on its way";
     }
     return "unknown error";
 }

@@ -19,6 +19,7 @@ enum tpc_err {
     TPC_ERR_PROTOCOL, /* a message that breaks a protocol rule (e.g. two values in one ballot) */
     TPC_ERR_STATE,    /* the request is not allowed in the current state */
     TPC_ERR_IO,       /* an operating-system or storage call failed */
+    TPC_ERR_BUSY,     /* a step on the same object is on its way: ask again once it is done */
 };
 
 /* Static, never NULL, for any value (unknown values give a generic text). */

@@ -64,15 +64,17 @@ class ParticipantTest(unittest.TestCase):
         code, r = self.p.exec("t2", "UPDATE accounts SET balance = 1 WHERE id = 2")
         self.assertEqual(code, 200, r)
 
-    def test_vote_reports_acceptor_answers(self):
+    def test_vote_goes_back_to_the_caller(self):
+        # The vote is the answer to the prepare; the leader relays it to the acceptors
+        # (leader.h rule 5): the participant itself sends it to none.
         self.p.exec("t1", "UPDATE accounts SET balance = 1 WHERE id = 1")
         code, vote = self.p.prepare("t1", ["bank-a", "bank-b"])
         self.assertEqual(code, 200, vote)
         self.assertEqual(vote["type"], "vote")
         self.assertEqual(vote["value"], "prepared")
-        self.assertEqual(vote["accepted_by"], [0, 1, 2])
-        for r in self.replicas:
-            self.assertEqual(r.accepted[("t1", "bank-a")], "prepared")
+        self.assertEqual(vote["accepted_by"], [])
+        self.assertEqual([r.accepted for r in self.replicas], [{}, {}, {}])
+        self.assertEqual(self.p.status("t1")[1]["state"], "prepared")
         # A repeated prepare gives the same vote.
         code, again = self.p.prepare("t1", ["bank-a", "bank-b"])
         self.assertEqual(again, vote)
@@ -95,7 +97,7 @@ class ParticipantTest(unittest.TestCase):
         code, vote = self.p.prepare("t1", ["bank-a", "bank-b"])
         self.assertEqual(code, 200, vote)
         self.assertEqual((vote["value"], vote.get("read_only")), ("prepared", True))
-        self.assertEqual(vote["accepted_by"], [0, 1, 2])
+        self.assertEqual(vote["accepted_by"], [])
         self.assertEqual(self.p.status("t1")[1]["state"], "read_only")
         self.assertEqual(self.p.call("GET", "/v1/prepared")[1]["prepared"], [])
         self.assertEqual(self.p.prepare("t1", ["bank-a", "bank-b"])[1], vote)
@@ -104,33 +106,19 @@ class ParticipantTest(unittest.TestCase):
         self.assertEqual(self.p.exec("t1", "SELECT 1")[0], 409)
         self.assertEqual(self.p.rows(), [(1, "alice", 100), (2, "bob", 50), (3, "carol", 10)])
 
-    def test_only_participant_commits_in_one_phase(self):
-        self.p.exec("t1", "UPDATE accounts SET balance = 1 WHERE id = 1")
-        code, vote = self.p.prepare("t1", ["bank-a"])
-        self.assertEqual((code, vote["value"], vote["accepted_by"]), (200, "prepared", [0, 1, 2]))
-        self.assertEqual(self.p.status("t1")[1]["state"], "committed")
-        self.assertEqual(self.p.balance(1), 1)
-        self.assertEqual(self.p.commit("t1")[0], 200)  # the leader's commit: a no-op now
-        # Without a quorum of acceptors it cannot know, so it waits for the outcome.
-        for r in self.replicas[1:]:
-            r.stop()
-        self.p.exec("t2", "UPDATE accounts SET balance = 2 WHERE id = 2")
-        code, vote = self.p.prepare("t2", ["bank-a"])
-        self.assertEqual(vote["accepted_by"], [0])
-        self.assertEqual(self.p.status("t2")[1]["state"], "prepared")
-        self.assertEqual(self.p.balance(2), 50)
-
     def test_relayed_vote_goes_to_no_acceptor(self):
-        # ?relay=1: the leader passes the vote on; the participant sends it nowhere itself and
-        # waits for the outcome, even as the only participant (no one-phase commit).
+        # ?relay=1 (what the coordinator sends) and ?relay=0 mean the same: the leader passes
+        # the vote on; the participant waits for the outcome, even as the only participant.
         self.p.exec("t1", "UPDATE accounts SET balance = 1 WHERE id = 1")
         code, vote = self.p.prepare("t1", ["bank-a"], query="?relay=1")
         self.assertEqual((code, vote["type"], vote["value"], vote["accepted_by"]),
                          (200, "vote", "prepared", []), vote)
         self.assertEqual([r.accepted for r in self.replicas], [{}, {}, {}])
         self.assertEqual(self.p.status("t1")[1]["state"], "prepared")
-        # The vote stands: asked again, the same; asked without relay, it is sent as it was.
-        self.assertEqual(self.p.prepare("t1", ["bank-a"], query="?relay=1")[1]["value"], "prepared")
+        # The vote stands: asked again, with or without relay, the same.
+        self.assertEqual(self.p.prepare("t1", ["bank-a"], query="?relay=1")[1], vote)
+        self.assertEqual(self.p.prepare("t1", ["bank-a"], query="?relay=0")[1], vote)
+        self.assertEqual([r.accepted for r in self.replicas], [{}, {}, {}])
         self.assertEqual(self.p.commit("t1")[0], 200)
         self.assertEqual(self.p.balance(1), 1)
         for bad in ("?relay=yes", "?relay=2"):
@@ -139,12 +127,14 @@ class ParticipantTest(unittest.TestCase):
             self.assertEqual((code, r["error"]["code"]), (400, "bad_request"), r)
             self.assertEqual(self.p.status("t2")[1]["state"], "working")
 
-    def test_vote_with_a_replica_down(self):
-        self.replicas[1].stop()
+    def test_vote_needs_no_replica(self):
+        # Voting is local (write, then answer): every replica down changes nothing.
+        for r in self.replicas:
+            r.stop()
         self.p.exec("t1", "UPDATE accounts SET balance = 1 WHERE id = 1")
         code, vote = self.p.prepare("t1")
-        self.assertEqual(code, 200, vote)
-        self.assertEqual(vote["accepted_by"], [0, 2])
+        self.assertEqual((code, vote["value"]), (200, "prepared"), vote)
+        self.assertEqual(self.p.status("t1")[1]["state"], "prepared")
 
     def test_disjoint_branches_run_concurrently(self):
         # Eight branches at once, each on its own row, all the way to commit, none waiting

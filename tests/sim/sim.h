@@ -1,9 +1,13 @@
 /*
  * sim.h - a deterministic simulator of whole Paxos Commit clusters.
  *
- * One process runs 2F+1 replicas (acceptor + leader/recoverer each), P
- * participants and one client over a simulated network and clock, with the
- * real protocol core (shared/). A 64-bit seed fixes everything: the cluster's
+ * One process runs 2F+1 replicas, P participants and one client over a
+ * simulated network, disk and clock. Each replica runs the shipped replica
+ * driver (shared/core/replica.h) and the real acceptor; each participant the
+ * shipped participant driver (shared/core/resource.h). This folder holds only
+ * their simulated I/O (struct node_io over the network below and an in-memory
+ * disk whose writes complete after a random delay and may be lost or kept by
+ * a crash), the fault schedule, the checker and main. A 64-bit seed fixes everything: the cluster's
  * shape, timeouts, and the schedule of message loss, duplication, delay and
  * reordering, crashes (including between a durable write and the message that
  * depends on it) and restarts, dueling recoveries and participants voting
@@ -22,16 +26,19 @@
 #include <stdio.h>
 
 #include "acceptor.h"
-#include "leader.h"
 #include "msg.h"
+#include "node_io.h"
 #include "prng.h"
+#include "replica.h"
+#include "resource.h"
 #include "rm.h"
 
-#define SIM_MAX_F     2
-#define SIM_MAX_R     (2 * SIM_MAX_F + 1)
-#define SIM_MAX_P     5
-#define SIM_MAX_T     4
-#define SIM_MAX_NODES (SIM_MAX_R + SIM_MAX_P + 1)
+#define SIM_MAX_F      2
+#define SIM_MAX_R      (2 * SIM_MAX_F + 1)
+#define SIM_MAX_P      5
+#define SIM_MAX_T      4
+#define SIM_MAX_NODES  (SIM_MAX_R + SIM_MAX_P + 1)
+#define SIM_MAX_WRITES 64 /* writes on their way at one node */
 
 /* What the schedule of one seed looks like; all drawn from the seed. */
 struct sim_params {
@@ -46,41 +53,67 @@ struct sim_params {
     uint64_t fault_ticks;                       /* faults happen only before this tick */
     uint64_t live_ticks;                        /* after it, everything must settle within */
     uint64_t prepare_timeout, retry_interval, retry_max;
-    uint64_t client_timeout, sweep_age, branch_timeout, vote_wait;
+    uint64_t client_timeout, sweep_age, branch_timeout, txn_timeout;
+    uint32_t client_abort_ppm; /* per transaction: the client aborts instead of committing */
+    uint32_t write_delay;      /* a write completes 0..write_delay ticks after it starts */
+};
+
+/* What a packet carries: a protocol message, or one of the client's requests. */
+enum sim_req {
+    SIM_MSG = 0,
+    SIM_EXEC,   /* the first statement of a branch, to participant `to` */
+    SIM_BEGIN,  /* begin (with the participants enlisted), to the leader */
+    SIM_COMMIT, /* commit, to the leader */
+    SIM_ABORT,  /* abort, to the leader */
 };
 
 struct sim_packet {
     uint32_t from, to;
-    uint64_t at;    /* deliverable at or after this tick */
-    bool is_commit; /* client's commit request (not a protocol message) */
-    bool is_exec;   /* client's first statement of a branch, to participant `to` */
+    uint64_t at; /* deliverable at or after this tick */
+    enum sim_req req;
+    bool is_answer; /* the answer to a question (io send to NODE_CALLER), not a request */
     struct msg m;
+};
+
+/* A write on its way to a node's simulated disk. */
+struct sim_write {
+    struct node_write w;
+    uint64_t at; /* durable at this tick */
+};
+
+/* What a node's struct node_io is given as its context. */
+struct sim_io_ctx {
+    struct sim *s;
+    uint32_t node;
 };
 
 struct sim_replica {
     /* durable: survives a crash */
     struct acceptor_record acc[SIM_MAX_T][SIM_MAX_P];
-    enum tpc_outcome decided[SIM_MAX_T];
-    uint64_t round; /* highest recovery round this replica ever used */
+    enum tpc_outcome decided[SIM_MAX_T]; /* recorded (its own) or learned */
+    struct msg_parts decided_parts[SIM_MAX_T];
+    bool recorded[SIM_MAX_T]; /* its own decision record: it owes the telling */
+    bool told[SIM_MAX_T];
+    uint64_t round; /* highest recovery round this replica ever reserved */
     /* volatile */
-    bool leading[SIM_MAX_T];
-    struct leader_txn leader[SIM_MAX_T];
-    bool client_waiting[SIM_MAX_T];
+    bool drv_up;
+    struct replica drv;
+    struct sim_io_ctx io_ctx;
+    struct sim_write pending[SIM_MAX_WRITES];
+    uint32_t n_pending;
     uint64_t touched[SIM_MAX_T]; /* last acceptor activity, for the sweep */
 };
 
 struct sim_part {
     /* durable */
     struct rm_branch dur[SIM_MAX_T];
+    struct msg_parts dur_parts[SIM_MAX_T];
     /* volatile */
-    struct rm_branch st[SIM_MAX_T];
-    uint64_t branch_deadline[SIM_MAX_T];
-    bool vote_pending[SIM_MAX_T];
-    struct msg vote[SIM_MAX_T];
-    uint32_t vote_to[SIM_MAX_T];
-    uint64_t vote_deadline[SIM_MAX_T];
-    uint64_t doubt_timer[SIM_MAX_T];
-    uint32_t doubt_attempts[SIM_MAX_T];
+    bool drv_up;
+    struct resource drv;
+    struct sim_io_ctx io_ctx;
+    struct sim_write pending[SIM_MAX_WRITES];
+    uint32_t n_pending;
 };
 
 struct sim_txn {
@@ -93,7 +126,9 @@ struct sim_txn {
     bool branch_ok[SIM_MAX_P];
     bool changed[SIM_MAX_P]; /* false: a read-only branch */
     bool had_branch[SIM_MAX_P];
-    bool relay;           /* participants vote to the leader only, which relays (prepare?relay=1) */
+    bool client_aborts;   /* the client asks to abort instead of committing */
+    uint64_t commit_at;   /* when the client sends its commit (or abort) */
+    bool requested;       /* ... it has */
     uint32_t relay_first; /* the leader's first relay targets (leader_relay_first); 0: all */
     /* client */
     enum tpc_outcome told; /* what the client was told */
@@ -149,8 +184,18 @@ struct sim {
 
 /* sim_net.c */
 void sim_send(struct sim *s, uint32_t from, uint32_t to, const struct msg *m);
-void sim_send_commit(struct sim *s, uint32_t to, uint32_t t);
-void sim_send_exec(struct sim *s, uint32_t to, uint32_t t);
+/* A client request about transaction t (SIM_EXEC, SIM_BEGIN, SIM_COMMIT, SIM_ABORT). */
+void sim_send_request(struct sim *s, uint32_t to, uint32_t t, enum sim_req req);
+/* A message from a node's driver through its node_io: to a replica, participant, client or
+ * the caller being answered. */
+void sim_io_send(struct sim *s, uint32_t from, const struct node_addr *to, const struct msg *m);
+/* Starts a write at node (its durable effect comes with sim_*_tick). */
+void sim_io_persist(struct sim *s, uint32_t node, struct sim_write *pending, uint32_t *n_pending,
+                    const struct node_write *w);
+/* Takes the first of node's writes on their way if it is durable by now (in start order). */
+bool sim_io_due(struct sim *s, uint32_t node, struct sim_write *pending, uint32_t *n_pending,
+                struct node_write *w);
+void sim_io_fill(struct sim *s, uint32_t node, struct sim_io_ctx *ctx, struct node_io *io);
 void sim_deliver_due(struct sim *s);
 void sim_trace(struct sim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 bool sim_is_replica(const struct sim *s, uint32_t node);
@@ -163,13 +208,19 @@ void sim_replica_receive(struct sim *s, uint32_t r, uint32_t from, const struct 
 void sim_replica_tick(struct sim *s, uint32_t r);
 void sim_replica_crash(struct sim *s, uint32_t r);
 void sim_replica_restart(struct sim *s, uint32_t r);
+void sim_replica_stop(struct sim *s, uint32_t r);
+void sim_replica_boot(struct sim *s, uint32_t r);
 
 /* sim_participant.c */
-void sim_part_receive(struct sim *s, uint32_t p, uint32_t from, const struct msg *m);
+void sim_part_receive(struct sim *s, uint32_t p, uint32_t from, const struct sim_packet *pk);
 void sim_part_tick(struct sim *s, uint32_t p);
 void sim_part_begin(struct sim *s, uint32_t p, uint32_t t);
 void sim_part_crash(struct sim *s, uint32_t p);
 void sim_part_restart(struct sim *s, uint32_t p);
+void sim_part_stop(struct sim *s, uint32_t p);
+void sim_part_boot(struct sim *s, uint32_t p);
+/* The branch of transaction t at participant p as TCommit sees it (memory if up, else disk). */
+enum rm_state sim_part_state(const struct sim *s, uint32_t p, uint32_t t);
 
 /* sim_check.c */
 void check_accepted(struct sim *s, uint32_t t, uint32_t i, uint32_t acceptor, struct ballot b,

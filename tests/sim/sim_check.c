@@ -198,8 +198,7 @@ void check_told(struct sim *s, uint32_t t, enum tpc_outcome o, const char *who)
 static enum rm_state effective(const struct sim *s, uint32_t t, uint32_t i)
 {
     uint32_t p = s->txn[t].part_node[i] - s->p.n_replicas;
-    enum rm_state st =
-        s->up[s->txn[t].part_node[i]] ? s->part[p].st[t].state : s->part[p].dur[t].state;
+    enum rm_state st = sim_part_state(s, p, t);
 
     if (st == RM_NONE && s->txn[t].had_branch[i])
         return RM_ABORTED;

@@ -25,6 +25,10 @@ static const struct {
     {"decide-on-votes", TPC_BREAK_DECIDE_ON_VOTES},
     {"recover-prepared", TPC_BREAK_RECOVER_PREPARED},
     {"forget-aborted-vote", TPC_BREAK_FORGET_ABORTED_VOTE},
+    {"tell-before-record", TPC_BREAK_TELL_BEFORE_RECORD},
+    {"answer-before-chosen", TPC_BREAK_ANSWER_BEFORE_CHOSEN},
+    {"told-before-ack", TPC_BREAK_TOLD_BEFORE_ACK},
+    {"vote-before-durable", TPC_BREAK_VOTE_BEFORE_DURABLE},
 };
 
 void sim_before_send(struct sim *s, uint32_t node)
@@ -113,7 +117,9 @@ static void draw_params(struct sim *s, int f)
     p->client_timeout = prng_range(g, 20, 400);
     p->sweep_age = prng_range(g, 30, 300);
     p->branch_timeout = prng_range(g, 50, 400);
-    p->vote_wait = 2 * p->max_delay + prng_range(g, 1, 10);
+    p->txn_timeout = prng_range(g, 30, 600);
+    p->client_abort_ppm = prng_below(g, 3) ? (uint32_t)prng_below(g, 200000) : 0;
+    p->write_delay = (uint32_t)prng_below(g, 4);
 }
 
 static void setup_txns(struct sim *s)
@@ -143,9 +149,10 @@ static void setup_txns(struct sim *s)
         }
         x->leader = (uint32_t)prng_below(&s->rng, s->p.n_replicas);
         x->start = prng_below(&s->rng, s->p.fault_ticks / 2);
-        /* Half the transactions as the real coordinator runs them: votes relayed by the
-         * leader, first to a random F+1 of the acceptors, or to all of them. */
-        x->relay = prng_chance(&s->rng, 500000);
+        x->commit_at = x->start + prng_below(&s->rng, 60);
+        x->client_aborts = prng_chance(&s->rng, s->p.client_abort_ppm);
+        /* Votes are relayed by the leader, first to a random F+1 of the acceptors (as the
+         * coordinator does, to those that answer) or to all of them. */
         x->relay_first = 0;
         if (prng_chance(&s->rng, 500000))
             while (__builtin_popcount(x->relay_first) < (int)(s->p.n_replicas / 2 + 1))
@@ -159,28 +166,35 @@ static void client_tick(struct sim *s)
 
     for (t = 0; t < s->p.n_txns; t++) {
         struct sim_txn *x = &s->txn[t];
+        enum sim_req req = x->client_aborts ? SIM_ABORT : SIM_COMMIT;
         struct msg q;
 
         if (!x->started && s->now >= x->start) {
             uint32_t i;
 
             x->started = true;
+            sim_trace(s, "client: begin %s at r%u", x->txid, x->leader);
+            sim_send_request(s, x->leader, t, SIM_BEGIN);
             for (i = 0; i < x->parts.n; i++)
-                sim_send_exec(s, x->part_node[i], t);
-            sim_trace(s, "client: commit %s at r%u", x->txid, x->leader);
-            sim_send_commit(s, x->leader, t);
+                sim_send_request(s, x->part_node[i], t, SIM_EXEC);
+        }
+        if (x->started && !x->requested && s->now >= x->commit_at) {
+            x->requested = true;
+            sim_trace(s, "client: %s %s at r%u", x->client_aborts ? "abort" : "commit", x->txid,
+                      x->leader);
+            sim_send_request(s, x->leader, t, req);
             x->client_timer = s->now + s->p.client_timeout;
             continue;
         }
-        if (!x->started || x->told != TPC_OUTCOME_NONE || s->now < x->client_timer)
+        if (!x->requested || x->told != TPC_OUTCOME_NONE || s->now < x->client_timer)
             continue;
         /* No answer yet: ask any replica (one with a record of it recovers it), and ask the
-         * leader again to commit, as a client retries its request. */
+         * leader again, as a client retries its request. */
         memset(&q, 0, sizeof(q));
         q.type = MSG_STATUS;
         memcpy(q.txid, x->txid, sizeof(q.txid));
         sim_send(s, sim_client(s), (uint32_t)prng_below(&s->rng, s->p.n_replicas), &q);
-        sim_send_commit(s, x->leader, t);
+        sim_send_request(s, x->leader, t, req);
         if (x->client_attempts < 2)
             x->client_attempts++; /* backoff capped at 4x, so the liveness bound stays small */
         x->client_timer = s->now + (s->p.client_timeout << x->client_attempts);
@@ -219,6 +233,10 @@ static void run_seed(struct sim *s, uint64_t seed, int f, struct run_result *res
     s->violation[0] = s->error[0] = '\0';
     memset(s->up, 0, sizeof(s->up));
     memset(s->dying, 0, sizeof(s->dying));
+    for (node = 0; node < SIM_MAX_R; node++)
+        sim_replica_stop(s, node);
+    for (node = 0; node < SIM_MAX_P; node++)
+        sim_part_stop(s, node);
     memset(s->rep, 0, sizeof(s->rep));
     memset(s->part, 0, sizeof(s->part));
     memset(s->txn, 0, sizeof(s->txn));
@@ -229,6 +247,10 @@ static void run_seed(struct sim *s, uint64_t seed, int f, struct run_result *res
     n_nodes = s->p.n_replicas + s->p.n_parts;
     for (node = 0; node < SIM_MAX_NODES; node++)
         s->up[node] = true;
+    for (node = 0; node < s->p.n_replicas; node++)
+        sim_replica_boot(s, node);
+    for (node = 0; node < s->p.n_parts; node++)
+        sim_part_boot(s, node);
     if (s->verbose)
         fprintf(s->log,
                 "seed %" PRIu64 ": F=%u (%u replicas), %u participants, %u transactions; "
@@ -320,7 +342,9 @@ static void usage(FILE *f)
         "  --trace             print every message delivered or lost as well\n"
         "  --wire              round-trip every message through the JSON codec\n"
         "  --break RULE        break one protocol rule: accept-lower-ballot,\n"
-        "                      decide-on-votes, recover-prepared, forget-aborted-vote\n"
+        "                      decide-on-votes, recover-prepared, forget-aborted-vote,\n"
+        "                      tell-before-record, answer-before-chosen, told-before-ack,\n"
+        "                      vote-before-durable\n"
         "  --expect-violation  succeed only if some seed violates an invariant\n"
         "  --help              this text\n",
         SIM_MAX_F);
@@ -460,6 +484,10 @@ int main(int argc, char **argv)
         printf("slowest to settle after faults stopped: %" PRIu64 " ticks (seed %" PRIu64
                "; bound %" PRIu64 ")\n",
                stats.settle_max, stats.settle_max_seed, s.p.live_ticks);
+    for (i = 0; i < SIM_MAX_R; i++)
+        sim_replica_stop(&s, (uint32_t)i);
+    for (i = 0; i < SIM_MAX_P; i++)
+        sim_part_stop(&s, (uint32_t)i);
     check_free(&s);
     free(s.net);
     free(s.due);

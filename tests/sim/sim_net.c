@@ -84,6 +84,23 @@ out:
     free(text);
 }
 
+static const char *req_name(const struct sim_packet *pk)
+{
+    switch (pk->req) {
+    case SIM_EXEC:
+        return "exec";
+    case SIM_BEGIN:
+        return "begin-request";
+    case SIM_COMMIT:
+        return "commit-request";
+    case SIM_ABORT:
+        return "abort-request";
+    case SIM_MSG:
+        break;
+    }
+    return msg_type_name(pk->m.type);
+}
+
 static void push(struct sim *s, const struct sim_packet *pk)
 {
     struct sim_packet *bigger;
@@ -124,11 +141,7 @@ static void enqueue(struct sim *s, struct sim_packet *pk)
         s->stats->dropped++;
         if (s->verbose > 1)
             sim_trace(s, "%s -> %s %s %s: lost", sim_node_name(s, pk->from, a, sizeof(a)),
-                      sim_node_name(s, pk->to, b, sizeof(b)),
-                      pk->is_commit ? "commit-request"
-                      : pk->is_exec ? "exec"
-                                    : msg_type_name(pk->m.type),
-                      pk->m.txid);
+                      sim_node_name(s, pk->to, b, sizeof(b)), req_name(pk), pk->m.txid);
         return;
     }
     pk->at = s->now + delay(s);
@@ -140,7 +153,7 @@ static void enqueue(struct sim *s, struct sim_packet *pk)
     }
 }
 
-void sim_send(struct sim *s, uint32_t from, uint32_t to, const struct msg *m)
+static void send_pk(struct sim *s, uint32_t from, uint32_t to, const struct msg *m, bool answer)
 {
     struct sim_packet pk;
     char err[256];
@@ -155,33 +168,103 @@ void sim_send(struct sim *s, uint32_t from, uint32_t to, const struct msg *m)
     memset(&pk, 0, sizeof(pk));
     pk.from = from;
     pk.to = to;
+    pk.is_answer = answer;
     pk.m = *m;
     if (s->wire)
         wire_roundtrip(s, &pk.m);
     enqueue(s, &pk);
 }
 
-/* The branch's statements, as one message: it may arrive late (after the prepare), or never. */
-void sim_send_exec(struct sim *s, uint32_t to, uint32_t t)
+void sim_send(struct sim *s, uint32_t from, uint32_t to, const struct msg *m)
 {
-    struct sim_packet pk;
-
-    memset(&pk, 0, sizeof(pk));
-    pk.from = sim_client(s);
-    pk.to = to;
-    pk.is_exec = true;
-    memcpy(pk.m.txid, s->txn[t].txid, sizeof(pk.m.txid));
-    enqueue(s, &pk);
+    send_pk(s, from, to, m, false);
 }
 
-void sim_send_commit(struct sim *s, uint32_t to, uint32_t t)
+void sim_io_send(struct sim *s, uint32_t from, const struct node_addr *to, const struct msg *m)
+{
+    int t = sim_txn_index(s, m->txid), i;
+
+    switch (to->kind) {
+    case NODE_REPLICA:
+        if (to->id < s->p.n_replicas)
+            send_pk(s, from, to->id, m, false);
+        return;
+    case NODE_PARTICIPANT:
+        i = t < 0 ? -1 : msg_parts_find(&s->txn[t].parts, to->name);
+        if (i < 0) {
+            sim_error(s, "a message for %s to %s, not one of its participants", m->txid, to->name);
+            return;
+        }
+        /* replica.h rule 2: a leader tells only what it has recorded durably. */
+        if (m->type == MSG_OUTCOME && sim_is_replica(s, from) && !s->rep[from].recorded[t])
+            sim_violation(s, "r%u told %s %s to %s before its decision record was durable", from,
+                          msg_outcome_name(m->outcome), m->txid, to->name);
+        send_pk(s, from, s->txn[t].part_node[i], m, false);
+        return;
+    case NODE_CLIENT:
+        send_pk(s, from, sim_client(s), m, false);
+        return;
+    case NODE_CALLER:
+        if (to->id < SIM_MAX_NODES)
+            send_pk(s, from, to->id, m, true);
+        return;
+    }
+}
+
+void sim_io_persist(struct sim *s, uint32_t node, struct sim_write *pending, uint32_t *n_pending,
+                    const struct node_write *w)
+{
+    if (*n_pending == SIM_MAX_WRITES) {
+        sim_error(s, "node %u: more than %d writes on their way", node, SIM_MAX_WRITES);
+        return;
+    }
+    pending[*n_pending].w = *w;
+    pending[*n_pending].at = s->now + prng_below(&s->rng, s->p.write_delay + 1);
+    (*n_pending)++;
+}
+
+bool sim_io_due(struct sim *s, uint32_t node, struct sim_write *pending, uint32_t *n_pending,
+                struct node_write *w)
+{
+    uint32_t i;
+
+    if (!*n_pending || pending[0].at > s->now || s->dying[node])
+        return false;
+    *w = pending[0].w;
+    (*n_pending)--;
+    for (i = 0; i < *n_pending; i++)
+        pending[i] = pending[i + 1];
+    return true;
+}
+
+static uint64_t io_now(void *ctx)
+{
+    return ((struct sim_io_ctx *)ctx)->s->now;
+}
+
+static uint64_t io_random(void *ctx)
+{
+    return prng_next(&((struct sim_io_ctx *)ctx)->s->rng);
+}
+
+void sim_io_fill(struct sim *s, uint32_t node, struct sim_io_ctx *ctx, struct node_io *io)
+{
+    ctx->s = s;
+    ctx->node = node;
+    memset(io, 0, sizeof(*io));
+    io->ctx = ctx;
+    io->now = io_now;
+    io->random = io_random;
+}
+
+void sim_send_request(struct sim *s, uint32_t to, uint32_t t, enum sim_req req)
 {
     struct sim_packet pk;
 
     memset(&pk, 0, sizeof(pk));
     pk.from = sim_client(s);
     pk.to = to;
-    pk.is_commit = true;
+    pk.req = req;
     memcpy(pk.m.txid, s->txn[t].txid, sizeof(pk.m.txid));
     pk.m.parts = s->txn[t].parts;
     enqueue(s, &pk);
@@ -194,12 +277,8 @@ static void describe(const struct sim *s, const struct sim_packet *pk, char *buf
     int n;
 
     n = snprintf(buf, len, "%s -> %s %s %s", sim_node_name(s, pk->from, a, sizeof(a)),
-                 sim_node_name(s, pk->to, b, sizeof(b)),
-                 pk->is_commit ? "commit-request"
-                 : pk->is_exec ? "exec"
-                               : msg_type_name(m->type),
-                 m->txid);
-    if (n < 0 || (size_t)n >= len || pk->is_commit || pk->is_exec)
+                 sim_node_name(s, pk->to, b, sizeof(b)), req_name(pk), m->txid);
+    if (n < 0 || (size_t)n >= len || pk->req != SIM_MSG)
         return;
     if (m->instance[0])
         n += snprintf(buf + n, len - (size_t)n, "/%s", m->instance);
@@ -268,10 +347,10 @@ void sim_deliver_due(struct sim *s)
         }
         if (sim_is_replica(s, d->to))
             sim_replica_receive(s, d->to, d->from, d);
-        else if (d->to < sim_client(s) && d->is_exec)
+        else if (d->to < sim_client(s) && d->req == SIM_EXEC)
             sim_part_begin(s, d->to - s->p.n_replicas, (uint32_t)sim_txn_index(s, d->m.txid));
         else if (d->to < sim_client(s))
-            sim_part_receive(s, d->to - s->p.n_replicas, d->from, &d->m);
+            sim_part_receive(s, d->to - s->p.n_replicas, d->from, d);
         else if (d->m.type == MSG_OUTCOME && sim_txn_index(s, d->m.txid) >= 0)
             check_told(s, (uint32_t)sim_txn_index(s, d->m.txid), d->m.outcome, "client");
         sim_after_handler(s, d->to);

@@ -1,117 +1,204 @@
 /*
- * sim_replica.c - a coordinator replica in the simulator: the real acceptor
- * over an in-memory "disk" (the durable fields of struct sim_replica), and the
- * real leader for the transactions it leads or recovers.
+ * sim_replica.c - a coordinator replica in the simulator: the shipped replica
+ * driver (shared/core/replica.h) over simulated I/O, and the real acceptor
+ * over an in-memory disk (the durable fields of struct sim_replica).
+ *
+ * The driver's writes complete after a random delay, at the replica's tick; a
+ * crash loses those on their way, each kept or lost at random (it may have
+ * reached the disk), and never completes them. Besides the checker's own
+ * invariants, this disk checks two driver rules as writes land: a told mark
+ * only once every participant has the outcome durably (replica.h rule 3),
+ * and (in sim_net.c) no telling before the decision record (rule 2).
  */
 #include <string.h>
 
 #include "breakable.h"
 #include "sim.h"
 
-struct out_ctx {
-    struct sim *s;
-    uint32_t r, t;
-};
-
-static void leader_send(void *ctx, enum leader_dest dest, uint32_t id, const struct msg *m)
+static struct sim *sim_of(void *ctx)
 {
-    struct out_ctx *c = ctx;
-    uint32_t q;
+    return ((struct sim_io_ctx *)ctx)->s;
+}
 
-    switch (dest) {
-    case LEADER_TO_ACCEPTOR:
-        sim_send(c->s, c->r, id, m);
+static uint32_t node_of(void *ctx)
+{
+    return ((struct sim_io_ctx *)ctx)->node;
+}
+
+static int txn_of(struct sim *s, const char *txid)
+{
+    int t = sim_txn_index(s, txid);
+
+    if (t < 0)
+        sim_error(s, "the driver named an unknown transaction %s", txid);
+    return t;
+}
+
+static void io_send(void *ctx, const struct node_addr *to, const struct msg *m)
+{
+    sim_io_send(sim_of(ctx), node_of(ctx), to, m);
+}
+
+static void io_persist(void *ctx, const struct node_write *w)
+{
+    struct sim_replica *rep = &sim_of(ctx)->rep[node_of(ctx)];
+
+    sim_io_persist(sim_of(ctx), node_of(ctx), rep->pending, &rep->n_pending, w);
+}
+
+static enum tpc_outcome io_decision(void *ctx, const char *txid, struct msg_parts *parts)
+{
+    struct sim *s = sim_of(ctx);
+    int t = txn_of(s, txid);
+
+    if (t < 0)
+        return TPC_OUTCOME_NONE;
+    if (parts)
+        *parts = s->rep[node_of(ctx)].decided_parts[t];
+    return s->rep[node_of(ctx)].decided[t];
+}
+
+/* The participant list this acceptor recorded, if any instance of t has one. */
+static const struct msg_parts *acc_parts(const struct sim *s, uint32_t r, uint32_t t)
+{
+    uint32_t i;
+
+    for (i = 0; i < s->txn[t].parts.n; i++)
+        if (s->rep[r].acc[t][i].parts.n)
+            return &s->rep[r].acc[t][i].parts;
+    return NULL;
+}
+
+static void io_acceptor_parts(void *ctx, const char *txid, struct msg_parts *parts)
+{
+    struct sim *s = sim_of(ctx);
+    int t = txn_of(s, txid);
+    const struct msg_parts *known = t < 0 ? NULL : acc_parts(s, node_of(ctx), (uint32_t)t);
+
+    memset(parts, 0, sizeof(*parts));
+    if (known)
+        *parts = *known;
+}
+
+static size_t io_stale(void *ctx, uint64_t age, struct node_txn *out, size_t cap)
+{
+    struct sim *s = sim_of(ctx);
+    struct sim_replica *rep = &s->rep[node_of(ctx)];
+    const struct msg_parts *parts;
+    size_t n = 0;
+    uint32_t t;
+
+    for (t = 0; t < s->p.n_txns && n < cap; t++) {
+        parts = acc_parts(s, node_of(ctx), t);
+        if (!parts || rep->decided[t] != TPC_OUTCOME_NONE || s->now < rep->touched[t] + age)
+            continue;
+        memset(&out[n], 0, sizeof(out[n]));
+        memcpy(out[n].txid, s->txn[t].txid, sizeof(out[n].txid));
+        out[n].parts = *parts;
+        n++;
+    }
+    return n;
+}
+
+static size_t io_untold(void *ctx, const char *after, struct node_txn *out, size_t cap)
+{
+    struct sim *s = sim_of(ctx);
+    struct sim_replica *rep = &s->rep[node_of(ctx)];
+    size_t n = 0;
+    uint32_t t;
+
+    /* txids t0..t3 sort as their indices do */
+    for (t = 0; t < s->p.n_txns && n < cap; t++) {
+        if (!rep->recorded[t] || rep->told[t] || strcmp(s->txn[t].txid, after) <= 0)
+            continue;
+        memset(&out[n], 0, sizeof(out[n]));
+        memcpy(out[n].txid, s->txn[t].txid, sizeof(out[n].txid));
+        out[n].outcome = rep->decided[t];
+        out[n].parts = rep->decided_parts[t];
+        n++;
+    }
+    return n;
+}
+
+/* A write reaches the disk: its durable effect, and the checks that go with it. */
+static void land(struct sim *s, uint32_t r, struct node_write *w)
+{
+    struct sim_replica *rep = &s->rep[r];
+    int t = txn_of(s, w->txid);
+    char who[32];
+    uint32_t i;
+
+    if (t < 0)
+        return;
+    switch (w->kind) {
+    case NODE_WRITE_ROUND:
+        /* A fresh round, never used before, even across crashes (leader.h rule 4). */
+        rep->round = rep->round + 1 > w->round ? rep->round + 1 : w->round;
+        w->round = rep->round;
+        s->stats->recoveries++;
+        s->txn[t].recovered_by |= 1u << r;
+        sim_trace(s, "r%u: reserves round %llu for %s", r, (unsigned long long)w->round, w->txid);
         break;
-    case LEADER_TO_PARTICIPANT:
-        sim_send(c->s, c->r, c->s->txn[c->t].part_node[id], m);
+    case NODE_WRITE_DECISION:
+    case NODE_WRITE_LEARNED:
+        snprintf(who, sizeof(who), "replica r%u", r);
+        check_told(s, (uint32_t)t, w->outcome, who);
+        if (rep->decided[t] == TPC_OUTCOME_NONE) {
+            rep->decided[t] = w->outcome;
+            sim_trace(s, "r%u: %s %s %s", r, w->kind == NODE_WRITE_DECISION ? "records" : "learns",
+                      w->txid, msg_outcome_name(w->outcome));
+        }
+        if (w->kind == NODE_WRITE_DECISION) {
+            rep->recorded[t] = true;
+            rep->decided_parts[t] = w->parts;
+        }
         break;
-    case LEADER_TO_REPLICAS:
-        for (q = 0; q < c->s->p.n_replicas; q++)
-            if (q != c->r)
-                sim_send(c->s, c->r, q, m);
+    case NODE_WRITE_TOLD:
+        /* replica.h rule 3: nothing owed any more only once every participant has it. */
+        for (i = 0; i < rep->decided_parts[t].n; i++) {
+            int k = msg_parts_find(&s->txn[t].parts, rep->decided_parts[t].name[i]);
+            enum rm_state st =
+                k < 0 ? RM_NONE : s->part[s->txn[t].part_node[k] - s->p.n_replicas].dur[t].state;
+
+            if (st != RM_COMMITTED && st != RM_ABORTED && st != RM_READONLY)
+                sim_violation(s, "r%u marked %s told while %s has not applied it (%s)", r, w->txid,
+                              rep->decided_parts[t].name[i], rm_state_name(st));
+        }
+        rep->told[t] = true;
         break;
+    default:
+        sim_error(s, "r%u: a participant's write kind %d", r, (int)w->kind);
     }
 }
 
-static struct leader_config leader_cfg(const struct sim *s, uint32_t r)
+static void start(struct sim *s, uint32_t r)
 {
-    struct leader_config cfg = {
+    struct sim_replica *rep = &s->rep[r];
+    struct replica_config cfg = {
         .self = r,
-        .n_acceptors = s->p.n_replicas,
+        .n_replicas = s->p.n_replicas,
         .prepare_timeout = s->p.prepare_timeout,
         .retry_interval = s->p.retry_interval,
         .retry_max = s->p.retry_max,
+        .stale_after = s->p.sweep_age,
+        .keep = 20,
+        .keep_unrecorded = 100,
     };
-    return cfg;
-}
+    struct node_io io;
 
-/* Records a decision durably at this replica (the checker verifies it) and answers the client. */
-static void record_decision(struct sim *s, uint32_t r, uint32_t t, enum tpc_outcome o)
-{
-    struct sim_replica *rep = &s->rep[r];
-    char who[32];
-    struct msg m;
-
-    if (rep->decided[t] == TPC_OUTCOME_NONE) {
-        rep->decided[t] = o;
-        snprintf(who, sizeof(who), "replica r%u", r);
-        check_told(s, t, o, who);
-        sim_trace(s, "r%u: %s decided %s", r, s->txn[t].txid, msg_outcome_name(o));
-    }
-    if (rep->client_waiting[t]) {
-        memset(&m, 0, sizeof(m));
-        m.type = MSG_OUTCOME;
-        memcpy(m.txid, s->txn[t].txid, sizeof(m.txid));
-        m.outcome = rep->decided[t];
-        sim_send(s, r, sim_client(s), &m);
-        rep->client_waiting[t] = false;
-    }
-}
-
-/* After the leader of t ran: keep what it decided, and let it go once it has nothing left. */
-static void after_leader(struct sim *s, uint32_t r, uint32_t t)
-{
-    struct sim_replica *rep = &s->rep[r];
-
-    if (!rep->leading[t] || s->dying[r])
+    sim_io_fill(s, r, &rep->io_ctx, &io);
+    io.send = io_send;
+    io.persist = io_persist;
+    io.decision = io_decision;
+    io.acceptor_parts = io_acceptor_parts;
+    io.stale = io_stale;
+    io.untold = io_untold;
+    if (replica_init(&rep->drv, &cfg, &io) != TPC_OK || replica_start(&rep->drv) != TPC_OK) {
+        sim_error(s, "r%u: the driver does not start", r);
+        replica_fini(&rep->drv);
         return;
-    if (rep->leader[t].decision != TPC_OUTCOME_NONE)
-        record_decision(s, r, t, rep->leader[t].decision);
-    if (leader_done(&rep->leader[t]))
-        rep->leading[t] = false;
-}
-
-static void recover_round(struct sim *s, uint32_t r, uint32_t t)
-{
-    struct sim_replica *rep = &s->rep[r];
-    struct out_ctx c = {s, r, t};
-    struct leader_out out = {leader_send, &c};
-    uint64_t round = rep->round + 1;
-
-    if (round < leader_min_round(&rep->leader[t]))
-        round = leader_min_round(&rep->leader[t]);
-    rep->round = round; /* durable before any ballot (round, r) leaves (leader.h rule 4) */
-    sim_after_persist(s, r);
-    s->stats->recoveries++;
-    s->txn[t].recovered_by |= 1u << r;
-    sim_trace(s, "r%u: recovers %s with ballot (%llu,%u)", r, s->txn[t].txid,
-              (unsigned long long)round, r);
-    leader_recover(&rep->leader[t], round, s->now, prng_next(&s->rng), &out);
-}
-
-static bool start_leader(struct sim *s, uint32_t r, uint32_t t, const struct msg_parts *parts)
-{
-    struct sim_replica *rep = &s->rep[r];
-    struct leader_config cfg = leader_cfg(s, r);
-    enum tpc_err rc;
-
-    rc = leader_init(&rep->leader[t], &cfg, s->txn[t].txid, parts, s->now);
-    if (rc) {
-        sim_error(s, "r%u: leader_init %s: %s", r, s->txn[t].txid, tpc_strerror(rc));
-        return false;
     }
-    rep->leading[t] = true;
-    return true;
+    rep->drv_up = true;
 }
 
 static void on_acceptor(struct sim *s, uint32_t r, uint32_t from, uint32_t t, const struct msg *m)
@@ -146,6 +233,8 @@ static void on_acceptor(struct sim *s, uint32_t r, uint32_t from, uint32_t t, co
                       m->txid, m->instance);
     if (ballot_cmp(next.mbal, rep->acc[t][i].mbal) < 0)
         sim_violation(s, "r%u: acceptor's promise for %s/%s went down", r, m->txid, m->instance);
+    /* The acceptor's record and answer are one durable step of the node's storage: the
+     * record is on the disk before the answer leaves (acceptor.h rule 3). */
     if (action == ACCEPTOR_PERSIST_THEN_REPLY) {
         rep->acc[t][i] = next;
         if (reply.type == MSG_PHASE2B)
@@ -155,131 +244,100 @@ static void on_acceptor(struct sim *s, uint32_t r, uint32_t from, uint32_t t, co
     sim_send(s, r, from, &reply);
 }
 
-static void on_status(struct sim *s, uint32_t r, uint32_t from, uint32_t t, const struct msg *m)
+/* The client's request, as the coordinator's API carries it out over the driver. */
+static void on_request(struct sim *s, uint32_t r, uint32_t t, const struct sim_packet *pk)
 {
     struct sim_replica *rep = &s->rep[r];
-    struct msg reply;
+    struct replica_view v;
+    struct node_addr client = node_client();
+    struct msg m;
+    uint32_t i;
+    bool known = replica_view(&rep->drv, s->txn[t].txid, &v);
 
-    if (rep->decided[t] != TPC_OUTCOME_NONE) {
-        memset(&reply, 0, sizeof(reply));
-        reply.type = MSG_OUTCOME;
-        memcpy(reply.txid, m->txid, sizeof(reply.txid));
-        reply.outcome = rep->decided[t];
-        sim_send(s, r, from, &reply);
+    if (!known && rep->decided[t] != TPC_OUTCOME_NONE) {
+        /* Forgotten from memory: storage answers. */
+        if (pk->req == SIM_BEGIN)
+            return;
+        memset(&m, 0, sizeof(m));
+        m.type = MSG_OUTCOME;
+        memcpy(m.txid, s->txn[t].txid, sizeof(m.txid));
+        m.outcome = rep->decided[t];
+        sim_io_send(s, r, &client, &m);
         return;
     }
-    const struct msg_parts *parts = m->parts.n ? &m->parts : NULL;
-    uint32_t i;
-
-    if (from == sim_client(s))
-        rep->client_waiting[t] = true;
-    /* A participant's list is the one its leader prepared it with; a client gives none, and
-     * the replica recovers only with a list its acceptor recorded (never a guessed one). */
-    for (i = 0; !parts && i < s->txn[t].parts.n; i++)
-        if (rep->acc[t][i].parts.n)
-            parts = &rep->acc[t][i].parts;
-    /* Somebody waited long for t: recover it, unless this replica is already on it. */
-    if (!rep->leading[t] && parts && start_leader(s, r, t, parts))
-        recover_round(s, r, t);
+    if (!known) {
+        /* Unknown here (never begun, or lost in a crash): begun anew with its branches, as a
+         * client that begins again would. Its prepares repeat the votes cast (rm.h rule 3). */
+        if (replica_begin(&rep->drv, s->txn[t].txid, s->p.txn_timeout) != TPC_OK) {
+            sim_error(s, "r%u: cannot begin %s", r, s->txn[t].txid);
+            return;
+        }
+        for (i = 0; i < s->txn[t].parts.n; i++)
+            if (replica_enlist(&rep->drv, s->txn[t].txid, s->txn[t].parts.name[i]) != TPC_OK)
+                sim_error(s, "r%u: cannot enlist %s", r, s->txn[t].parts.name[i]);
+    }
+    if (pk->req == SIM_COMMIT)
+        replica_commit(&rep->drv, s->txn[t].txid, s->txn[t].relay_first);
+    else if (pk->req == SIM_ABORT)
+        replica_abort(&rep->drv, s->txn[t].txid); /* mid-commit: refused; the client asks */
 }
 
 void sim_replica_receive(struct sim *s, uint32_t r, uint32_t from, const struct sim_packet *pk)
 {
     struct sim_replica *rep = &s->rep[r];
     const struct msg *m = &pk->m;
-    struct out_ctx c = {s, r, 0};
-    struct leader_out out = {leader_send, &c};
+    struct node_addr caller = node_caller(from);
     char err[256];
-    enum tpc_err rc;
     int t = sim_txn_index(s, m->txid);
 
     if (t < 0) {
         sim_error(s, "r%u: message for unknown transaction %s", r, m->txid);
         return;
     }
-    c.t = (uint32_t)t;
-    if (pk->is_commit) {
-        if (rep->decided[t] != TPC_OUTCOME_NONE || rep->leading[t]) {
-            rep->client_waiting[t] = true;
-        } else if (start_leader(s, r, (uint32_t)t, &m->parts)) {
-            rep->client_waiting[t] = true;
-            leader_relay_first(&rep->leader[t], s->txn[t].relay_first);
-            leader_start(&rep->leader[t], s->now, &out);
-        }
-        after_leader(s, r, (uint32_t)t);
-        if (rep->decided[t] != TPC_OUTCOME_NONE)
-            record_decision(s, r, (uint32_t)t, rep->decided[t]);
+    if (!rep->drv_up)
+        return;
+    if (pk->req != SIM_MSG) {
+        on_request(s, r, (uint32_t)t, pk);
         return;
     }
-    switch (m->type) {
-    case MSG_PHASE1A:
-    case MSG_PHASE2A:
+    if (m->type == MSG_PHASE1A || m->type == MSG_PHASE2A) {
         on_acceptor(s, r, from, (uint32_t)t, m);
         return;
-    case MSG_VOTE:
-    case MSG_PHASE1B:
-    case MSG_PHASE2B:
-    case MSG_REJECT:
-    case MSG_ACK:
-        if (!rep->leading[t])
-            return; /* nobody here leads t any more (or not since a crash) */
-        if (m->type == MSG_VOTE && !rep->leader[t].started)
-            return; /* a late vote for a leader that crashed; this one only recovers */
-        rc = leader_receive(&rep->leader[t], m, s->now, prng_next(&s->rng), &out, err, sizeof(err));
-        if (rc)
-            sim_error(s, "r%u: leader refused input: %s", r, err);
-        after_leader(s, r, (uint32_t)t);
-        return;
-    case MSG_OUTCOME:
-        record_decision(s, r, (uint32_t)t, m->outcome);
-        if (rep->leading[t]) {
-            leader_learn(&rep->leader[t], m->outcome, s->now, &out);
-            after_leader(s, r, (uint32_t)t);
-        }
-        return;
-    case MSG_STATUS:
-        on_status(s, r, from, (uint32_t)t, m);
-        return;
-    default:
-        sim_error(s, "r%u: unexpected %s", r, msg_type_name(m->type));
     }
+    if (replica_receive(&rep->drv, &caller, m, err, sizeof(err)) != TPC_OK)
+        sim_error(s, "r%u: the driver refused input: %s", r, err);
 }
 
 void sim_replica_tick(struct sim *s, uint32_t r)
 {
     struct sim_replica *rep = &s->rep[r];
-    uint32_t t, i;
+    struct node_write w;
 
-    for (t = 0; t < s->p.n_txns && !s->dying[r]; t++) {
-        struct out_ctx c = {s, r, t};
-        struct leader_out out = {leader_send, &c};
-
-        if (rep->leading[t]) {
-            if (leader_tick(&rep->leader[t], s->now, prng_next(&s->rng), &out))
-                recover_round(s, r, t);
-            after_leader(s, r, t);
-            continue;
-        }
-        if (rep->decided[t] != TPC_OUTCOME_NONE || s->now < rep->touched[t] + s->p.sweep_age)
-            continue;
-        /* The sweep: an undecided transaction this acceptor knows of, quiet for long; its
-         * leader may be gone. Recover it with the participant list the acceptor recorded. */
-        for (i = 0; i < s->txn[t].parts.n; i++) {
-            if (rep->acc[t][i].parts.n) {
-                if (start_leader(s, r, t, &rep->acc[t][i].parts))
-                    recover_round(s, r, t);
-                break;
-            }
-        }
+    if (!rep->drv_up)
+        return;
+    /* Writes that are durable now, in the order they were started. */
+    while (sim_io_due(s, r, rep->pending, &rep->n_pending, &w)) {
+        land(s, r, &w);
+        sim_after_persist(s, r);
+        if (!s->dying[r])
+            replica_persisted(&rep->drv, &w, TPC_OK);
     }
+    if (!s->dying[r])
+        replica_tick(&rep->drv);
+    replica_check(&rep->drv);
 }
 
 void sim_replica_crash(struct sim *s, uint32_t r)
 {
     struct sim_replica *rep = &s->rep[r];
+    uint32_t i;
 
-    memset(rep->leading, 0, sizeof(rep->leading));
-    memset(rep->client_waiting, 0, sizeof(rep->client_waiting));
+    /* A write on its way may have reached the disk or not; its completion is lost. */
+    for (i = 0; i < rep->n_pending; i++)
+        if (prng_chance(&s->rng, 500000))
+            land(s, r, &rep->pending[i].w);
+    rep->n_pending = 0;
+    sim_replica_stop(s, r);
 }
 
 void sim_replica_restart(struct sim *s, uint32_t r)
@@ -288,4 +346,18 @@ void sim_replica_restart(struct sim *s, uint32_t r)
 
     for (t = 0; t < SIM_MAX_T; t++)
         s->rep[r].touched[t] = s->now;
+    start(s, r);
+}
+
+void sim_replica_stop(struct sim *s, uint32_t r)
+{
+    if (s->rep[r].drv_up)
+        replica_fini(&s->rep[r].drv);
+    s->rep[r].drv_up = false;
+}
+
+/* First start of a seed's run. */
+void sim_replica_boot(struct sim *s, uint32_t r)
+{
+    start(s, r);
 }

@@ -1,0 +1,63 @@
+/*
+ * branch.h - what the participant program keeps of a branch besides its
+ * protocol state (which the driver, shared/core/resource.h, keeps): the
+ * cumulative changeset of its statements and the row locks it holds.
+ *
+ * A branch lives in the table from its first statement (or its reload after a
+ * restart) until the write that ends it is durable; then its locks are
+ * released and it leaves the table. Its mutex serializes what touches its
+ * changeset: a statement running, the write that prepares or ends it. It is
+ * recursive, because a thread that holds it to prepare or end the branch also
+ * carries out the write (engine.c), which takes it too. Lock order: a
+ * branch's mutex before the driver's lock, never the other way.
+ */
+#ifndef TPC_PART_BRANCH_H
+#define TPC_PART_BRANCH_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "locks.h"
+#include "msg.h"
+#include "table.h"
+
+struct branch {
+    struct table_entry e; /* first: the table's entry; e.id is the txid, e.gone once ended */
+    pthread_mutex_t mu;   /* recursive; see above */
+    void *changeset;
+    int cs_len;
+    struct lock_key *keys; /* each data malloc'd */
+    size_t n_keys, cap_keys;
+};
+
+/* The table's callbacks (table_init(..., branch_create, branch_destroy, NULL)). */
+struct table_entry *branch_create(void *ctx, const char *txid);
+void branch_destroy(struct table_entry *e);
+
+/* The keys a changeset touches, locked for the branch (store_exec's accept callback). */
+struct branch_take {
+    struct locks *locks;
+    struct branch *b;
+    struct lock_key *keys;
+    size_t n, cap;
+    bool oom;
+    char blocker[TPC_TXID_MAX + 1];
+    uint64_t gen;
+    bool *fresh; /* keys[i] newly taken by the last try */
+};
+
+/* store_accept_fn: locks the rows the changeset touches (all or none). */
+bool branch_take_locks(void *ctx, const void *changeset, int len);
+/*
+ * Adds the keys the last try newly locked to the branch's list, for release at its end.
+ * Out of memory: gives those locks back and says so (the caller drops the new changes).
+ */
+bool branch_remember_keys(struct branch_take *t);
+void branch_take_free(struct branch_take *t);
+
+/* Releases the branch's row locks and takes it out of the table (under b->mu). */
+void branch_end(struct table *branches, struct locks *locks, struct branch *b);
+
+#endif

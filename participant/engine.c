@@ -1,0 +1,309 @@
+/*
+ * engine.c - see engine.h.
+ *
+ * Invariants:
+ *   1. The driver is called only between nodert_enter and nodert_leave; no
+ *      write or call is carried out under that lock.
+ *   2. A write's completion is fed back only once store_submit says it is
+ *      durable; then, for a branch that ended, its row locks are released
+ *      (invariant 1 of participant.c).
+ *   3. A branch's mutex is held while its changeset is written, so no
+ *      statement changes it meanwhile.
+ */
+#include "engine.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "branch.h"
+#include "codec.h"
+#include "failpoint.h"
+#include "log.h"
+
+/* Carries out one write of the driver; the branch's data comes from the branch table. */
+static enum tpc_err do_write(struct engine *e, const struct node_write *w)
+{
+    struct branch *b = (struct branch *)table_get(e->branches, w->txid, false);
+    struct store_job job;
+    json_t *pj = NULL;
+    char *ptext = NULL;
+    uint64_t started = metrics_now_ns();
+    enum tpc_err rc;
+
+    if (b)
+        pthread_mutex_lock(&b->mu);
+    memset(&job, 0, sizeof(job));
+    job.txid = w->txid;
+    job.vote = w->vote;
+    switch (w->kind) {
+    case NODE_WRITE_PREPARED:
+        pj = codec_encode_parts(&w->parts);
+        ptext = pj ? json_dumps(pj, JSON_COMPACT) : NULL;
+        if (!ptext || !b || b->e.gone) {
+            rc = TPC_ERR_STATE;
+            log_error("%s: nothing to prepare (%s)", w->txid, ptext ? "no branch" : "no memory");
+            goto out;
+        }
+        job.kind = STORE_JOB_PREPARE;
+        job.changeset = b->changeset;
+        job.changeset_len = b->cs_len;
+        job.participants = ptext;
+        break;
+    case NODE_WRITE_READONLY:
+        job.kind = STORE_JOB_READONLY;
+        break;
+    case NODE_WRITE_OUTCOME:
+        if (w->outcome == TPC_OUTCOME_COMMITTED) {
+            failpoint("participant-before-commit");
+            if (!b || b->e.gone) {
+                rc = TPC_ERR_STATE;
+                log_error("%s: a commit without its changes", w->txid);
+                goto out;
+            }
+            job.kind = STORE_JOB_COMMIT;
+            job.changeset = b->changeset;
+            job.changeset_len = b->cs_len;
+        } else {
+            job.kind = STORE_JOB_ABORT;
+        }
+        break;
+    default:
+        rc = TPC_ERR_INVALID;
+        goto out;
+    }
+    rc = store_submit(e->store, &job);
+    if (rc) {
+        log_error("%s: a durable write failed: %s", w->txid, job.err);
+        goto out;
+    }
+    if (w->kind == NODE_WRITE_PREPARED)
+        failpoint("participant-after-prepare");
+    if (w->kind == NODE_WRITE_OUTCOME) {
+        if (w->outcome == TPC_OUTCOME_COMMITTED)
+            failpoint("participant-after-commit");
+        metrics_hist_since(&e->outcome_time, started);
+        log_debug("%s %s", w->txid, msg_outcome_name(w->outcome));
+    }
+    /* Durable: an ended branch frees its rows for others. */
+    if (b && w->kind != NODE_WRITE_PREPARED)
+        branch_end(e->branches, e->locks, b);
+out:
+    if (b) {
+        pthread_mutex_unlock(&b->mu);
+        table_put(e->branches, &b->e);
+    }
+    json_decref(pj);
+    free(ptext);
+    return rc;
+}
+
+static void keep_answer(struct nodert_box *answers, const struct nodert_item *it)
+{
+    if (!answers)
+        return;
+    if (answers->n == answers->cap) {
+        size_t cap = answers->cap ? answers->cap * 2 : 4;
+        struct nodert_item *bigger = realloc(answers->items, cap * sizeof(*bigger));
+
+        if (!bigger)
+            return;
+        answers->items = bigger;
+        answers->cap = cap;
+    }
+    answers->items[answers->n++] = *it;
+}
+
+void engine_round(struct engine *e, struct nodert_box *box, struct nodert_box *answers)
+{
+    struct nodert_box items;
+    struct http_call *calls = NULL;
+    char(*urls)[512] = NULL, **bodies = NULL, err[256];
+    enum tpc_err *rcs = NULL;
+    struct http_client *hc = NULL;
+    size_t i, n_calls = 0, k, got;
+    struct msg got_msgs[8];
+
+    nodert_box_move(&items, box);
+    if (!items.n)
+        return;
+    rcs = calloc(items.n, sizeof(*rcs));
+    calls = calloc(items.n, sizeof(*calls));
+    urls = calloc(items.n, sizeof(*urls));
+    bodies = calloc(items.n, sizeof(*bodies));
+    if (!rcs || !calls || !urls || !bodies) {
+        log_error("out of memory for %zu actions (the timers try again)", items.n);
+        goto out;
+    }
+    /* Questions to the replicas leave first; the writes run while they are out. */
+    for (i = 0; i < items.n; i++) {
+        struct nodert_item *it = &items.items[i];
+        json_t *batch;
+
+        if (it->write)
+            continue;
+        if (it->to.kind == NODE_CALLER) {
+            keep_answer(answers, it);
+            continue;
+        }
+        if (it->to.kind != NODE_REPLICA || it->to.id >= e->cfg->n_replicas)
+            continue;
+        batch = codec_encode_batch(&it->m, 1);
+        bodies[n_calls] = batch ? json_dumps(batch, JSON_COMPACT) : NULL;
+        json_decref(batch);
+        if (!bodies[n_calls])
+            continue;
+        snprintf(urls[n_calls], sizeof(urls[n_calls]), "%s/v1/paxos", e->cfg->replicas[it->to.id]);
+        calls[n_calls].url = urls[n_calls];
+        calls[n_calls].body = bodies[n_calls];
+        calls[n_calls].body_len = strlen(bodies[n_calls]);
+        n_calls++;
+    }
+    hc = n_calls ? http_pool_get(e->pool) : NULL;
+    if (hc)
+        http_client_start(hc, calls, n_calls, e->cfg->vote_timeout_ms);
+    for (i = 0; i < items.n; i++)
+        if (items.items[i].write)
+            rcs[i] = do_write(e, &items.items[i].w);
+    if (hc) {
+        http_client_finish(hc, calls, n_calls);
+        http_pool_put(e->pool, hc);
+    }
+    nodert_enter(&e->rt, box);
+    for (i = 0; i < items.n; i++)
+        if (items.items[i].write)
+            resource_persisted(&e->drv, &items.items[i].w, rcs[i]);
+    for (k = 0; hc && k < n_calls; k++) {
+        json_t *j = NULL;
+
+        if (calls[k].err == TPC_OK && calls[k].status == 200)
+            j = json_loadb(calls[k].response, calls[k].response_len, JSON_REJECT_DUPLICATES, NULL);
+        if (j && codec_decode_batch(j, e->cfg->n_replicas, got_msgs, 8, &got, err, sizeof(err)) ==
+                     TPC_OK) {
+            for (i = 0; i < got; i++) {
+                uint64_t before = e->drv.stats.doubts_resolved;
+
+                resource_receive(&e->drv, &got_msgs[i]);
+                if (e->drv.stats.doubts_resolved != before)
+                    log_info("%s: in doubt, learned %s from a replica", got_msgs[i].txid,
+                             msg_outcome_name(got_msgs[i].outcome));
+            }
+        } else {
+            log_debug("%s: %s (status %ld)", calls[k].url,
+                      calls[k].err ? calls[k].error : "no answer", calls[k].status);
+        }
+        json_decref(j);
+    }
+    resource_check(&e->drv);
+    nodert_leave(&e->rt);
+out:
+    for (k = 0; calls && bodies && k < n_calls; k++) {
+        free(calls[k].response);
+        free(bodies[k]);
+    }
+    free(rcs);
+    free(calls);
+    free(urls);
+    free(bodies);
+    nodert_box_free(&items);
+}
+
+void engine_finish(struct engine *e, struct nodert_box *box, struct nodert_box *answers)
+{
+    int rounds;
+
+    /* Bounded: the driver's timers redo whatever is left. */
+    for (rounds = 0; box->n && rounds < 16; rounds++)
+        engine_round(e, box, answers);
+    nodert_box_free(box);
+}
+
+static void run(void *ctx, struct nodert_box *box)
+{
+    engine_finish(ctx, box, NULL);
+}
+
+static void tick(void *arg)
+{
+    struct engine *e = arg;
+    struct nodert_box box = {0};
+
+    nodert_enter(&e->rt, &box);
+    resource_tick(&e->drv);
+    resource_check(&e->drv);
+    nodert_leave(&e->rt);
+    nodert_hand_off(&e->rt, &box);
+}
+
+static void io_ended(void *ctx, const char *txid, int *state, enum tpc_value *vote)
+{
+    struct engine *e = ctx;
+    enum rm_state st = RM_NONE;
+
+    *vote = TPC_VALUE_NONE;
+    if (store_ended(e->store, txid, &st, vote) != TPC_OK) {
+        /* Unreadable: say it ended, which refuses new statements and votes; the driver asks
+         * again at the next event. */
+        log_error("%s: cannot read how it ended", txid);
+        st = RM_ABORTED;
+        *vote = TPC_VALUE_ABORTED;
+    }
+    *state = (int)st;
+}
+
+enum tpc_err engine_open(struct engine *e, const struct participant_config *cfg,
+                         struct store *store, struct table *branches, struct locks *locks,
+                         char *err, size_t errlen)
+{
+    struct resource_config rc;
+    struct node_io io = {.ctx = e,
+                         .now = nodert_io_now,
+                         .random = nodert_io_random,
+                         .send = nodert_io_send,
+                         .persist = nodert_io_persist,
+                         .ended = io_ended};
+    enum tpc_err r;
+
+    memset(e, 0, sizeof(*e));
+    e->cfg = cfg;
+    e->store = store;
+    e->branches = branches;
+    e->locks = locks;
+    memset(&rc, 0, sizeof(rc));
+    msg_copy_str(rc.self, TPC_NAME_MAX, cfg->name);
+    rc.n_replicas = cfg->n_replicas;
+    rc.branch_timeout = cfg->branch_timeout_ms;
+    rc.doubt_after = cfg->doubt_ms;
+    rc.doubt_max = 30000;
+    e->pool = http_pool_new(cfg->token);
+    if (!e->pool)
+        return tpc_errbuf_set(err, errlen, TPC_ERR_NOMEM, "out of memory");
+    r = resource_init(&e->drv, &rc, &io);
+    if (r)
+        return tpc_errbuf_set(err, errlen, r, "cannot start the participant driver");
+    e->drv_up = true;
+    r = nodert_init(&e->rt, ENGINE_WORKERS, run, e);
+    e->rt_up = true;
+    if (r)
+        return tpc_errbuf_set(err, errlen, r, "cannot start the worker threads");
+    return TPC_OK;
+}
+
+enum tpc_err engine_start(struct engine *e, char *err, size_t errlen)
+{
+    if (ticker_start(&e->bg, 50, tick, e) != TPC_OK)
+        return tpc_errbuf_set(err, errlen, TPC_ERR_IO, "cannot start the background thread");
+    return TPC_OK;
+}
+
+void engine_close(struct engine *e)
+{
+    ticker_stop(&e->bg);
+    if (e->rt_up)
+        nodert_fini(&e->rt);
+    if (e->drv_up)
+        resource_fini(&e->drv);
+    e->rt_up = e->drv_up = false;
+    http_pool_free(e->pool);
+    e->pool = NULL;
+}
