@@ -19,13 +19,12 @@
 #include "coord.h"
 #include "netfault.h"
 
-static void answer(struct http_response *res, json_t *body, int status, const struct coord_error *e)
+static void answer(struct http_response *res, json_t *body, int status, const struct api_error *e)
 {
     if (body)
         http_respond(res, status ? status : 200, body);
     else
-        http_respond_error(res, e->status ? e->status : 500, e->code ? e->code : "internal", "%s",
-                           e->message[0] ? e->message : "internal error");
+        http_respond_api_error(res, e);
 }
 
 static json_t *object_body(const struct http_request *req, bool empty_ok, struct http_response *res)
@@ -37,7 +36,7 @@ static json_t *object_body(const struct http_request *req, bool empty_ok, struct
         return json_object();
     j = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
     if (!json_is_object(j)) {
-        http_respond_error(res, 400, "bad_json", "body is not a JSON object%s%s", j ? "" : ": ",
+        http_respond_error(res, "bad_json", "body is not a JSON object%s%s", j ? "" : ": ",
                            j ? "" : jerr.text);
         json_decref(j);
         return NULL;
@@ -54,17 +53,17 @@ static void paxos(struct coord *c, const struct http_request *req, struct http_r
     json_t *j;
 
     if (!http_authorized(req, cfg->cluster_token)) {
-        http_respond_error(res, 401, "unauthorized", "missing or wrong cluster token");
+        http_respond_error(res, "unauthorized", "missing or wrong cluster token");
         return;
     }
     j = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, NULL);
     n = json_array_size(json_object_get(j, "messages"));
     in = calloc(n ? n : 1, sizeof(*in)); /* per request: no large buffer in every thread */
     if (!in) {
-        http_respond_error(res, 500, "internal", "out of memory");
+        http_respond_error(res, "internal", "out of memory");
     } else if (!j || codec_decode_batch(j, cfg->n_replicas, in, n ? n : 1, &n, err, sizeof(err)) !=
                          TPC_OK) {
-        http_respond_error(res, 400, "bad_message", "%s", j ? err : "body is not JSON");
+        http_respond_error(res, "bad_message", "%s", j ? err : "body is not JSON");
     } else {
         http_respond(res, 200, coord_paxos(c, in, n));
     }
@@ -75,7 +74,7 @@ static void paxos(struct coord *c, const struct http_request *req, struct http_r
 void api_handle(void *ctx, const struct http_request *req, struct http_response *res)
 {
     struct coord *c = ctx;
-    struct coord_error e;
+    struct api_error e;
     char txid[TPC_TXID_MAX + 1];
     const char *path = req->path, *rest, *slash;
     bool get = !strcmp(req->method, "GET"), post = !strcmp(req->method, "POST");
@@ -87,7 +86,7 @@ void api_handle(void *ctx, const struct http_request *req, struct http_response 
         if (get)
             http_respond(res, 200, coord_health(c));
         else
-            http_respond_error(res, 405, "method_not_allowed", "use GET");
+            http_respond_error(res, "method_not_allowed", "use GET");
         return;
     }
     if (!strcmp(path, "/v1/admin/faults")) {
@@ -98,15 +97,15 @@ void api_handle(void *ctx, const struct http_request *req, struct http_response 
         if (post)
             paxos(c, req, res);
         else
-            http_respond_error(res, 405, "method_not_allowed", "use POST");
+            http_respond_error(res, "method_not_allowed", "use POST");
         return;
     }
     if (strncmp(path, "/v1/transactions", 16) != 0 || (path[16] && path[16] != '/')) {
-        http_respond_error(res, 404, "not_found", "no endpoint %s", path);
+        http_respond_error(res, "not_found", "no endpoint %s", path);
         return;
     }
     if (!http_authorized(req, coord_config(c)->client_token)) {
-        http_respond_error(res, 401, "unauthorized",
+        http_respond_error(res, "unauthorized",
                            "missing or wrong token (Authorization: Bearer ...)");
         return;
     }
@@ -117,7 +116,7 @@ void api_handle(void *ctx, const struct http_request *req, struct http_response 
         } else if (get) {
             r = coord_list(c, http_query(req, "state"), &status, &e);
         } else {
-            http_respond_error(res, 405, "method_not_allowed", "use GET or POST");
+            http_respond_error(res, "method_not_allowed", "use GET or POST");
             return;
         }
         goto done;
@@ -125,7 +124,7 @@ void api_handle(void *ctx, const struct http_request *req, struct http_response 
     rest = path + 17;
     if (!strcmp(rest, "oneshot")) {
         if (!post) {
-            http_respond_error(res, 405, "method_not_allowed", "use POST");
+            http_respond_error(res, "method_not_allowed", "use POST");
             return;
         }
         if ((body = object_body(req, false, res)))
@@ -136,18 +135,18 @@ void api_handle(void *ctx, const struct http_request *req, struct http_response 
         return;
     if (!slash) {
         if (!get) {
-            http_respond_error(res, 405, "method_not_allowed", "use GET");
+            http_respond_error(res, "method_not_allowed", "use GET");
             return;
         }
         r = coord_status(c, txid, &status, &e);
         goto done;
     }
     if (strcmp(slash, "/exec") && strcmp(slash, "/commit") && strcmp(slash, "/abort")) {
-        http_respond_error(res, 404, "not_found", "no endpoint %s", path);
+        http_respond_error(res, "not_found", "no endpoint %s", path);
         return;
     }
     if (!post) {
-        http_respond_error(res, 405, "method_not_allowed", "use POST");
+        http_respond_error(res, "method_not_allowed", "use POST");
         return;
     }
     if (!strcmp(slash, "/exec")) {
@@ -163,7 +162,7 @@ void api_handle(void *ctx, const struct http_request *req, struct http_response 
         json_object_foreach(body, key, v)
         {
             if (strcmp(key, "wait") != 0) {
-                http_respond_error(res, 400, "bad_request", "unknown key \"%s\"", key);
+                http_respond_error(res, "bad_request", "unknown key \"%s\"", key);
                 json_decref(body);
                 return;
             }

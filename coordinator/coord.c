@@ -22,6 +22,7 @@
 #include "engine.h"
 #include "fsync_vfs.h"
 #include "http_client.h"
+#include "api_error.h"
 #include "log.h"
 
 struct coord {
@@ -32,20 +33,6 @@ struct coord {
 };
 
 static const char *const state_names[] = {"active", "preparing", "in_doubt", "decided"};
-
-static void set_error(struct coord_error *e, int status, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static void set_error(struct coord_error *e, int status, const char *code, const char *fmt, ...)
-{
-    va_list ap;
-
-    e->status = status;
-    e->code = code;
-    va_start(ap, fmt);
-    vsnprintf(e->message, sizeof(e->message), fmt, ap);
-    va_end(ap);
-}
 
 static const char *state_word(const struct replica_view *v)
 {
@@ -63,8 +50,7 @@ static json_t *outcome_json(const char *txid, enum tpc_outcome o, const struct m
 }
 
 /* The decision of a transaction no longer (or never) in memory, as an answer. */
-static json_t *ended_or_unknown(struct coord *c, const char *txid, int *status,
-                                struct coord_error *e)
+static json_t *ended_or_unknown(struct coord *c, const char *txid, int *status, struct api_error *e)
 {
     struct msg_parts parts;
     enum tpc_outcome o;
@@ -73,7 +59,7 @@ static json_t *ended_or_unknown(struct coord *c, const char *txid, int *status,
         *status = 200;
         return outcome_json(txid, o, &parts);
     }
-    set_error(e, 404, "unknown_transaction", "no transaction %s at this replica", txid);
+    api_error_set(e, "unknown_transaction", "no transaction %s at this replica", txid);
     return NULL;
 }
 
@@ -107,7 +93,7 @@ static bool await(struct coord *c, const char *txid, struct nodert_box *box, int
     return known;
 }
 
-json_t *coord_begin(struct coord *c, json_t *body, int *status, struct coord_error *e)
+json_t *coord_begin(struct coord *c, json_t *body, int *status, struct api_error *e)
 {
     char txid[TPC_TXID_MAX + 1];
     struct msg_parts known;
@@ -123,14 +109,14 @@ json_t *coord_begin(struct coord *c, json_t *body, int *status, struct coord_err
     json_object_foreach(body, key, v)
     {
         if (strcmp(key, "txid") && strcmp(key, "timeout_ms")) {
-            set_error(e, 400, "bad_request", "unknown key \"%s\" (use txid, timeout_ms)", key);
+            api_error_set(e, "bad_request", "unknown key \"%s\" (use txid, timeout_ms)", key);
             return NULL;
         }
     }
     v = json_object_get(body, "timeout_ms");
     if (v) {
         if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 86400000) {
-            set_error(e, 400, "bad_request", "timeout_ms must be 1..86400000");
+            api_error_set(e, "bad_request", "timeout_ms must be 1..86400000");
             return NULL;
         }
         timeout = (uint32_t)json_integer_value(v);
@@ -145,15 +131,15 @@ json_t *coord_begin(struct coord *c, json_t *body, int *status, struct coord_err
         if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v) ||
             json_string_length(v) == 0 || n < 0 || (size_t)n >= sizeof(txid) ||
             !msg_txid_valid(txid)) {
-            set_error(e, 400, "bad_txid",
-                      "txid must be 1..%d characters of [A-Za-z0-9_-] (the replica adds its "
-                      "prefix r<id>-)",
-                      TPC_TXID_MAX - 4);
+            api_error_set(e, "bad_txid",
+                          "txid must be 1..%d characters of [A-Za-z0-9_-] (the replica adds its "
+                          "prefix r<id>-)",
+                          TPC_TXID_MAX - 4);
             return NULL;
         }
     } else {
         if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw)) {
-            set_error(e, 500, "internal", "no randomness for a transaction id");
+            api_error_set(e, "internal", "no randomness for a transaction id");
             return NULL;
         }
         snprintf(txid, sizeof(txid), "tx-");
@@ -161,11 +147,11 @@ json_t *coord_begin(struct coord *c, json_t *body, int *status, struct coord_err
             snprintf(txid + 3 + 2 * i, 3, "%02x", raw[i]);
     }
     if (acc_store_decision(c->store, txid, &o, NULL) == TPC_OK && o != TPC_OUTCOME_NONE) {
-        set_error(e, 409, "txid_exists", "transaction %s already %s", txid, msg_outcome_name(o));
+        api_error_set(e, "txid_exists", "transaction %s already %s", txid, msg_outcome_name(o));
         return NULL;
     }
     if (acc_store_parts(c->store, txid, &known) == TPC_OK && known.n) {
-        set_error(e, 409, "txid_exists", "transaction %s is known already", txid);
+        api_error_set(e, "txid_exists", "transaction %s is known already", txid);
         return NULL;
     }
     nodert_enter(&c->eng.rt, &box);
@@ -173,11 +159,11 @@ json_t *coord_begin(struct coord *c, json_t *body, int *status, struct coord_err
     nodert_leave(&c->eng.rt);
     nodert_hand_off(&c->eng.rt, &box);
     if (rc == TPC_ERR_STATE) {
-        set_error(e, 409, "txid_exists", "transaction %s exists", txid);
+        api_error_set(e, "txid_exists", "transaction %s exists", txid);
         return NULL;
     }
     if (rc) {
-        set_error(e, 500, "internal", "cannot begin %s: %s", txid, tpc_strerror(rc));
+        api_error_set(e, "internal", "cannot begin %s: %s", txid, tpc_strerror(rc));
         return NULL;
     }
     *status = 201;
@@ -186,7 +172,7 @@ json_t *coord_begin(struct coord *c, json_t *body, int *status, struct coord_err
 }
 
 json_t *coord_exec(struct coord *c, const char *txid, json_t *body, int *status,
-                   struct coord_error *e)
+                   struct api_error *e)
 {
     const char *name = json_string_value(json_object_get(body, "participant")), *url;
     struct nodert_box box = {0};
@@ -210,25 +196,25 @@ json_t *coord_exec(struct coord *c, const char *txid, json_t *body, int *status,
         r = ended_or_unknown(c, txid, status, e);
         if (r) {
             json_decref(r);
-            set_error(e, 409, "transaction_ended", "transaction %s has ended", txid);
+            api_error_set(e, "transaction_ended", "transaction %s has ended", txid);
         }
         return NULL;
     }
     if (!url) {
-        set_error(e, 400, "unknown_participant",
-                  "\"participant\" must name one of the participants in the cluster file");
+        api_error_set(e, "unknown_participant",
+                      "\"participant\" must name one of the participants in the cluster file");
         return NULL;
     }
     if (rc == TPC_ERR_STATE) {
-        set_error(e, 409, "transaction_not_active", "transaction %s is %s", txid, state_word(&v));
+        api_error_set(e, "transaction_not_active", "transaction %s is %s", txid, state_word(&v));
         return NULL;
     }
     if (rc == TPC_ERR_RANGE) {
-        set_error(e, 400, "too_many_participants", "at most %d participants", TPC_MAX_PARTICIPANTS);
+        api_error_set(e, "too_many_participants", "at most %d participants", TPC_MAX_PARTICIPANTS);
         return NULL;
     }
     if (rc) {
-        set_error(e, 500, "internal", "cannot enlist %s: %s", name, tpc_strerror(rc));
+        api_error_set(e, "internal", "cannot enlist %s: %s", name, tpc_strerror(rc));
         return NULL;
     }
     fwd = json_deep_copy(body);
@@ -237,7 +223,7 @@ json_t *coord_exec(struct coord *c, const char *txid, json_t *body, int *status,
     text = fwd ? json_dumps(fwd, JSON_COMPACT) : NULL;
     hc = http_pool_get(c->eng.pool);
     if (!text || !hc) {
-        set_error(e, 500, "internal", "out of memory");
+        api_error_set(e, "internal", "out of memory");
         goto out;
     }
     snprintf(target, sizeof(target), "%s/v1/branches/%s/exec", url, txid);
@@ -247,8 +233,8 @@ json_t *coord_exec(struct coord *c, const char *txid, json_t *body, int *status,
     call.body_len = strlen(text);
     http_client_post_all(hc, &call, 1, c->cfg.commit_ms);
     if (call.err || !(r = json_loadb(call.response, call.response_len, 0, NULL))) {
-        set_error(e, 502, "participant_unavailable", "participant %s: %s", name,
-                  call.err ? call.error : "answer is not JSON");
+        api_error_set(e, "participant_unavailable", "participant %s: %s", name,
+                      call.err ? call.error : "answer is not JSON");
     } else {
         *status = (int)call.status; /* the participant's own answer, as it is */
     }
@@ -261,7 +247,7 @@ out:
 }
 
 json_t *coord_commit(struct coord *c, const char *txid, enum coord_wait wait, int *status,
-                     struct coord_error *e)
+                     struct api_error *e)
 {
     struct nodert_box box = {0};
     struct replica_view v;
@@ -282,16 +268,16 @@ json_t *coord_commit(struct coord *c, const char *txid, enum coord_wait wait, in
         *status = 200;
         r = outcome_json(txid, v.answer, &v.parts);
     } else {
-        set_error(e, 503, "undecided",
-                  "transaction %s is not decided yet (too few replicas or participants "
-                  "answer); it is never given a wrong outcome: ask for its status later",
-                  txid);
+        api_error_set(e, "undecided",
+                      "transaction %s is not decided yet (too few replicas or participants "
+                      "answer); it is never given a wrong outcome: ask for its status later",
+                      txid);
     }
     metrics_hist_since(&c->commit_time, started);
     return r;
 }
 
-json_t *coord_abort(struct coord *c, const char *txid, int *status, struct coord_error *e)
+json_t *coord_abort(struct coord *c, const char *txid, int *status, struct api_error *e)
 {
     struct nodert_box box = {0};
     struct replica_view v;
@@ -302,7 +288,7 @@ json_t *coord_abort(struct coord *c, const char *txid, int *status, struct coord
     nodert_leave(&c->eng.rt);
     if (rc == TPC_ERR_STATE) {
         nodert_hand_off(&c->eng.rt, &box);
-        set_error(e, 409, "commit_in_progress", "transaction %s is being committed", txid);
+        api_error_set(e, "commit_in_progress", "transaction %s is being committed", txid);
         return NULL;
     }
     if (rc) {
@@ -315,11 +301,11 @@ json_t *coord_abort(struct coord *c, const char *txid, int *status, struct coord
         *status = 200;
         return outcome_json(txid, v.answer, &v.parts);
     }
-    set_error(e, 503, "undecided", "transaction %s is not decided yet; ask later", txid);
+    api_error_set(e, "undecided", "transaction %s is not decided yet; ask later", txid);
     return NULL;
 }
 
-json_t *coord_status(struct coord *c, const char *txid, int *status, struct coord_error *e)
+json_t *coord_status(struct coord *c, const char *txid, int *status, struct api_error *e)
 {
     struct replica_view v;
     struct msg_parts parts;
@@ -350,7 +336,7 @@ json_t *coord_status(struct coord *c, const char *txid, int *status, struct coor
         return json_pack("{s:s,s:s,s:o}", "txid", txid, "state", "in_doubt", "participants",
                          codec_encode_parts(&parts));
     }
-    set_error(e, 404, "unknown_transaction", "no transaction %s at this replica", txid);
+    api_error_set(e, "unknown_transaction", "no transaction %s at this replica", txid);
     return NULL;
 }
 
@@ -374,7 +360,7 @@ static void list_decided(void *ctx, const char *txid, enum tpc_outcome o, int64_
                                          msg_outcome_name(o), "decided_at_ms", (json_int_t)at));
 }
 
-json_t *coord_list(struct coord *c, const char *state, int *status, struct coord_error *e)
+json_t *coord_list(struct coord *c, const char *state, int *status, struct api_error *e)
 {
     struct list_ctx l = {json_array(), -1};
     int i;
@@ -385,8 +371,8 @@ json_t *coord_list(struct coord *c, const char *state, int *status, struct coord
                 l.want = i;
         if (l.want < 0 && strcmp(state, "committed") && strcmp(state, "aborted")) {
             json_decref(l.list);
-            set_error(e, 400, "bad_state",
-                      "state is one of active, preparing, in_doubt, committed, aborted");
+            api_error_set(e, "bad_state",
+                          "state is one of active, preparing, in_doubt, committed, aborted");
             return NULL;
         }
     }
@@ -405,7 +391,7 @@ json_t *coord_list(struct coord *c, const char *state, int *status, struct coord
     return json_pack("{s:o}", "transactions", l.list);
 }
 
-enum tpc_err coord_wait_parse(json_t *v, enum coord_wait *wait, struct coord_error *e)
+enum tpc_err coord_wait_parse(json_t *v, enum coord_wait *wait, struct api_error *e)
 {
     const char *s = json_string_value(v);
 
@@ -416,11 +402,11 @@ enum tpc_err coord_wait_parse(json_t *v, enum coord_wait *wait, struct coord_err
         *wait = COORD_WAIT_APPLIED;
         return TPC_OK;
     }
-    set_error(e, 400, "bad_request", "\"wait\" is \"decided\" or \"applied\"");
+    api_error_set(e, "bad_request", "\"wait\" is \"decided\" or \"applied\"");
     return TPC_ERR_INVALID;
 }
 
-json_t *coord_oneshot(struct coord *c, json_t *body, int *status, struct coord_error *e)
+json_t *coord_oneshot(struct coord *c, json_t *body, int *status, struct api_error *e)
 {
     json_t *branches = json_object_get(body, "branches"), *begin, *r, *results, *v;
     enum coord_wait wait;
@@ -432,21 +418,21 @@ json_t *coord_oneshot(struct coord *c, json_t *body, int *status, struct coord_e
     {
         if (strcmp(key, "txid") && strcmp(key, "timeout_ms") && strcmp(key, "branches") &&
             strcmp(key, "wait")) {
-            set_error(e, 400, "bad_request", "unknown key \"%s\"", key);
+            api_error_set(e, "bad_request", "unknown key \"%s\"", key);
             return NULL;
         }
     }
     if (coord_wait_parse(json_object_get(body, "wait"), &wait, e) != TPC_OK)
         return NULL;
     if (!json_is_array(branches) || json_array_size(branches) == 0) {
-        set_error(e, 400, "bad_request",
-                  "\"branches\" must be a non-empty array of "
-                  "{\"participant\": ..., \"statements\": [...]}");
+        api_error_set(e, "bad_request",
+                      "\"branches\" must be a non-empty array of "
+                      "{\"participant\": ..., \"statements\": [...]}");
         return NULL;
     }
     begin = json_deep_copy(body);
     if (!begin) {
-        set_error(e, 500, "internal", "out of memory");
+        api_error_set(e, "internal", "out of memory");
         return NULL;
     }
     json_object_del(begin, "branches");
@@ -463,9 +449,9 @@ json_t *coord_oneshot(struct coord *c, json_t *body, int *status, struct coord_e
         st = 0;
         res = json_is_object(b) ? coord_exec(c, txid, b, &st, e) : NULL;
         if (!json_is_object(b))
-            set_error(e, 400, "bad_request", "branches[%zu] is not an object", i);
+            api_error_set(e, "bad_request", "branches[%zu] is not an object", i);
         if (!res || st != 200) {
-            struct coord_error ae = {0};
+            struct api_error ae = {0};
             int ast = 0;
             json_t *ab = coord_abort(c, txid, &ast, &ae), *out;
 

@@ -21,17 +21,12 @@
 #include <jansson.h>
 
 #include "config.h"
+#include "api_error.h"
 #include "metrics.h"
 #include "msg.h"
 #include "tpc_err.h"
 
 struct coord;
-
-struct coord_error {
-    int status;
-    const char *code;
-    char message[512];
-};
 
 enum tpc_err coord_open(const struct coord_config *cfg, struct coord **out, char *err,
                         size_t errlen);
@@ -39,9 +34,9 @@ void coord_close(struct coord *c);
 const struct coord_config *coord_config(const struct coord *c);
 
 /* Client API; each returns a new JSON body (and *status) or NULL with *e set. */
-json_t *coord_begin(struct coord *c, json_t *body, int *status, struct coord_error *e);
+json_t *coord_begin(struct coord *c, json_t *body, int *status, struct api_error *e);
 json_t *coord_exec(struct coord *c, const char *txid, json_t *body, int *status,
-                   struct coord_error *e);
+                   struct api_error *e);
 /*
  * When a commit answers. DECIDED: once the outcome is chosen, which makes it durable (F+1
  * acceptors hold every vote); participants apply it moments later, in the background.
@@ -50,13 +45,13 @@ json_t *coord_exec(struct coord *c, const char *txid, json_t *body, int *status,
 enum coord_wait { COORD_WAIT_DECIDED, COORD_WAIT_APPLIED };
 
 /* Reads an optional "wait" value ("decided" or "applied"; NULL: decided). */
-enum tpc_err coord_wait_parse(json_t *v, enum coord_wait *wait, struct coord_error *e);
+enum tpc_err coord_wait_parse(json_t *v, enum coord_wait *wait, struct api_error *e);
 json_t *coord_commit(struct coord *c, const char *txid, enum coord_wait wait, int *status,
-                     struct coord_error *e);
-json_t *coord_abort(struct coord *c, const char *txid, int *status, struct coord_error *e);
-json_t *coord_status(struct coord *c, const char *txid, int *status, struct coord_error *e);
-json_t *coord_list(struct coord *c, const char *state, int *status, struct coord_error *e);
-json_t *coord_oneshot(struct coord *c, json_t *body, int *status, struct coord_error *e);
+                     struct api_error *e);
+json_t *coord_abort(struct coord *c, const char *txid, int *status, struct api_error *e);
+json_t *coord_status(struct coord *c, const char *txid, int *status, struct api_error *e);
+json_t *coord_list(struct coord *c, const char *state, int *status, struct api_error *e);
+json_t *coord_oneshot(struct coord *c, json_t *body, int *status, struct api_error *e);
 json_t *coord_health(struct coord *c);
 /* Appends this replica's metrics (for GET /metrics; see http_server_config). */
 void coord_metrics(void *ctx, struct metrics_text *t);

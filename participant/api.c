@@ -17,13 +17,12 @@
 #include "netfault.h"
 #include "participant.h"
 
-static void respond(struct http_response *res, json_t *body, const struct participant_error *e)
+static void respond(struct http_response *res, json_t *body, const struct api_error *e)
 {
     if (body)
         http_respond(res, 200, body);
     else
-        http_respond_error(res, e->status ? e->status : 500, e->code ? e->code : "internal", "%s",
-                           e->message);
+        http_respond_api_error(res, e);
 }
 
 static json_t *parse_body(const struct http_request *req, struct http_response *res)
@@ -32,12 +31,12 @@ static json_t *parse_body(const struct http_request *req, struct http_response *
     json_t *j;
 
     if (req->body_len == 0) {
-        http_respond_error(res, 400, "bad_json", "a JSON object body is required");
+        http_respond_error(res, "bad_json", "a JSON object body is required");
         return NULL;
     }
     j = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
     if (!j || !json_is_object(j)) {
-        http_respond_error(res, 400, "bad_json", "body is not a JSON object%s%s", j ? "" : ": ",
+        http_respond_error(res, "bad_json", "body is not a JSON object%s%s", j ? "" : ": ",
                            j ? "" : jerr.text);
         json_decref(j);
         return NULL;
@@ -71,7 +70,7 @@ static const char *bad_statement(json_t *s)
 static void do_exec(struct participant *p, const char *txid, const struct http_request *req,
                     struct http_response *res)
 {
-    struct participant_error e;
+    struct api_error e;
     json_t *body = parse_body(req, res), *list = NULL;
     const char *key, *why = NULL;
     json_t *v;
@@ -98,7 +97,7 @@ static void do_exec(struct participant *p, const char *txid, const struct http_r
     for (i = 0; !why && list && i < json_array_size(list); i++)
         why = bad_statement(json_array_get(list, i));
     if (why || !list) {
-        http_respond_error(res, 400, "bad_request", "%s", why ? why : "out of memory");
+        http_respond_error(res, "bad_request", "%s", why ? why : "out of memory");
     } else {
         v = participant_exec(p, txid, list, &e);
         respond(res, v, &e);
@@ -111,24 +110,24 @@ static void do_prepare(struct participant *p, const char *txid, const struct htt
                        struct http_response *res)
 {
     const struct participant_config *cfg = participant_config(p);
-    struct participant_error e;
+    struct api_error e;
     struct msg m;
     char err[256];
     const char *relay;
 
     if (codec_decode_text(req->body, req->body_len, cfg->n_replicas ? cfg->n_replicas : 1, &m, err,
                           sizeof(err)) != TPC_OK) {
-        http_respond_error(res, 400, "bad_message", "%s", err);
+        http_respond_error(res, "bad_message", "%s", err);
         return;
     }
     if (m.type != MSG_PREPARE || strcmp(m.txid, txid) != 0) {
-        http_respond_error(res, 400, "bad_message", "expected a prepare message for transaction %s",
+        http_respond_error(res, "bad_message", "expected a prepare message for transaction %s",
                            txid);
         return;
     }
     relay = http_query(req, "relay");
     if (relay && strcmp(relay, "1") != 0 && strcmp(relay, "0") != 0) {
-        http_respond_error(res, 400, "bad_request", "relay is 0 or 1");
+        http_respond_error(res, "bad_request", "relay is 0 or 1");
         return;
     }
     respond(res, participant_prepare(p, &m, relay && !strcmp(relay, "1"), &e), &e);
@@ -137,7 +136,7 @@ static void do_prepare(struct participant *p, const char *txid, const struct htt
 void api_handle(void *ctx, const struct http_request *req, struct http_response *res)
 {
     struct participant *p = ctx;
-    struct participant_error e;
+    struct api_error e;
     char txid[TPC_TXID_MAX + 1], action[16];
     const char *rest, *slash;
     bool get = strcmp(req->method, "GET") == 0, post = strcmp(req->method, "POST") == 0;
@@ -146,7 +145,7 @@ void api_handle(void *ctx, const struct http_request *req, struct http_response 
         if (get)
             http_respond(res, 200, participant_health(p));
         else
-            http_respond_error(res, 405, "method_not_allowed", "use GET");
+            http_respond_error(res, "method_not_allowed", "use GET");
         return;
     }
     if (!strcmp(req->path, "/v1/admin/faults")) {
@@ -154,11 +153,11 @@ void api_handle(void *ctx, const struct http_request *req, struct http_response 
         return;
     }
     if (strncmp(req->path, "/v1/", 4) != 0) {
-        http_respond_error(res, 404, "not_found", "no endpoint %s", req->path);
+        http_respond_error(res, "not_found", "no endpoint %s", req->path);
         return;
     }
     if (!http_authorized(req, participant_config(p)->token)) {
-        http_respond_error(res, 401, "unauthorized",
+        http_respond_error(res, "unauthorized",
                            "missing or wrong token (Authorization: Bearer ...)");
         return;
     }
@@ -166,11 +165,11 @@ void api_handle(void *ctx, const struct http_request *req, struct http_response 
         if (get)
             http_respond(res, 200, participant_list_prepared(p));
         else
-            http_respond_error(res, 405, "method_not_allowed", "use GET");
+            http_respond_error(res, "method_not_allowed", "use GET");
         return;
     }
     if (strncmp(req->path, "/v1/branches/", 13) != 0) {
-        http_respond_error(res, 404, "not_found", "no endpoint %s", req->path);
+        http_respond_error(res, "not_found", "no endpoint %s", req->path);
         return;
     }
     rest = req->path + 13;
@@ -180,21 +179,21 @@ void api_handle(void *ctx, const struct http_request *req, struct http_response 
         if (get)
             respond(res, participant_status(p, txid, &e), &e);
         else
-            http_respond_error(res, 405, "method_not_allowed", "use GET");
+            http_respond_error(res, "method_not_allowed", "use GET");
         return;
     }
     if (strlen(slash + 1) >= sizeof(action)) {
-        http_respond_error(res, 404, "not_found", "no endpoint %s", req->path);
+        http_respond_error(res, "not_found", "no endpoint %s", req->path);
         return;
     }
     snprintf(action, sizeof(action), "%s", slash + 1);
     if (strcmp(action, "exec") && strcmp(action, "prepare") && strcmp(action, "commit") &&
         strcmp(action, "abort")) {
-        http_respond_error(res, 404, "not_found", "no endpoint %s", req->path);
+        http_respond_error(res, "not_found", "no endpoint %s", req->path);
         return;
     }
     if (!post) {
-        http_respond_error(res, 405, "method_not_allowed", "use POST");
+        http_respond_error(res, "method_not_allowed", "use POST");
         return;
     }
     if (strcmp(action, "exec") == 0)

@@ -33,6 +33,7 @@
 #include "fsync_vfs.h"
 #include "http_client.h"
 #include "locks.h"
+#include "api_error.h"
 #include "log.h"
 #include "store.h"
 #include "table.h"
@@ -48,27 +49,11 @@ struct participant {
     struct metrics_hist prepare_time; /* prepare calls */
 };
 
-static void set_error(struct participant_error *e, int status, const char *code, const char *fmt,
-                      ...) __attribute__((format(printf, 4, 5)));
-
-static void set_error(struct participant_error *e, int status, const char *code, const char *fmt,
-                      ...)
-{
-    va_list ap;
-
-    e->status = status;
-    e->code = code;
-    va_start(ap, fmt);
-    vsnprintf(e->message, sizeof(e->message), fmt, ap);
-    va_end(ap);
-}
-
 /*
  * Whether the driver holds txid WORKING (with begin: beginning it if it is new). When not,
  * *e says why: prepared or ending (branch_not_active), or ended here (transaction_ended).
  */
-static bool branch_working(struct participant *p, const char *txid, bool begin,
-                           struct participant_error *e)
+static bool branch_working(struct participant *p, const char *txid, bool begin, struct api_error *e)
 {
     struct nodert_box box = {0};
     const struct resource_branch *rb;
@@ -89,15 +74,15 @@ static bool branch_working(struct participant *p, const char *txid, bool begin,
     if (rc == TPC_OK && rb && st == RM_WORKING && !busy)
         return true;
     if (rb)
-        set_error(e, 409, "branch_not_active", "branch %s is %s: it takes no more statements", txid,
-                  busy ? "ending" : rm_state_name(st));
+        api_error_set(e, "branch_not_active", "branch %s is %s: it takes no more statements", txid,
+                      busy ? "ending" : rm_state_name(st));
     else
-        set_error(e, 409, "transaction_ended", "transaction %s already ended here", txid);
+        api_error_set(e, "transaction_ended", "transaction %s already ended here", txid);
     return false;
 }
 
 json_t *participant_exec(struct participant *p, const char *txid, json_t *statements,
-                         struct participant_error *e)
+                         struct api_error *e)
 {
     struct branch_take t;
     struct branch *b = NULL;
@@ -112,8 +97,8 @@ json_t *participant_exec(struct participant *p, const char *txid, json_t *statem
 
     memset(e, 0, sizeof(*e));
     if (json_array_size(statements) > p->cfg.max_statements) {
-        set_error(e, 400, "too_many_statements", "at most %u statements per request",
-                  p->cfg.max_statements);
+        api_error_set(e, "too_many_statements", "at most %u statements per request",
+                      p->cfg.max_statements);
         return NULL;
     }
     memset(&t, 0, sizeof(t));
@@ -122,7 +107,7 @@ json_t *participant_exec(struct participant *p, const char *txid, json_t *statem
         return NULL;
     b = (struct branch *)table_get(&p->branches, txid, true);
     if (!b) {
-        set_error(e, 500, "internal", "out of memory");
+        api_error_set(e, "internal", "out of memory");
         return NULL;
     }
     pthread_mutex_lock(&b->mu);
@@ -133,7 +118,7 @@ json_t *participant_exec(struct participant *p, const char *txid, json_t *statem
     if (b->e.gone || !branch_working(p, txid, false, e)) {
         branch_end(&p->branches, p->locks, b);
         if (!e->status)
-            set_error(e, 409, "branch_not_active", "branch %s takes no more statements", txid);
+            api_error_set(e, "branch_not_active", "branch %s takes no more statements", txid);
         goto out;
     }
     until = nodert_now_ms() + p->cfg.lock_timeout_ms;
@@ -154,17 +139,17 @@ json_t *participant_exec(struct participant *p, const char *txid, json_t *statem
         p->lock_waiters--;
         pthread_mutex_unlock(&p->mu);
         if (!waited) {
-            set_error(e, 409, "lock_timeout",
-                      "a row this statement changes is locked by transaction %s; still locked "
-                      "after %u ms",
-                      t.blocker, p->cfg.lock_timeout_ms);
+            api_error_set(e, "lock_timeout",
+                          "a row this statement changes is locked by transaction %s; still locked "
+                          "after %u ms",
+                          t.blocker, p->cfg.lock_timeout_ms);
             goto out;
         }
     }
     switch (fail) {
     case STORE_FAIL_NONE:
         if (!branch_remember_keys(&t)) {
-            set_error(e, 500, "internal", "out of memory"); /* the new changes are dropped */
+            api_error_set(e, "internal", "out of memory"); /* the new changes are dropped */
             break;
         }
         free(b->changeset);
@@ -173,26 +158,26 @@ json_t *participant_exec(struct participant *p, const char *txid, json_t *statem
         cs = NULL;
         break;
     case STORE_FAIL_SQL:
-        set_error(e, 400, "sql_error", "%s", msg);
+        api_error_set(e, "sql_error", "%s", msg);
         break;
     case STORE_FAIL_FORBIDDEN:
-        set_error(e, 403, "forbidden_statement", "%s", msg);
+        api_error_set(e, "forbidden_statement", "%s", msg);
         break;
     case STORE_FAIL_CONSTRAINT:
-        set_error(e, 409, "constraint_violation", "%s", msg);
+        api_error_set(e, "constraint_violation", "%s", msg);
         break;
     case STORE_FAIL_ROWS:
-        set_error(e, 400, "too_many_rows", "%s", msg);
+        api_error_set(e, "too_many_rows", "%s", msg);
         break;
     case STORE_FAIL_TIMEOUT:
-        set_error(e, 400, "statement_timeout", "%s", msg);
+        api_error_set(e, "statement_timeout", "%s", msg);
         break;
     case STORE_FAIL_ENDED:
-        set_error(e, 409, "transaction_ended", "%s", msg);
+        api_error_set(e, "transaction_ended", "%s", msg);
         branch_end(&p->branches, p->locks, b); /* it ended meanwhile: a leftover */
         break;
     default:
-        set_error(e, 500, "internal", "%s", t.oom ? "out of memory" : msg);
+        api_error_set(e, "internal", "%s", t.oom ? "out of memory" : msg);
         break;
     }
 out:
@@ -251,7 +236,7 @@ static enum tpc_err prepare_event(struct participant *p, const void *arg, char *
 }
 
 json_t *participant_prepare(struct participant *p, const struct msg *prep, bool relayed,
-                            struct participant_error *e)
+                            struct api_error *e)
 {
     struct branch *b = (struct branch *)table_get(&p->branches, prep->txid, false);
     struct prepare_arg a = {prep, false};
@@ -269,18 +254,18 @@ json_t *participant_prepare(struct participant *p, const struct msg *prep, bool 
     }
     rc = ask_driver(p, prepare_event, &a, &vote, err, sizeof(err));
     if (rc == TPC_ERR_INVALID)
-        set_error(e, 400, "not_a_participant", "%s", err);
+        api_error_set(e, "not_a_participant", "%s", err);
     else if (rc == TPC_ERR_STATE)
-        set_error(e, 409, "participants_conflict", "%s", err);
+        api_error_set(e, "participants_conflict", "%s", err);
     else if (rc == TPC_ERR_BUSY)
-        set_error(e, 409, "branch_busy", "%s", err);
+        api_error_set(e, "branch_busy", "%s", err);
     else if (rc)
-        set_error(e, 500, "internal", "%s", tpc_strerror(rc));
+        api_error_set(e, "internal", "%s", tpc_strerror(rc));
     else if (vote.type != MSG_VOTE)
-        set_error(e, 500, "storage_error", "branch %s: the record behind its vote is not durable",
-                  prep->txid);
+        api_error_set(e, "storage_error", "branch %s: the record behind its vote is not durable",
+                      prep->txid);
     else if (!(r = codec_encode(&vote)))
-        set_error(e, 500, "internal", "cannot encode the vote");
+        api_error_set(e, "internal", "cannot encode the vote");
     if (b) {
         pthread_mutex_unlock(&b->mu);
         table_put(&p->branches, &b->e);
@@ -305,7 +290,7 @@ static enum tpc_err outcome_event(struct participant *p, const void *arg, char *
 }
 
 json_t *participant_outcome(struct participant *p, const char *txid, enum tpc_outcome o,
-                            struct participant_error *e)
+                            struct api_error *e)
 {
     struct branch *b = (struct branch *)table_get(&p->branches, txid, false);
     struct outcome_arg a = {txid, o, false};
@@ -319,21 +304,21 @@ json_t *participant_outcome(struct participant *p, const char *txid, enum tpc_ou
         pthread_mutex_lock(&b->mu);
     rc = ask_driver(p, outcome_event, &a, &ack, err, sizeof(err));
     if (rc == TPC_ERR_PROTOCOL)
-        set_error(e, 409,
-                  !a.in_memory                 ? "outcome_conflict"
-                  : o == TPC_OUTCOME_COMMITTED ? "not_prepared"
-                                               : "already_committed",
-                  "%s", err);
+        api_error_set(e,
+                      !a.in_memory                 ? "outcome_conflict"
+                      : o == TPC_OUTCOME_COMMITTED ? "not_prepared"
+                                                   : "already_committed",
+                      "%s", err);
     else if (rc == TPC_ERR_INVALID)
-        set_error(e, 404, "unknown_branch", "%s", err);
+        api_error_set(e, "unknown_branch", "%s", err);
     else if (rc == TPC_ERR_BUSY)
-        set_error(e, 409, "branch_busy", "%s", err);
+        api_error_set(e, "branch_busy", "%s", err);
     else if (rc)
-        set_error(e, 500, "internal", "%s", tpc_strerror(rc));
+        api_error_set(e, "internal", "%s", tpc_strerror(rc));
     else if (ack.type != MSG_ACK)
-        set_error(e, 500, "storage_error", "cannot record the outcome of %s", txid);
+        api_error_set(e, "storage_error", "cannot record the outcome of %s", txid);
     else if (!(r = codec_encode(&ack)))
-        set_error(e, 500, "internal", "cannot encode the acknowledgement");
+        api_error_set(e, "internal", "cannot encode the acknowledgement");
     if (b) {
         pthread_mutex_unlock(&b->mu);
         table_put(&p->branches, &b->e);
@@ -343,7 +328,7 @@ json_t *participant_outcome(struct participant *p, const char *txid, enum tpc_ou
 
 /* ---- reads ---- */
 
-json_t *participant_status(struct participant *p, const char *txid, struct participant_error *e)
+json_t *participant_status(struct participant *p, const char *txid, struct api_error *e)
 {
     struct branch *b = (struct branch *)table_get(&p->branches, txid, false);
     const struct resource_branch *rb;
@@ -378,11 +363,11 @@ json_t *participant_status(struct participant *p, const char *txid, struct parti
         return r;
     }
     if (store_ended(p->store, txid, &o, &vote) != TPC_OK) {
-        set_error(e, 500, "storage_error", "cannot read the outcome of %s", txid);
+        api_error_set(e, "storage_error", "cannot read the outcome of %s", txid);
         return NULL;
     }
     if (o == RM_NONE) {
-        set_error(e, 404, "unknown_branch", "no branch %s here", txid);
+        api_error_set(e, "unknown_branch", "no branch %s here", txid);
         return NULL;
     }
     return json_pack("{s:s,s:s,s:s}", "txid", txid, "state", rm_state_name(o), "vote",

@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "api_error.h"
 #include "metrics.h"
 #include "msg.h"
 #include "tpc_err.h"
@@ -43,13 +44,6 @@ struct participant_config {
 
 struct participant;
 
-/* An error for the HTTP layer: status, a stable code, a message. */
-struct participant_error {
-    int status;
-    const char *code;
-    char message[512];
-};
-
 enum tpc_err participant_open(const struct participant_config *cfg, struct participant **out,
                               char *err, size_t errlen);
 /* Stops the background thread, closes the database. Prepared branches stay prepared on disk. */
@@ -59,7 +53,7 @@ const struct participant_config *participant_config(const struct participant *p)
 
 /* Each returns a new JSON body on success, NULL with *e filled on failure. */
 json_t *participant_exec(struct participant *p, const char *txid, json_t *statements,
-                         struct participant_error *e);
+                         struct api_error *e);
 /*
  * relayed: the caller (the leader) passes the vote to the acceptors itself, as its ballot-0
  * phase 2a, one batch per acceptor for all participants (leader.h rule 5), so the vote is
@@ -68,10 +62,10 @@ json_t *participant_exec(struct participant *p, const char *txid, json_t *statem
  * participant and its vote is chosen.
  */
 json_t *participant_prepare(struct participant *p, const struct msg *prepare, bool relayed,
-                            struct participant_error *e);
+                            struct api_error *e);
 json_t *participant_outcome(struct participant *p, const char *txid, enum tpc_outcome outcome,
-                            struct participant_error *e);
-json_t *participant_status(struct participant *p, const char *txid, struct participant_error *e);
+                            struct api_error *e);
+json_t *participant_status(struct participant *p, const char *txid, struct api_error *e);
 json_t *participant_list_prepared(struct participant *p);
 json_t *participant_health(struct participant *p);
 /* Appends this participant's metrics (for GET /metrics; see http_server_config). */

@@ -39,17 +39,26 @@ void http_respond(struct http_response *res, int status, json_t *body)
     res->body = body;
 }
 
-void http_respond_error(struct http_response *res, int status, const char *code, const char *fmt,
-                        ...)
+void http_respond_api_error(struct http_response *res, const struct api_error *e)
 {
-    char message[512];
+    int status = e->status ? e->status : 500;
+    const char *code = e->code ? e->code : "internal";
+
+    http_respond(res, status,
+                 json_pack("{s:{s:s,s:s}}", "error", "code", code, "message",
+                           e->message[0] ? e->message : "internal error"));
+}
+
+void http_respond_error(struct http_response *res, const char *code, const char *fmt, ...)
+{
+    struct api_error e;
     va_list ap;
 
+    api_error_set(&e, code, "%s", "");
     va_start(ap, fmt);
-    vsnprintf(message, sizeof(message), fmt, ap);
+    vsnprintf(e.message, sizeof(e.message), fmt, ap);
     va_end(ap);
-    http_respond(res, status,
-                 json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message));
+    http_respond_api_error(res, &e);
 }
 
 bool http_authorized(const struct http_request *req, const char *token)
@@ -190,7 +199,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         struct metrics_text t = {NULL, 0, 0, false};
 
         if (strcmp(method, "GET") != 0) {
-            http_respond_error(&res, 405, "method_not_allowed", "use GET");
+            http_respond_error(&res, "method_not_allowed", "use GET");
             goto answer;
         }
         atomic_fetch_add(&s->by_class[2], 1); /* counted before it is written: it is in it */
@@ -199,7 +208,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return send_text(conn, &t);
     }
     if (st->too_big) {
-        http_respond_error(&res, 413, "body_too_large", "request body exceeds %zu bytes",
+        http_respond_error(&res, "body_too_large", "request body exceeds %zu bytes",
                            s->cfg.max_body);
     } else {
         req.method = method;
@@ -274,8 +283,8 @@ bool http_path_txid(const char *rest, char *txid, const char **tail, struct http
     *tail = slash;
     if (msg_txid_from(rest, slash ? (size_t)(slash - rest) : strlen(rest), txid))
         return true;
-    http_respond_error(res, 400, "bad_txid",
-                       "transaction ids are 1..%d characters of [A-Za-z0-9_-]", TPC_TXID_MAX);
+    http_respond_error(res, "bad_txid", "transaction ids are 1..%d characters of [A-Za-z0-9_-]",
+                       TPC_TXID_MAX);
     return false;
 }
 

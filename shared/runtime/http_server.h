@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "api_error.h"
 #include "metrics.h"
 #include "tpc_err.h"
 
@@ -61,9 +62,11 @@ void http_server_stop(struct http_server *s);
 /* Sets res to status with body (stolen: the response owns it). */
 void http_respond(struct http_response *res, int status, json_t *body);
 
-/* Sets res to {"error": {"code": code, "message": message}} with status. */
-void http_respond_error(struct http_response *res, int status, const char *code, const char *fmt,
-                        ...) __attribute__((format(printf, 4, 5)));
+/* Sets res to {"error": {"code": code, "message": message}} with code's status (api_error.h). */
+void http_respond_error(struct http_response *res, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The same for an error already made (e->status set). */
+void http_respond_api_error(struct http_response *res, const struct api_error *e);
 
 /*
  * Reads "{txid}" or "{txid}/..." (a path after its route's prefix): copies a valid

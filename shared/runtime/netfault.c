@@ -132,19 +132,19 @@ void netfault_http(const struct http_request *req, struct http_response *res, co
     json_t *j;
 
     if (!http_authorized(req, token)) {
-        http_respond_error(res, 401, "unauthorized", "missing or wrong cluster token");
+        http_respond_error(res, "unauthorized", "missing or wrong cluster token");
         return;
     }
     if (!strcmp(req->method, "POST")) {
         j = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, NULL);
         if (!j || netfault_set(j, err, sizeof(err)) != TPC_OK) {
-            http_respond_error(res, 400, "bad_request", "%s", j ? err : "body is not JSON");
+            http_respond_error(res, "bad_request", "%s", j ? err : "body is not JSON");
             json_decref(j);
             return;
         }
         json_decref(j);
     } else if (strcmp(req->method, "GET")) {
-        http_respond_error(res, 405, "method_not_allowed", "use GET or POST");
+        http_respond_error(res, "method_not_allowed", "use GET or POST");
         return;
     }
     http_respond(res, 200, netfault_get());

@@ -1,0 +1,354 @@
+/*
+ * store_exec.c - a branch's statements (see store.h): run inside a SQLite
+ * transaction on top of the branch's earlier changes, the cumulative
+ * changeset recorded with the session extension, then rolled back (store.c
+ * invariant 2); and the row keys a changeset touches.
+ */
+#define SQLITE_ENABLE_SESSION 1
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "store_int.h"
+
+static int user_tables_only(void *ctx, const char *table)
+{
+    (void)ctx;
+    return !store_is_reserved(table);
+}
+
+int store_conflict_abort(void *ctx, int kind, sqlite3_changeset_iter *it)
+{
+    (void)ctx;
+    (void)kind;
+    (void)it;
+    return SQLITE_CHANGESET_ABORT;
+}
+
+static char *base64(const unsigned char *p, size_t n)
+{
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char *out = malloc((n + 2) / 3 * 4 + 1), *o = out;
+    size_t i;
+
+    if (!out)
+        return NULL;
+    for (i = 0; i + 2 < n; i += 3) {
+        *o++ = tab[p[i] >> 2];
+        *o++ = tab[((p[i] & 3) << 4) | (p[i + 1] >> 4)];
+        *o++ = tab[((p[i + 1] & 15) << 2) | (p[i + 2] >> 6)];
+        *o++ = tab[p[i + 2] & 63];
+    }
+    if (i < n) {
+        *o++ = tab[p[i] >> 2];
+        if (i + 1 < n) {
+            *o++ = tab[((p[i] & 3) << 4) | (p[i + 1] >> 4)];
+            *o++ = tab[(p[i + 1] & 15) << 2];
+        } else {
+            *o++ = tab[(p[i] & 3) << 4];
+            *o++ = '=';
+        }
+        *o++ = '=';
+    }
+    *o = '\0';
+    return out;
+}
+
+static json_t *column_value(sqlite3_stmt *s, int i)
+{
+    switch (sqlite3_column_type(s, i)) {
+    case SQLITE_INTEGER:
+        return json_integer(sqlite3_column_int64(s, i));
+    case SQLITE_FLOAT: {
+        json_t *r = json_real(sqlite3_column_double(s, i));
+        return r ? r : json_null(); /* NaN and infinities have no JSON form */
+    }
+    case SQLITE_TEXT: {
+        json_t *t = json_stringn((const char *)sqlite3_column_text(s, i),
+                                 (size_t)sqlite3_column_bytes(s, i));
+        if (t)
+            return t;
+        /* Not UTF-8: hand the bytes over as a blob. */
+    }
+        /* fall through */
+    case SQLITE_BLOB: {
+        const void *p = sqlite3_column_blob(s, i);
+        char *b = base64(p, (size_t)sqlite3_column_bytes(s, i));
+        json_t *v = b ? json_pack("{s:s}", "base64", b) : NULL;
+
+        free(b);
+        return v;
+    }
+    default:
+        return json_null();
+    }
+}
+
+static bool bind_param(sqlite3_stmt *s, int i, json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_NULL:
+        return sqlite3_bind_null(s, i) == SQLITE_OK;
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return sqlite3_bind_int(s, i, json_is_true(v)) == SQLITE_OK;
+    case JSON_INTEGER:
+        return sqlite3_bind_int64(s, i, json_integer_value(v)) == SQLITE_OK;
+    case JSON_REAL:
+        return sqlite3_bind_double(s, i, json_real_value(v)) == SQLITE_OK;
+    case JSON_STRING:
+        return sqlite3_bind_text(s, i, json_string_value(v), (int)json_string_length(v),
+                                 SQLITE_TRANSIENT) == SQLITE_OK;
+    default:
+        return false;
+    }
+}
+
+static bool only_blanks(const char *p)
+{
+    for (;;) {
+        while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == ';')
+            p++;
+        if (p[0] == '-' && p[1] == '-') {
+            while (*p && *p != '\n')
+                p++;
+        } else if (p[0] == '/' && p[1] == '*') {
+            const char *end = strstr(p + 2, "*/");
+            if (!end)
+                return true;
+            p = end + 2;
+        } else {
+            return *p == '\0';
+        }
+    }
+}
+
+#define FAIL(kind, ...)                                                                            \
+    do {                                                                                           \
+        snprintf(msg, msglen, __VA_ARGS__);                                                        \
+        fail = (kind);                                                                             \
+        goto out;                                                                                  \
+    } while (0)
+
+/* Runs one statement of a branch and appends its result; under st->mu, in_branch set. */
+static enum store_fail run_statement(struct store *st, size_t idx, json_t *stmt, json_t *results,
+                                     char *msg, size_t msglen)
+{
+    const char *sql = json_string_value(json_object_get(stmt, "sql")), *tail = NULL;
+    json_t *params = json_object_get(stmt, "params"), *columns = NULL, *rows = NULL, *row;
+    enum store_fail fail = STORE_FAIL_NONE;
+    sqlite3_stmt *s = NULL;
+    sqlite3_int64 rowid;
+    int rc, i, ncol;
+    size_t n_params = params ? json_array_size(params) : 0, n_rows = 0;
+
+    st->denied[0] = '\0';
+    rc = sqlite3_prepare_v2(st->db, sql, -1, &s, &tail);
+    if (rc != SQLITE_OK) {
+        if (st->denied[0])
+            FAIL(STORE_FAIL_FORBIDDEN, "statement %zu: %s", idx, st->denied);
+        FAIL(STORE_FAIL_SQL, "statement %zu: %s", idx, sqlite3_errmsg(st->db));
+    }
+    if (!s)
+        FAIL(STORE_FAIL_SQL, "statement %zu is empty", idx);
+    if (tail && !only_blanks(tail))
+        FAIL(STORE_FAIL_SQL,
+             "statement %zu holds more than one SQL statement; give each its own entry", idx);
+    if ((size_t)sqlite3_bind_parameter_count(s) != n_params)
+        FAIL(STORE_FAIL_SQL, "statement %zu takes %d parameters, %zu given", idx,
+             sqlite3_bind_parameter_count(s), n_params);
+    for (i = 0; (size_t)i < n_params; i++)
+        if (!bind_param(s, i + 1, json_array_get(params, (size_t)i)))
+            FAIL(STORE_FAIL_SQL,
+                 "statement %zu, parameter %d: only null, booleans, numbers and strings bind", idx,
+                 i + 1);
+    /* Zero first, so the result shows this statement's own insert, not an earlier one's. */
+    sqlite3_set_last_insert_rowid(st->db, 0);
+    ncol = sqlite3_column_count(s);
+    columns = json_array();
+    rows = json_array();
+    if (!columns || !rows)
+        FAIL(STORE_FAIL_INTERNAL, "out of memory");
+    for (i = 0; i < ncol; i++)
+        json_array_append_new(columns, json_string(sqlite3_column_name(s, i)));
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (++n_rows > st->max_rows)
+            FAIL(STORE_FAIL_ROWS, "statement %zu returns more than %u rows; add a LIMIT", idx,
+                 st->max_rows);
+        row = json_array();
+        if (!row || json_array_append_new(rows, row) != 0)
+            FAIL(STORE_FAIL_INTERNAL, "out of memory");
+        for (i = 0; i < ncol; i++)
+            json_array_append_new(row, column_value(s, i));
+    }
+    if (rc != SQLITE_DONE) {
+        if (rc == SQLITE_INTERRUPT)
+            FAIL(STORE_FAIL_TIMEOUT, "statement %zu ran longer than %u ms and was stopped", idx,
+                 st->statement_ms);
+        if ((sqlite3_extended_errcode(st->db) & 0xff) == SQLITE_CONSTRAINT)
+            FAIL(STORE_FAIL_CONSTRAINT, "statement %zu: %s", idx, sqlite3_errmsg(st->db));
+        if (st->denied[0])
+            FAIL(STORE_FAIL_FORBIDDEN, "statement %zu: %s", idx, st->denied);
+        FAIL(STORE_FAIL_SQL, "statement %zu: %s", idx, sqlite3_errmsg(st->db));
+    }
+    rowid = sqlite3_last_insert_rowid(st->db);
+    if (json_array_append_new(
+            results,
+            json_pack("{s:o,s:o,s:I,s:o}", "columns", columns, "rows", rows, "changes",
+                      (json_int_t)(sqlite3_stmt_readonly(s) ? 0 : sqlite3_changes64(st->db)),
+                      "last_insert_rowid", rowid ? json_integer(rowid) : json_null())) != 0)
+        fail = STORE_FAIL_INTERNAL;
+    columns = rows = NULL; /* stolen by json_pack's "o" */
+out:
+    json_decref(columns);
+    json_decref(rows);
+    sqlite3_finalize(s);
+    return fail;
+}
+
+enum store_fail store_exec(struct store *st, const char *txid, const void *changeset, int len,
+                           json_t *statements, store_accept_fn accept, void *ctx, json_t **results,
+                           void **out, int *out_len, char *msg, size_t msglen)
+{
+    enum store_fail fail = STORE_FAIL_NONE;
+    enum rm_state ended = RM_NONE;
+    sqlite3_session *sess = NULL;
+    json_t *res = NULL;
+    void *cs = NULL;
+    int cs_len = 0;
+    size_t i;
+
+    *results = NULL;
+    *out = NULL;
+    *out_len = 0;
+    pthread_mutex_lock(&st->mu);
+    if (sqlite3_exec(st->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+        FAIL(STORE_FAIL_INTERNAL, "BEGIN: %s", sqlite3_errmsg(st->db));
+    /* Under the lock, so that no end is recorded between this check and the statements. */
+    ended = store_recorded(st, txid);
+    if (ended != RM_NONE)
+        FAIL(STORE_FAIL_ENDED, "transaction %s already ended here (%s)", txid,
+             rm_state_name(ended));
+    if (sqlite3session_create(st->db, "main", &sess) != SQLITE_OK)
+        FAIL(STORE_FAIL_INTERNAL, "cannot create a session");
+    sqlite3session_table_filter(sess, user_tables_only, NULL);
+    if (sqlite3session_attach(sess, NULL) != SQLITE_OK)
+        FAIL(STORE_FAIL_INTERNAL, "cannot attach the session");
+    /* The branch's earlier changes first: its keys are locked, so they apply cleanly. */
+    if (len > 0 && sqlite3changeset_apply(st->db, len, (void *)changeset, NULL,
+                                          store_conflict_abort, NULL) != SQLITE_OK)
+        FAIL(STORE_FAIL_INTERNAL, "cannot re-apply the branch's changes: %s",
+             sqlite3_errmsg(st->db));
+    res = json_array();
+    if (!res)
+        FAIL(STORE_FAIL_INTERNAL, "out of memory");
+    st->exec_deadline = store_mono_ms() + st->statement_ms;
+    st->in_branch = true;
+    for (i = 0; i < json_array_size(statements) && !fail; i++)
+        fail = run_statement(st, i, json_array_get(statements, i), res, msg, msglen);
+    st->in_branch = false;
+    if (fail)
+        goto out;
+    if (sqlite3session_changeset(sess, &cs_len, &cs) != SQLITE_OK)
+        FAIL(STORE_FAIL_INTERNAL, "cannot read the changeset");
+    if (accept && !accept(ctx, cs, cs_len))
+        FAIL(STORE_FAIL_LOCKED, "a row is locked by another transaction");
+    if (cs_len > 0) {
+        *out = malloc((size_t)cs_len);
+        if (!*out)
+            FAIL(STORE_FAIL_INTERNAL, "out of memory");
+        memcpy(*out, cs, (size_t)cs_len);
+        *out_len = cs_len;
+    }
+    *results = res;
+    res = NULL;
+out:
+    st->in_branch = false;
+    sqlite3_free(cs);
+    if (sess)
+        sqlite3session_delete(sess);
+    sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL); /* invariant 2 */
+    pthread_mutex_unlock(&st->mu);
+    json_decref(res);
+    return fail;
+}
+
+#undef FAIL
+
+enum tpc_err store_changeset_keys(const void *changeset, int len,
+                                  void (*fn)(void *ctx, const void *key, size_t n), void *ctx)
+{
+    sqlite3_changeset_iter *it = NULL;
+    unsigned char key[4096];
+    enum tpc_err rc = TPC_OK;
+    int r;
+
+    if (len <= 0)
+        return TPC_OK;
+    if (sqlite3changeset_start(&it, len, (void *)changeset) != SQLITE_OK)
+        return TPC_ERR_INVALID;
+    while ((r = sqlite3changeset_next(it)) == SQLITE_ROW) {
+        const char *table;
+        unsigned char *pk;
+        int ncol, op, indirect, i, npk;
+        size_t n;
+
+        sqlite3changeset_op(it, &table, &ncol, &op, &indirect);
+        sqlite3changeset_pk(it, &pk, &npk);
+        /* The key: table name, NUL, then each primary-key value as type byte + bytes. */
+        n = strlen(table) + 1;
+        if (n > sizeof(key)) {
+            rc = TPC_ERR_TOO_BIG;
+            break;
+        }
+        memcpy(key, table, n);
+        for (i = 0; i < ncol && !rc; i++) {
+            sqlite3_value *v = NULL;
+            const void *p = NULL;
+            sqlite3_int64 iv;
+            double dv;
+            size_t vn = 0;
+            int type;
+
+            if (!pk[i])
+                continue;
+            if (op == SQLITE_INSERT)
+                sqlite3changeset_new(it, i, &v);
+            else
+                sqlite3changeset_old(it, i, &v);
+            type = v ? sqlite3_value_type(v) : SQLITE_NULL;
+            if (type == SQLITE_INTEGER) {
+                iv = sqlite3_value_int64(v);
+                p = &iv;
+                vn = sizeof(iv);
+            } else if (type == SQLITE_FLOAT) {
+                dv = sqlite3_value_double(v);
+                p = &dv;
+                vn = sizeof(dv);
+            } else if (type == SQLITE_TEXT || type == SQLITE_BLOB) {
+                p = type == SQLITE_TEXT ? (const void *)sqlite3_value_text(v)
+                                        : sqlite3_value_blob(v);
+                vn = (size_t)sqlite3_value_bytes(v);
+            }
+            if (n + 1 + sizeof(uint32_t) + vn > sizeof(key)) {
+                rc = TPC_ERR_TOO_BIG;
+                break;
+            }
+            key[n++] = (unsigned char)type;
+            memcpy(key + n, &(uint32_t){(uint32_t)vn}, sizeof(uint32_t));
+            n += sizeof(uint32_t);
+            if (vn)
+                memcpy(key + n, p, vn);
+            n += vn;
+        }
+        if (!rc)
+            fn(ctx, key, n);
+    }
+    if (!rc && r != SQLITE_DONE)
+        rc = TPC_ERR_INVALID;
+    sqlite3changeset_finalize(it);
+    return rc;
+}
