@@ -26,7 +26,6 @@ import time
 
 here = os.path.dirname(os.path.abspath(__file__))
 root = os.path.dirname(here)
-sys.path.insert(0, os.path.join(root, "tests", "integration"))
 
 ACCOUNTS = 10000
 BALANCE = 1000000
@@ -44,7 +43,7 @@ def log(msg):
 
 def check_totals(cluster):
     """Waits (bounded) until no participant holds a branch, then checks every database."""
-    from harness import metrics, wait_until
+    from tpclaunch import metrics, wait_until
     for p in cluster.parts.values():
         wait_until(lambda: metrics(p.url)["tpc_branches_live"] == 0, timeout=30,
                    what="%s to end every branch" % p.name)
@@ -64,7 +63,7 @@ def check_totals(cluster):
 
 
 def run_cluster(args, f, n_parts, variants, results):
-    from harness import Cluster
+    from tpclaunch import Cluster
     t0 = time.monotonic()
     c = Cluster(n_replicas=2 * f + 1, participants=NAMES[:n_parts], schema=SCHEMA,
                 timeouts={"transaction": 30000, "commit": 10000})

@@ -16,13 +16,12 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 os.environ.setdefault("TPC_PARTICIPANT_BIN", os.path.join(ROOT, "build/participant/participant"))
 os.environ.setdefault("TPC_COORDINATOR_BIN", os.path.join(ROOT, "build/coordinator/coordinator"))
 
-from harness import Cluster, wait_until  # noqa: E402
+from tpclaunch import Cluster, wait_until  # noqa: E402
 
-from bank import ACCOUNTS, BALANCE, SCHEMA, Workload, audit, print_audit, total  # noqa: E402
+from tpclaunch.bank import ACCOUNTS, BALANCE, SCHEMA, Workload, audit, print_audit, total  # noqa: E402
 
 CLIENTS = 4
 

@@ -14,10 +14,9 @@ import time
 import unittest
 import zlib
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 
-from bank import SCHEMA, Workload, audit, total  # noqa: E402
-from harness import Cluster, wait_until  # noqa: E402
+from tpclaunch.bank import SCHEMA, Workload, audit, total
+from tpclaunch import Cluster, wait_until
 
 TOTALS = {"runs": 0, "transfers": 0, "recovered": 0}
 
@@ -144,7 +143,7 @@ class SoakTest(unittest.TestCase):
             seeds = range(first, first + int(os.environ.get("TPC_SOAK_RUNS", "4")))
         for seed in seeds:
             failed = self.run_one(seed)
-            self.assertEqual(failed, [], "soak seed %d failed; replay: TPC_SOAK_SEED=%d %s %s"
+            self.assertEqual(failed, [], "soak seed %d failed; replay: PYTHONPATH=tools TPC_SOAK_SEED=%d %s %s"
                              % (seed, seed, sys.executable, os.path.abspath(__file__)))
 
 

@@ -6,7 +6,7 @@ import signal
 import subprocess
 import unittest
 
-from harness import Cluster, wait_until
+from tpclaunch import Cluster, wait_until
 
 TPCCTL = os.environ.get("TPC_TPCCTL_BIN", "tpcctl")
 

@@ -6,7 +6,7 @@ import os
 import signal
 import unittest
 
-from harness import Cluster, metrics, wait_until
+from tpclaunch import Cluster, metrics, wait_until
 
 N = int(os.environ.get("TPC_TEST_REPLICAS", "3"))
 

@@ -6,7 +6,7 @@ import threading
 import time
 import unittest
 
-from harness import FakeReplica, Participant, wait_until
+from tpclaunch import FakeReplica, Participant, wait_until
 
 
 class ParticipantTest(unittest.TestCase):

@@ -457,3 +457,5 @@ class Cluster:
                 problems.append(str(e))
         shutil.rmtree(self.dir, ignore_errors=True)
         assert not (strict and problems), "\n".join(problems)
+
+__all__ = ['Cluster', 'FakeReplica', 'Participant', 'Replica', 'free_port', 'http_call', 'metrics', 'parse_body', 'wait_until']

@@ -8,7 +8,7 @@ import random
 import sqlite3
 import threading
 
-from harness import wait_until
+from .cluster import wait_until
 
 ACCOUNTS, BALANCE = 100, 1000
 SCHEMA = ("CREATE TABLE accounts(id INTEGER PRIMARY KEY, balance INTEGER NOT NULL "
