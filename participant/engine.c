@@ -183,7 +183,8 @@ void engine_round(struct engine *e, struct nodert_box *box, struct nodert_box *a
             for (i = 0; i < got; i++) {
                 uint64_t before = e->drv.stats.doubts_resolved;
 
-                resource_receive(&e->drv, &got_msgs[i]);
+                if (resource_receive(&e->drv, &got_msgs[i], err, sizeof(err)) != TPC_OK)
+                    log_warn("%s: answer refused: %s", got_msgs[i].txid, err);
                 if (e->drv.stats.doubts_resolved != before)
                     log_info("%s: in doubt, learned %s from a replica", got_msgs[i].txid,
                              msg_outcome_name(got_msgs[i].outcome));

@@ -32,7 +32,6 @@ static void leader_sink(void *ctx, enum leader_dest dest, uint32_t id, const str
     struct sink *k = ctx;
     struct replica *r = k->r;
     struct node_addr to;
-    uint32_t a;
 
     switch (dest) {
     case LEADER_TO_ACCEPTOR:
@@ -51,13 +50,30 @@ static void leader_sink(void *ctx, enum leader_dest dest, uint32_t id, const str
         r->io.send(r->io.ctx, &to, m);
         break;
     case LEADER_TO_REPLICAS:
-        for (a = 0; a < r->cfg.n_replicas; a++) {
-            if (a == r->cfg.self)
-                continue;
-            to = node_replica(a);
-            r->io.send(r->io.ctx, &to, m);
-        }
+        /* Announced once the decision record is durable too (replica_persisted), so that
+         * nobody hears of a decision its leader could lose track of. */
+        k->t->announce_owed = true;
         break;
+    }
+}
+
+/* The leader's announcement of its decision, to every other replica. */
+static void announce(struct replica *r, struct replica_txn *t)
+{
+    struct node_addr to;
+    struct msg m;
+    uint32_t a;
+
+    t->announce_owed = false;
+    memset(&m, 0, sizeof(m));
+    m.type = MSG_OUTCOME;
+    memcpy(m.txid, t->e.id, sizeof(m.txid));
+    m.outcome = t->outcome;
+    for (a = 0; a < r->cfg.n_replicas; a++) {
+        if (a == r->cfg.self)
+            continue;
+        to = node_replica(a);
+        r->io.send(r->io.ctx, &to, &m);
     }
 }
 
@@ -522,6 +538,8 @@ void replica_persisted(struct replica *r, const struct node_write *w, enum tpc_e
         }
         t->record = REPLICA_RECORD_DURABLE;
         leader_tell(&t->leader, now_of(r), &out); /* rule 2: now it may tell */
+        if (t->announce_owed)
+            announce(r, t);
         break;
     case NODE_WRITE_TOLD:
         t->told_writing = false;

@@ -30,9 +30,10 @@
  *
  * Rules (DESIGN.md sections 2, 3 and 5; leader.h has the rules of the core):
  *   1. A client is answered an outcome only once it is chosen (leader.h rule 2).
- *   2. A leader tells participants an outcome only after its decision record is
- *      durable here, so that a restart resumes the telling (io->untold). A
- *      status question may be answered a chosen outcome earlier: it is chosen.
+ *   2. A leader tells participants an outcome, and announces it to the other
+ *      replicas, only after its decision record is durable here, so that a
+ *      restart resumes the telling (io->untold). A status question may be
+ *      answered a chosen outcome earlier: it is chosen.
  *   3. A told mark is written only once every participant acknowledged.
  *   4. A recovery round is durable (NODE_WRITE_ROUND) before its phase 1a
  *      messages leave (leader.h rule 4): one round is reserved at a time.
@@ -102,6 +103,7 @@ struct replica_txn {
     bool round_pending; /* a NODE_WRITE_ROUND is on its way (rule 4) */
     bool told_writing, told;
     bool client_waiting; /* a client waits for the outcome (answer it when chosen) */
+    bool announce_owed;  /* its decision goes to the other replicas once recorded */
     bool foreign;        /* recovered here, begun at another replica (counted once) */
 };
 

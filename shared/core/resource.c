@@ -153,7 +153,11 @@ enum tpc_err resource_prepare(struct resource *d, const struct node_addr *from,
     int ended = RM_NONE;
     bool persist;
 
-    if (prep->type != MSG_PREPARE || msg_parts_find(&prep->parts, d->cfg.self) < 0)
+    if (prep->type != MSG_PREPARE)
+        return tpc_errbuf_set(err, errlen, TPC_ERR_INVALID, "not a prepare");
+    if (msg_validate(prep, d->cfg.n_replicas ? d->cfg.n_replicas : 1, err, errlen) != TPC_OK)
+        return TPC_ERR_INVALID;
+    if (msg_parts_find(&prep->parts, d->cfg.self) < 0)
         return tpc_errbuf_set(err, errlen, TPC_ERR_INVALID, "participant list does not name %s",
                               d->cfg.self);
     if (b && b->writing) {
@@ -226,6 +230,8 @@ enum tpc_err resource_outcome(struct resource *d, const struct node_addr *from, 
 
     if (o != TPC_OUTCOME_COMMITTED && o != TPC_OUTCOME_ABORTED)
         return tpc_errbuf_set(err, errlen, TPC_ERR_INVALID, "no outcome");
+    if (!msg_txid_valid(txid))
+        return tpc_errbuf_set(err, errlen, TPC_ERR_INVALID, "not a transaction id");
     if (b && b->writing) {
         if (b->writing == NODE_WRITE_OUTCOME && b->outcome == o) {
             b->ack_owed = true; /* the same outcome is being applied: answer with it */
@@ -257,18 +263,21 @@ enum tpc_err resource_outcome(struct resource *d, const struct node_addr *from, 
     return apply(d, b, o, from, err, errlen);
 }
 
-void resource_receive(struct resource *d, const struct msg *m)
+enum tpc_err resource_receive(struct resource *d, const struct msg *m, char *err, size_t errlen)
 {
     struct resource_branch *b;
-    char err[128];
 
-    if (m->type != MSG_OUTCOME || m->outcome == TPC_OUTCOME_NONE)
-        return;
+    if (msg_validate(m, d->cfg.n_replicas ? d->cfg.n_replicas : 1, err, errlen) != TPC_OK)
+        return TPC_ERR_INVALID;
+    if (m->type != MSG_OUTCOME)
+        return tpc_errbuf_set(err, errlen, TPC_ERR_INVALID, "participant: unexpected %s",
+                              msg_type_name(m->type));
     b = find(d, m->txid);
     if (!b || b->writing || b->rm.state != RM_PREPARED)
-        return; /* not in doubt (any more): nothing to learn */
-    if (apply(d, b, m->outcome, NULL, err, sizeof(err)) == TPC_OK)
+        return TPC_OK; /* not in doubt (any more): nothing to learn */
+    if (apply(d, b, m->outcome, NULL, err, errlen) == TPC_OK)
         d->stats.doubts_resolved++;
+    return TPC_OK;
 }
 
 void resource_persisted(struct resource *d, const struct node_write *w, enum tpc_err rc)

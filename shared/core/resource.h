@@ -100,10 +100,11 @@ enum tpc_err resource_load(struct resource *d, const char *txid, const struct ms
 enum tpc_err resource_begin(struct resource *d, const char *txid);
 
 /*
- * A PREPARE from `from`: ok says whether the branch can commit, changed whether it changed
- * anything. The VOTE goes to `from`, now or once the write behind it is durable.
- * TPC_ERR_INVALID: the list does not name this node; TPC_ERR_STATE: the branch was prepared
- * with another list; TPC_ERR_BUSY: it is ending (a write without a vote is on its way).
+ * A PREPARE from `from` (an invalid one is TPC_ERR_INVALID and changes nothing): ok says whether
+ * the branch can commit, changed whether it changed anything. The VOTE goes to `from`, now or once
+ * the write behind it is durable. TPC_ERR_INVALID: the list does not name this node; TPC_ERR_STATE:
+ * the branch was prepared with another list; TPC_ERR_BUSY: it is ending (a write without a vote is
+ * on its way).
  */
 enum tpc_err resource_prepare(struct resource *d, const struct node_addr *from,
                               const struct msg *prepare, bool ok, bool changed, char *err,
@@ -118,8 +119,11 @@ enum tpc_err resource_prepare(struct resource *d, const struct node_addr *from,
 enum tpc_err resource_outcome(struct resource *d, const struct node_addr *from, const char *txid,
                               enum tpc_outcome o, char *err, size_t errlen);
 
-/* A replica's answer to this node's STATUS question (an OUTCOME): applied like an outcome. */
-void resource_receive(struct resource *d, const struct msg *m);
+/*
+ * A replica's answer to this node's STATUS question (an OUTCOME): applied like an outcome.
+ * Anything else, or an invalid message, is an error and changes nothing.
+ */
+enum tpc_err resource_receive(struct resource *d, const struct msg *m, char *err, size_t errlen);
 
 /* A write started with io->persist is durable (rc TPC_OK) or failed. */
 void resource_persisted(struct resource *d, const struct node_write *w, enum tpc_err rc);

@@ -56,6 +56,7 @@ struct sim_params {
     uint64_t client_timeout, sweep_age, branch_timeout, txn_timeout;
     uint32_t client_abort_ppm; /* per transaction: the client aborts instead of committing */
     uint32_t write_delay;      /* a write completes 0..write_delay ticks after it starts */
+    uint32_t write_fail_ppm;   /* per write, while faults are on: it fails (nothing written) */
 };
 
 /* What a packet carries: a protocol message, or one of the client's requests. */
@@ -155,6 +156,7 @@ struct check_inst {
 struct sim_stats {
     uint64_t seeds, ticks, sent, delivered, dropped, duplicated, crashes, midcrashes;
     uint64_t txns, committed, aborted, recoveries, recovered_by_other, dueled, wire_checked;
+    uint64_t junk_refused; /* spoiled copies of messages refused (nodes; codec with --wire) */
     uint64_t settle_max, settle_max_seed; /* slowest settling after faults stopped */
 };
 
@@ -193,6 +195,10 @@ void sim_io_send(struct sim *s, uint32_t from, const struct node_addr *to, const
 void sim_io_persist(struct sim *s, uint32_t node, struct sim_write *pending, uint32_t *n_pending,
                     const struct node_write *w);
 /* Takes the first of node's writes on their way if it is durable by now (in start order). */
+/* Now and then (faults on) a spoiled, invalid copy of pk's message to try on its node first. */
+bool sim_junk_now(struct sim *s, const struct sim_packet *pk, struct msg *junk);
+/* Whether the write about to land fails instead (an I/O error: nothing reaches the disk). */
+bool sim_write_fails(struct sim *s);
 bool sim_io_due(struct sim *s, uint32_t node, struct sim_write *pending, uint32_t *n_pending,
                 struct node_write *w);
 void sim_io_fill(struct sim *s, uint32_t node, struct sim_io_ctx *ctx, struct node_io *io);
@@ -233,6 +239,8 @@ void check_applied(struct sim *s, uint32_t t, uint32_t p, enum rm_state before,
 void check_told(struct sim *s, uint32_t t, enum tpc_outcome o, const char *who);
 void check_step(struct sim *s);
 bool check_settled(struct sim *s, char *why, size_t len);
+/* Once settled: every driver has let go of every transaction (memory does not grow). */
+bool check_drained(struct sim *s, char *why, size_t len);
 void check_free(struct sim *s);
 void sim_violation(struct sim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void sim_error(struct sim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

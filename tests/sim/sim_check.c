@@ -205,9 +205,47 @@ static enum rm_state effective(const struct sim *s, uint32_t t, uint32_t i)
     return st;
 }
 
+/* A replica's outcome in memory is the chosen one. */
+static void replica_memory(void *ctx, const char *txid, const struct replica_view *v)
+{
+    struct sim *s = ctx;
+    int t = sim_txn_index(s, txid);
+
+    if (t >= 0 && v->outcome != TPC_OUTCOME_NONE && v->outcome != check_decision(s, (uint32_t)t))
+        sim_violation(s, "a replica holds %s %s in memory but the chosen values decide %s", txid,
+                      msg_outcome_name(v->outcome),
+                      msg_outcome_name(check_decision(s, (uint32_t)t)));
+}
+
+struct part_ctx {
+    struct sim *s;
+    uint32_t p;
+};
+
+/* A branch a participant holds PREPARED in memory is prepared on its disk. */
+static void part_memory(void *ctx, const struct resource_branch *b)
+{
+    struct part_ctx *c = ctx;
+    int t = sim_txn_index(c->s, b->e.id);
+
+    if (t >= 0 && b->rm.state == RM_PREPARED && c->s->part[c->p].dur[t].state != RM_PREPARED)
+        sim_violation(c->s, "p%u holds %s prepared in memory, %s on its disk", c->p, b->e.id,
+                      rm_state_name(c->s->part[c->p].dur[t].state));
+}
+
 void check_step(struct sim *s)
 {
     uint32_t t, i;
+
+    for (i = 0; i < s->p.n_replicas; i++)
+        if (s->up[i] && s->rep[i].drv_up)
+            replica_foreach(&s->rep[i].drv, replica_memory, s);
+    for (i = 0; i < s->p.n_parts; i++) {
+        struct part_ctx c = {s, i};
+
+        if (s->up[s->p.n_replicas + i] && s->part[i].drv_up)
+            resource_foreach(&s->part[i].drv, part_memory, &c);
+    }
 
     for (t = 0; t < s->p.n_txns && !s->violation[0]; t++) {
         int committed = -1, aborted = -1;
@@ -255,6 +293,27 @@ bool check_settled(struct sim *s, char *why, size_t len)
                          s->txn[t].parts.name[i], rm_state_name(st));
                 return false;
             }
+        }
+    }
+    return true;
+}
+
+bool check_drained(struct sim *s, char *why, size_t len)
+{
+    uint32_t i;
+
+    for (i = 0; i < s->p.n_replicas; i++) {
+        if (s->rep[i].drv_up && replica_size(&s->rep[i].drv)) {
+            snprintf(why, len, "r%u holds %zu transaction(s) in memory", i,
+                     replica_size(&s->rep[i].drv));
+            return false;
+        }
+    }
+    for (i = 0; i < s->p.n_parts; i++) {
+        if (s->part[i].drv_up && resource_size(&s->part[i].drv)) {
+            snprintf(why, len, "p%u holds %zu branch(es) in memory", i,
+                     resource_size(&s->part[i].drv));
+            return false;
         }
     }
     return true;

@@ -120,6 +120,7 @@ static void draw_params(struct sim *s, int f)
     p->txn_timeout = prng_range(g, 30, 600);
     p->client_abort_ppm = prng_below(g, 3) ? (uint32_t)prng_below(g, 200000) : 0;
     p->write_delay = (uint32_t)prng_below(g, 4);
+    p->write_fail_ppm = prng_below(g, 3) ? (uint32_t)prng_below(g, 60000) : 0;
 }
 
 static void setup_txns(struct sim *s)
@@ -222,8 +223,9 @@ struct run_result {
 
 static void run_seed(struct sim *s, uint64_t seed, int f, struct run_result *res)
 {
-    uint64_t end;
+    uint64_t end, settled_at = 0;
     uint32_t node, n_nodes, t;
+    bool settled = false;
 
     memset(res, 0, sizeof(*res));
     s->seed = seed;
@@ -289,13 +291,18 @@ static void run_seed(struct sim *s, uint64_t seed, int f, struct run_result *res
         check_step(s);
         if (s->violation[0] || s->error[0])
             break;
-        if (!s->faults && check_settled(s, res->why, sizeof(res->why)))
+        if (!s->faults && !settled && check_settled(s, res->why, sizeof(res->why))) {
+            settled = true;
+            settled_at = s->now;
+        }
+        /* Then every driver must let go of what it holds: no transaction stays in memory. */
+        if (settled && check_drained(s, res->why, sizeof(res->why)))
             break;
     }
     s->stats->seeds++;
     s->stats->ticks += s->now;
-    if (!s->faults && s->now < end && s->now - s->p.fault_ticks > s->stats->settle_max) {
-        s->stats->settle_max = s->now - s->p.fault_ticks;
+    if (settled && settled_at - s->p.fault_ticks > s->stats->settle_max) {
+        s->stats->settle_max = settled_at - s->p.fault_ticks;
         s->stats->settle_max_seed = seed;
     }
     if (s->violation[0]) {
@@ -307,11 +314,14 @@ static void run_seed(struct sim *s, uint64_t seed, int f, struct run_result *res
     } else if (s->now >= end) {
         char why[400];
 
-        check_settled(s, why, sizeof(why));
+        if (settled)
+            check_drained(s, why, sizeof(why));
+        else
+            check_settled(s, why, sizeof(why));
         res->stuck = true;
         snprintf(res->why, sizeof(res->why),
-                 "liveness: not settled %" PRIu64 " ticks after faults stopped: %s",
-                 s->p.live_ticks, why);
+                 "liveness: %s %" PRIu64 " ticks after faults stopped: %s",
+                 settled ? "memory not drained" : "not settled", s->p.live_ticks, why);
     }
     for (t = 0; t < s->p.n_txns; t++) {
         enum tpc_outcome d = check_decision(s, t);
@@ -340,7 +350,8 @@ static void usage(FILE *f)
         "  --seed S            run only seed S (same as --first S --seeds 1)\n"
         "  --verbose, -v       print the key events: crashes, recoveries, decisions\n"
         "  --trace             print every message delivered or lost as well\n"
-        "  --wire              round-trip every message through the JSON codec\n"
+        "  --wire              round-trip every message through the JSON codec (alone or in\n"
+        "                      a batch), and check that it refuses spoiled copies of messages\n"
         "  --break RULE        break one protocol rule: accept-lower-ballot,\n"
         "                      decide-on-votes, recover-prepared, forget-aborted-vote,\n"
         "                      tell-before-record, answer-before-chosen, told-before-ack,\n"
@@ -475,6 +486,8 @@ int main(int argc, char **argv)
            secs, secs > 0 ? (double)stats.seeds / secs : 0.0, stats.ticks, stats.sent,
            stats.dropped, stats.duplicated, s.wire ? ", all through the JSON codec" : "",
            stats.crashes, stats.midcrashes);
+    printf("%" PRIu64 " spoiled copies of messages (junk) refused by the nodes%s\n",
+           stats.junk_refused, s.wire ? " and the codec" : "");
     printf("%" PRIu64 " transactions: %" PRIu64 " committed, %" PRIu64 " aborted; %" PRIu64
            " recovery rounds; %" PRIu64 " recovered by a replica other than their leader, %" PRIu64
            " by two or more replicas at once\n",

@@ -55,24 +55,59 @@ void sim_trace(struct sim *s, const char *fmt, ...)
 }
 
 /* Round-trips m through the JSON codec: what arrives is what the codec decodes. */
+/* Encodes m as the programs send it: alone, or in a {"messages": [...]} batch. */
+static enum tpc_err wire_encode(const struct msg *m, bool batch, char **text, size_t *len)
+{
+    json_t *j;
+
+    if (!batch)
+        return codec_encode_text(m, text, len);
+    j = codec_encode_batch(m, 1);
+    *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    *len = *text ? strlen(*text) : 0;
+    return *text ? TPC_OK : TPC_ERR_NOMEM;
+}
+
+static enum tpc_err wire_decode(const struct sim *s, const char *text, size_t len, bool batch,
+                                struct msg *m, char *err, size_t errlen)
+{
+    json_t *j;
+    size_t n = 0;
+    enum tpc_err rc;
+
+    if (!batch)
+        return codec_decode_text(text, len, s->p.n_replicas, m, err, errlen);
+    j = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
+    if (!j)
+        return tpc_errbuf_set(err, errlen, TPC_ERR_INVALID, "not JSON");
+    rc = codec_decode_batch(j, s->p.n_replicas, m, 1, &n, err, errlen);
+    json_decref(j);
+    if (!rc && n != 1)
+        rc = tpc_errbuf_set(err, errlen, TPC_ERR_INVALID, "%zu messages in a batch of one", n);
+    return rc;
+}
+
+/* Round-trips m through the JSON codec: what arrives is what the codec decodes. */
 static void wire_roundtrip(struct sim *s, struct msg *m)
 {
     char err[256], *text = NULL, *again = NULL;
     size_t len = 0, len2 = 0;
+    bool batch = prng_chance(&s->rng, 500000);
     struct msg back;
     enum tpc_err rc;
 
-    rc = codec_encode_text(m, &text, &len);
+    rc = wire_encode(m, batch, &text, &len);
     if (rc) {
         sim_error(s, "codec: cannot encode %s: %s", msg_type_name(m->type), tpc_strerror(rc));
         goto out;
     }
-    rc = codec_decode_text(text, len, s->p.n_replicas, &back, err, sizeof(err));
+    rc = wire_decode(s, text, len, batch, &back, err, sizeof(err));
     if (rc) {
         sim_error(s, "codec: cannot decode what it encoded (%s): %s", err, text);
         goto out;
     }
-    rc = codec_encode_text(&back, &again, &len2);
+    rc = wire_encode(&back, batch, &again, &len2);
     if (rc || len2 != len || memcmp(text, again, len) != 0) {
         sim_error(s, "codec: round trip changed the message: %s", text);
         goto out;
@@ -82,6 +117,167 @@ static void wire_roundtrip(struct sim *s, struct msg *m)
 out:
     free(again);
     free(text);
+}
+
+/*
+ * Junk on the wire (--wire): a copy of m spoiled in one way that makes it invalid (a key
+ * missing or unknown, a wrong JSON type, a value out of its range, a bad id or list), as a
+ * confused or foreign sender would post it to a node's protocol endpoint. The codec must
+ * refuse every one: a node never acts on it (the endpoint answers 400 and changes nothing).
+ */
+static json_t *spoil(struct sim *s, const struct msg *m)
+{
+    json_t *j = codec_encode(m), *v;
+    const char *key;
+    char name[80];
+    size_t i, n = 0;
+    uint32_t k;
+
+    if (!j)
+        return NULL;
+    switch (prng_below(&s->rng, 12)) {
+    case 0: /* a key it must have, or any key it has, gone */
+        json_object_foreach(j, key, v) n++;
+        k = (uint32_t)prng_below(&s->rng, n);
+        json_object_foreach(j, key, v)
+        {
+            if (k-- == 0) {
+                json_object_del(j, key);
+                break;
+            }
+        }
+        /* What is left may still be a message (an optional key went): make sure it is not. */
+        if (json_object_size(j) == n - 1 && json_object_get(j, "type") &&
+            json_object_get(j, "txid"))
+            json_object_del(j, "txid");
+        break;
+    case 1:
+        json_object_set_new(j, "bogus", json_true());
+        break;
+    case 2:
+        json_object_set_new(j, "txid", json_integer(7));
+        break;
+    case 3:
+        json_object_set_new(j, "type", json_string("hello"));
+        break;
+    case 4:
+        json_object_set_new(j, "txid", json_string(prng_chance(&s->rng, 500000) ? "a b" : ""));
+        break;
+    case 5:
+        for (i = 0; i < sizeof(name) - 1; i++)
+            name[i] = 'x';
+        name[sizeof(name) - 1] = '\0';
+        json_object_set_new(j, "txid", json_string(name));
+        break;
+    case 6:
+        json_object_set_new(
+            j, "ballot",
+            json_pack("{s:I,s:i}", "round", (json_int_t)1, "replica", (int)s->p.n_replicas));
+        break;
+    case 7:
+        json_object_set_new(j, "ballot", json_pack("{s:s}", "round", "one"));
+        break;
+    case 8:
+        json_object_set_new(j, "value", json_string("maybe"));
+        break;
+    case 9:
+        json_object_set_new(j, "outcome", json_integer(1));
+        break;
+    case 10:
+        json_object_set_new(j, "participants", json_pack("[s,s]", m->txid, m->txid));
+        break;
+    default:
+        json_object_set_new(j, "acceptor", json_integer((json_int_t)s->p.n_replicas + 3));
+        break;
+    }
+    return j;
+}
+
+static void junk_refused(struct sim *s, const struct msg *m)
+{
+    json_t *j = spoil(s, m), *batch;
+    char err[256], *text;
+    struct msg back;
+    size_t n = 0;
+
+    if (!j)
+        return;
+    text = json_dumps(j, JSON_COMPACT);
+    if (text &&
+        codec_decode_text(text, strlen(text), s->p.n_replicas, &back, err, sizeof(err)) == TPC_OK)
+        sim_error(s, "codec: took junk for a %s: %s", msg_type_name(back.type), text);
+    batch = json_pack("{s:[O]}", "messages", j);
+    if (batch &&
+        codec_decode_batch(batch, s->p.n_replicas, &back, 1, &n, err, sizeof(err)) == TPC_OK)
+        sim_error(s, "codec: took a batch with junk: %s", text ? text : "?");
+    s->stats->junk_refused++;
+    json_decref(batch);
+    json_decref(j);
+    free(text);
+}
+
+/*
+ * Junk at a node (while faults are on): before a message is handed to a node, now and then
+ * a copy of it spoiled in one way that makes it invalid (an unknown type, a bad id or name, a
+ * field out of its range or one its type does not use, a list with a name twice) is handed
+ * to the same entry point first. The node must refuse it: the drivers, the acceptor and the
+ * codec each validate what they are given (msg_validate), and nothing changes.
+ */
+static void spoil_struct(struct sim *s, struct msg *m)
+{
+    switch (prng_below(&s->rng, 11)) {
+    case 0:
+        m->type = (enum msg_type)99;
+        break;
+    case 1:
+        m->txid[0] = '\0';
+        break;
+    case 2:
+        m->acceptor = s->p.n_replicas + 1;
+        break;
+    case 3:
+        m->ballot = (struct ballot){3, s->p.n_replicas};
+        break;
+    case 4:
+        m->value = (enum tpc_value)7;
+        break;
+    case 5:
+        m->outcome = (enum tpc_outcome)9;
+        break;
+    case 6:
+        m->acks = 1u << 20;
+        break;
+    case 7:
+        if (m->parts.n && m->parts.n < TPC_MAX_PARTICIPANTS) {
+            memcpy(m->parts.name[m->parts.n], m->parts.name[0], sizeof(m->parts.name[0]));
+            m->parts.n++;
+        } else {
+            m->txid[0] = '\0';
+        }
+        break;
+    case 8:
+        snprintf(m->instance, sizeof(m->instance), "bad name!");
+        break;
+    case 9:
+        m->ballot = (struct ballot){0, s->p.n_replicas > 1 ? 1 : 0};
+        m->accepted_ballot = (struct ballot){0, 1};
+        break;
+    default:
+        m->promised = m->type == MSG_REJECT ? m->ballot : (struct ballot){5, 0};
+        if (m->type == MSG_REJECT)
+            m->promised.round = m->ballot.round ? m->ballot.round - 1 : 0;
+        break;
+    }
+}
+
+bool sim_junk_now(struct sim *s, const struct sim_packet *pk, struct msg *junk)
+{
+    if (!s->faults || pk->req != SIM_MSG || !prng_chance(&s->rng, 20000))
+        return false;
+    *junk = pk->m;
+    spoil_struct(s, junk);
+    s->stats->junk_refused++;
+    return true;
 }
 
 static const char *req_name(const struct sim_packet *pk)
@@ -170,8 +366,11 @@ static void send_pk(struct sim *s, uint32_t from, uint32_t to, const struct msg 
     pk.to = to;
     pk.is_answer = answer;
     pk.m = *m;
-    if (s->wire)
+    if (s->wire) {
         wire_roundtrip(s, &pk.m);
+        if (s->faults && prng_chance(&s->rng, 50000))
+            junk_refused(s, &pk.m);
+    }
     enqueue(s, &pk);
 }
 
@@ -186,6 +385,11 @@ void sim_io_send(struct sim *s, uint32_t from, const struct node_addr *to, const
 
     switch (to->kind) {
     case NODE_REPLICA:
+        /* replica.h rule 2 again: announcements only of a durably recorded decision. */
+        if (m->type == MSG_OUTCOME && sim_is_replica(s, from) && t >= 0 &&
+            !s->rep[from].recorded[t])
+            sim_violation(s, "r%u announced %s %s before its decision record was durable", from,
+                          msg_outcome_name(m->outcome), m->txid);
         if (to->id < s->p.n_replicas)
             send_pk(s, from, to->id, m, false);
         return;
@@ -221,6 +425,11 @@ void sim_io_persist(struct sim *s, uint32_t node, struct sim_write *pending, uin
     pending[*n_pending].w = *w;
     pending[*n_pending].at = s->now + prng_below(&s->rng, s->p.write_delay + 1);
     (*n_pending)++;
+}
+
+bool sim_write_fails(struct sim *s)
+{
+    return s->faults && prng_chance(&s->rng, s->p.write_fail_ppm);
 }
 
 bool sim_io_due(struct sim *s, uint32_t node, struct sim_write *pending, uint32_t *n_pending,

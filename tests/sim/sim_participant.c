@@ -155,6 +155,7 @@ void sim_part_receive(struct sim *s, uint32_t p, uint32_t from, const struct sim
     struct node_addr caller = node_caller(from);
     int t = sim_txn_index(s, m->txid), i;
     char name[16], err[256];
+    struct msg junk;
     enum tpc_err rc;
 
     snprintf(name, sizeof(name), "p%u", p);
@@ -164,6 +165,16 @@ void sim_part_receive(struct sim *s, uint32_t p, uint32_t from, const struct sim
     }
     if (!pa->drv_up)
         return;
+    if (sim_junk_now(s, pk, &junk)) {
+        rc = junk.type == MSG_PREPARE
+                 ? resource_prepare(&pa->drv, &caller, &junk, true, true, err, sizeof(err))
+             : pk->is_answer ? resource_receive(&pa->drv, &junk, err, sizeof(err))
+             : junk.outcome == m->outcome && !strcmp(junk.txid, m->txid)
+                 ? TPC_ERR_INVALID /* spoiled where an outcome call does not look */
+                 : resource_outcome(&pa->drv, &caller, junk.txid, junk.outcome, err, sizeof(err));
+        if (rc == TPC_OK)
+            sim_error(s, "p%u took junk: a spoiled %s", p, msg_type_name(m->type));
+    }
     switch (m->type) {
     case MSG_PREPARE:
         rc = resource_prepare(&pa->drv, &caller, m, s->txn[t].branch_ok[i], s->txn[t].changed[i],
@@ -173,7 +184,8 @@ void sim_part_receive(struct sim *s, uint32_t p, uint32_t from, const struct sim
         return;
     case MSG_OUTCOME:
         if (pk->is_answer) { /* a replica answers its in-doubt question */
-            resource_receive(&pa->drv, m);
+            if (resource_receive(&pa->drv, m, err, sizeof(err)) != TPC_OK)
+                sim_error(s, "p%u: an answer refused: %s", p, err);
             return;
         }
         rc = resource_outcome(&pa->drv, &caller, m->txid, m->outcome, err, sizeof(err));
@@ -195,10 +207,14 @@ void sim_part_tick(struct sim *s, uint32_t p)
     if (!pa->drv_up)
         return;
     while (sim_io_due(s, node, pa->pending, &pa->n_pending, &w)) {
-        land(s, p, &w);
-        sim_after_persist(s, node);
+        bool failed = sim_write_fails(s);
+
+        if (!failed) {
+            land(s, p, &w);
+            sim_after_persist(s, node);
+        }
         if (!s->dying[node])
-            resource_persisted(&pa->drv, &w, TPC_OK);
+            resource_persisted(&pa->drv, &w, failed ? TPC_ERR_IO : TPC_OK);
     }
     if (!s->dying[node])
         resource_tick(&pa->drv);

@@ -287,6 +287,7 @@ void sim_replica_receive(struct sim *s, uint32_t r, uint32_t from, const struct 
     struct sim_replica *rep = &s->rep[r];
     const struct msg *m = &pk->m;
     struct node_addr caller = node_caller(from);
+    struct msg junk;
     char err[256];
     int t = sim_txn_index(s, m->txid);
 
@@ -299,6 +300,19 @@ void sim_replica_receive(struct sim *s, uint32_t r, uint32_t from, const struct 
     if (pk->req != SIM_MSG) {
         on_request(s, r, (uint32_t)t, pk);
         return;
+    }
+    if (sim_junk_now(s, pk, &junk)) {
+        struct acceptor_record next, cur = rep->acc[t][0];
+        enum acceptor_action action;
+        struct msg reply;
+
+        if (junk.type == MSG_PHASE1A ? acceptor_phase1b(&cur, &junk, r, s->p.n_replicas, &next,
+                                                        &reply, &action, err, sizeof(err)) == TPC_OK
+            : junk.type == MSG_PHASE2A
+                ? acceptor_phase2b(&cur, &junk, r, s->p.n_replicas, &next, &reply, &action, err,
+                                   sizeof(err)) == TPC_OK
+                : replica_receive(&rep->drv, &caller, &junk, err, sizeof(err)) == TPC_OK)
+            sim_error(s, "r%u took junk: a spoiled %s", r, msg_type_name(m->type));
     }
     if (m->type == MSG_PHASE1A || m->type == MSG_PHASE2A) {
         on_acceptor(s, r, from, (uint32_t)t, m);
@@ -317,10 +331,14 @@ void sim_replica_tick(struct sim *s, uint32_t r)
         return;
     /* Writes that are durable now, in the order they were started. */
     while (sim_io_due(s, r, rep->pending, &rep->n_pending, &w)) {
-        land(s, r, &w);
-        sim_after_persist(s, r);
+        bool failed = sim_write_fails(s);
+
+        if (!failed) {
+            land(s, r, &w);
+            sim_after_persist(s, r);
+        }
         if (!s->dying[r])
-            replica_persisted(&rep->drv, &w, TPC_OK);
+            replica_persisted(&rep->drv, &w, failed ? TPC_ERR_IO : TPC_OK);
     }
     if (!s->dying[r])
         replica_tick(&rep->drv);
