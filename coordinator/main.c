@@ -4,6 +4,7 @@
  */
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api.h"
@@ -14,7 +15,7 @@
 
 int main(int argc, char **argv)
 {
-    static struct coord_config cfg;
+    struct coord_config *cfg = calloc(1, sizeof(*cfg)); /* large: off the stack */
     struct http_server_config hc = {
         .max_body = 1024 * 1024, .handler = api_handle, .metrics = coord_metrics};
     enum log_level level = LOG_INFO;
@@ -30,12 +31,18 @@ int main(int argc, char **argv)
                     : !strcmp(argv[a + 1], "warn")  ? LOG_WARN
                     : !strcmp(argv[a + 1], "error") ? LOG_ERROR
                                                     : LOG_INFO;
-    rc = config_load(argc, argv, &cfg);
-    if (rc)
+    if (!cfg) {
+        fprintf(stderr, "coordinator: out of memory\n");
+        return 1;
+    }
+    rc = config_load(argc, argv, cfg);
+    if (rc) {
+        free(cfg);
         return rc == 1 ? 0 : 2;
-    snprintf(name, sizeof(name), "replica-%u", cfg.self);
+    }
+    snprintf(name, sizeof(name), "replica-%u", cfg->self);
     log_init(name, level);
-    if (!cfg.client_token[0] || !cfg.cluster_token[0])
+    if (!cfg->client_token[0] || !cfg->cluster_token[0])
         log_warn("a token is missing: its callers are not checked (see client_token_file, "
                  "cluster_token_file)");
 
@@ -46,24 +53,25 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 
     rc = 1;
-    if (coord_open(&cfg, &c, err, sizeof(err)) != TPC_OK) {
+    if (coord_open(cfg, &c, err, sizeof(err)) != TPC_OK) {
         log_error("cannot start: %s", err);
         goto out;
     }
-    hc.address = cfg.listen;
-    hc.port = cfg.port;
+    hc.address = cfg->listen;
+    hc.port = cfg->port;
     hc.ctx = c;
     if (http_server_start(&hc, &srv, err, sizeof(err)) != TPC_OK) {
         log_error("cannot start: %s", err);
         goto out;
     }
-    log_info("replica %u of %u listening on %s:%u, state in %s, %u participant(s) known", cfg.self,
-             cfg.n_replicas, cfg.listen, http_server_port(srv), cfg.db_path, cfg.n_participants);
+    log_info("replica %u of %u listening on %s:%u, state in %s, %u participant(s) known", cfg->self,
+             cfg->n_replicas, cfg->listen, http_server_port(srv), cfg->db_path, cfg->n_participants);
     sigwait(&set, &sig);
     log_info("stopping (signal %d)", sig);
     rc = 0;
 out:
     http_server_stop(srv);
     coord_close(c);
+    free(cfg);
     return rc;
 }

@@ -89,9 +89,7 @@ static enum MHD_Result send_json(struct MHD_Connection *conn, int status, json_t
     size_t len;
 
     if (!text) {
-        static char fallback[] = "{\"error\":{\"code\":\"internal\",\"message\":\"no memory\"}}";
-
-        text = strdup(fallback);
+        text = strdup("{\"error\":{\"code\":\"internal\",\"message\":\"no memory\"}}");
         status = 500;
         if (!text)
             return MHD_NO;

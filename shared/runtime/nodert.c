@@ -49,6 +49,8 @@ enum tpc_err nodert_init(struct nodert *rt, size_t workers,
     pthread_cond_init(&rt->qcv, NULL);
     rt->run = run;
     rt->ctx = ctx;
+    if (getrandom(&rt->rng, sizeof(rt->rng), 0) != sizeof(rt->rng) || !rt->rng)
+        rt->rng = (uint64_t)nodert_now_ms() | 1;
     if (workers > NODERT_MAX_WORKERS)
         workers = NODERT_MAX_WORKERS;
     for (rt->n_threads = 0; rt->n_threads < workers; rt->n_threads++)
@@ -208,13 +210,12 @@ uint64_t nodert_io_now(void *ctx)
 
 uint64_t nodert_io_random(void *ctx)
 {
-    static _Thread_local uint64_t x;
+    struct nodert *rt = ctx;
+    uint64_t x = rt->rng;
 
-    (void)ctx;
-    if (!x && (getrandom(&x, sizeof(x), 0) != sizeof(x) || !x))
-        x = (uint64_t)nodert_now_ms() | 1;
     x ^= x << 13;
     x ^= x >> 7;
     x ^= x << 17;
+    rt->rng = x;
     return x;
 }

@@ -62,6 +62,7 @@ struct nodert {
     /* carries out a box to its end (sends, writes, answers fed back); frees nothing */
     void (*run)(void *ctx, struct nodert_box *box);
     void *ctx;
+    uint64_t rng; /* xorshift state of nodert_io_random (called inside only: under mu) */
 };
 
 enum tpc_err nodert_init(struct nodert *rt, size_t workers,
