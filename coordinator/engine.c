@@ -60,6 +60,50 @@ static void round_free(struct round *r)
     free(r);
 }
 
+/* ---- calls on their way, per transaction (node_io in_flight) ---- */
+
+struct flight {
+    struct txmap_entry e;
+    uint32_t n;
+};
+
+/* A call that answers back to the driver: to an acceptor or a participant (not an
+ * announcement, which goes in bulk, nor an answer to a caller). */
+static bool answered(const struct nodert_item *it)
+{
+    return !it->write && ((it->to.kind == NODE_REPLICA && it->m.type != MSG_OUTCOME) ||
+                          it->to.kind == NODE_PARTICIPANT);
+}
+
+/* Counts a call of txid on its way (+1) or back (-1). Under rt.mu. */
+static void flight_change(struct engine *e, const char *txid, int delta)
+{
+    struct flight *f = (struct flight *)txmap_get(&e->flight, txid);
+
+    if (!f && delta > 0 && (f = calloc(1, sizeof(*f))) != NULL) {
+        memcpy(f->e.id, txid, sizeof(f->e.id));
+        txmap_add(&e->flight, &f->e);
+    }
+    if (!f)
+        return;
+    if (delta > 0) {
+        f->n++;
+    } else if (--f->n == 0) {
+        txmap_del(&e->flight, &f->e);
+        free(f);
+    }
+}
+
+/* The calls of items are back (answered, failed, or never made). Under rt.mu. */
+static void flight_back(struct engine *e, const struct nodert_box *items)
+{
+    size_t i;
+
+    for (i = 0; i < items->n; i++)
+        if (answered(&items->items[i]))
+            flight_change(e, items->items[i].m.txid, -1);
+}
+
 static struct round *round_new(size_t n, uint32_t n_replicas)
 {
     struct round *r = calloc(1, sizeof(*r));
@@ -386,6 +430,9 @@ void engine_round(struct engine *e, struct nodert_box *box, struct nodert_box *a
     if (!r || !(rcs = calloc(items.n, sizeof(*rcs)))) {
         log_error("out of memory for a round of %zu messages (resent later)", items.n);
         round_free(r);
+        nodert_enter(&e->rt, box);
+        flight_back(e, &items);
+        nodert_leave(&e->rt);
         nodert_box_free(&items);
         return;
     }
@@ -434,6 +481,7 @@ void engine_round(struct engine *e, struct nodert_box *box, struct nodert_box *a
                              ? 0
                              : nodert_now_ms() + 1000);
     nodert_enter(&e->rt, box);
+    flight_back(e, &items);
     for (i = 0; i < r->n_self; i++) {
         struct node_addr self = node_replica(cfg->self);
 
@@ -462,6 +510,15 @@ void engine_run(void *ctx, struct nodert_box *box)
      * resend whatever is left. */
     for (rounds = 0; box->n && rounds < 64; rounds++)
         engine_round(e, box, NULL);
+    if (box->n) { /* given up: its calls are not on their way */
+        struct nodert_box left;
+
+        nodert_box_move(&left, box);
+        nodert_enter(&e->rt, box);
+        flight_back(e, &left);
+        nodert_leave(&e->rt);
+        nodert_box_free(&left);
+    }
     nodert_box_free(box);
     engine_flush(e, false); /* the other replicas learn outcomes without waiting */
 }
@@ -519,6 +576,30 @@ static size_t io_untold(void *ctx, const char *after, struct node_txn *out, size
     return acc_store_untold(e->store, after, out, cap);
 }
 
+static void io_send(void *ctx, const struct node_addr *to, const struct msg *m)
+{
+    struct engine *e = ctx;
+    struct nodert_box *box = e->rt.cur;
+    size_t before = box ? box->n : 0;
+
+    nodert_io_send(&e->rt, to, m);
+    if (box && box->n > before && answered(&box->items[box->n - 1]))
+        flight_change(e, m->txid, +1);
+}
+
+static bool io_in_flight(void *ctx, const char *txid)
+{
+    struct engine *e = ctx;
+
+    return txmap_get(&e->flight, txid) != NULL;
+}
+
+static void flight_free(void *ctx, struct txmap_entry *en)
+{
+    (void)ctx;
+    free(en);
+}
+
 static void tick(void *arg)
 {
     struct engine *e = arg;
@@ -548,12 +629,13 @@ enum tpc_err engine_open(struct engine *e, const struct coord_config *cfg, struc
     struct node_io io = {.ctx = e,
                          .now = nodert_io_now,
                          .random = nodert_io_random,
-                         .send = nodert_io_send,
+                         .send = io_send,
                          .persist = nodert_io_persist,
                          .decision = io_decision,
                          .acceptor_parts = io_acceptor_parts,
                          .stale = io_stale,
-                         .untold = io_untold};
+                         .untold = io_untold,
+                         .in_flight = io_in_flight};
     struct nodert_box box = {0};
     enum tpc_err rc_;
 
@@ -564,7 +646,7 @@ enum tpc_err engine_open(struct engine *e, const struct coord_config *cfg, struc
     e->later.outcomes = calloc(ENGINE_LATER_MAX, sizeof(*e->later.outcomes));
     e->later.told = calloc(ENGINE_LATER_MAX, sizeof(*e->later.told));
     e->pool = http_pool_new(cfg->cluster_token);
-    if (!e->later.outcomes || !e->later.told || !e->pool)
+    if (txmap_init(&e->flight) != TPC_OK || !e->later.outcomes || !e->later.told || !e->pool)
         return tpc_errbuf_set(err, errlen, TPC_ERR_NOMEM, "out of memory");
     rc_ = replica_init(&e->drv, &rc, &io);
     if (rc_)
@@ -600,6 +682,10 @@ void engine_close(struct engine *e)
     if (e->drv_up)
         replica_fini(&e->drv);
     e->rt_up = e->drv_up = false;
+    if (e->flight.bucket) {
+        txmap_each(&e->flight, flight_free, NULL);
+        txmap_fini(&e->flight);
+    }
     pthread_mutex_destroy(&e->later.mu);
     free(e->later.outcomes);
     free(e->later.told);

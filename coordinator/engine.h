@@ -35,6 +35,7 @@
 #include "nodert.h"
 #include "replica.h"
 #include "ticker.h"
+#include "txmap.h"
 
 #define ENGINE_WORKERS   16
 #define ENGINE_LATER_MAX 4096 /* announcements, told marks gathered between flushes */
@@ -57,6 +58,7 @@ struct engine {
     struct http_pool *pool;
     struct engine_later later;
     struct ticker bg;
+    struct txmap flight; /* under rt.mu: calls per transaction on their way (io in_flight) */
     /* Per replica: until when (mono ms) it counts as unresponsive, after a call to it failed. */
     _Atomic int64_t quiet_until[TPC_MAX_REPLICAS];
     bool drv_up, rt_up;

@@ -65,7 +65,8 @@ int main(int argc, char **argv)
         goto out;
     }
     log_info("replica %u of %u listening on %s:%u, state in %s, %u participant(s) known", cfg->self,
-             cfg->n_replicas, cfg->listen, http_server_port(srv), cfg->db_path, cfg->n_participants);
+             cfg->n_replicas, cfg->listen, http_server_port(srv), cfg->db_path,
+             cfg->n_participants);
     sigwait(&set, &sig);
     log_info("stopping (signal %d)", sig);
     rc = 0;

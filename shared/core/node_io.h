@@ -95,6 +95,11 @@ struct node_io {
     size_t (*stale)(void *ctx, uint64_t age, struct node_txn *out, size_t cap);
     size_t (*untold)(void *ctx, const char *after, struct node_txn *out, size_t cap);
 
+    /* Optional (NULL: never): messages about txid this node sent are still on their way,
+     * neither answered nor failed. A leader does not resend while they are: the resend
+     * would only follow them (a transport that carries a round of calls at a time). */
+    bool (*in_flight)(void *ctx, const char *txid);
+
     /* Participant read: how branch txid ended here (RM_NONE: not ended), and its vote. */
     void (*ended)(void *ctx, const char *txid, int *rm_state, enum tpc_value *vote);
 };

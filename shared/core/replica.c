@@ -573,7 +573,8 @@ static void tick_one(void *ctx, struct txmap_entry *e)
         else
             decide_empty(r, t, TPC_OUTCOME_ABORTED);
     }
-    if (t->leading && leader_tick(&t->leader, c->now, rnd_of(r), &out))
+    if (t->leading && !(r->io.in_flight && r->io.in_flight(r->io.ctx, t->e.id)) &&
+        leader_tick(&t->leader, c->now, rnd_of(r), &out))
         request_round(r, t);
     settle(r, t);
     /* Finished: storage answers for it from now on. One decided without a record (no

@@ -168,7 +168,7 @@ static struct nodert_item *add(struct nodert *rt)
     if (!b)
         abort();
     if (b->n == b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 16;
+        size_t cap = b->cap ? b->cap * 2 : 4; /* most events ask for one to four things */
         struct nodert_item *bigger = realloc(b->items, cap * sizeof(*bigger));
 
         if (!bigger) {

@@ -37,8 +37,10 @@
 struct nodert_item {
     bool write; /* a node_write (w), else a message (to, m) */
     struct node_addr to;
-    struct msg m;
-    struct node_write w;
+    union {
+        struct msg m;
+        struct node_write w;
+    };
 };
 
 /* What one thread has to carry out. The box owns items. */

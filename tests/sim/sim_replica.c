@@ -120,6 +120,19 @@ static size_t io_untold(void *ctx, const char *after, struct node_txn *out, size
     return n;
 }
 
+/* A message of this replica about txid is still in the network (not delivered, not lost). */
+static bool io_in_flight(void *ctx, const char *txid)
+{
+    struct sim *s = sim_of(ctx);
+    uint32_t i;
+
+    for (i = 0; i < s->n_net; i++)
+        if (s->net[i].from == node_of(ctx) && s->net[i].req == SIM_MSG && !s->net[i].is_answer &&
+            strcmp(s->net[i].m.txid, txid) == 0)
+            return true;
+    return false;
+}
+
 /* A write reaches the disk: its durable effect, and the checks that go with it. */
 static void land(struct sim *s, uint32_t r, struct node_write *w)
 {
@@ -193,6 +206,7 @@ static void start(struct sim *s, uint32_t r)
     io.acceptor_parts = io_acceptor_parts;
     io.stale = io_stale;
     io.untold = io_untold;
+    io.in_flight = io_in_flight;
     if (replica_init(&rep->drv, &cfg, &io) != TPC_OK || replica_start(&rep->drv) != TPC_OK) {
         sim_error(s, "r%u: the driver does not start", r);
         replica_fini(&rep->drv);
