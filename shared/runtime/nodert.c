@@ -1,6 +1,7 @@
 /* nodert.c - see nodert.h. */
 #include "nodert.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,6 +85,7 @@ void nodert_fini(struct nodert *rt)
 void nodert_enter(struct nodert *rt, struct nodert_box *box)
 {
     pthread_mutex_lock(&rt->mu);
+    assert(rt->cur == NULL); /* one thread inside at a time, and it is not inside twice */
     rt->cur = box;
 }
 
