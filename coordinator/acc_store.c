@@ -24,10 +24,13 @@
 #include "fsync_vfs.h"
 #include "groupcommit.h"
 #include "log.h"
+#include "sqlite_reader.h"
 
 struct acc_store {
-    pthread_mutex_t mu; /* every SQLite call */
+    pthread_mutex_t mu; /* every SQLite call on db */
     sqlite3 *db;
+    pthread_mutex_t rmu; /* every call on rdb */
+    sqlite3 *rdb;        /* the reads: never behind the writer's transaction or fsync */
     struct groupcommit *gc;
     uint32_t self, n_replicas;
 };
@@ -64,6 +67,7 @@ enum tpc_err acc_store_open(const char *path, uint32_t self, uint32_t n_replicas
     if (!s)
         return TPC_ERR_NOMEM;
     pthread_mutex_init(&s->mu, NULL);
+    pthread_mutex_init(&s->rmu, NULL);
     s->self = self;
     s->n_replicas = n_replicas;
     if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, FSYNC_VFS_NAME) !=
@@ -82,6 +86,9 @@ enum tpc_err acc_store_open(const char *path, uint32_t self, uint32_t n_replicas
         sqlite3_free(msg);
         goto fail;
     }
+    rc = sqlite_reader_open(path, &s->rdb, err, errlen);
+    if (rc)
+        goto fail;
     if (groupcommit_start(s->db, &s->mu, &s->gc) != TPC_OK) {
         rc = tpc_errbuf_set(err, errlen, TPC_ERR_IO, "cannot start the group commit");
         goto fail;
@@ -98,7 +105,9 @@ void acc_store_close(struct acc_store *s)
     if (!s)
         return;
     groupcommit_stop(s->gc);
+    sqlite3_close(s->rdb);
     sqlite3_close(s->db);
+    pthread_mutex_destroy(&s->rmu);
     pthread_mutex_destroy(&s->mu);
     free(s);
 }
@@ -324,7 +333,9 @@ struct decision_job {
 };
 
 /* Inserts a decision unless one is recorded: TPC_OK (also when the same one is), or
- * TPC_ERR_PROTOCOL (another one is recorded), or TPC_ERR_IO. */
+ * TPC_ERR_PROTOCOL (another one is recorded), or TPC_ERR_IO. A leader's own decision (parts
+ * given, not told) over the same outcome learned from another replica takes the row over:
+ * it owes the telling now (replica.h rule 2), and a restart must find that (io->untold). */
 static enum tpc_err insert_decision(sqlite3 *db, const char *txid, enum tpc_outcome o,
                                     const char *parts, int told)
 {
@@ -338,7 +349,21 @@ static enum tpc_err insert_decision(sqlite3 *db, const char *txid, enum tpc_outc
             bool same = strcmp((const char *)sqlite3_column_text(st, 0), msg_outcome_name(o)) == 0;
 
             sqlite3_finalize(st);
-            return same ? TPC_OK : TPC_ERR_PROTOCOL;
+            if (!same)
+                return TPC_ERR_PROTOCOL;
+            if (!parts || told)
+                return TPC_OK;
+            st = NULL;
+            if (sqlite3_prepare_v2(db,
+                                   "UPDATE decision SET participants = ?, told = 0 "
+                                   "WHERE txid = ? AND participants IS NULL",
+                                   -1, &st, NULL) == SQLITE_OK) {
+                sqlite3_bind_text(st, 1, parts, -1, SQLITE_STATIC);
+                sqlite3_bind_text(st, 2, txid, -1, SQLITE_STATIC);
+                step = sqlite3_step(st);
+            }
+            sqlite3_finalize(st);
+            return step == SQLITE_DONE ? TPC_OK : TPC_ERR_IO;
         }
     }
     sqlite3_finalize(st);
@@ -434,8 +459,8 @@ size_t acc_store_untold(struct acc_store *s, const char *after, struct node_txn 
     sqlite3_stmt *st = NULL;
     size_t n = 0;
 
-    pthread_mutex_lock(&s->mu);
-    if (sqlite3_prepare_v2(s->db,
+    pthread_mutex_lock(&s->rmu);
+    if (sqlite3_prepare_v2(s->rdb,
                            "SELECT txid, outcome, participants FROM decision WHERE told = 0 AND "
                            "participants IS NOT NULL AND txid > ? ORDER BY txid LIMIT ?",
                            -1, &st, NULL) == SQLITE_OK) {
@@ -456,7 +481,7 @@ size_t acc_store_untold(struct acc_store *s, const char *after, struct node_txn 
         }
     }
     sqlite3_finalize(st);
-    pthread_mutex_unlock(&s->mu);
+    pthread_mutex_unlock(&s->rmu);
     return n;
 }
 
@@ -484,8 +509,8 @@ enum tpc_err acc_store_decision(struct acc_store *s, const char *txid, enum tpc_
     *o = TPC_OUTCOME_NONE;
     if (parts)
         memset(parts, 0, sizeof(*parts));
-    pthread_mutex_lock(&s->mu);
-    if (sqlite3_prepare_v2(s->db, "SELECT outcome, participants FROM decision WHERE txid = ?", -1,
+    pthread_mutex_lock(&s->rmu);
+    if (sqlite3_prepare_v2(s->rdb, "SELECT outcome, participants FROM decision WHERE txid = ?", -1,
                            &st, NULL) != SQLITE_OK) {
         rc = TPC_ERR_IO;
         goto out;
@@ -503,7 +528,7 @@ enum tpc_err acc_store_decision(struct acc_store *s, const char *txid, enum tpc_
     }
 out:
     sqlite3_finalize(st);
-    pthread_mutex_unlock(&s->mu);
+    pthread_mutex_unlock(&s->rmu);
     return rc;
 }
 
@@ -513,8 +538,8 @@ enum tpc_err acc_store_parts(struct acc_store *s, const char *txid, struct msg_p
     enum tpc_err rc = TPC_OK;
 
     memset(parts, 0, sizeof(*parts));
-    pthread_mutex_lock(&s->mu);
-    if (sqlite3_prepare_v2(s->db,
+    pthread_mutex_lock(&s->rmu);
+    if (sqlite3_prepare_v2(s->rdb,
                            "SELECT participants FROM acceptor WHERE txid = ? AND participants "
                            "IS NOT NULL LIMIT 1",
                            -1, &st, NULL) != SQLITE_OK) {
@@ -525,7 +550,7 @@ enum tpc_err acc_store_parts(struct acc_store *s, const char *txid, struct msg_p
             rc = parts_from_text((const char *)sqlite3_column_text(st, 0), parts);
     }
     sqlite3_finalize(st);
-    pthread_mutex_unlock(&s->mu);
+    pthread_mutex_unlock(&s->rmu);
     return rc;
 }
 
@@ -534,8 +559,8 @@ size_t acc_store_stale(struct acc_store *s, int64_t age_ms, struct node_txn *out
     sqlite3_stmt *st = NULL;
     size_t n = 0;
 
-    pthread_mutex_lock(&s->mu);
-    if (sqlite3_prepare_v2(s->db,
+    pthread_mutex_lock(&s->rmu);
+    if (sqlite3_prepare_v2(s->rdb,
                            "SELECT a.txid, max(a.participants), max(a.updated_at) FROM acceptor a "
                            "WHERE NOT EXISTS (SELECT 1 FROM decision d WHERE d.txid = a.txid) "
                            "GROUP BY a.txid HAVING max(a.updated_at) <= ? LIMIT ?",
@@ -554,7 +579,7 @@ size_t acc_store_stale(struct acc_store *s, int64_t age_ms, struct node_txn *out
         }
     }
     sqlite3_finalize(st);
-    pthread_mutex_unlock(&s->mu);
+    pthread_mutex_unlock(&s->rmu);
     return n;
 }
 
@@ -565,8 +590,8 @@ void acc_store_recent_decisions(struct acc_store *s, enum tpc_outcome only, size
 {
     sqlite3_stmt *st = NULL;
 
-    pthread_mutex_lock(&s->mu);
-    if (sqlite3_prepare_v2(s->db,
+    pthread_mutex_lock(&s->rmu);
+    if (sqlite3_prepare_v2(s->rdb,
                            "SELECT txid, outcome, decided_at FROM decision WHERE ?1 IS NULL OR "
                            "outcome = ?1 ORDER BY decided_at DESC LIMIT ?2",
                            -1, &st, NULL) == SQLITE_OK) {
@@ -582,7 +607,7 @@ void acc_store_recent_decisions(struct acc_store *s, enum tpc_outcome only, size
         }
     }
     sqlite3_finalize(st);
-    pthread_mutex_unlock(&s->mu);
+    pthread_mutex_unlock(&s->rmu);
 }
 
 void acc_store_stats(struct acc_store *s, uint64_t *fsyncs, uint64_t *groups, uint64_t *jobs)

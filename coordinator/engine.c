@@ -23,7 +23,8 @@ struct call {
     struct http_call http;
     char url[CONFIG_URL_MAX + 128];
     char *body;
-    int replica; /* an acceptor's batch: its id; else -1 (a participant's call) */
+    int replica;   /* an acceptor's batch: its id; else -1 (a participant's call) */
+    size_t n_msgs; /* messages in the batch: at most one answer each */
     char participant[TPC_NAME_MAX + 1];
 };
 
@@ -104,6 +105,22 @@ static void flight_back(struct engine *e, const struct nodert_box *items)
             flight_change(e, items->items[i].m.txid, -1);
 }
 
+/* items will not be carried out: their calls are not on their way, their writes failed (the
+ * driver writes them again). */
+static void give_up(struct engine *e, struct nodert_box *items)
+{
+    struct nodert_box box = {0};
+    size_t i;
+
+    nodert_enter(&e->rt, &box);
+    flight_back(e, items);
+    for (i = 0; i < items->n; i++)
+        if (items->items[i].write)
+            replica_persisted(&e->drv, &items->items[i].w, TPC_ERR_NOMEM);
+    nodert_leave(&e->rt);
+    nodert_hand_off(&e->rt, &box);
+}
+
 static struct round *round_new(size_t n, uint32_t n_replicas)
 {
     struct round *r = calloc(1, sizeof(*r));
@@ -114,7 +131,9 @@ static struct round *round_new(size_t n, uint32_t n_replicas)
     r->per_acc = malloc(n_replicas * n * sizeof(*r->per_acc));
     r->self_in = malloc(n * sizeof(*r->self_in));
     r->self_out = calloc(n, sizeof(*r->self_out));
-    r->calls = calloc(n + n_replicas, sizeof(*r->calls));
+    /* A participant's call per message, and each acceptor's messages in batches of at most
+     * CODEC_MAX_BATCH (what a replica's /v1/paxos takes). */
+    r->calls = calloc(n + n_replicas * (n / CODEC_MAX_BATCH + 1), sizeof(*r->calls));
     r->writes = malloc(n * sizeof(*r->writes));
     r->learned = calloc(n, sizeof(*r->learned));
     if (!r->per_acc || !r->self_in || !r->self_out || !r->calls || !r->writes || !r->learned) {
@@ -172,19 +191,80 @@ static bool later_told(struct engine *e, const char *txid)
     return kept;
 }
 
-void engine_flush(struct engine *e, bool told_too)
+/* Writes the gathered told marks in one durable write, then completes them at the driver. */
+static void flush_told(struct engine *e)
+{
+    struct engine_later *l = &e->later;
+    char(*told)[TPC_TXID_MAX + 1] = NULL;
+    struct nodert_box box = {0};
+    struct node_write w;
+    enum tpc_err rc;
+    size_t n, i;
+
+    pthread_mutex_lock(&l->mu);
+    n = l->n_told;
+    if (n && (told = malloc(n * sizeof(*told))) != NULL) {
+        memcpy(told, l->told, n * sizeof(*told));
+        l->n_told = 0;
+    }
+    pthread_mutex_unlock(&l->mu);
+    if (!told)
+        return;
+    rc = acc_store_mark_told_many(e->store, (const char(*)[TPC_TXID_MAX + 1]) told, n);
+    if (rc)
+        log_warn("cannot mark %zu decisions told; they are marked again", n);
+    nodert_enter(&e->rt, &box);
+    for (i = 0; i < n; i++) {
+        node_write_init(&w, NODE_WRITE_TOLD, told[i]);
+        replica_persisted(&e->drv, &w, rc);
+    }
+    nodert_leave(&e->rt);
+    nodert_hand_off(&e->rt, &box);
+    free(told);
+}
+
+/* Posts outcomes[0..n) to every other replica, in batches a replica takes. */
+static void announce(struct engine *e, const struct msg *outcomes, size_t n)
+{
+    struct http_call calls[TPC_MAX_REPLICAS];
+    char urls[TPC_MAX_REPLICAS][CONFIG_URL_MAX + 16];
+    struct http_client *hc = http_pool_get(e->pool);
+    size_t k, i, chunk, n_calls;
+    uint32_t a;
+
+    for (k = 0; hc && k < n; k += chunk) {
+        json_t *batch;
+        char *body;
+
+        chunk = n - k < CODEC_MAX_BATCH ? n - k : CODEC_MAX_BATCH;
+        batch = codec_encode_batch(&outcomes[k], chunk);
+        body = batch ? json_dumps(batch, JSON_COMPACT) : NULL;
+        json_decref(batch);
+        if (!body)
+            break;
+        for (a = 0, n_calls = 0; a < e->cfg->n_replicas; a++) {
+            if (a == e->cfg->self)
+                continue;
+            snprintf(urls[n_calls], sizeof(urls[n_calls]), "%s/v1/paxos", e->cfg->replicas[a]);
+            memset(&calls[n_calls], 0, sizeof(calls[n_calls]));
+            calls[n_calls].url = urls[n_calls];
+            calls[n_calls].body = body;
+            calls[n_calls].body_len = strlen(body);
+            n_calls++;
+        }
+        http_client_post_all(hc, calls, n_calls, e->cfg->prepare_ms);
+        for (i = 0; i < n_calls; i++)
+            free(calls[i].response); /* best effort: an answer says nothing we need */
+        free(body);
+    }
+    http_pool_put(e->pool, hc);
+}
+
+void engine_flush(struct engine *e, bool told, bool announcements)
 {
     struct engine_later *l = &e->later;
     struct msg *outcomes = NULL;
-    char(*told)[TPC_TXID_MAX + 1] = NULL;
-    struct http_call calls[TPC_MAX_REPLICAS];
-    char urls[TPC_MAX_REPLICAS][CONFIG_URL_MAX + 16], *body = NULL;
-    size_t n_out, n_told, n = 0, i;
-    struct http_client *hc;
-    struct nodert_box box = {0};
-    struct node_write w;
-    bool mine;
-    uint32_t a;
+    size_t n = 0;
 
     pthread_mutex_lock(&l->mu);
     if (l->dropped) {
@@ -193,70 +273,25 @@ void engine_flush(struct engine *e, bool told_too)
                  l->dropped);
         l->dropped = 0;
     }
-    mine = !l->announcing;
-    l->announcing = true;
-    n_out = mine ? l->n_outcomes : 0;
-    n_told = told_too ? l->n_told : 0;
-    if (n_out && (outcomes = malloc(n_out * sizeof(*outcomes))))
-        memcpy(outcomes, l->outcomes, n_out * sizeof(*outcomes));
-    if (n_told && (told = malloc(n_told * sizeof(*told))))
-        memcpy(told, l->told, n_told * sizeof(*told));
-    l->n_outcomes = outcomes ? 0 : l->n_outcomes;
-    l->n_told = told ? 0 : l->n_told;
+    /* One announcement at a time: the others gather meanwhile, and go in the next. */
+    if (announcements && !l->announcing && l->n_outcomes &&
+        (outcomes = malloc(l->n_outcomes * sizeof(*outcomes))) != NULL) {
+        n = l->n_outcomes;
+        memcpy(outcomes, l->outcomes, n * sizeof(*outcomes));
+        l->n_outcomes = 0;
+        l->announcing = true;
+    }
     pthread_mutex_unlock(&l->mu);
-    n_out = outcomes ? n_out : 0;
-    n_told = told ? n_told : 0;
-    if (n_told) {
-        enum tpc_err rc =
-            acc_store_mark_told_many(e->store, (const char(*)[TPC_TXID_MAX + 1]) told, n_told);
-
-        if (rc)
-            log_warn("cannot mark %zu decisions told; they are marked again", n_told);
-        nodert_enter(&e->rt, &box);
-        for (i = 0; i < n_told; i++) {
-            node_write_init(&w, NODE_WRITE_TOLD, told[i]);
-            replica_persisted(&e->drv, &w, rc);
-        }
-        nodert_leave(&e->rt);
-        nodert_hand_off(&e->rt, &box);
-    }
-    if (!mine)
-        goto out_told;
-    if (!n_out || e->cfg->n_replicas < 2)
-        goto out;
-    {
-        json_t *batch = codec_encode_batch(outcomes, n_out);
-
-        body = batch ? json_dumps(batch, JSON_COMPACT) : NULL;
-        json_decref(batch);
-    }
-    if (!body)
-        goto out;
-    for (a = 0; a < e->cfg->n_replicas; a++) {
-        if (a == e->cfg->self)
-            continue;
-        snprintf(urls[n], sizeof(urls[n]), "%s/v1/paxos", e->cfg->replicas[a]);
-        memset(&calls[n], 0, sizeof(calls[n]));
-        calls[n].url = urls[n];
-        calls[n].body = body;
-        calls[n].body_len = strlen(body);
-        n++;
-    }
-    hc = http_pool_get(e->pool);
-    if (hc) {
-        http_client_post_all(hc, calls, n, e->cfg->prepare_ms);
-        http_pool_put(e->pool, hc);
-    }
-    for (i = 0; i < n; i++)
-        free(calls[i].response); /* best effort: an answer says nothing we need */
-out:
+    if (told)
+        flush_told(e);
+    if (!outcomes)
+        return;
+    if (e->cfg->n_replicas > 1)
+        announce(e, outcomes, n);
+    free(outcomes);
     pthread_mutex_lock(&l->mu);
     l->announcing = false;
     pthread_mutex_unlock(&l->mu);
-out_told:
-    free(body);
-    free(outcomes);
-    free(told);
 }
 
 /* ---- one round ---- */
@@ -335,7 +370,7 @@ static void sort_items(struct engine *e, struct round *r, struct nodert_box *ite
 /* Feeds one answer body of a call to the driver. Under the lock. */
 static void feed_answer(struct engine *e, struct call *k)
 {
-    struct msg answers[TPC_MAX_PARTICIPANTS * 2], one;
+    struct msg *answers = NULL, one;
     struct node_addr from =
         k->replica >= 0 ? node_replica((uint32_t)k->replica) : node_participant(k->participant);
     char err[256];
@@ -349,10 +384,11 @@ static void feed_answer(struct engine *e, struct call *k)
         return;
     }
     if (k->replica >= 0) {
-        if (codec_decode_batch(body, e->cfg->n_replicas, answers,
-                               sizeof(answers) / sizeof(answers[0]), &got, err,
-                               sizeof(err)) != TPC_OK)
-            log_warn("bad answer from %s: %s", k->url, err);
+        /* One answer per message sent, at most. */
+        answers = calloc(k->n_msgs ? k->n_msgs : 1, sizeof(*answers));
+        if (!answers || codec_decode_batch(body, e->cfg->n_replicas, answers, k->n_msgs, &got, err,
+                                           sizeof(err)) != TPC_OK)
+            log_warn("bad answer from %s: %s", k->url, answers ? err : "out of memory");
         /* An acceptor answers for itself only: a misconfigured replica list must not let one
          * replica's answer count as another's. */
         for (j = 0; j < got; j++)
@@ -365,6 +401,7 @@ static void feed_answer(struct engine *e, struct call *k)
     } else {
         log_warn("bad answer from %s: %s", k->url, err);
     }
+    free(answers);
     json_decref(body);
 }
 
@@ -430,21 +467,22 @@ void engine_round(struct engine *e, struct nodert_box *box, struct nodert_box *a
     if (!r || !(rcs = calloc(items.n, sizeof(*rcs)))) {
         log_error("out of memory for a round of %zu messages (resent later)", items.n);
         round_free(r);
-        nodert_enter(&e->rt, box);
-        flight_back(e, &items);
-        nodert_leave(&e->rt);
+        give_up(e, &items);
         nodert_box_free(&items);
         return;
     }
     sort_items(e, r, &items, answers);
     for (a = 0; a < cfg->n_replicas; a++) {
-        struct call *c = r->n_acc[a]
-                             ? add_call(r, cfg->replicas[a], "/v1/paxos",
-                                        codec_encode_batch(&r->per_acc[a * r->cap], r->n_acc[a]))
-                             : NULL;
+        for (k = 0; k < r->n_acc[a]; k += CODEC_MAX_BATCH) {
+            size_t chunk = r->n_acc[a] - k < CODEC_MAX_BATCH ? r->n_acc[a] - k : CODEC_MAX_BATCH;
+            struct call *c = add_call(r, cfg->replicas[a], "/v1/paxos",
+                                      codec_encode_batch(&r->per_acc[a * r->cap + k], chunk));
 
-        if (c)
-            c->replica = (int)a;
+            if (c) {
+                c->replica = (int)a;
+                c->n_msgs = chunk;
+            }
+        }
     }
     /* A fault test: the leader sends its first prepare alone, then dies. */
     if (failpoint_armed("leader-after-some-prepares") && r->n_calls > 1 &&
@@ -510,17 +548,16 @@ void engine_run(void *ctx, struct nodert_box *box)
      * resend whatever is left. */
     for (rounds = 0; box->n && rounds < 64; rounds++)
         engine_round(e, box, NULL);
-    if (box->n) { /* given up: its calls are not on their way */
+    if (box->n) { /* given up: the driver's timers redo what is left */
         struct nodert_box left;
 
+        log_warn("%zu actions left after %d rounds: given up", box->n, rounds);
         nodert_box_move(&left, box);
-        nodert_enter(&e->rt, box);
-        flight_back(e, &left);
-        nodert_leave(&e->rt);
+        give_up(e, &left);
         nodert_box_free(&left);
     }
     nodert_box_free(box);
-    engine_flush(e, false); /* the other replicas learn outcomes without waiting */
+    engine_flush(e, false, true); /* the other replicas learn outcomes without waiting */
 }
 
 uint32_t engine_relay_targets(struct engine *e)
@@ -610,7 +647,9 @@ static void tick(void *arg)
     replica_check(&e->drv);
     nodert_leave(&e->rt);
     nodert_hand_off(&e->rt, &box);
-    engine_flush(e, true);
+    /* Told marks only: announcements are HTTP calls, which a worker makes (engine_run), so
+     * that a silent replica cannot hold up the ticks. */
+    engine_flush(e, true, false);
 }
 
 enum tpc_err engine_open(struct engine *e, const struct coord_config *cfg, struct acc_store *store,
@@ -676,7 +715,7 @@ void engine_close(struct engine *e)
     if (e->rt_up) {
         nodert_stop(&e->rt); /* what the workers had is carried out */
         if (e->drv_up && e->later.outcomes && e->later.told)
-            engine_flush(e, true);
+            engine_flush(e, true, true);
         nodert_fini(&e->rt);
     }
     if (e->drv_up)

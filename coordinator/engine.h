@@ -81,7 +81,7 @@ void engine_run(void *ctx, struct nodert_box *box);
 /* The acceptors votes are relayed to first: this one and the next F that answer lately. */
 uint32_t engine_relay_targets(struct engine *e);
 
-/* Sends the gathered announcements and writes the told marks (told_too). */
-void engine_flush(struct engine *e, bool told_too);
+/* Writes the gathered told marks (told) and sends the gathered announcements. */
+void engine_flush(struct engine *e, bool told, bool announcements);
 
 #endif

@@ -114,6 +114,20 @@ static void keep_answer(struct nodert_box *answers, const struct nodert_item *it
     answers->items[answers->n++] = *it;
 }
 
+/* items will not be carried out: their writes failed (the driver tries again). */
+static void give_up(struct engine *e, struct nodert_box *items)
+{
+    struct nodert_box box = {0};
+    size_t i;
+
+    nodert_enter(&e->rt, &box);
+    for (i = 0; i < items->n; i++)
+        if (items->items[i].write)
+            resource_persisted(&e->drv, &items->items[i].w, TPC_ERR_NOMEM);
+    nodert_leave(&e->rt);
+    nodert_hand_off(&e->rt, &box);
+}
+
 void engine_round(struct engine *e, struct nodert_box *box, struct nodert_box *answers)
 {
     struct nodert_box items;
@@ -133,6 +147,7 @@ void engine_round(struct engine *e, struct nodert_box *box, struct nodert_box *a
     bodies = calloc(items.n, sizeof(*bodies));
     if (!rcs || !calls || !urls || !bodies) {
         log_error("out of memory for %zu actions (the timers try again)", items.n);
+        give_up(e, &items);
         goto out;
     }
     /* Questions to the replicas leave first; the writes run while they are out. */
@@ -216,6 +231,14 @@ void engine_finish(struct engine *e, struct nodert_box *box, struct nodert_box *
     /* Bounded: the driver's timers redo whatever is left. */
     for (rounds = 0; box->n && rounds < 16; rounds++)
         engine_round(e, box, answers);
+    if (box->n) {
+        struct nodert_box left;
+
+        log_warn("%zu actions left after %d rounds: given up", box->n, rounds);
+        nodert_box_move(&left, box);
+        give_up(e, &left);
+        nodert_box_free(&left);
+    }
     nodert_box_free(box);
 }
 

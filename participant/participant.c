@@ -49,11 +49,19 @@ struct participant {
     struct metrics_hist prepare_time; /* prepare calls */
 };
 
+/* What the driver holds of a branch. */
+enum held {
+    HELD_WORKING, /* WORKING, no write on its way: it takes statements */
+    HELD_OTHER,   /* prepared, or ending */
+    HELD_NONE,    /* nothing: it ended (or never began) */
+};
+
 /*
- * Whether the driver holds txid WORKING (with begin: beginning it if it is new). When not,
- * *e says why: prepared or ending (branch_not_active), or ended here (transaction_ended).
+ * What the driver holds of txid (with begin: beginning it if it is new and did not end here).
+ * When not HELD_WORKING, *e says why: branch_not_active or transaction_ended.
  */
-static bool branch_working(struct participant *p, const char *txid, bool begin, struct api_error *e)
+static enum held branch_held(struct participant *p, const char *txid, bool begin,
+                             struct api_error *e)
 {
     struct nodert_box box = {0};
     const struct resource_branch *rb;
@@ -72,13 +80,24 @@ static bool branch_working(struct participant *p, const char *txid, bool begin, 
     nodert_leave(&p->eng.rt);
     nodert_hand_off(&p->eng.rt, &box);
     if (rc == TPC_OK && rb && st == RM_WORKING && !busy)
-        return true;
-    if (rb)
+        return HELD_WORKING;
+    if (rb) {
         api_error_set(e, "branch_not_active", "branch %s is %s: it takes no more statements", txid,
                       busy ? "ending" : rm_state_name(st));
-    else
-        api_error_set(e, "transaction_ended", "transaction %s already ended here", txid);
-    return false;
+        return HELD_OTHER;
+    }
+    api_error_set(e, "transaction_ended", "transaction %s already ended here", txid);
+    return HELD_NONE;
+}
+
+/* Takes b out of the table when the driver holds nothing of it any more (a leftover entry:
+ * no changes the driver could still need). Under b->mu. */
+static void drop_if_leftover(struct participant *p, struct branch *b)
+{
+    struct api_error ignored;
+
+    if (!b->e.gone && branch_held(p, b->e.id, false, &ignored) == HELD_NONE)
+        branch_end(&p->branches, p->locks, b);
 }
 
 json_t *participant_exec(struct participant *p, const char *txid, json_t *statements,
@@ -103,7 +122,7 @@ json_t *participant_exec(struct participant *p, const char *txid, json_t *statem
     }
     memset(&t, 0, sizeof(t));
     /* The driver says whether the branch takes statements (and begins it if new). */
-    if (!branch_working(p, txid, true, e))
+    if (branch_held(p, txid, true, e) != HELD_WORKING)
         return NULL;
     b = (struct branch *)table_get(&p->branches, txid, true);
     if (!b) {
@@ -113,12 +132,14 @@ json_t *participant_exec(struct participant *p, const char *txid, json_t *statem
     pthread_mutex_lock(&b->mu);
     t.locks = p->locks;
     t.b = b;
-    /* Asked again under the branch's mutex: it may have been prepared or ended meanwhile
-     * (then this entry is a leftover, and goes). */
-    if (b->e.gone || !branch_working(p, txid, false, e)) {
-        branch_end(&p->branches, p->locks, b);
-        if (!e->status)
-            api_error_set(e, "branch_not_active", "branch %s takes no more statements", txid);
+    /* Asked again under the branch's mutex: it may have been prepared or ended meanwhile.
+     * Prepared, its changes and locks stay; ended, this entry is a leftover, and goes. */
+    if (b->e.gone) {
+        api_error_set(e, "transaction_ended", "transaction %s already ended here", txid);
+        goto out;
+    }
+    if (branch_held(p, txid, false, e) != HELD_WORKING) {
+        drop_if_leftover(p, b);
         goto out;
     }
     until = nodert_now_ms() + p->cfg.lock_timeout_ms;
@@ -174,7 +195,7 @@ json_t *participant_exec(struct participant *p, const char *txid, json_t *statem
         break;
     case STORE_FAIL_ENDED:
         api_error_set(e, "transaction_ended", "%s", msg);
-        branch_end(&p->branches, p->locks, b); /* it ended meanwhile: a leftover */
+        drop_if_leftover(p, b); /* it ended meanwhile */
         break;
     default:
         api_error_set(e, "internal", "%s", t.oom ? "out of memory" : msg);
@@ -195,10 +216,11 @@ out:
 /*
  * Feeds one request's event to the driver (fn) and carries out what it asks until nothing is
  * left; returns the message the driver sent back to this caller (type 0: none). A write of
- * another request on its way makes the driver answer TPC_ERR_BUSY: then this waits for it,
- * up to the vote timeout, and asks again.
+ * another call on its way makes the driver answer TPC_ERR_BUSY: then this waits for it (with
+ * b's mutex released, since that write may need it), up to the vote timeout, and asks again.
+ * b, when not NULL, is locked by the caller.
  */
-static enum tpc_err ask_driver(struct participant *p,
+static enum tpc_err ask_driver(struct participant *p, struct branch *b,
                                enum tpc_err (*fn)(struct participant *p, const void *arg, char *err,
                                                   size_t errlen),
                                const void *arg, struct msg *answer, char *err, size_t errlen)
@@ -209,11 +231,20 @@ static enum tpc_err ask_driver(struct participant *p,
     size_t i;
 
     memset(answer, 0, sizeof(*answer));
-    nodert_enter(&p->eng.rt, &box);
-    rc = fn(p, arg, err, errlen);
-    while (rc == TPC_ERR_BUSY && nodert_wait(&p->eng.rt, &box, until))
+    for (;;) {
+        nodert_enter(&p->eng.rt, &box);
         rc = fn(p, arg, err, errlen);
-    nodert_leave(&p->eng.rt);
+        if (rc != TPC_ERR_BUSY || !nodert_wait(&p->eng.rt, &box, until)) {
+            nodert_leave(&p->eng.rt);
+            break;
+        }
+        /* Somebody left the driver: maybe the write is done. Ask again, in lock order. */
+        nodert_leave(&p->eng.rt);
+        if (b) {
+            pthread_mutex_unlock(&b->mu);
+            pthread_mutex_lock(&b->mu);
+        }
+    }
     engine_finish(&p->eng, &box, &answers);
     for (i = 0; i < answers.n; i++)
         if (!answers.items[i].write)
@@ -238,7 +269,8 @@ static enum tpc_err prepare_event(struct participant *p, const void *arg, char *
 json_t *participant_prepare(struct participant *p, const struct msg *prep, bool relayed,
                             struct api_error *e)
 {
-    struct branch *b = (struct branch *)table_get(&p->branches, prep->txid, false);
+    /* Made if new, so that no first statement can slip in while it votes (invariant 2). */
+    struct branch *b = (struct branch *)table_get(&p->branches, prep->txid, true);
     struct prepare_arg a = {prep, false};
     uint64_t started = metrics_now_ns();
     struct msg vote;
@@ -248,11 +280,13 @@ json_t *participant_prepare(struct participant *p, const struct msg *prep, bool 
 
     (void)relayed; /* the vote always goes back to the caller, which relays it */
     memset(e, 0, sizeof(*e));
-    if (b) {
-        pthread_mutex_lock(&b->mu); /* invariant 2: no statement runs meanwhile */
-        a.changed = !b->e.gone && b->cs_len > 0;
+    if (!b) {
+        api_error_set(e, "internal", "out of memory");
+        return NULL;
     }
-    rc = ask_driver(p, prepare_event, &a, &vote, err, sizeof(err));
+    pthread_mutex_lock(&b->mu); /* invariant 2: no statement runs meanwhile */
+    a.changed = !b->e.gone && b->cs_len > 0;
+    rc = ask_driver(p, b, prepare_event, &a, &vote, err, sizeof(err));
     if (rc == TPC_ERR_INVALID)
         api_error_set(e, "not_a_participant", "%s", err);
     else if (rc == TPC_ERR_STATE)
@@ -266,10 +300,9 @@ json_t *participant_prepare(struct participant *p, const struct msg *prep, bool 
                       prep->txid);
     else if (!(r = codec_encode(&vote)))
         api_error_set(e, "internal", "cannot encode the vote");
-    if (b) {
-        pthread_mutex_unlock(&b->mu);
-        table_put(&p->branches, &b->e);
-    }
+    drop_if_leftover(p, b); /* a vote of a branch that ended (or never began) keeps nothing */
+    pthread_mutex_unlock(&b->mu);
+    table_put(&p->branches, &b->e);
     metrics_hist_since(&p->prepare_time, started);
     return r;
 }
@@ -302,7 +335,7 @@ json_t *participant_outcome(struct participant *p, const char *txid, enum tpc_ou
     memset(e, 0, sizeof(*e));
     if (b)
         pthread_mutex_lock(&b->mu);
-    rc = ask_driver(p, outcome_event, &a, &ack, err, sizeof(err));
+    rc = ask_driver(p, b, outcome_event, &a, &ack, err, sizeof(err));
     if (rc == TPC_ERR_PROTOCOL)
         api_error_set(e,
                       !a.in_memory                 ? "outcome_conflict"

@@ -25,6 +25,7 @@
 #include "groupcommit.h"
 #include "log.h"
 
+#include "sqlite_reader.h"
 #include "store_int.h"
 
 static const char bookkeeping_sql[] =
@@ -282,6 +283,7 @@ enum tpc_err store_open(const struct store_config *cfg, struct store **out, char
     if (!st)
         return TPC_ERR_NOMEM;
     pthread_mutex_init(&st->mu, NULL);
+    pthread_mutex_init(&st->rmu, NULL);
     st->max_rows = cfg->max_rows;
     st->statement_ms = cfg->statement_ms ? cfg->statement_ms : 5000;
     if (sqlite3_open_v2(cfg->path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
@@ -313,6 +315,9 @@ enum tpc_err store_open(const struct store_config *cfg, struct store **out, char
     rc = load_tables(st, err, errlen);
     if (rc)
         goto fail;
+    rc = sqlite_reader_open(cfg->path, &st->rdb, err, errlen);
+    if (rc)
+        goto fail;
     sqlite3_set_authorizer(st->db, authorize, st);
     sqlite3_progress_handler(st->db, 10000, progress, st);
     if (groupcommit_start(st->db, &st->mu, &st->gc) != TPC_OK) {
@@ -333,11 +338,13 @@ void store_close(struct store *st)
     if (!st)
         return;
     groupcommit_stop(st->gc);
+    sqlite3_close(st->rdb);
     sqlite3_close(st->db);
     for (i = 0; i < st->n_tables; i++) {
         free(st->tables[i]);
         free(st->why_not[i]);
     }
+    pthread_mutex_destroy(&st->rmu);
     pthread_mutex_destroy(&st->mu);
     free(st);
 }
@@ -513,8 +520,8 @@ enum tpc_err store_ended(struct store *st, const char *txid, enum rm_state *stat
 
     *state = RM_NONE;
     *vote = TPC_VALUE_NONE;
-    pthread_mutex_lock(&st->mu);
-    if (sqlite3_prepare_v2(st->db, "SELECT outcome, vote FROM tpc_outcome WHERE txid = ?", -1, &s,
+    pthread_mutex_lock(&st->rmu); /* the reader: never behind a statement or an fsync */
+    if (sqlite3_prepare_v2(st->rdb, "SELECT outcome, vote FROM tpc_outcome WHERE txid = ?", -1, &s,
                            NULL) != SQLITE_OK) {
         rc = TPC_ERR_IO;
         goto out;
@@ -529,7 +536,7 @@ enum tpc_err store_ended(struct store *st, const char *txid, enum rm_state *stat
     }
 out:
     sqlite3_finalize(s);
-    pthread_mutex_unlock(&st->mu);
+    pthread_mutex_unlock(&st->rmu);
     return rc;
 }
 

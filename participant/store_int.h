@@ -28,6 +28,8 @@ struct store {
     char *why_not[STORE_MAX_TABLES]; /* why a branch may not write one; NULL: it may */
     size_t n_tables;
     struct groupcommit *gc; /* durable steps (groupcommit.h) */
+    pthread_mutex_t rmu;    /* rdb */
+    sqlite3 *rdb;           /* reads that must not wait for the writer (sqlite_reader.h) */
 };
 
 /* Monotonic milliseconds. */

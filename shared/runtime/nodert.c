@@ -3,6 +3,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -162,7 +163,7 @@ void nodert_hand_off(struct nodert *rt, struct nodert_box *box)
     nodert_box_free(box);
 }
 
-static struct nodert_item *add(struct nodert *rt)
+static struct nodert_item *add(struct nodert *rt, bool write)
 {
     struct nodert_box *b = rt->cur;
 
@@ -174,6 +175,13 @@ static struct nodert_item *add(struct nodert *rt)
         struct nodert_item *bigger = realloc(b->items, cap * sizeof(*bigger));
 
         if (!bigger) {
+            /* A lost message is resent by the driver's timers; a lost write is not: the
+             * driver would wait for its completion forever. Crash instead: a restart resumes
+             * from what is durable, which every driver is built for. */
+            if (write) {
+                fprintf(stderr, "out of memory for a durable write: stopping\n");
+                abort();
+            }
             b->dropped++;
             return NULL;
         }
@@ -185,7 +193,7 @@ static struct nodert_item *add(struct nodert *rt)
 
 void nodert_io_send(void *ctx, const struct node_addr *to, const struct msg *m)
 {
-    struct nodert_item *it = add(ctx);
+    struct nodert_item *it = add(ctx, false);
 
     if (!it)
         return;
@@ -196,7 +204,7 @@ void nodert_io_send(void *ctx, const struct node_addr *to, const struct msg *m)
 
 void nodert_io_persist(void *ctx, const struct node_write *w)
 {
-    struct nodert_item *it = add(ctx);
+    struct nodert_item *it = add(ctx, true);
 
     if (!it)
         return;

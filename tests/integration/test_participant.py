@@ -136,6 +136,78 @@ class ParticipantTest(unittest.TestCase):
         self.assertEqual((code, vote["value"]), (200, "prepared"), vote)
         self.assertEqual(self.p.status("t1")[1]["state"], "prepared")
 
+    def test_statement_racing_the_prepare(self):
+        # A statement and the prepare of the same branch at once, many times. Either the
+        # statement ran before the vote (then the vote covers it and commit applies it) or it
+        # is refused (409); never acknowledged and lost. And a branch prepared meanwhile keeps
+        # its earlier changes and their locks, whatever the refused statement did.
+        for i in range(40):
+            tx = "race%d" % i
+            before = self.p.balance(2)
+            self.assertEqual(self.p.exec(tx, "UPDATE accounts SET balance = balance + 1 "
+                                             "WHERE id = 2")[0], 200)
+            barrier, res = threading.Barrier(2), {}
+
+            def statement():
+                barrier.wait()
+                res["exec"] = self.p.exec(tx, "UPDATE accounts SET balance = balance + 10 "
+                                              "WHERE id = 2")
+
+            def prepare():
+                barrier.wait()
+                res["vote"] = self.p.prepare(tx)
+
+            threads = [threading.Thread(target=statement), threading.Thread(target=prepare)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=30)
+            code, vote = res["vote"]
+            self.assertEqual((code, vote.get("value"), vote.get("read_only")),
+                             (200, "prepared", None), vote)
+            self.assertIn(res["exec"][0], (200, 409), res["exec"])
+            status = self.p.status(tx)[1]
+            self.assertEqual((status["state"], status["locked_rows"]), ("prepared", 1), status)
+            self.assertEqual(self.p.commit(tx)[0], 200)
+            self.assertEqual(self.p.balance(2), before + (11 if res["exec"][0] == 200 else 1),
+                             (i, res))
+
+    def test_first_statement_racing_the_prepare(self):
+        # The branch's first statement and its prepare at once: the vote is prepared (the
+        # statement ran first and is applied at commit), or read-only or aborted (the statement
+        # is refused and nothing changes); an acknowledged statement is never lost.
+        for i in range(40):
+            tx = "first%d" % i
+            before = self.p.balance(2)
+            barrier, res = threading.Barrier(2), {}
+
+            def statement():
+                barrier.wait()
+                res["exec"] = self.p.exec(tx, "UPDATE accounts SET balance = balance + 1 "
+                                              "WHERE id = 2")
+
+            def prepare():
+                barrier.wait()
+                res["vote"] = self.p.prepare(tx)
+
+            threads = [threading.Thread(target=statement), threading.Thread(target=prepare)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=30)
+            code, vote = res["vote"]
+            self.assertEqual(code, 200, vote)
+            if res["exec"][0] == 200:
+                self.assertEqual((vote["value"], vote.get("read_only")), ("prepared", None),
+                                 (i, res))
+                self.assertEqual(self.p.commit(tx)[0], 200)
+                self.assertEqual(self.p.balance(2), before + 1)
+            else:
+                self.assertEqual(res["exec"][0], 409, res)
+                self.assertTrue(vote["value"] == "aborted" or vote.get("read_only"), (i, res))
+                self.p.abort(tx)
+                self.assertEqual(self.p.balance(2), before)
+
     def test_disjoint_branches_run_concurrently(self):
         # Eight branches at once, each on its own row, all the way to commit, none waiting
         # for a lock: every step succeeds and the run takes less than one lock timeout.

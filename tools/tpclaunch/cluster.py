@@ -195,8 +195,7 @@ class Participant:
         return self.call("POST", "/v1/branches/%s/exec" % txid, body, **kw)
 
     def prepare(self, txid, participants=None, query=""):
-        """By default as a branch of a two-participant transaction (one alone would commit in
-        one phase)."""
+        """By default as a branch of a two-participant transaction."""
         return self.call("POST", "/v1/branches/%s/prepare%s" % (txid, query),
                          {"type": "prepare", "txid": txid,
                           "participants": participants or [self.name, "other-bank"]})
