@@ -12,6 +12,7 @@
  */
 #include "engine.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -247,6 +248,36 @@ static void run(void *ctx, struct nodert_box *box)
     engine_finish(ctx, box, NULL);
 }
 
+/*
+ * Invariant 1 of participant.c, asserted in debug builds: a branch that holds row locks is
+ * one the driver holds (working, prepared or ending): no lock outlives its branch. A branch
+ * busy now (its mutex taken) is looked at next time.
+ */
+void engine_check(struct engine *e)
+{
+#ifndef NDEBUG
+    struct table_entry **all;
+    size_t i, n = table_snapshot(e->branches, &all);
+
+    for (i = 0; i < n; i++) {
+        struct branch *b = (struct branch *)all[i];
+
+        if (pthread_mutex_trylock(&b->mu) == 0) {
+            if (!b->e.gone && b->n_keys) {
+                pthread_mutex_lock(&e->rt.mu);
+                assert(resource_find(&e->drv, b->e.id) != NULL);
+                pthread_mutex_unlock(&e->rt.mu);
+            }
+            pthread_mutex_unlock(&b->mu);
+        }
+        table_put(e->branches, &b->e);
+    }
+    free(all);
+#else
+    (void)e;
+#endif
+}
+
 static void tick(void *arg)
 {
     struct engine *e = arg;
@@ -257,6 +288,7 @@ static void tick(void *arg)
     resource_check(&e->drv);
     nodert_leave(&e->rt);
     nodert_hand_off(&e->rt, &box);
+    engine_check(e);
 }
 
 static void io_ended(void *ctx, const char *txid, int *state, enum tpc_value *vote)

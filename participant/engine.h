@@ -51,6 +51,8 @@ void engine_close(struct engine *e);
  * when it is NULL).
  */
 void engine_round(struct engine *e, struct nodert_box *box, struct nodert_box *answers);
+/* Asserts participant.c's invariant 1 over every branch (a no-op under NDEBUG). */
+void engine_check(struct engine *e);
 /* Carries out box until nothing is left, answers to *answers. */
 void engine_finish(struct engine *e, struct nodert_box *box, struct nodert_box *answers);
 
