@@ -131,9 +131,9 @@ static struct round *round_new(size_t n, uint32_t n_replicas)
     r->per_acc = malloc(n_replicas * n * sizeof(*r->per_acc));
     r->self_in = malloc(n * sizeof(*r->self_in));
     r->self_out = calloc(n, sizeof(*r->self_out));
-    /* A participant's call per message, and each acceptor's messages in batches of at most
-     * CODEC_MAX_BATCH (what a replica's /v1/paxos takes). */
-    r->calls = calloc(n + n_replicas * (n / CODEC_MAX_BATCH + 1), sizeof(*r->calls));
+    /* A participant's call per message, and each acceptor's messages in batches (batch_size):
+     * at most one call per message. */
+    r->calls = calloc(n + n_replicas * n, sizeof(*r->calls));
     r->writes = malloc(n * sizeof(*r->writes));
     r->learned = calloc(n, sizeof(*r->learned));
     if (!r->per_acc || !r->self_in || !r->self_out || !r->calls || !r->writes || !r->learned) {
@@ -263,8 +263,8 @@ static void announce(struct engine *e, const struct msg *outcomes, size_t n)
 void engine_flush(struct engine *e, bool told, bool announcements)
 {
     struct engine_later *l = &e->later;
-    struct msg *outcomes = NULL;
-    size_t n = 0;
+    struct msg *outcomes;
+    size_t n;
 
     pthread_mutex_lock(&l->mu);
     if (l->dropped) {
@@ -273,28 +273,51 @@ void engine_flush(struct engine *e, bool told, bool announcements)
                  l->dropped);
         l->dropped = 0;
     }
-    /* One announcement at a time: the others gather meanwhile, and go in the next. */
-    if (announcements && !l->announcing && l->n_outcomes &&
-        (outcomes = malloc(l->n_outcomes * sizeof(*outcomes))) != NULL) {
-        n = l->n_outcomes;
-        memcpy(outcomes, l->outcomes, n * sizeof(*outcomes));
-        l->n_outcomes = 0;
-        l->announcing = true;
-    }
     pthread_mutex_unlock(&l->mu);
     if (told)
         flush_told(e);
-    if (!outcomes)
-        return;
-    if (e->cfg->n_replicas > 1)
-        announce(e, outcomes, n);
-    free(outcomes);
-    pthread_mutex_lock(&l->mu);
-    l->announcing = false;
-    pthread_mutex_unlock(&l->mu);
+    /* One announcer at a time; it goes on while more gather, so none is left behind. */
+    while (announcements) {
+        outcomes = NULL;
+        n = 0;
+        pthread_mutex_lock(&l->mu);
+        if (!l->announcing && l->n_outcomes &&
+            (outcomes = malloc(l->n_outcomes * sizeof(*outcomes))) != NULL) {
+            n = l->n_outcomes;
+            memcpy(outcomes, l->outcomes, n * sizeof(*outcomes));
+            l->n_outcomes = 0;
+            l->announcing = true;
+        }
+        pthread_mutex_unlock(&l->mu);
+        if (!outcomes)
+            return;
+        if (e->cfg->n_replicas > 1)
+            announce(e, outcomes, n);
+        free(outcomes);
+        pthread_mutex_lock(&l->mu);
+        l->announcing = false;
+        pthread_mutex_unlock(&l->mu);
+    }
 }
 
 /* ---- one round ---- */
+
+/*
+ * How many of the n messages at m go in one batch: at most CODEC_MAX_BATCH, and about
+ * ENGINE_BATCH_BYTES of JSON (a message with a long participant list is a few kilobytes; a
+ * replica takes bodies of 1 MiB, and answers a phase 1a with as long a list).
+ */
+static size_t batch_size(const struct msg *m, size_t n)
+{
+    size_t k, bytes = 0;
+
+    for (k = 0; k < n && k < CODEC_MAX_BATCH; k++) {
+        bytes += 256 + (size_t)m[k].parts.n * (TPC_NAME_MAX + 3);
+        if (k && bytes > ENGINE_BATCH_BYTES)
+            break;
+    }
+    return k ? k : 1;
+}
 
 /* Sorts box's items into r; answers for the caller go to *answers. */
 static void sort_items(struct engine *e, struct round *r, struct nodert_box *items,
@@ -473,11 +496,14 @@ void engine_round(struct engine *e, struct nodert_box *box, struct nodert_box *a
     }
     sort_items(e, r, &items, answers);
     for (a = 0; a < cfg->n_replicas; a++) {
-        for (k = 0; k < r->n_acc[a]; k += CODEC_MAX_BATCH) {
-            size_t chunk = r->n_acc[a] - k < CODEC_MAX_BATCH ? r->n_acc[a] - k : CODEC_MAX_BATCH;
-            struct call *c = add_call(r, cfg->replicas[a], "/v1/paxos",
-                                      codec_encode_batch(&r->per_acc[a * r->cap + k], chunk));
+        size_t chunk;
 
+        for (k = 0; k < r->n_acc[a]; k += chunk) {
+            const struct msg *first = &r->per_acc[a * r->cap + k];
+            struct call *c;
+
+            chunk = batch_size(first, r->n_acc[a] - k);
+            c = add_call(r, cfg->replicas[a], "/v1/paxos", codec_encode_batch(first, chunk));
             if (c) {
                 c->replica = (int)a;
                 c->n_msgs = chunk;
@@ -646,9 +672,12 @@ static void tick(void *arg)
     replica_tick(&e->drv);
     replica_check(&e->drv);
     nodert_leave(&e->rt);
+    /* Announcements are HTTP calls, which a worker makes (engine_run ends with them), so that
+     * a silent replica cannot hold up the ticks: one gathered meanwhile gets a worker. */
+    pthread_mutex_lock(&e->later.mu);
+    box.nudge = box.nudge || (e->later.n_outcomes && !e->later.announcing);
+    pthread_mutex_unlock(&e->later.mu);
     nodert_hand_off(&e->rt, &box);
-    /* Told marks only: announcements are HTTP calls, which a worker makes (engine_run), so
-     * that a silent replica cannot hold up the ticks. */
     engine_flush(e, true, false);
 }
 

@@ -37,8 +37,9 @@
 #include "ticker.h"
 #include "txmap.h"
 
-#define ENGINE_WORKERS   16
-#define ENGINE_LATER_MAX 4096 /* announcements, told marks gathered between flushes */
+#define ENGINE_WORKERS     16
+#define ENGINE_LATER_MAX   4096         /* announcements, told marks gathered between flushes */
+#define ENGINE_BATCH_BYTES (512 * 1024) /* about this much JSON in one batch to an acceptor */
 
 struct engine_later {
     pthread_mutex_t mu;

@@ -291,20 +291,19 @@ static void tick(void *arg)
     engine_check(e);
 }
 
-static void io_ended(void *ctx, const char *txid, int *state, enum tpc_value *vote)
+static enum tpc_err io_ended(void *ctx, const char *txid, int *state, enum tpc_value *vote)
 {
     struct engine *e = ctx;
     enum rm_state st = RM_NONE;
 
     *vote = TPC_VALUE_NONE;
+    *state = RM_NONE;
     if (store_ended(e->store, txid, &st, vote) != TPC_OK) {
-        /* Unreadable: say it ended, which refuses new statements and votes; the driver asks
-         * again at the next event. */
         log_error("%s: cannot read how it ended", txid);
-        st = RM_ABORTED;
-        *vote = TPC_VALUE_ABORTED;
+        return TPC_ERR_IO;
     }
     *state = (int)st;
+    return TPC_OK;
 }
 
 enum tpc_err engine_open(struct engine *e, const struct participant_config *cfg,

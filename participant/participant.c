@@ -81,6 +81,10 @@ static enum held branch_held(struct participant *p, const char *txid, bool begin
     nodert_hand_off(&p->eng.rt, &box);
     if (rc == TPC_OK && rb && st == RM_WORKING && !busy)
         return HELD_WORKING;
+    if (rc == TPC_ERR_IO) {
+        api_error_set(e, "storage_error", "cannot read how transaction %s ended", txid);
+        return HELD_OTHER;
+    }
     if (rb) {
         api_error_set(e, "branch_not_active", "branch %s is %s: it takes no more statements", txid,
                       busy ? "ending" : rm_state_name(st));
@@ -90,13 +94,18 @@ static enum held branch_held(struct participant *p, const char *txid, bool begin
     return HELD_NONE;
 }
 
-/* Takes b out of the table when the driver holds nothing of it any more (a leftover entry:
- * no changes the driver could still need). Under b->mu. */
+/*
+ * Takes b out of the table when nothing in it can be needed: the driver holds nothing of the
+ * branch any more, or the entry holds no change and no lock (a statement that finds it gone
+ * makes a new one; a prepared branch always has changes). Under b->mu.
+ */
 static void drop_if_leftover(struct participant *p, struct branch *b)
 {
     struct api_error ignored;
 
-    if (!b->e.gone && branch_held(p, b->e.id, false, &ignored) == HELD_NONE)
+    if (b->e.gone)
+        return;
+    if ((b->cs_len == 0 && b->n_keys == 0) || branch_held(p, b->e.id, false, &ignored) == HELD_NONE)
         branch_end(&p->branches, p->locks, b);
 }
 
@@ -113,6 +122,7 @@ json_t *participant_exec(struct participant *p, const char *txid, json_t *statem
     int64_t until;
     enum store_fail fail;
     bool waited;
+    int tries;
 
     memset(e, 0, sizeof(*e));
     if (json_array_size(statements) > p->cfg.max_statements) {
@@ -124,18 +134,25 @@ json_t *participant_exec(struct participant *p, const char *txid, json_t *statem
     /* The driver says whether the branch takes statements (and begins it if new). */
     if (branch_held(p, txid, true, e) != HELD_WORKING)
         return NULL;
-    b = (struct branch *)table_get(&p->branches, txid, true);
-    if (!b) {
-        api_error_set(e, "internal", "out of memory");
-        return NULL;
+    /* An entry somebody just took out (an empty one, see drop_if_leftover) is made again. */
+    for (tries = 0;; tries++) {
+        b = (struct branch *)table_get(&p->branches, txid, true);
+        if (!b) {
+            api_error_set(e, "internal", "out of memory");
+            return NULL;
+        }
+        pthread_mutex_lock(&b->mu);
+        if (!b->e.gone || tries == 3)
+            break;
+        pthread_mutex_unlock(&b->mu);
+        table_put(&p->branches, &b->e);
     }
-    pthread_mutex_lock(&b->mu);
     t.locks = p->locks;
     t.b = b;
     /* Asked again under the branch's mutex: it may have been prepared or ended meanwhile.
      * Prepared, its changes and locks stay; ended, this entry is a leftover, and goes. */
     if (b->e.gone) {
-        api_error_set(e, "transaction_ended", "transaction %s already ended here", txid);
+        api_error_set(e, "branch_not_active", "branch %s is busy: try again", txid);
         goto out;
     }
     if (branch_held(p, txid, false, e) != HELD_WORKING) {
@@ -201,6 +218,12 @@ json_t *participant_exec(struct participant *p, const char *txid, json_t *statem
         api_error_set(e, "internal", "%s", t.oom ? "out of memory" : msg);
         break;
     }
+    /* Failed after the last try took its locks (e.g. out of memory copying the changeset):
+     * those locks are not the branch's, so they go now (invariant 1). */
+    if (fail != STORE_FAIL_NONE && t.fresh)
+        for (size_t i = 0; i < t.n; i++)
+            if (t.fresh[i])
+                locks_release(p->locks, txid, &t.keys[i], 1);
 out:
     pthread_mutex_unlock(&b->mu);
     table_put(&p->branches, &b->e);
@@ -213,14 +236,44 @@ out:
 
 /* ---- voting and outcomes ---- */
 
+/* Inside the driver: whether txid has a write on its way. */
+static bool writing(struct participant *p, const char *txid)
+{
+    const struct resource_branch *rb = resource_find(&p->eng.drv, txid);
+
+    return rb && rb->writing;
+}
+
+/*
+ * Waits, up to until, for somebody to leave the driver, holding neither the branch's mutex
+ * (the write waited for may need it) nor the driver's lock; then takes both back, in lock
+ * order. False when until passed.
+ */
+static bool wait_other(struct participant *p, struct branch *b, int64_t until)
+{
+    struct nodert_box none = {0};
+    bool woke;
+
+    if (b)
+        pthread_mutex_unlock(&b->mu);
+    nodert_enter(&p->eng.rt, &none);
+    woke = nodert_wait(&p->eng.rt, &none, until);
+    nodert_leave(&p->eng.rt);
+    nodert_hand_off(&p->eng.rt, &none);
+    if (b)
+        pthread_mutex_lock(&b->mu);
+    return woke;
+}
+
 /*
  * Feeds one request's event to the driver (fn) and carries out what it asks until nothing is
- * left; returns the message the driver sent back to this caller (type 0: none). A write of
- * another call on its way makes the driver answer TPC_ERR_BUSY: then this waits for it (with
- * b's mutex released, since that write may need it), up to the vote timeout, and asks again.
- * b, when not NULL, is locked by the caller.
+ * left; returns the message the driver sent back to this caller (type 0: none). When a write
+ * of another call is on its way, the driver either says TPC_ERR_BUSY or owes this caller an
+ * answer that the other call's thread will carry out and keep: either way this waits for that
+ * write, up to the vote timeout, and asks again (then the driver answers from what is
+ * durable). b, when not NULL, is locked by the caller.
  */
-static enum tpc_err ask_driver(struct participant *p, struct branch *b,
+static enum tpc_err ask_driver(struct participant *p, struct branch *b, const char *txid,
                                enum tpc_err (*fn)(struct participant *p, const void *arg, char *err,
                                                   size_t errlen),
                                const void *arg, struct msg *answer, char *err, size_t errlen)
@@ -228,42 +281,42 @@ static enum tpc_err ask_driver(struct participant *p, struct branch *b,
     struct nodert_box box = {0}, answers = {0};
     int64_t until = nodert_now_ms() + p->cfg.vote_timeout_ms;
     enum tpc_err rc;
+    bool other;
     size_t i;
 
     memset(answer, 0, sizeof(*answer));
     for (;;) {
         nodert_enter(&p->eng.rt, &box);
+        other = writing(p, txid); /* a write of another call's, not this one's */
         rc = fn(p, arg, err, errlen);
-        if (rc != TPC_ERR_BUSY || !nodert_wait(&p->eng.rt, &box, until)) {
-            nodert_leave(&p->eng.rt);
-            break;
-        }
-        /* Somebody left the driver: maybe the write is done. Ask again, in lock order. */
         nodert_leave(&p->eng.rt);
-        if (b) {
-            pthread_mutex_unlock(&b->mu);
-            pthread_mutex_lock(&b->mu);
-        }
+        engine_finish(&p->eng, &box, &answers);
+        for (i = 0; i < answers.n; i++)
+            if (!answers.items[i].write)
+                *answer = answers.items[i].m;
+        answers.n = 0;
+        if (answer->type || (rc != TPC_ERR_BUSY && (rc || !other)))
+            break;
+        if (!wait_other(p, b, until))
+            break;
     }
-    engine_finish(&p->eng, &box, &answers);
-    for (i = 0; i < answers.n; i++)
-        if (!answers.items[i].write)
-            *answer = answers.items[i].m;
     nodert_box_free(&answers);
     return rc;
 }
 
 struct prepare_arg {
     const struct msg *prep;
-    bool changed;
+    struct branch *b; /* locked whenever prepare_event runs */
 };
 
 static enum tpc_err prepare_event(struct participant *p, const void *arg, char *err, size_t errlen)
 {
     const struct prepare_arg *a = arg;
     struct node_addr caller = node_caller(0);
+    /* Read now, under the branch's mutex: a wait before may have let a statement run. */
+    bool changed = !a->b->e.gone && a->b->cs_len > 0;
 
-    return resource_prepare(&p->eng.drv, &caller, a->prep, true, a->changed, err, errlen);
+    return resource_prepare(&p->eng.drv, &caller, a->prep, true, changed, err, errlen);
 }
 
 json_t *participant_prepare(struct participant *p, const struct msg *prep, bool relayed,
@@ -271,7 +324,7 @@ json_t *participant_prepare(struct participant *p, const struct msg *prep, bool 
 {
     /* Made if new, so that no first statement can slip in while it votes (invariant 2). */
     struct branch *b = (struct branch *)table_get(&p->branches, prep->txid, true);
-    struct prepare_arg a = {prep, false};
+    struct prepare_arg a = {prep, NULL};
     uint64_t started = metrics_now_ns();
     struct msg vote;
     char err[256];
@@ -285,14 +338,16 @@ json_t *participant_prepare(struct participant *p, const struct msg *prep, bool 
         return NULL;
     }
     pthread_mutex_lock(&b->mu); /* invariant 2: no statement runs meanwhile */
-    a.changed = !b->e.gone && b->cs_len > 0;
-    rc = ask_driver(p, b, prepare_event, &a, &vote, err, sizeof(err));
+    a.b = b;
+    rc = ask_driver(p, b, prep->txid, prepare_event, &a, &vote, err, sizeof(err));
     if (rc == TPC_ERR_INVALID)
         api_error_set(e, "not_a_participant", "%s", err);
     else if (rc == TPC_ERR_STATE)
         api_error_set(e, "participants_conflict", "%s", err);
     else if (rc == TPC_ERR_BUSY)
         api_error_set(e, "branch_busy", "%s", err);
+    else if (rc == TPC_ERR_IO)
+        api_error_set(e, "storage_error", "%s", err);
     else if (rc)
         api_error_set(e, "internal", "%s", tpc_strerror(rc));
     else if (vote.type != MSG_VOTE)
@@ -335,7 +390,7 @@ json_t *participant_outcome(struct participant *p, const char *txid, enum tpc_ou
     memset(e, 0, sizeof(*e));
     if (b)
         pthread_mutex_lock(&b->mu);
-    rc = ask_driver(p, b, outcome_event, &a, &ack, err, sizeof(err));
+    rc = ask_driver(p, b, txid, outcome_event, &a, &ack, err, sizeof(err));
     if (rc == TPC_ERR_PROTOCOL)
         api_error_set(e,
                       !a.in_memory                 ? "outcome_conflict"
@@ -346,6 +401,8 @@ json_t *participant_outcome(struct participant *p, const char *txid, enum tpc_ou
         api_error_set(e, "unknown_branch", "%s", err);
     else if (rc == TPC_ERR_BUSY)
         api_error_set(e, "branch_busy", "%s", err);
+    else if (rc == TPC_ERR_IO)
+        api_error_set(e, "storage_error", "%s", err);
     else if (rc)
         api_error_set(e, "internal", "%s", tpc_strerror(rc));
     else if (ack.type != MSG_ACK)

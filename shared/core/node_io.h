@@ -100,8 +100,9 @@ struct node_io {
      * would only follow them (a transport that carries a round of calls at a time). */
     bool (*in_flight)(void *ctx, const char *txid);
 
-    /* Participant read: how branch txid ended here (RM_NONE: not ended), and its vote. */
-    void (*ended)(void *ctx, const char *txid, int *rm_state, enum tpc_value *vote);
+    /* Participant read: how branch txid ended here (RM_NONE: not ended), and its vote. An
+     * error (storage unreadable) makes the driver refuse the event that asked. */
+    enum tpc_err (*ended)(void *ctx, const char *txid, int *rm_state, enum tpc_value *vote);
 };
 
 /* Helpers for drivers. */

@@ -133,7 +133,8 @@ enum tpc_err resource_begin(struct resource *d, const char *txid)
         return b->rm.state == RM_WORKING && !b->writing ? TPC_OK : TPC_ERR_STATE;
     if (!msg_txid_valid(txid))
         return TPC_ERR_INVALID;
-    d->io.ended(d->io.ctx, txid, &ended, &vote);
+    if (d->io.ended(d->io.ctx, txid, &ended, &vote) != TPC_OK)
+        return TPC_ERR_IO;
     if (ended != RM_NONE)
         return TPC_ERR_STATE; /* it ended here: no statement may start it again */
     b = make(d, txid);
@@ -172,7 +173,8 @@ enum tpc_err resource_prepare(struct resource *d, const struct node_addr *from,
     if (b) {
         cur = b->rm;
     } else {
-        d->io.ended(d->io.ctx, prep->txid, &ended, &cur.vote);
+        if (d->io.ended(d->io.ctx, prep->txid, &ended, &cur.vote) != TPC_OK)
+            return tpc_errbuf_set(err, errlen, TPC_ERR_IO, "cannot read how %s ended", prep->txid);
         cur.state = (enum rm_state)ended;
     }
     /* One transaction, one list: a prepared branch keeps the one it was prepared with. */
@@ -243,7 +245,8 @@ enum tpc_err resource_outcome(struct resource *d, const struct node_addr *from, 
     if (b)
         return apply(d, b, o, from, err, errlen);
     /* Not in memory: it ended before, or never began here. */
-    d->io.ended(d->io.ctx, txid, &ended, &known.vote);
+    if (d->io.ended(d->io.ctx, txid, &ended, &known.vote) != TPC_OK)
+        return tpc_errbuf_set(err, errlen, TPC_ERR_IO, "cannot read how %s ended", txid);
     known.state = (enum rm_state)ended;
     if (known.state == RM_READONLY || (known.state == RM_COMMITTED && o == TPC_OUTCOME_COMMITTED) ||
         (known.state == RM_ABORTED && o == TPC_OUTCOME_ABORTED)) {

@@ -96,6 +96,7 @@ enum tpc_err resource_load(struct resource *d, const char *txid, const struct ms
 /*
  * A statement for branch txid is about to run: TPC_OK when the branch is WORKING (begun now
  * if it is new), TPC_ERR_STATE when it takes no statements (prepared, ending or ended).
+ * Every event that reads storage (io->ended) refuses with TPC_ERR_IO when it cannot.
  */
 enum tpc_err resource_begin(struct resource *d, const char *txid);
 

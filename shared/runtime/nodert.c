@@ -44,9 +44,15 @@ static void *worker(void *arg)
 enum tpc_err nodert_init(struct nodert *rt, size_t workers,
                          void (*run)(void *ctx, struct nodert_box *box), void *ctx)
 {
+    pthread_condattr_t attr;
+
     memset(rt, 0, sizeof(*rt));
     pthread_mutex_init(&rt->mu, NULL);
-    pthread_cond_init(&rt->changed, NULL);
+    /* Waits are bounded by monotonic deadlines: the condition's clock is the monotonic one. */
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&rt->changed, &attr);
+    pthread_condattr_destroy(&attr);
     pthread_mutex_init(&rt->qmu, NULL);
     pthread_cond_init(&rt->qcv, NULL);
     rt->run = run;
@@ -63,15 +69,18 @@ enum tpc_err nodert_init(struct nodert *rt, size_t workers,
 
 void nodert_stop(struct nodert *rt)
 {
-    size_t i;
+    size_t i, n;
 
     pthread_mutex_lock(&rt->qmu);
     rt->stop = true;
+    n = rt->n_threads;
     pthread_cond_broadcast(&rt->qcv);
     pthread_mutex_unlock(&rt->qmu);
-    for (i = 0; i < rt->n_threads; i++)
+    for (i = 0; i < n; i++)
         pthread_join(rt->threads[i], NULL);
+    pthread_mutex_lock(&rt->qmu);
     rt->n_threads = 0;
+    pthread_mutex_unlock(&rt->qmu);
 }
 
 void nodert_fini(struct nodert *rt)
@@ -106,7 +115,7 @@ bool nodert_wait(struct nodert *rt, struct nodert_box *box, int64_t deadline_ms)
     if (now >= deadline_ms)
         return false;
     wait_ms = deadline_ms - now;
-    clock_gettime(CLOCK_REALTIME, &ts);
+    clock_gettime(CLOCK_MONOTONIC, &ts);
     ts.tv_sec += wait_ms / 1000;
     ts.tv_nsec += (wait_ms % 1000) * 1000000L;
     if (ts.tv_nsec >= 1000000000L) {
@@ -136,7 +145,7 @@ void nodert_hand_off(struct nodert *rt, struct nodert_box *box)
     struct nodert_box *copy;
     bool queued = false;
 
-    if (!box->n) {
+    if (!box->n && !box->nudge) {
         nodert_box_free(box);
         return;
     }

@@ -47,7 +47,7 @@ static bool ended_state(enum rm_state st)
     return st == RM_COMMITTED || st == RM_ABORTED || st == RM_READONLY;
 }
 
-static void io_ended(void *ctx, const char *txid, int *state, enum tpc_value *vote)
+static enum tpc_err io_ended(void *ctx, const char *txid, int *state, enum tpc_value *vote)
 {
     struct sim *s = sim_of(ctx);
     int t = sim_txn_index(s, txid);
@@ -55,6 +55,7 @@ static void io_ended(void *ctx, const char *txid, int *state, enum tpc_value *vo
 
     *state = d && ended_state(d->state) ? (int)d->state : RM_NONE;
     *vote = d && ended_state(d->state) ? d->vote : TPC_VALUE_NONE;
+    return TPC_OK;
 }
 
 enum rm_state sim_part_state(const struct sim *s, uint32_t p, uint32_t t)
