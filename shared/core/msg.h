@@ -10,15 +10,18 @@
  *   PREPARE       leader -> participant        parts
  *   VOTE          participant -> leader        instance (the voter), value (its vote),
  *                                              acks (acceptors that answered phase 2b for the
- *                                              vote in ballot 0), read_only (a prepared vote
+ *                                              vote in ballot 0: 0 now that the leader
+ *                                              relays every vote; kept in the format),
+ *                                              read_only (a prepared vote
  *                                              of a branch that changed nothing: it needs no
  *                                              outcome)
  *   PHASE1A       replica -> acceptor          instance, ballot, parts
  *   PHASE1B       acceptor -> replica          instance, acceptor, ballot (now promised),
  *                                              accepted_ballot + value (TPC_VALUE_NONE when
  *                                              nothing accepted), parts (n 0 if not known)
- *   PHASE2A       participant (ballot 0) or    instance, ballot, value, parts
- *                 replica -> acceptor
+ *   PHASE2A       replica -> acceptor (ballot  instance, ballot, value, parts
+ *                 0: a participant's vote,
+ *                 relayed by its leader)
  *   PHASE2B       acceptor -> sender of 2a     instance, acceptor, ballot, value
  *   REJECT        acceptor -> sender of a      instance, acceptor, ballot (the refused one),
  *                 refused 1a or 2a             promised (the acceptor's promise)
