@@ -43,7 +43,8 @@ static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS decision(txid TEXT PRIMARY KEY, outcome TEXT NOT NULL,"
     " participants TEXT, decided_at INTEGER NOT NULL, told INTEGER NOT NULL);"
     "CREATE INDEX IF NOT EXISTS decision_at ON decision(decided_at);"
-    "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);";
+    "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS begun(txid TEXT PRIMARY KEY, begun_at INTEGER NOT NULL);";
 
 static int64_t now_ms(void)
 {
@@ -321,6 +322,43 @@ enum tpc_err acc_store_next_round(struct acc_store *s, uint64_t min, uint64_t *r
     r.gc.arg = &r;
     rc = groupcommit_submit(s->gc, &r.gc);
     *round = rc ? 0 : r.round;
+    return rc;
+}
+
+struct begun_job {
+    struct gc_job gc;
+    const char *txid;
+    bool fresh; /* out: not begun here before */
+};
+
+static bool run_begun(struct gc_job *g, sqlite3 *db)
+{
+    struct begun_job *b = g->arg;
+    sqlite3_stmt *st = NULL;
+    bool ok = false;
+
+    if (sqlite3_prepare_v2(db, "INSERT OR IGNORE INTO begun(txid, begun_at) VALUES (?, ?)", -1, &st,
+                           NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, b->txid, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, now_ms());
+        ok = sqlite3_step(st) == SQLITE_DONE;
+        b->fresh = ok && sqlite3_changes(db) == 1;
+    }
+    sqlite3_finalize(st);
+    if (!ok)
+        snprintf(g->err, sizeof(g->err), "sqlite: %s", sqlite3_errmsg(db));
+    return ok;
+}
+
+enum tpc_err acc_store_begin(struct acc_store *s, const char *txid, bool *fresh)
+{
+    struct begun_job b = {.txid = txid};
+    enum tpc_err rc;
+
+    b.gc.run = run_begun;
+    b.gc.arg = &b;
+    rc = groupcommit_submit(s->gc, &b.gc);
+    *fresh = !rc && b.fresh;
     return rc;
 }
 

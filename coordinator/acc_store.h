@@ -34,6 +34,13 @@ void acc_store_close(struct acc_store *s);
 enum tpc_err acc_store_handle(struct acc_store *s, const struct msg *in, size_t n, struct msg *out,
                               char (*errs)[128]);
 
+/*
+ * Records durably that txid (a client's own id) is begun here; *fresh is false when it was
+ * begun here before. A replica that crashed must not take a client's txid a second time: its
+ * first transaction may be known (even decided) at the other replicas.
+ */
+enum tpc_err acc_store_begin(struct acc_store *s, const char *txid, bool *fresh);
+
 /* A fresh recovery round >= min, made durable before it is returned (leader.h rule 4). */
 enum tpc_err acc_store_next_round(struct acc_store *s, uint64_t min, uint64_t *round);
 

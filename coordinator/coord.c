@@ -154,6 +154,20 @@ json_t *coord_begin(struct coord *c, json_t *body, int *status, struct api_error
         api_error_set(e, "txid_exists", "transaction %s is known already", txid);
         return NULL;
     }
+    /* A client's own id is taken once per replica, crashes or not: written down before the
+     * transaction can reach anyone (a generated id is new by construction). */
+    if (v) {
+        bool fresh;
+
+        if (acc_store_begin(c->store, txid, &fresh) != TPC_OK) {
+            api_error_set(e, "internal", "cannot record that %s is begun", txid);
+            return NULL;
+        }
+        if (!fresh) {
+            api_error_set(e, "txid_exists", "transaction %s was begun here before", txid);
+            return NULL;
+        }
+    }
     nodert_enter(&c->eng.rt, &box);
     rc = replica_begin(&c->eng.drv, txid, timeout);
     nodert_leave(&c->eng.rt);

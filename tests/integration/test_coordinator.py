@@ -351,6 +351,21 @@ class CoordinatorTest(unittest.TestCase):
             self.assertNotIn("test-client-token", log)
             self.assertNotIn("test-cluster-token", log)
 
+    def test_client_txid_taken_once_across_a_restart(self):
+        # A replica that crashed with a client's transaction begun (here: prepared at a
+        # participant, no vote at any acceptor yet) must not take that txid again: the first
+        # one may be known, or decided, elsewhere. Its begin is on disk before the answer.
+        tx = self.c.begin(0, txid="once-1")
+        self.assertEqual(self.c.exec(0, tx, "bank-a", "UPDATE accounts SET balance = 1 WHERE id = 3")[0],
+                         200)
+        self.c.replicas[0].kill(signal.SIGKILL)
+        self.assertEqual(self.c.replicas[0].proc.wait(timeout=10), -signal.SIGKILL)
+        self.c.replicas[0].log.close()
+        self.c.replicas[0].start()
+        code, r = self.c.call(0, "POST", "/v1/transactions", {"txid": "once-1"})
+        self.assertEqual((code, r["error"]["code"]), (409, "txid_exists"), r)
+        self.assertEqual(self.c.begin(0, txid="once-2"), "r0-once-2")
+
     def test_deadline_aborts_through_paxos(self):
         tx = self.c.begin(0, timeout_ms=300)
         self.assertEqual(self.c.exec(0, tx, "bank-a", "UPDATE accounts SET balance = 0 WHERE id = 2")[0],
