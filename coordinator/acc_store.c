@@ -7,6 +7,7 @@
  *                                                  the leader, still owes participants the
  *                                                  outcome (resumed after a restart)
  *   meta(key, value)                                 'round': highest recovery round used
+ *   begun(txid, begun_at)                            clients' own txids begun here (once each)
  */
 #include "acc_store.h"
 
