@@ -625,11 +625,17 @@ static void io_acceptor_parts(void *ctx, const char *txid, struct msg_parts *par
         memset(parts, 0, sizeof(*parts));
 }
 
+/* The sweep's candidates, from the last query the ticker made outside the driver's lock (a
+ * scan of the acceptor table must not hold every other event up). Each list is given once. */
 static size_t io_stale(void *ctx, uint64_t age, struct node_txn *out, size_t cap)
 {
     struct engine *e = ctx;
+    size_t n = e->n_stale < cap ? e->n_stale : cap;
 
-    return acc_store_stale(e->store, (int64_t)age, out, cap);
+    (void)age; /* the ticker queried with the same age, the configured stale_ms */
+    memcpy(out, e->stale, n * sizeof(*out));
+    e->n_stale = 0;
+    return n;
 }
 
 static size_t io_untold(void *ctx, const char *after, struct node_txn *out, size_t cap)
@@ -667,8 +673,21 @@ static void tick(void *arg)
 {
     struct engine *e = arg;
     struct nodert_box box = {0};
+    struct node_txn stale[ENGINE_STALE_MAX];
+    int64_t now = nodert_now_ms();
+    size_t n = 0;
+    bool queried = false;
 
+    if (now - e->stale_at >= (int64_t)e->cfg->stale_ms / 2) {
+        n = acc_store_stale(e->store, e->cfg->stale_ms, stale, ENGINE_STALE_MAX);
+        e->stale_at = now;
+        queried = true;
+    }
     nodert_enter(&e->rt, &box);
+    if (queried) {
+        memcpy(e->stale, stale, n * sizeof(*stale));
+        e->n_stale = n;
+    }
     replica_tick(&e->drv);
     replica_check(&e->drv);
     nodert_leave(&e->rt);

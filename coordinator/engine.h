@@ -40,6 +40,7 @@
 #define ENGINE_WORKERS     16
 #define ENGINE_LATER_MAX   4096         /* announcements, told marks gathered between flushes */
 #define ENGINE_BATCH_BYTES (512 * 1024) /* about this much JSON in one batch to an acceptor */
+#define ENGINE_STALE_MAX   64           /* sweep candidates asked for at a time */
 
 struct engine_later {
     pthread_mutex_t mu;
@@ -60,6 +61,9 @@ struct engine {
     struct engine_later later;
     struct ticker bg;
     struct txmap flight; /* under rt.mu: calls per transaction on their way (io in_flight) */
+    struct node_txn stale[ENGINE_STALE_MAX]; /* under rt.mu: the sweep's candidates (io stale) */
+    size_t n_stale;
+    int64_t stale_at; /* the ticker's: when it last asked the store for them */
     /* Per replica: until when (mono ms) it counts as unresponsive, after a call to it failed. */
     _Atomic int64_t quiet_until[TPC_MAX_REPLICAS];
     bool drv_up, rt_up;
