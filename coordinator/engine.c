@@ -131,9 +131,9 @@ static struct round *round_new(size_t n, uint32_t n_replicas)
     r->per_acc = malloc(n_replicas * n * sizeof(*r->per_acc));
     r->self_in = malloc(n * sizeof(*r->self_in));
     r->self_out = calloc(n, sizeof(*r->self_out));
-    /* A participant's call per message, and each acceptor's messages in batches (batch_size):
-     * at most one call per message. */
-    r->calls = calloc(n + n_replicas * n, sizeof(*r->calls));
+    /* A participant's call per message, each acceptor's messages in batches (batch_size): at
+     * most one call per item, every item going to one place. */
+    r->calls = calloc(n, sizeof(*r->calls));
     r->writes = malloc(n * sizeof(*r->writes));
     r->learned = calloc(n, sizeof(*r->learned));
     if (!r->per_acc || !r->self_in || !r->self_out || !r->calls || !r->writes || !r->learned) {

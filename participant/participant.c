@@ -236,6 +236,22 @@ out:
 
 /* ---- voting and outcomes ---- */
 
+/*
+ * The error of a prepare or outcome call from the driver's answer (rc, err) when rc is none
+ * of the call's own cases; or, when the driver accepted but no answer came back, what says so.
+ */
+static void call_error(struct api_error *e, enum tpc_err rc, const char *err, const char *txid)
+{
+    if (rc == TPC_ERR_BUSY)
+        api_error_set(e, "branch_busy", "%s", err);
+    else if (rc == TPC_ERR_IO)
+        api_error_set(e, "storage_error", "%s", err);
+    else if (rc)
+        api_error_set(e, "internal", "%s", tpc_strerror(rc));
+    else
+        api_error_set(e, "storage_error", "branch %s: the write behind the answer failed", txid);
+}
+
 /* Inside the driver: whether txid has a write on its way. */
 static bool writing(struct participant *p, const char *txid)
 {
@@ -344,15 +360,8 @@ json_t *participant_prepare(struct participant *p, const struct msg *prep, bool 
         api_error_set(e, "not_a_participant", "%s", err);
     else if (rc == TPC_ERR_STATE)
         api_error_set(e, "participants_conflict", "%s", err);
-    else if (rc == TPC_ERR_BUSY)
-        api_error_set(e, "branch_busy", "%s", err);
-    else if (rc == TPC_ERR_IO)
-        api_error_set(e, "storage_error", "%s", err);
-    else if (rc)
-        api_error_set(e, "internal", "%s", tpc_strerror(rc));
-    else if (vote.type != MSG_VOTE)
-        api_error_set(e, "storage_error", "branch %s: the record behind its vote is not durable",
-                      prep->txid);
+    else if (rc || vote.type != MSG_VOTE)
+        call_error(e, rc, err, prep->txid);
     else if (!(r = codec_encode(&vote)))
         api_error_set(e, "internal", "cannot encode the vote");
     drop_if_leftover(p, b); /* a vote of a branch that ended (or never began) keeps nothing */
@@ -399,14 +408,8 @@ json_t *participant_outcome(struct participant *p, const char *txid, enum tpc_ou
                       "%s", err);
     else if (rc == TPC_ERR_INVALID)
         api_error_set(e, "unknown_branch", "%s", err);
-    else if (rc == TPC_ERR_BUSY)
-        api_error_set(e, "branch_busy", "%s", err);
-    else if (rc == TPC_ERR_IO)
-        api_error_set(e, "storage_error", "%s", err);
-    else if (rc)
-        api_error_set(e, "internal", "%s", tpc_strerror(rc));
-    else if (ack.type != MSG_ACK)
-        api_error_set(e, "storage_error", "cannot record the outcome of %s", txid);
+    else if (rc || ack.type != MSG_ACK)
+        call_error(e, rc, err, txid);
     else if (!(r = codec_encode(&ack)))
         api_error_set(e, "internal", "cannot encode the acknowledgement");
     if (b) {

@@ -116,23 +116,13 @@ static void send_outcome(const struct leader_txn *t, uint32_t i, const struct le
     out->send(out->ctx, LEADER_TO_PARTICIPANT, i, &m);
 }
 
-/* Records a decision and tells everybody once; leader_tick resends to participants. */
+/* Records a decision and tells the participants; leader_tick resends to those silent. */
 static void set_decision(struct leader_txn *t, enum tpc_outcome o, uint64_t now,
                          const struct leader_out *out)
 {
-    struct msg m;
-    uint32_t i;
-
     assert(o != TPC_OUTCOME_NONE && t->decision == TPC_OUTCOME_NONE);
     t->decision = o;
-    t->attempts = 0;
-    t->timer = now + t->cfg.retry_interval;
-    for (i = 0; i < t->parts.n; i++)
-        if (!(t->acked & (1u << i)))
-            send_outcome(t, i, out);
-    msg_start(t, MSG_OUTCOME, NULL, &m);
-    m.outcome = o;
-    out->send(out->ctx, LEADER_TO_REPLICAS, 0, &m);
+    leader_tell(t, now, out);
 }
 
 static void maybe_decide(struct leader_txn *t, uint64_t now, const struct leader_out *out)
@@ -452,16 +442,10 @@ void leader_recover(struct leader_txn *t, uint64_t round, uint64_t now, uint64_t
 void leader_learn(struct leader_txn *t, enum tpc_outcome outcome, uint64_t now,
                   const struct leader_out *out)
 {
-    uint32_t i;
-
     if (t->decision != TPC_OUTCOME_NONE || outcome == TPC_OUTCOME_NONE)
         return;
     t->decision = outcome;
-    t->attempts = 0;
-    t->timer = now + t->cfg.retry_interval;
-    for (i = 0; i < t->parts.n; i++)
-        if (!(t->acked & (1u << i)))
-            send_outcome(t, i, out);
+    leader_tell(t, now, out);
 }
 
 void leader_tell(struct leader_txn *t, uint64_t now, const struct leader_out *out)

@@ -40,7 +40,8 @@
  *      writing means less disk and network work), and to every acceptor that
  *      has not answered when its timer comes (leader_tick).
  *   6. Once decided, the outcome goes to every participant until each
- *      acknowledges, with backoff, and to the other replicas once.
+ *      acknowledges, with backoff. (Announcing it to the other replicas is the
+ *      replica driver's, once its decision record is durable: replica.h rule 2.)
  */
 #ifndef TPC_LEADER_H
 #define TPC_LEADER_H
@@ -100,7 +101,6 @@ struct leader_txn {
 enum leader_dest {
     LEADER_TO_ACCEPTOR,    /* id: one acceptor (replica) */
     LEADER_TO_PARTICIPANT, /* id: index into the transaction's participant list */
-    LEADER_TO_REPLICAS,    /* every other replica (id unused) */
 };
 
 /* The caller's outbox: send() must copy *m if it keeps it. */

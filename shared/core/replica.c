@@ -49,22 +49,17 @@ static void leader_sink(void *ctx, enum leader_dest dest, uint32_t id, const str
         to = node_participant(k->t->leader.parts.name[id]);
         r->io.send(r->io.ctx, &to, m);
         break;
-    case LEADER_TO_REPLICAS:
-        /* Announced once the decision record is durable too (replica_persisted), so that
-         * nobody hears of a decision its leader could lose track of. */
-        k->t->announce_owed = true;
-        break;
     }
 }
 
-/* The leader's announcement of its decision, to every other replica. */
+/* The leader's announcement of its decision, to every other replica: once its record is
+ * durable (rule 2), so that nobody hears of a decision its leader could lose track of. */
 static void announce(struct replica *r, struct replica_txn *t)
 {
     struct node_addr to;
     struct msg m;
     uint32_t a;
 
-    t->announce_owed = false;
     memset(&m, 0, sizeof(m));
     m.type = MSG_OUTCOME;
     memcpy(m.txid, t->e.id, sizeof(m.txid));
@@ -100,7 +95,6 @@ static struct replica_txn *txn_make(struct replica *r, const char *txid)
         free(t);
         return NULL;
     }
-    t->created = now_of(r);
     txmap_add(&r->txns, &t->e);
     return t;
 }
@@ -538,8 +532,7 @@ void replica_persisted(struct replica *r, const struct node_write *w, enum tpc_e
         }
         t->record = REPLICA_RECORD_DURABLE;
         leader_tell(&t->leader, now_of(r), &out); /* rule 2: now it may tell */
-        if (t->announce_owed)
-            announce(r, t);
+        announce(r, t);
         break;
     case NODE_WRITE_TOLD:
         t->told_writing = false;

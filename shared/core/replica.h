@@ -93,7 +93,7 @@ struct replica_txn {
     struct txmap_entry e; /* first; e.id is the txid */
     enum replica_state state;
     struct msg_parts parts; /* enlisted while ACTIVE; fixed once committing */
-    uint64_t created, deadline, decided_at;
+    uint64_t deadline, decided_at;
     bool begun_here;
     bool leading;
     struct leader_txn leader;
@@ -103,7 +103,6 @@ struct replica_txn {
     bool round_pending; /* a NODE_WRITE_ROUND is on its way (rule 4) */
     bool told_writing, told;
     bool client_waiting; /* a client waits for the outcome (answer it when chosen) */
-    bool announce_owed;  /* its decision goes to the other replicas once recorded */
     bool foreign;        /* recovered here, begun at another replica (counted once) */
 };
 

@@ -191,8 +191,7 @@ static struct nodert_item *add(struct nodert *rt, bool write)
                 fprintf(stderr, "out of memory for a durable write: stopping\n");
                 abort();
             }
-            b->dropped++;
-            return NULL;
+            return NULL; /* a message: dropped, as the network may */
         }
         b->items = bigger;
         b->cap = cap;

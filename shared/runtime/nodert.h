@@ -47,8 +47,7 @@ struct nodert_item {
 struct nodert_box {
     struct nodert_item *items;
     size_t n, cap;
-    size_t dropped; /* items lost to a failed allocation (the driver's timers resend) */
-    bool nudge;     /* handed to a worker even when empty (its run does work of its own) */
+    bool nudge; /* handed to a worker even when empty (its run does work of its own) */
 };
 
 struct nodert {

@@ -136,6 +136,25 @@ class ParticipantTest(unittest.TestCase):
         self.assertEqual((code, vote["value"]), (200, "prepared"), vote)
         self.assertEqual(self.p.status("t1")[1]["state"], "prepared")
 
+    def race(self, tx, sql):
+        """A statement and a prepare of branch tx at once; their answers as exec and vote."""
+        barrier, res = threading.Barrier(2), {}
+
+        def statement():
+            barrier.wait()
+            res["exec"] = self.p.exec(tx, sql)
+
+        def prepare():
+            barrier.wait()
+            res["vote"] = self.p.prepare(tx)
+
+        threads = [threading.Thread(target=statement), threading.Thread(target=prepare)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        return res
+
     def test_statement_racing_the_prepare(self):
         # A statement and the prepare of the same branch at once, many times. Either the
         # statement ran before the vote (then the vote covers it and commit applies it) or it
@@ -146,22 +165,7 @@ class ParticipantTest(unittest.TestCase):
             before = self.p.balance(2)
             self.assertEqual(self.p.exec(tx, "UPDATE accounts SET balance = balance + 1 "
                                              "WHERE id = 2")[0], 200)
-            barrier, res = threading.Barrier(2), {}
-
-            def statement():
-                barrier.wait()
-                res["exec"] = self.p.exec(tx, "UPDATE accounts SET balance = balance + 10 "
-                                              "WHERE id = 2")
-
-            def prepare():
-                barrier.wait()
-                res["vote"] = self.p.prepare(tx)
-
-            threads = [threading.Thread(target=statement), threading.Thread(target=prepare)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join(timeout=30)
+            res = self.race(tx, "UPDATE accounts SET balance = balance + 10 WHERE id = 2")
             code, vote = res["vote"]
             self.assertEqual((code, vote.get("value"), vote.get("read_only")),
                              (200, "prepared", None), vote)
@@ -179,22 +183,7 @@ class ParticipantTest(unittest.TestCase):
         for i in range(40):
             tx = "first%d" % i
             before = self.p.balance(2)
-            barrier, res = threading.Barrier(2), {}
-
-            def statement():
-                barrier.wait()
-                res["exec"] = self.p.exec(tx, "UPDATE accounts SET balance = balance + 1 "
-                                              "WHERE id = 2")
-
-            def prepare():
-                barrier.wait()
-                res["vote"] = self.p.prepare(tx)
-
-            threads = [threading.Thread(target=statement), threading.Thread(target=prepare)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join(timeout=30)
+            res = self.race(tx, "UPDATE accounts SET balance = balance + 1 WHERE id = 2")
             code, vote = res["vote"]
             self.assertEqual(code, 200, vote)
             if res["exec"][0] == 200:
