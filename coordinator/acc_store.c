@@ -207,90 +207,50 @@ static enum tpc_err save_record(sqlite3 *db, const char *txid, const char *insta
     return step == SQLITE_DONE ? TPC_OK : TPC_ERR_IO;
 }
 
-/* ---- the acceptor, inside the group transaction ---- */
+/* ---- durable writes, inside the group transaction ---- */
 
-struct handle_job {
-    struct gc_job gc;
-    struct acc_store *s;
-    const struct msg *in;
-    struct msg *out;
-    char (*errs)[128];
-    size_t n;
-};
-
-static bool run_handle(struct gc_job *g, sqlite3 *db)
+static bool run_handle(struct acc_store *s, struct acc_op *op, sqlite3 *db, char *gerr, size_t gl)
 {
-    struct handle_job *h = g->arg;
     struct acceptor_record cur, next;
     enum acceptor_action action;
     char err[128];
     size_t i;
 
-    for (i = 0; i < h->n; i++) {
-        const struct msg *m = &h->in[i];
+    for (i = 0; i < op->n; i++) {
+        const struct msg *m = &op->in[i];
         enum tpc_err rc;
 
-        memset(&h->out[i], 0, sizeof(h->out[i]));
+        memset(&op->out[i], 0, sizeof(op->out[i]));
         err[0] = '\0';
         if (m->type != MSG_PHASE1A && m->type != MSG_PHASE2A) {
             rc = TPC_ERR_INVALID;
-            snprintf(err, sizeof(err), "an acceptor takes phase1a and phase2a");
         } else if ((rc = load_record(db, m->txid, m->instance, &cur)) != TPC_OK) {
-            snprintf(g->err, sizeof(g->err), "cannot read acceptor state: %s", sqlite3_errmsg(db));
+            snprintf(gerr, gl, "cannot read acceptor state: %s", sqlite3_errmsg(db));
             return false;
         } else if (m->type == MSG_PHASE1A) {
-            rc = acceptor_phase1b(&cur, m, h->s->self, h->s->n_replicas, &next, &h->out[i], &action,
+            rc = acceptor_phase1b(&cur, m, s->self, s->n_replicas, &next, &op->out[i], &action,
                                   err, sizeof(err));
         } else {
-            rc = acceptor_phase2b(&cur, m, h->s->self, h->s->n_replicas, &next, &h->out[i], &action,
+            rc = acceptor_phase2b(&cur, m, s->self, s->n_replicas, &next, &op->out[i], &action,
                                   err, sizeof(err));
         }
         if (rc) {
-            memset(&h->out[i], 0, sizeof(h->out[i])); /* refused: no answer, nothing stored */
-            if (h->errs)
-                snprintf(h->errs[i], sizeof(h->errs[i]), "%s", err);
+            memset(&op->out[i], 0, sizeof(op->out[i])); /* refused: no answer, nothing stored */
+            log_debug("%s: %s refused by the acceptor: %s", m->txid, msg_type_name(m->type),
+                      err[0] ? err : "an acceptor takes phase1a and phase2a");
             continue;
         }
         if (action == ACCEPTOR_PERSIST_THEN_REPLY &&
             save_record(db, m->txid, m->instance, &next) != TPC_OK) {
-            snprintf(g->err, sizeof(g->err), "cannot write acceptor state: %s", sqlite3_errmsg(db));
+            snprintf(gerr, gl, "cannot write acceptor state: %s", sqlite3_errmsg(db));
             return false;
         }
     }
     return true;
 }
 
-enum tpc_err acc_store_handle(struct acc_store *s, const struct msg *in, size_t n, struct msg *out,
-                              char (*errs)[128])
+static bool run_round(struct acc_op *op, sqlite3 *db, char *gerr, size_t gl)
 {
-    struct handle_job h = {.s = s, .in = in, .out = out, .errs = errs, .n = n};
-    enum tpc_err rc;
-    size_t i;
-
-    h.gc.run = run_handle;
-    h.gc.arg = &h;
-    if (errs)
-        for (i = 0; i < n; i++)
-            errs[i][0] = '\0';
-    rc = groupcommit_submit(s->gc, &h.gc);
-    if (!rc)
-        failpoint("acceptor-after-persist");
-    if (rc) /* nothing is durable, so nothing may be answered */
-        for (i = 0; i < n; i++)
-            memset(&out[i], 0, sizeof(out[i]));
-    return rc;
-}
-
-/* ---- rounds and decisions ---- */
-
-struct round_job {
-    struct gc_job gc;
-    uint64_t min, round;
-};
-
-static bool run_round(struct gc_job *g, sqlite3 *db)
-{
-    struct round_job *r = g->arg;
     sqlite3_stmt *st = NULL;
     uint64_t cur = 0;
     bool ok = false;
@@ -300,76 +260,37 @@ static bool run_round(struct gc_job *g, sqlite3 *db)
         sqlite3_step(st) == SQLITE_ROW)
         cur = (uint64_t)sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
-    r->round = cur + 1 > r->min ? cur + 1 : r->min;
-    if (r->round > BALLOT_ROUND_MAX) {
-        snprintf(g->err, sizeof(g->err), "recovery rounds exhausted");
+    op->round = cur + 1 > op->round ? cur + 1 : op->round;
+    if (op->round > BALLOT_ROUND_MAX) {
+        snprintf(gerr, gl, "recovery rounds exhausted");
         return false;
     }
     if (sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO meta(key, value) VALUES ('round', ?)", -1,
                            &st, NULL) == SQLITE_OK) {
-        sqlite3_bind_int64(st, 1, (sqlite3_int64)r->round);
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)op->round);
         ok = sqlite3_step(st) == SQLITE_DONE;
     }
     sqlite3_finalize(st);
     return ok;
 }
 
-enum tpc_err acc_store_next_round(struct acc_store *s, uint64_t min, uint64_t *round)
+static bool run_begun(struct acc_op *op, sqlite3 *db, char *gerr, size_t gl)
 {
-    struct round_job r = {.min = min};
-    enum tpc_err rc;
-
-    r.gc.run = run_round;
-    r.gc.arg = &r;
-    rc = groupcommit_submit(s->gc, &r.gc);
-    *round = rc ? 0 : r.round;
-    return rc;
-}
-
-struct begun_job {
-    struct gc_job gc;
-    const char *txid;
-    bool fresh; /* out: not begun here before */
-};
-
-static bool run_begun(struct gc_job *g, sqlite3 *db)
-{
-    struct begun_job *b = g->arg;
     sqlite3_stmt *st = NULL;
     bool ok = false;
 
     if (sqlite3_prepare_v2(db, "INSERT OR IGNORE INTO begun(txid, begun_at) VALUES (?, ?)", -1, &st,
                            NULL) == SQLITE_OK) {
-        sqlite3_bind_text(st, 1, b->txid, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 1, op->txid, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, now_ms());
         ok = sqlite3_step(st) == SQLITE_DONE;
-        b->fresh = ok && sqlite3_changes(db) == 1;
+        op->fresh = ok && sqlite3_changes(db) == 1;
     }
     sqlite3_finalize(st);
     if (!ok)
-        snprintf(g->err, sizeof(g->err), "sqlite: %s", sqlite3_errmsg(db));
+        snprintf(gerr, gl, "sqlite: %s", sqlite3_errmsg(db));
     return ok;
 }
-
-enum tpc_err acc_store_begin(struct acc_store *s, const char *txid, bool *fresh)
-{
-    struct begun_job b = {.txid = txid};
-    enum tpc_err rc;
-
-    b.gc.run = run_begun;
-    b.gc.arg = &b;
-    rc = groupcommit_submit(s->gc, &b.gc);
-    *fresh = !rc && b.fresh;
-    return rc;
-}
-
-struct decision_job {
-    struct gc_job gc;
-    const char *txid;
-    enum tpc_outcome o;
-    const char *parts;
-    int told;
-};
 
 /* Inserts a decision unless one is recorded: TPC_OK (also when the same one is), or
  * TPC_ERR_PROTOCOL (another one is recorded), or TPC_ERR_IO. A leader's own decision (parts
@@ -423,47 +344,32 @@ static enum tpc_err insert_decision(sqlite3 *db, const char *txid, enum tpc_outc
     return step == SQLITE_DONE ? TPC_OK : TPC_ERR_IO;
 }
 
-static bool run_decision(struct gc_job *g, sqlite3 *db)
+static bool run_learned(struct acc_op *op, sqlite3 *db)
 {
-    struct decision_job *d = g->arg;
+    size_t i;
 
-    g->rc = insert_decision(db, d->txid, d->o, d->parts, d->told);
-    if (g->rc == TPC_ERR_PROTOCOL)
-        snprintf(g->err, sizeof(g->err), "%s: another decision is recorded", d->txid);
-    return g->rc == TPC_OK;
+    for (i = 0; i < op->n; i++) {
+        enum tpc_err rc = insert_decision(db, op->in[i].txid, op->in[i].outcome, NULL, 1);
+
+        if (rc == TPC_ERR_IO)
+            return false;
+        if (rc == TPC_ERR_PROTOCOL) /* one bad message does not lose the others */
+            log_error("%s: conflicting decision %s received", op->in[i].txid,
+                      msg_outcome_name(op->in[i].outcome));
+    }
+    return true;
 }
 
-struct many_job {
-    struct gc_job gc;
-    const struct msg *learned; /* outcome messages, or NULL */
-    const char (*told)[TPC_TXID_MAX + 1];
-    size_t n;
-};
-
-static bool run_many(struct gc_job *g, sqlite3 *db)
+static bool run_told(struct acc_op *op, sqlite3 *db)
 {
-    struct many_job *m = g->arg;
     sqlite3_stmt *st = NULL;
     size_t i;
 
-    if (m->learned) {
-        for (i = 0; i < m->n; i++) {
-            enum tpc_err rc =
-                insert_decision(db, m->learned[i].txid, m->learned[i].outcome, NULL, 1);
-
-            if (rc == TPC_ERR_IO)
-                return false;
-            if (rc == TPC_ERR_PROTOCOL) /* one bad message does not lose the others */
-                log_error("%s: conflicting decision %s received", m->learned[i].txid,
-                          msg_outcome_name(m->learned[i].outcome));
-        }
-        return true;
-    }
     if (sqlite3_prepare_v2(db, "UPDATE decision SET told = 1 WHERE txid = ?", -1, &st, NULL) !=
         SQLITE_OK)
         return false;
-    for (i = 0; i < m->n; i++) {
-        sqlite3_bind_text(st, 1, m->told[i], -1, SQLITE_STATIC);
+    for (i = 0; i < op->n; i++) {
+        sqlite3_bind_text(st, 1, op->told[i], -1, SQLITE_STATIC);
         if (sqlite3_step(st) != SQLITE_DONE) {
             sqlite3_finalize(st);
             return false;
@@ -474,23 +380,96 @@ static bool run_many(struct gc_job *g, sqlite3 *db)
     return true;
 }
 
-enum tpc_err acc_store_record_learned(struct acc_store *s, const struct msg *outcomes, size_t n)
+static bool run_op(struct gc_job *g, sqlite3 *db)
 {
-    struct many_job m = {.learned = outcomes, .n = n};
+    struct acc_op *op = g->arg;
+    struct acc_store *s = op->store;
 
-    m.gc.run = run_many;
-    m.gc.arg = &m;
-    return n ? groupcommit_submit(s->gc, &m.gc) : TPC_OK;
+    switch (op->kind) {
+    case ACC_OP_HANDLE:
+        return run_handle(s, op, db, g->err, sizeof(g->err));
+    case ACC_OP_BEGIN:
+        return run_begun(op, db, g->err, sizeof(g->err));
+    case ACC_OP_ROUND:
+        return run_round(op, db, g->err, sizeof(g->err));
+    case ACC_OP_DECISION:
+        g->rc = insert_decision(db, op->txid, op->outcome, op->parts_text,
+                                !op->parts.n);
+        if (g->rc == TPC_ERR_PROTOCOL)
+            snprintf(g->err, sizeof(g->err), "%s: another decision is recorded", op->txid);
+        return g->rc == TPC_OK;
+    case ACC_OP_LEARNED:
+        return run_learned(op, db);
+    case ACC_OP_TOLD:
+        return run_told(op, db);
+    }
+    return false;
 }
 
-enum tpc_err acc_store_mark_told_many(struct acc_store *s, const char (*txids)[TPC_TXID_MAX + 1],
-                                      size_t n)
+/* What every op's result is once its group is done. */
+static void op_result(struct acc_op *op)
 {
-    struct many_job m = {.told = txids, .n = n};
+    size_t i;
 
-    m.gc.run = run_many;
-    m.gc.arg = &m;
-    return n ? groupcommit_submit(s->gc, &m.gc) : TPC_OK;
+    op->rc = op->gc.rc;
+    free(op->parts_text);
+    op->parts_text = NULL;
+    if (op->kind == ACC_OP_HANDLE) {
+        if (op->rc) /* nothing is durable, so nothing may be answered */
+            for (i = 0; i < op->n; i++)
+                memset(&op->out[i], 0, sizeof(op->out[i]));
+        else
+            failpoint("acceptor-after-persist");
+    }
+    if (op->kind == ACC_OP_ROUND && op->rc)
+        op->round = 0;
+    if (op->kind == ACC_OP_BEGIN && op->rc)
+        op->fresh = false;
+    if (op->rc && op->gc.err[0])
+        log_error("store: %s", op->gc.err);
+}
+
+static void op_done(struct gc_job *g)
+{
+    struct acc_op *op = g->arg;
+
+    op_result(op);
+    op->done(op);
+}
+
+/* Fills op's job; false (op->rc set) when there is nothing to write or no memory. */
+static bool op_prepare(struct acc_store *s, struct acc_op *op)
+{
+    memset(&op->gc, 0, sizeof(op->gc));
+    op->gc.run = run_op;
+    op->gc.arg = op;
+    op->store = s;
+    op->rc = TPC_OK;
+    op->parts_text = NULL;
+    if (op->kind == ACC_OP_DECISION && op->parts.n && !(op->parts_text = parts_to_text(&op->parts))) {
+        op->rc = TPC_ERR_NOMEM;
+        return false;
+    }
+    return true;
+}
+
+void acc_store_post(struct acc_store *s, struct acc_op *op)
+{
+    if (!op_prepare(s, op)) {
+        op->done(op);
+        return;
+    }
+    op->gc.done = op_done;
+    groupcommit_post(s->gc, &op->gc);
+}
+
+enum tpc_err acc_store_run(struct acc_store *s, struct acc_op *op)
+{
+    if (!op_prepare(s, op))
+        return op->rc;
+    groupcommit_submit(s->gc, &op->gc);
+    op_result(op);
+    return op->rc;
 }
 
 size_t acc_store_untold(struct acc_store *s, const char *after, struct node_txn *out, size_t cap)
@@ -522,20 +501,6 @@ size_t acc_store_untold(struct acc_store *s, const char *after, struct node_txn 
     sqlite3_finalize(st);
     pthread_mutex_unlock(&s->rmu);
     return n;
-}
-
-enum tpc_err acc_store_record_decision(struct acc_store *s, const char *txid, enum tpc_outcome o,
-                                       const struct msg_parts *parts)
-{
-    struct decision_job d = {.txid = txid, .o = o, .told = !parts || !parts->n};
-    enum tpc_err rc;
-
-    d.parts = parts ? parts_to_text(parts) : NULL;
-    d.gc.run = run_decision;
-    d.gc.arg = &d;
-    rc = groupcommit_submit(s->gc, &d.gc);
-    free((char *)d.parts);
-    return rc;
 }
 
 enum tpc_err acc_store_decision(struct acc_store *s, const char *txid, enum tpc_outcome *o,

@@ -3,10 +3,11 @@
  * (one per instance), the decisions it knows, and its recovery-round counter,
  * in one SQLite file (WAL, synchronous=FULL).
  *
- * Every write goes through group commit (groupcommit.h), and the acceptor's
- * rules (shared/acceptor.c) run inside that transaction: a batch's answers
- * are returned only after the records behind them are durable (DESIGN.md
- * section 3: "it writes to stable storage before it replies").
+ * Every write goes through group commit (groupcommit.h), on the store's own
+ * committer thread, and the acceptor's rules (shared/core/acceptor.c) run
+ * inside that transaction: a batch's answers are given only after the records
+ * behind them are durable (DESIGN.md section 3: "it writes to stable storage
+ * before it replies"). Reads use a connection of their own.
  */
 #ifndef TPC_ACC_STORE_H
 #define TPC_ACC_STORE_H
@@ -16,6 +17,7 @@
 #include <stdint.h>
 
 #include "msg.h"
+#include "groupcommit.h"
 #include "node_io.h"
 #include "tpc_err.h"
 
@@ -26,37 +28,60 @@ enum tpc_err acc_store_open(const char *path, uint32_t self, uint32_t n_replicas
 void acc_store_close(struct acc_store *s);
 
 /*
- * Runs the acceptor on n PHASE1A/PHASE2A messages and fills out[i] with the
- * answer to in[i] (PHASE1B, PHASE2B or REJECT), or with type 0 when in[i] was
- * refused as invalid (errs[i] says why, if errs is not NULL). Returns once
- * every changed record is durable.
+ * A durable write of the store, carried out by its committer thread (group commit) while
+ * the caller goes on; done runs on that thread once the write is durable (rc TPC_OK) or
+ * failed. The caller owns the op and what it points to until done.
+ *
+ *   ACC_OP_HANDLE    runs the acceptor on in[0..n) (PHASE1A/PHASE2A) and fills out[i] with
+ *                    the answer to in[i] (PHASE1B, PHASE2B or REJECT), or type 0 when in[i]
+ *                    was refused as invalid; the answers are durable before done runs
+ *                    (DESIGN.md section 3: "it writes to stable storage before it replies").
+ *   ACC_OP_BEGIN     records that txid (a client's own id) is begun here; fresh is false when
+ *                    it was begun here before. A replica that crashed must not take a client's
+ *                    txid a second time: its first transaction may be known at the others.
+ *   ACC_OP_ROUND     a fresh recovery round >= round, in round (leader.h rule 4).
+ *   ACC_OP_DECISION  records a decision this replica made as leader (outcome, parts; the first
+ *                    one recorded stays, another is an error). It owes the participants the
+ *                    outcome until an ACC_OP_TOLD; after a restart acc_store_untold lists it.
+ *   ACC_OP_LEARNED   records outcomes other replicas decided (in[0..n), MSG_OUTCOME); one that
+ *                    conflicts with a recorded decision is logged and left out.
+ *   ACC_OP_TOLD      marks told[0..n) told (every participant acknowledged).
  */
-enum tpc_err acc_store_handle(struct acc_store *s, const struct msg *in, size_t n, struct msg *out,
-                              char (*errs)[128]);
+enum acc_op_kind {
+    ACC_OP_HANDLE,
+    ACC_OP_BEGIN,
+    ACC_OP_ROUND,
+    ACC_OP_DECISION,
+    ACC_OP_LEARNED,
+    ACC_OP_TOLD,
+};
 
-/*
- * Records durably that txid (a client's own id) is begun here; *fresh is false when it was
- * begun here before. A replica that crashed must not take a client's txid a second time: its
- * first transaction may be known (even decided) at the other replicas.
- */
-enum tpc_err acc_store_begin(struct acc_store *s, const char *txid, bool *fresh);
+struct acc_op {
+    enum acc_op_kind kind;
+    const struct msg *in; /* HANDLE, LEARNED */
+    size_t n;             /* HANDLE, LEARNED, TOLD */
+    struct msg *out;      /* HANDLE: n answers */
+    const char (*told)[TPC_TXID_MAX + 1];
+    char txid[TPC_TXID_MAX + 1]; /* BEGIN, DECISION */
+    enum tpc_outcome outcome;    /* DECISION */
+    struct msg_parts parts;      /* DECISION */
+    uint64_t round;              /* ROUND: in, the least; out, the round */
+    /* out */
+    enum tpc_err rc;
+    bool fresh; /* BEGIN */
+    void (*done)(struct acc_op *op); /* on the store's thread; may free op */
+    void *arg;
+    /* the store's */
+    struct acc_store *store;
+    struct gc_job gc;
+    char *parts_text;
+};
 
-/* A fresh recovery round >= min, made durable before it is returned (leader.h rule 4). */
-enum tpc_err acc_store_next_round(struct acc_store *s, uint64_t min, uint64_t *round);
-
-/*
- * Records a decision this replica made as leader (the first one recorded stays; another
- * one is an error). It owes the participants the outcome until acc_store_mark_told_many;
- * after a restart acc_store_untold lists what it still owes.
- */
-enum tpc_err acc_store_record_decision(struct acc_store *s, const char *txid, enum tpc_outcome o,
-                                       const struct msg_parts *parts);
-/* Marks n decisions told (every participant acknowledged), in one durable write. */
-enum tpc_err acc_store_mark_told_many(struct acc_store *s, const char (*txids)[TPC_TXID_MAX + 1],
-                                      size_t n);
-/* Records outcomes other replicas decided (MSG_OUTCOME messages) in one durable write; one
- * that conflicts with a recorded decision is logged and left out. */
-enum tpc_err acc_store_record_learned(struct acc_store *s, const struct msg *outcomes, size_t n);
+/* Queues op; returns at once. */
+void acc_store_post(struct acc_store *s, struct acc_op *op);
+/* Queues op and returns once it is durable or failed (op->done is not used): for tests and
+ * start-up. */
+enum tpc_err acc_store_run(struct acc_store *s, struct acc_op *op);
 
 /* Up to cap of them, in txid order, after txid `after` ("" for the first page). */
 size_t acc_store_untold(struct acc_store *s, const char *after, struct node_txn *out, size_t cap);

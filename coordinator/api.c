@@ -65,7 +65,7 @@ static void paxos(struct coord *c, const struct http_request *req, struct http_r
                          TPC_OK) {
         http_respond_error(res, "bad_message", "%s", j ? err : "body is not JSON");
     } else {
-        http_respond(res, 200, coord_paxos(c, in, n));
+        coord_paxos(c, in, n, http_defer(req));
     }
     json_decref(j);
     free(in);
@@ -112,7 +112,7 @@ void api_handle(void *ctx, const struct http_request *req, struct http_response 
     if (!path[16] || !strcmp(path + 16, "/")) {
         if (post) {
             if ((body = object_body(req, true, res)))
-                r = coord_begin(c, body, &status, &e);
+                coord_begin(c, body, http_defer(req));
         } else if (get) {
             r = coord_list(c, http_query(req, "state"), &status, &e);
         } else {
@@ -128,7 +128,7 @@ void api_handle(void *ctx, const struct http_request *req, struct http_response 
             return;
         }
         if ((body = object_body(req, false, res)))
-            r = coord_oneshot(c, body, &status, &e);
+            coord_oneshot(c, body, http_defer(req));
         goto done;
     }
     if (!http_path_txid(rest, txid, &slash, res))
@@ -151,7 +151,7 @@ void api_handle(void *ctx, const struct http_request *req, struct http_response 
     }
     if (!strcmp(slash, "/exec")) {
         if ((body = object_body(req, false, res)))
-            r = coord_exec(c, txid, body, &status, &e);
+            coord_exec(c, txid, body, http_defer(req));
     } else if (!strcmp(slash, "/commit")) {
         enum coord_wait wait;
         const char *key;
@@ -168,12 +168,12 @@ void api_handle(void *ctx, const struct http_request *req, struct http_response 
             }
         }
         if (coord_wait_parse(json_object_get(body, "wait"), &wait, &e) == TPC_OK)
-            r = coord_commit(c, txid, wait, &status, &e);
+            coord_commit(c, txid, wait, http_defer(req));
     } else {
-        r = coord_abort(c, txid, &status, &e);
+        coord_abort(c, txid, http_defer(req));
     }
 done:
-    if (body || r || e.status)
+    if (r || e.status)
         answer(res, r, status, &e);
     json_decref(body);
 }

@@ -2,12 +2,13 @@
  * coord.c - see coord.h. The client API, the protocol endpoint and the
  * replica's health and metrics, over the replica driver that engine.c runs.
  *
- * Every call on a transaction is an event for the driver (replica.h), fed
- * under the driver's lock; what the driver asks for is carried out by the
- * calling thread until the call can be answered, and handed to the engine's
- * workers after. A client is answered what the driver answered it
- * (replica_view's answer), which is only ever a chosen outcome (replica.h
- * rule 1).
+ * Everything runs on the loop. A request is a struct creq that lives from the
+ * handler to its answer: each step is an event for the driver (replica.h), or
+ * a call or write that comes back as an event; a commit or abort waits in the
+ * waiting list of its transaction, checked whenever the engine reports a change
+ * of that transaction and at every tick for its deadline. A client is
+ * answered what the driver answered it (replica_view's answer), which is only
+ * ever a chosen outcome (replica.h rule 1).
  */
 #include "coord.h"
 
@@ -24,12 +25,58 @@
 #include "http_client.h"
 #include "api_error.h"
 #include "log.h"
+#include "txmap.h"
+
+#define COORD_TICK_MS 20
+
+/* A request in progress. */
+enum creq_kind { CREQ_BEGIN, CREQ_EXEC, CREQ_COMMIT, CREQ_ABORT, CREQ_ONESHOT, CREQ_PAXOS };
+
+struct creq {
+    struct coord *c;
+    struct http_later *later;
+    enum creq_kind kind;
+    bool aborting; /* a oneshot whose branch failed: its abort is under way */
+    char txid[TPC_TXID_MAX + 1];
+    uint32_t timeout_ms;
+    enum coord_wait wait;
+    uint64_t started; /* ns, for the commit histogram */
+    /* a oneshot */
+    json_t *branches, *results, *failed; /* failed: the failing branch's answer */
+    size_t step;
+    int failed_status;
+    /* a forwarded exec */
+    struct http_call call;
+    char url[CONFIG_URL_MAX + 128];
+    char *text;
+    char participant[TPC_NAME_MAX + 1];
+    /* a write: begin with a client's txid, or the acceptor's batch of /v1/paxos */
+    struct acc_op op;
+    struct loop_msg back;
+    struct msg *in, *out;
+    json_t *answers;
+    /* waiting for the driver's answer */
+    int64_t until;
+    struct creq *next_waiter;
+};
+
+/* The requests waiting on one transaction. */
+struct waitlist {
+    struct txmap_entry e;
+    struct creq *head;
+};
 
 struct coord {
     struct coord_config cfg;
+    struct loop *loop;
     struct acc_store *store;
     struct engine eng;
+    struct txmap waiting; /* struct waitlist by txid */
+    size_t n_waiting;
+    size_t out; /* requests with a call or write out */
+    struct loop_timer tick;
     struct metrics_hist commit_time; /* client commit calls, from request to answer */
+    bool eng_up;
 };
 
 static const char *const state_names[] = {"active", "preparing", "in_doubt", "decided"};
@@ -63,260 +110,616 @@ static json_t *ended_or_unknown(struct coord *c, const char *txid, int *status, 
     return NULL;
 }
 
-/*
- * Carries out box until the driver has answered txid's client (with applied: and every
- * participant acknowledged), or until `until`. Fills *v and returns whether txid is still in
- * memory; what is left of box goes to the workers.
- */
-static bool await(struct coord *c, const char *txid, struct nodert_box *box, int64_t until,
-                  bool applied, struct replica_view *v)
-{
-    struct nodert *rt = &c->eng.rt;
-    bool known, done;
+/* ---- requests ---- */
 
-    for (;;) {
-        nodert_enter(rt, box);
-        known = replica_view(&c->eng.drv, txid, v);
-        done = !known || (v->answer != TPC_OUTCOME_NONE && (!applied || v->applied));
-        /* Nothing of its own to carry out: another thread's work (a worker, the ticker's
-         * resends) moves it on; wait for that. */
-        while (!done && !box->n && nodert_wait(rt, box, until)) {
-            known = replica_view(&c->eng.drv, txid, v);
-            done = !known || (v->answer != TPC_OUTCOME_NONE && (!applied || v->applied));
-        }
-        nodert_leave(rt);
-        if (done || nodert_now_ms() >= until)
-            break;
-        engine_round(&c->eng, box, NULL);
+static struct creq *creq_new(struct coord *c, enum creq_kind kind, struct http_later *later)
+{
+    struct creq *q = calloc(1, sizeof(*q));
+
+    if (!q) {
+        http_answer(later, 500,
+                    json_pack("{s:{s:s,s:s}}", "error", "code", "internal", "message",
+                              "out of memory"));
+        return NULL;
     }
-    nodert_hand_off(rt, box);
-    return known;
+    q->c = c;
+    q->kind = kind;
+    q->later = later;
+    q->started = metrics_now_ns();
+    return q;
 }
 
-json_t *coord_begin(struct coord *c, json_t *body, int *status, struct api_error *e)
+static void creq_free(struct creq *q)
 {
-    char txid[TPC_TXID_MAX + 1];
-    struct msg_parts known;
-    struct nodert_box box = {0};
-    json_t *v;
-    enum tpc_outcome o;
+    json_decref(q->branches);
+    json_decref(q->results);
+    json_decref(q->failed);
+    json_decref(q->answers);
+    free(q->call.response);
+    free(q->text);
+    free(q->in);
+    free(q->out);
+    free(q);
+}
+
+/* Answers q with body (stolen) and status, or with *e when body is NULL; frees q. */
+static void reply(struct creq *q, int status, json_t *body, const struct api_error *e)
+{
+    struct http_response res = {500, NULL};
+
+    if (body)
+        http_respond(&res, status ? status : 200, body);
+    else
+        http_respond_api_error(&res, e);
+    if (q->kind == CREQ_COMMIT || q->kind == CREQ_ONESHOT)
+        metrics_hist_since(&q->c->commit_time, q->started);
+    http_answer_res(q->later, &res);
+    creq_free(q);
+}
+
+static void reply_error(struct creq *q, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void reply_error(struct creq *q, const char *code, const char *fmt, ...)
+{
+    struct api_error e;
+    va_list ap;
+
+    va_start(ap, fmt);
+    api_error_vset(&e, code, fmt, ap);
+    va_end(ap);
+    reply(q, 0, NULL, &e);
+}
+
+/* ---- waiting for the driver ---- */
+
+static void oneshot_next(struct creq *q);
+static void oneshot_failed(struct creq *q, bool known, const struct replica_view *v);
+
+/* Whether q is answered (or given up) now; answers it then. */
+static bool wait_check(struct creq *q, bool expired)
+{
+    struct coord *c = q->c;
+    struct replica_view v;
+    struct api_error e = {0};
+    int status = 0;
+    json_t *r;
+    bool known = replica_view(&c->eng.drv, q->txid, &v);
+    bool applied = q->wait == COORD_WAIT_APPLIED && !q->aborting;
+
+    if (known && (v.answer == TPC_OUTCOME_NONE || (applied && !v.applied)) && !expired)
+        return false;
+    if (q->aborting) {
+        oneshot_failed(q, known, &v);
+        return true;
+    }
+    if (!known) {
+        r = ended_or_unknown(c, q->txid, &status, &e);
+    } else if (v.answer != TPC_OUTCOME_NONE) {
+        status = 200;
+        r = outcome_json(q->txid, v.answer, &v.parts);
+    } else {
+        r = NULL;
+        api_error_set(&e, "undecided",
+                      "transaction %s is not decided yet (too few replicas or participants "
+                      "answer); it is never given a wrong outcome: ask for its status later",
+                      q->txid);
+    }
+    if (r && q->kind == CREQ_ONESHOT) {
+        json_object_set(r, "results", q->results);
+    }
+    reply(q, status, r, &e);
+    return true;
+}
+
+/* Waits for txid's answer (unless it is there already). */
+static void wait_add(struct creq *q)
+{
+    struct coord *c = q->c;
+    struct waitlist *w;
+
+    if (wait_check(q, false))
+        return;
+    q->until = loop_now_ms() + c->cfg.commit_ms;
+    w = (struct waitlist *)txmap_get(&c->waiting, q->txid);
+    if (!w) {
+        w = calloc(1, sizeof(*w));
+        if (w) {
+            memcpy(w->e.id, q->txid, sizeof(w->e.id));
+            if (txmap_add(&c->waiting, &w->e) != TPC_OK) {
+                free(w);
+                w = NULL;
+            }
+        }
+        if (!w) {
+            wait_check(q, true);
+            return;
+        }
+    }
+    q->next_waiter = w->head;
+    w->head = q;
+    c->n_waiting++;
+}
+
+/* Checks the requests waiting on w; expired: answer them whatever the state. */
+static void wait_run(struct coord *c, struct waitlist *w, bool expired_all, int64_t now)
+{
+    struct creq **p = &w->head, *q;
+
+    while ((q = *p)) {
+        *p = q->next_waiter; /* unlinked while checked: an answer frees it */
+        if (wait_check(q, expired_all || now >= q->until)) {
+            c->n_waiting--;
+            continue;
+        }
+        *p = q;
+        p = &q->next_waiter;
+    }
+    if (!w->head) {
+        txmap_del(&c->waiting, &w->e);
+        free(w);
+    }
+}
+
+/* The engine's report: txid changed. */
+static void on_change(void *ctx, const char *txid)
+{
+    struct coord *c = ctx;
+    struct waitlist *w = (struct waitlist *)txmap_get(&c->waiting, txid);
+
+    if (w)
+        wait_run(c, w, false, loop_now_ms());
+}
+
+struct sweep {
+    struct coord *c;
+    int64_t now;
+    bool all;
+};
+
+static void sweep_one(void *ctx, struct txmap_entry *en)
+{
+    struct sweep *s = ctx;
+
+    wait_run(s->c, (struct waitlist *)en, s->all, s->now);
+}
+
+static void coord_tick(void *arg)
+{
+    struct coord *c = arg;
+    struct sweep s = {c, loop_now_ms(), false};
+
+    loop_timer_at(c->loop, &c->tick, s.now + COORD_TICK_MS);
+    if (c->n_waiting)
+        txmap_each(&c->waiting, sweep_one, &s);
+}
+
+/* ---- begin ---- */
+
+static void begin_finish(struct creq *q)
+{
+    struct coord *c = q->c;
     enum tpc_err rc;
-    uint32_t timeout = c->cfg.txn_ms;
+
+    engine_enter(&c->eng);
+    rc = replica_begin(&c->eng.drv, q->txid, q->timeout_ms);
+    engine_leave(&c->eng, NULL);
+    if (rc == TPC_ERR_STATE) {
+        reply_error(q, "txid_exists", "transaction %s exists", q->txid);
+        return;
+    }
+    if (rc) {
+        reply_error(q, "internal", "cannot begin %s: %s", q->txid, tpc_strerror(rc));
+        return;
+    }
+    if (q->kind == CREQ_ONESHOT) {
+        oneshot_next(q);
+        return;
+    }
+    reply(q, 201,
+          json_pack("{s:s,s:s,s:I}", "txid", q->txid, "state", "active", "timeout_ms",
+                    (json_int_t)q->timeout_ms),
+          NULL);
+}
+
+/* On the loop: a client's txid is written down (or not). */
+static void begun_back(void *arg)
+{
+    struct creq *q = arg;
+
+    q->c->out--;
+    if (q->op.rc != TPC_OK) {
+        reply_error(q, "internal", "cannot record that %s is begun", q->txid);
+        return;
+    }
+    if (!q->op.fresh) {
+        reply_error(q, "txid_exists", "transaction %s was begun here before", q->txid);
+        return;
+    }
+    begin_finish(q);
+}
+
+static void op_done(struct acc_op *op)
+{
+    struct creq *q = op->arg;
+
+    loop_post(q->c->loop, &q->back);
+}
+
+/* Reads begin's body into q (txid, timeout); false: answered with the error. */
+static bool begin_parse(struct creq *q, json_t *body)
+{
+    struct coord *c = q->c;
+    struct msg_parts known;
+    enum tpc_outcome o;
+    json_t *v;
     const char *key;
     unsigned char raw[10];
+    char *txid = q->txid;
     size_t i;
 
+    q->timeout_ms = c->cfg.txn_ms;
     json_object_foreach(body, key, v)
     {
         if (strcmp(key, "txid") && strcmp(key, "timeout_ms")) {
-            api_error_set(e, "bad_request", "unknown key \"%s\" (use txid, timeout_ms)", key);
-            return NULL;
+            reply_error(q, "bad_request", "unknown key \"%s\" (use txid, timeout_ms)", key);
+            return false;
         }
     }
     v = json_object_get(body, "timeout_ms");
     if (v) {
         if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 86400000) {
-            api_error_set(e, "bad_request", "timeout_ms must be 1..86400000");
-            return NULL;
+            reply_error(q, "bad_request", "timeout_ms must be 1..86400000");
+            return false;
         }
-        timeout = (uint32_t)json_integer_value(v);
+        q->timeout_ms = (uint32_t)json_integer_value(v);
     }
     v = json_object_get(body, "txid");
     if (v) {
         /* A transaction is led by the replica that began it, so a txid must never be begun on
          * two replicas: a client's id gets this replica's prefix, "r<id>-". */
-        int n = snprintf(txid, sizeof(txid), "r%u-%s", c->cfg.self,
+        int n = snprintf(txid, sizeof(q->txid), "r%u-%s", c->cfg.self,
                          json_is_string(v) ? json_string_value(v) : "");
 
         if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v) ||
-            json_string_length(v) == 0 || n < 0 || (size_t)n >= sizeof(txid) ||
+            json_string_length(v) == 0 || n < 0 || (size_t)n >= sizeof(q->txid) ||
             !msg_txid_valid(txid)) {
-            api_error_set(e, "bad_txid",
+            reply_error(q, "bad_txid",
                           "txid must be 1..%d characters of [A-Za-z0-9_-] (the replica adds its "
                           "prefix r<id>-)",
                           TPC_TXID_MAX - 4);
-            return NULL;
+            return false;
         }
     } else {
         if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw)) {
-            api_error_set(e, "internal", "no randomness for a transaction id");
-            return NULL;
+            reply_error(q, "internal", "no randomness for a transaction id");
+            return false;
         }
-        snprintf(txid, sizeof(txid), "tx-");
+        snprintf(txid, sizeof(q->txid), "tx-");
         for (i = 0; i < sizeof(raw); i++)
             snprintf(txid + 3 + 2 * i, 3, "%02x", raw[i]);
     }
     if (acc_store_decision(c->store, txid, &o, NULL) == TPC_OK && o != TPC_OUTCOME_NONE) {
-        api_error_set(e, "txid_exists", "transaction %s already %s", txid, msg_outcome_name(o));
-        return NULL;
+        reply_error(q, "txid_exists", "transaction %s already %s", txid, msg_outcome_name(o));
+        return false;
     }
     if (acc_store_parts(c->store, txid, &known) == TPC_OK && known.n) {
-        api_error_set(e, "txid_exists", "transaction %s is known already", txid);
-        return NULL;
+        reply_error(q, "txid_exists", "transaction %s is known already", txid);
+        return false;
     }
-    /* A client's own id is taken once per replica, crashes or not: written down before the
-     * transaction can reach anyone (a generated id is new by construction). */
-    if (v) {
-        bool fresh;
-
-        if (acc_store_begin(c->store, txid, &fresh) != TPC_OK) {
-            api_error_set(e, "internal", "cannot record that %s is begun", txid);
-            return NULL;
-        }
-        if (!fresh) {
-            api_error_set(e, "txid_exists", "transaction %s was begun here before", txid);
-            return NULL;
-        }
-    }
-    nodert_enter(&c->eng.rt, &box);
-    rc = replica_begin(&c->eng.drv, txid, timeout);
-    nodert_leave(&c->eng.rt);
-    nodert_hand_off(&c->eng.rt, &box);
-    if (rc == TPC_ERR_STATE) {
-        api_error_set(e, "txid_exists", "transaction %s exists", txid);
-        return NULL;
-    }
-    if (rc) {
-        api_error_set(e, "internal", "cannot begin %s: %s", txid, tpc_strerror(rc));
-        return NULL;
-    }
-    *status = 201;
-    return json_pack("{s:s,s:s,s:I}", "txid", txid, "state", "active", "timeout_ms",
-                     (json_int_t)timeout);
+    return true;
 }
 
-json_t *coord_exec(struct coord *c, const char *txid, json_t *body, int *status,
-                   struct api_error *e)
+/* Begins the transaction body asks for; then answers (begin) or runs its branches (oneshot). */
+static void begin_start(struct creq *q, json_t *body)
 {
+    struct coord *c = q->c;
+
+    if (!begin_parse(q, body))
+        return;
+    /* A client's own id is taken once per replica, crashes or not: written down before the
+     * transaction can reach anyone (a generated id is new by construction). */
+    if (json_object_get(body, "txid")) {
+        q->op.kind = ACC_OP_BEGIN;
+        memcpy(q->op.txid, q->txid, sizeof(q->op.txid));
+        q->op.done = op_done;
+        q->op.arg = q;
+        q->back.fn = begun_back;
+        q->back.arg = q;
+        c->out++;
+        acc_store_post(c->store, &q->op);
+        return;
+    }
+    begin_finish(q);
+}
+
+void coord_begin(struct coord *c, json_t *body, struct http_later *later)
+{
+    struct creq *q = creq_new(c, CREQ_BEGIN, later);
+
+    if (q)
+        begin_start(q, body);
+}
+
+/* ---- exec ---- */
+
+static void exec_back(struct http_call *call)
+{
+    struct creq *q = call->arg;
+    json_t *r = NULL;
+
+    q->c->out--;
+    if (call->err == TPC_OK)
+        r = json_loadb(call->response, call->response_len, 0, NULL);
+    if (q->kind == CREQ_ONESHOT) {
+        if (r && call->status == 200) {
+            json_array_append_new(q->results, r);
+            q->step++;
+            oneshot_next(q);
+            return;
+        }
+        q->failed = r ? r
+                      : json_pack("{s:{s:s,s:s}}", "error", "code", "participant_unavailable",
+                                  "message", call->err ? call->error : "answer is not JSON");
+        q->failed_status = r ? (int)call->status : 502;
+        oneshot_failed(q, true, NULL);
+        return;
+    }
+    if (!r) {
+        reply_error(q, "participant_unavailable", "participant %s: %s", q->participant,
+                    call->err ? call->error : "answer is not JSON");
+        return;
+    }
+    reply(q, (int)call->status, r, NULL); /* the participant's own answer, as it is */
+}
+
+/* Enlists body's participant and forwards body to it; exec_back answers. */
+static void exec_start(struct creq *q, json_t *body)
+{
+    struct coord *c = q->c;
     const char *name = json_string_value(json_object_get(body, "participant")), *url;
-    struct nodert_box box = {0};
     struct replica_view v;
-    struct http_client *hc = NULL;
-    struct http_call call;
-    char target[CONFIG_URL_MAX + 128];
-    json_t *fwd = NULL, *r = NULL;
-    char *text = NULL;
+    struct api_error e = {0};
     enum tpc_err rc = TPC_OK;
+    int status = 0;
+    json_t *fwd, *r;
     bool known;
 
     url = name ? config_participant_url(&c->cfg, name) : NULL;
-    nodert_enter(&c->eng.rt, &box);
-    known = replica_view(&c->eng.drv, txid, &v);
+    engine_enter(&c->eng);
+    known = replica_view(&c->eng.drv, q->txid, &v);
     if (known && url)
-        rc = replica_enlist(&c->eng.drv, txid, name);
-    nodert_leave(&c->eng.rt);
-    nodert_hand_off(&c->eng.rt, &box);
+        rc = replica_enlist(&c->eng.drv, q->txid, name);
+    engine_leave(&c->eng, NULL);
     if (!known) {
-        r = ended_or_unknown(c, txid, status, e);
+        r = ended_or_unknown(c, q->txid, &status, &e);
         if (r) {
             json_decref(r);
-            api_error_set(e, "transaction_ended", "transaction %s has ended", txid);
+            api_error_set(&e, "transaction_ended", "transaction %s has ended", q->txid);
         }
-        return NULL;
-    }
-    if (!url) {
-        api_error_set(e, "unknown_participant",
+    } else if (!url) {
+        api_error_set(&e, "unknown_participant",
                       "\"participant\" must name one of the participants in the cluster file");
-        return NULL;
+    } else if (rc == TPC_ERR_STATE) {
+        api_error_set(&e, "transaction_not_active", "transaction %s is %s", q->txid,
+                      state_word(&v));
+    } else if (rc == TPC_ERR_RANGE) {
+        api_error_set(&e, "too_many_participants", "at most %d participants",
+                      TPC_MAX_PARTICIPANTS);
+    } else if (rc) {
+        api_error_set(&e, "internal", "cannot enlist %s: %s", name, tpc_strerror(rc));
     }
-    if (rc == TPC_ERR_STATE) {
-        api_error_set(e, "transaction_not_active", "transaction %s is %s", txid, state_word(&v));
-        return NULL;
+    if (e.status) {
+        if (q->kind == CREQ_ONESHOT) {
+            q->failed = json_pack("{s:{s:s,s:s}}", "error", "code", e.code, "message", e.message);
+            q->failed_status = e.status;
+            oneshot_failed(q, true, NULL);
+        } else {
+            reply(q, 0, NULL, &e);
+        }
+        return;
     }
-    if (rc == TPC_ERR_RANGE) {
-        api_error_set(e, "too_many_participants", "at most %d participants", TPC_MAX_PARTICIPANTS);
-        return NULL;
-    }
-    if (rc) {
-        api_error_set(e, "internal", "cannot enlist %s: %s", name, tpc_strerror(rc));
-        return NULL;
-    }
+    snprintf(q->participant, sizeof(q->participant), "%s", name);
     fwd = json_deep_copy(body);
     if (fwd)
         json_object_del(fwd, "participant");
-    text = fwd ? json_dumps(fwd, JSON_COMPACT) : NULL;
-    hc = http_pool_get(c->eng.pool);
-    if (!text || !hc) {
-        api_error_set(e, "internal", "out of memory");
-        goto out;
-    }
-    snprintf(target, sizeof(target), "%s/v1/branches/%s/exec", url, txid);
-    memset(&call, 0, sizeof(call));
-    call.url = target;
-    call.body = text;
-    call.body_len = strlen(text);
-    http_client_post_all(hc, &call, 1, c->cfg.commit_ms);
-    if (call.err || !(r = json_loadb(call.response, call.response_len, 0, NULL))) {
-        api_error_set(e, "participant_unavailable", "participant %s: %s", name,
-                      call.err ? call.error : "answer is not JSON");
-    } else {
-        *status = (int)call.status; /* the participant's own answer, as it is */
-    }
-    free(call.response);
-out:
-    http_pool_put(c->eng.pool, hc);
-    free(text);
+    free(q->text);
+    q->text = fwd ? json_dumps(fwd, JSON_COMPACT) : NULL;
     json_decref(fwd);
-    return r;
+    if (!q->text) {
+        reply_error(q, "internal", "out of memory");
+        return;
+    }
+    snprintf(q->url, sizeof(q->url), "%s/v1/branches/%s/exec", url, q->txid);
+    free(q->call.response);
+    memset(&q->call, 0, sizeof(q->call));
+    q->call.url = q->url;
+    q->call.body = q->text;
+    q->call.body_len = strlen(q->text);
+    q->call.timeout_ms = c->cfg.commit_ms;
+    q->call.done = exec_back;
+    q->call.arg = q;
+    c->out++;
+    http_agent_post(c->eng.agent, &q->call);
 }
 
-json_t *coord_commit(struct coord *c, const char *txid, enum coord_wait wait, int *status,
-                     struct api_error *e)
+void coord_exec(struct coord *c, const char *txid, json_t *body, struct http_later *later)
 {
-    struct nodert_box box = {0};
-    struct replica_view v;
-    uint64_t started = metrics_now_ns();
-    enum tpc_err rc;
-    json_t *r = NULL;
+    struct creq *q = creq_new(c, CREQ_EXEC, later);
 
-    nodert_enter(&c->eng.rt, &box);
-    rc = replica_commit(&c->eng.drv, txid, engine_relay_targets(&c->eng));
-    nodert_leave(&c->eng.rt);
+    if (!q)
+        return;
+    memcpy(q->txid, txid, sizeof(q->txid));
+    exec_start(q, body);
+}
+
+/* ---- commit, abort ---- */
+
+static void commit_start(struct creq *q)
+{
+    struct coord *c = q->c;
+    struct api_error e = {0};
+    int status = 0;
+    enum tpc_err rc;
+    json_t *r;
+
+    engine_enter(&c->eng);
+    rc = replica_commit(&c->eng.drv, q->txid, engine_relay_targets(&c->eng));
+    engine_leave(&c->eng, NULL);
     if (rc) {
-        nodert_hand_off(&c->eng.rt, &box);
-        return ended_or_unknown(c, txid, status, e);
+        r = ended_or_unknown(c, q->txid, &status, &e);
+        if (r && q->kind == CREQ_ONESHOT)
+            json_object_set(r, "results", q->results);
+        reply(q, status, r, &e);
+        return;
     }
-    if (!await(c, txid, &box, nodert_now_ms() + c->cfg.commit_ms, wait == COORD_WAIT_APPLIED, &v))
-        return ended_or_unknown(c, txid, status, e);
-    if (v.answer != TPC_OUTCOME_NONE) {
-        *status = 200;
-        r = outcome_json(txid, v.answer, &v.parts);
-    } else {
-        api_error_set(e, "undecided",
-                      "transaction %s is not decided yet (too few replicas or participants "
-                      "answer); it is never given a wrong outcome: ask for its status later",
-                      txid);
-    }
-    metrics_hist_since(&c->commit_time, started);
-    return r;
+    wait_add(q);
 }
 
-json_t *coord_abort(struct coord *c, const char *txid, int *status, struct api_error *e)
+void coord_commit(struct coord *c, const char *txid, enum coord_wait wait,
+                  struct http_later *later)
 {
-    struct nodert_box box = {0};
-    struct replica_view v;
+    struct creq *q = creq_new(c, CREQ_COMMIT, later);
+
+    if (!q)
+        return;
+    memcpy(q->txid, txid, sizeof(q->txid));
+    q->wait = wait;
+    commit_start(q);
+}
+
+/* Starts an abort of q's transaction; false when it cannot be (*e says why, or the
+ * transaction ended: then *status and the returned *ended are set). */
+static bool abort_start(struct creq *q, int *status, json_t **ended, struct api_error *e)
+{
+    struct coord *c = q->c;
     enum tpc_err rc;
 
-    nodert_enter(&c->eng.rt, &box);
-    rc = replica_abort(&c->eng.drv, txid);
-    nodert_leave(&c->eng.rt);
+    engine_enter(&c->eng);
+    rc = replica_abort(&c->eng.drv, q->txid);
+    engine_leave(&c->eng, NULL);
     if (rc == TPC_ERR_STATE) {
-        nodert_hand_off(&c->eng.rt, &box);
-        api_error_set(e, "commit_in_progress", "transaction %s is being committed", txid);
-        return NULL;
+        api_error_set(e, "commit_in_progress", "transaction %s is being committed", q->txid);
+        return false;
     }
     if (rc) {
-        nodert_hand_off(&c->eng.rt, &box);
-        return ended_or_unknown(c, txid, status, e);
+        *ended = ended_or_unknown(c, q->txid, status, e);
+        return false;
     }
-    if (!await(c, txid, &box, nodert_now_ms() + c->cfg.commit_ms, false, &v))
-        return ended_or_unknown(c, txid, status, e);
-    if (v.answer != TPC_OUTCOME_NONE) {
-        *status = 200;
-        return outcome_json(txid, v.answer, &v.parts);
+    return true;
+}
+
+void coord_abort(struct coord *c, const char *txid, struct http_later *later)
+{
+    struct creq *q = creq_new(c, CREQ_ABORT, later);
+    struct api_error e = {0};
+    json_t *ended = NULL;
+    int status = 0;
+
+    if (!q)
+        return;
+    memcpy(q->txid, txid, sizeof(q->txid));
+    if (!abort_start(q, &status, &ended, &e)) {
+        reply(q, status, ended, &e);
+        return;
     }
-    api_error_set(e, "undecided", "transaction %s is not decided yet; ask later", txid);
-    return NULL;
+    wait_add(q);
+}
+
+/* ---- oneshot: begin, each branch, commit ---- */
+
+static void oneshot_next(struct creq *q)
+{
+    json_t *b;
+
+    if (q->step == json_array_size(q->branches)) {
+        commit_start(q);
+        return;
+    }
+    b = json_array_get(q->branches, q->step);
+    if (!json_is_object(b)) {
+        q->failed = json_pack("{s:{s:s,s:s}}", "error", "code", "bad_request", "message",
+                              "a branch is not an object");
+        q->failed_status = 400;
+        oneshot_failed(q, true, NULL);
+        return;
+    }
+    exec_start(q, b);
+}
+
+/*
+ * A branch failed: the transaction is aborted, then answered with the branch's error. Called
+ * first with v NULL (starts the abort), then by the wait when the abort is decided or its
+ * time is up (known, v: the driver's view then).
+ */
+static void oneshot_failed(struct creq *q, bool known, const struct replica_view *v)
+{
+    const char *outcome = "undecided";
+    struct api_error e = {0};
+    json_t *ended = NULL;
+    int status = 0;
+
+    if (!v && !q->aborting) {
+        q->aborting = true;
+        if (abort_start(q, &status, &ended, &e)) {
+            wait_add(q);
+            return;
+        }
+        if (ended)
+            outcome = json_string_value(json_object_get(ended, "outcome"));
+    } else if (known && v->answer != TPC_OUTCOME_NONE) {
+        outcome = msg_outcome_name(v->answer);
+    } else if (!known) {
+        ended = ended_or_unknown(q->c, q->txid, &status, &e);
+        if (ended)
+            outcome = json_string_value(json_object_get(ended, "outcome"));
+    }
+    status = q->failed_status;
+    reply(q, status,
+          json_pack("{s:s,s:s,s:I,s:O}", "txid", q->txid, "outcome", outcome, "failed_branch",
+                    (json_int_t)q->step, "error", q->failed),
+          NULL);
+    json_decref(ended);
+}
+
+void coord_oneshot(struct coord *c, json_t *body, struct http_later *later)
+{
+    json_t *branches = json_object_get(body, "branches"), *begin, *v;
+    struct creq *q = creq_new(c, CREQ_ONESHOT, later);
+    struct api_error e = {0};
+    const char *key;
+
+    if (!q)
+        return;
+    json_object_foreach(body, key, v)
+    {
+        if (strcmp(key, "txid") && strcmp(key, "timeout_ms") && strcmp(key, "branches") &&
+            strcmp(key, "wait")) {
+            reply_error(q, "bad_request", "unknown key \"%s\"", key);
+            return;
+        }
+    }
+    if (coord_wait_parse(json_object_get(body, "wait"), &q->wait, &e) != TPC_OK) {
+        reply(q, 0, NULL, &e);
+        return;
+    }
+    if (!json_is_array(branches) || json_array_size(branches) == 0) {
+        reply_error(q, "bad_request",
+                    "\"branches\" must be a non-empty array of "
+                    "{\"participant\": ..., \"statements\": [...]}");
+        return;
+    }
+    q->branches = json_incref(branches);
+    q->results = json_array();
+    begin = json_deep_copy(body);
+    if (!begin || !q->results) {
+        json_decref(begin);
+        reply_error(q, "internal", "out of memory");
+        return;
+    }
+    json_object_del(begin, "branches");
+    json_object_del(begin, "wait");
+    begin_start(q, begin);
+    json_decref(begin);
 }
 
 json_t *coord_status(struct coord *c, const char *txid, int *status, struct api_error *e)
@@ -327,9 +730,7 @@ json_t *coord_status(struct coord *c, const char *txid, int *status, struct api_
     json_t *r;
     bool known;
 
-    pthread_mutex_lock(&c->eng.rt.mu); /* a read: no event, nothing to carry out */
-    known = replica_view(&c->eng.drv, txid, &v);
-    pthread_mutex_unlock(&c->eng.rt.mu);
+    known = replica_view(&c->eng.drv, txid, &v); /* a read: no event, nothing to carry out */
     if (known) {
         r = json_pack("{s:s,s:s}", "txid", txid, "state", state_word(&v));
         if (r && v.outcome != TPC_OUTCOME_NONE)
@@ -391,9 +792,7 @@ json_t *coord_list(struct coord *c, const char *state, int *status, struct api_e
         }
     }
     if (!state || l.want >= 0) {
-        pthread_mutex_lock(&c->eng.rt.mu);
         replica_foreach(&c->eng.drv, list_live, &l);
-        pthread_mutex_unlock(&c->eng.rt.mu);
     }
     if (!state || l.want < 0)
         acc_store_recent_decisions(c->store,
@@ -420,88 +819,12 @@ enum tpc_err coord_wait_parse(json_t *v, enum coord_wait *wait, struct api_error
     return TPC_ERR_INVALID;
 }
 
-json_t *coord_oneshot(struct coord *c, json_t *body, int *status, struct api_error *e)
-{
-    json_t *branches = json_object_get(body, "branches"), *begin, *r, *results, *v;
-    enum coord_wait wait;
-    const char *txid, *key;
-    int st = 0;
-    size_t i;
-
-    json_object_foreach(body, key, v)
-    {
-        if (strcmp(key, "txid") && strcmp(key, "timeout_ms") && strcmp(key, "branches") &&
-            strcmp(key, "wait")) {
-            api_error_set(e, "bad_request", "unknown key \"%s\"", key);
-            return NULL;
-        }
-    }
-    if (coord_wait_parse(json_object_get(body, "wait"), &wait, e) != TPC_OK)
-        return NULL;
-    if (!json_is_array(branches) || json_array_size(branches) == 0) {
-        api_error_set(e, "bad_request",
-                      "\"branches\" must be a non-empty array of "
-                      "{\"participant\": ..., \"statements\": [...]}");
-        return NULL;
-    }
-    begin = json_deep_copy(body);
-    if (!begin) {
-        api_error_set(e, "internal", "out of memory");
-        return NULL;
-    }
-    json_object_del(begin, "branches");
-    json_object_del(begin, "wait");
-    r = coord_begin(c, begin, &st, e);
-    json_decref(begin);
-    if (!r)
-        return NULL;
-    txid = json_string_value(json_object_get(r, "txid"));
-    results = json_array();
-    for (i = 0; i < json_array_size(branches); i++) {
-        json_t *b = json_array_get(branches, i), *res;
-
-        st = 0;
-        res = json_is_object(b) ? coord_exec(c, txid, b, &st, e) : NULL;
-        if (!json_is_object(b))
-            api_error_set(e, "bad_request", "branches[%zu] is not an object", i);
-        if (!res || st != 200) {
-            struct api_error ae = {0};
-            int ast = 0;
-            json_t *ab = coord_abort(c, txid, &ast, &ae), *out;
-
-            out = json_pack(
-                "{s:s,s:s,s:I,s:o}", "txid", txid, "outcome",
-                ab ? json_string_value(json_object_get(ab, "outcome")) : "undecided",
-                "failed_branch", (json_int_t)i, "error",
-                res ? res
-                    : json_pack("{s:{s:s,s:s}}", "error", "code", e->code, "message", e->message));
-            json_decref(ab);
-            json_decref(results);
-            json_decref(r);
-            *status = res ? st : e->status;
-            memset(e, 0, sizeof(*e));
-            return out;
-        }
-        json_array_append_new(results, res);
-    }
-    v = coord_commit(c, txid, wait, &st, e);
-    if (v)
-        json_object_set_new(v, "results", results);
-    else
-        json_decref(results);
-    json_decref(r);
-    *status = st;
-    return v;
-}
-
 static struct replica_stats stats_of(struct coord *c, size_t *live)
 {
     struct replica_stats s;
 
-    pthread_mutex_lock(&c->eng.rt.mu);
     s = c->eng.drv.stats;
     *live = replica_size(&c->eng.drv);
-    pthread_mutex_unlock(&c->eng.rt.mu);
     return s;
 }
 
@@ -554,53 +877,71 @@ void coord_metrics(void *ctx, struct metrics_text *t)
 
 /* ---- the protocol endpoint ---- */
 
-json_t *coord_paxos(struct coord *c, const struct msg *in, size_t n)
+/* On the loop: the acceptor's records are durable (or not); answers the batch. */
+static void paxos_back(void *arg)
 {
-    struct msg *acc_in = calloc(n ? n : 1, sizeof(*acc_in)), *acc_out = NULL;
-    json_t *answers = json_array();
-    struct nodert_box box = {0};
+    struct creq *q = arg;
+    size_t i;
+
+    q->c->out--;
+    if (q->op.rc == TPC_OK)
+        for (i = 0; i < q->op.n; i++)
+            if (q->out[i].type)
+                json_array_append_new(q->answers, codec_encode(&q->out[i]));
+    reply(q, 200, json_pack("{s:O}", "messages", q->answers), NULL);
+}
+
+void coord_paxos(struct coord *c, const struct msg *in, size_t n, struct http_later *later)
+{
+    struct creq *q = creq_new(c, CREQ_PAXOS, later);
+    struct nodert_box answers = {0};
     struct node_addr caller = node_caller(0);
     char err[256];
-    size_t i, n_acc = 0, kept = 0;
+    size_t i, n_acc = 0;
 
-    if (!acc_in || !answers)
-        goto out;
-    /* The driver: questions, outcomes of other replicas, answers for a leader here. */
-    nodert_enter(&c->eng.rt, &box);
+    if (!q)
+        return;
+    q->in = calloc(n ? n : 1, sizeof(*q->in));
+    q->out = calloc(n ? n : 1, sizeof(*q->out));
+    q->answers = json_array();
+    if (!q->in || !q->out || !q->answers) {
+        reply_error(q, "internal", "out of memory");
+        return;
+    }
+    /* The driver: questions, outcomes of other replicas, answers for a leader here. Its
+     * answers to the caller go back in this response. */
+    engine_enter(&c->eng);
     for (i = 0; i < n; i++) {
         if (in[i].type == MSG_PHASE1A || in[i].type == MSG_PHASE2A)
-            acc_in[n_acc++] = in[i];
+            q->in[n_acc++] = in[i];
         else if (replica_receive(&c->eng.drv, &caller, &in[i], err, sizeof(err)) != TPC_OK)
             log_warn("%s: %s refused: %s", in[i].txid, msg_type_name(in[i].type), err);
     }
-    nodert_leave(&c->eng.rt);
-    /* Its answers to the caller go back in this response; the rest to the workers. */
-    for (i = 0; i < box.n; i++) {
-        if (!box.items[i].write && box.items[i].to.kind == NODE_CALLER)
-            json_array_append_new(answers, codec_encode(&box.items[i].m));
-        else
-            box.items[kept++] = box.items[i];
+    engine_leave(&c->eng, &answers);
+    for (i = 0; i < answers.n; i++)
+        json_array_append_new(q->answers, codec_encode(&answers.items[i].m));
+    nodert_box_free(&answers);
+    if (!n_acc) {
+        reply(q, 200, json_pack("{s:O}", "messages", q->answers), NULL);
+        return;
     }
-    box.n = kept;
-    nodert_hand_off(&c->eng.rt, &box);
     /* The acceptor: its records and answers are one durable step (acceptor.h rule 3). */
-    if (n_acc) {
-        acc_out = calloc(n_acc, sizeof(*acc_out));
-        if (acc_out && acc_store_handle(c->store, acc_in, n_acc, acc_out, NULL) == TPC_OK)
-            for (i = 0; i < n_acc; i++)
-                if (acc_out[i].type)
-                    json_array_append_new(answers, codec_encode(&acc_out[i]));
-    }
-out:
-    free(acc_in);
-    free(acc_out);
-    return json_pack("{s:o}", "messages", answers ? answers : json_array());
+    q->op.kind = ACC_OP_HANDLE;
+    q->op.in = q->in;
+    q->op.out = q->out;
+    q->op.n = n_acc;
+    q->op.done = op_done;
+    q->op.arg = q;
+    q->back.fn = paxos_back;
+    q->back.arg = q;
+    c->out++;
+    acc_store_post(c->store, &q->op);
 }
 
 /* ---- start, stop ---- */
 
-enum tpc_err coord_open(const struct coord_config *cfg, struct coord **out, char *err,
-                        size_t errlen)
+enum tpc_err coord_open(const struct coord_config *cfg, struct loop *loop, struct coord **out,
+                        char *err, size_t errlen)
 {
     struct coord *c = calloc(1, sizeof(*c));
     enum tpc_err rc;
@@ -609,12 +950,20 @@ enum tpc_err coord_open(const struct coord_config *cfg, struct coord **out, char
     if (!c)
         return TPC_ERR_NOMEM;
     c->cfg = *cfg;
+    c->loop = loop;
+    c->tick.fn = coord_tick;
+    c->tick.arg = c;
+    rc = txmap_init(&c->waiting);
+    if (rc)
+        goto fail;
     rc = acc_store_open(cfg->db_path, cfg->self, cfg->n_replicas, &c->store, err, errlen);
     if (rc)
         goto fail;
-    rc = engine_open(&c->eng, &c->cfg, c->store, err, errlen);
+    c->eng_up = true;
+    rc = engine_open(&c->eng, &c->cfg, c->store, loop, on_change, c, err, errlen);
     if (rc)
         goto fail;
+    loop_timer_at(loop, &c->tick, loop_now_ms() + COORD_TICK_MS);
     *out = c;
     return TPC_OK;
 fail:
@@ -622,11 +971,38 @@ fail:
     return rc;
 }
 
+void coord_shutdown(struct coord *c)
+{
+    struct sweep s = {c, loop_now_ms(), true};
+    int64_t until = s.now + 10000;
+
+    if (!c)
+        return;
+    loop_timer_stop(c->loop, &c->tick);
+    /* Requests with a call or write out come back through the loop's queue (calls are cut
+     * off when the engine closes; writes finish). */
+    while (c->out && loop_now_ms() < until) {
+        if (c->n_waiting)
+            txmap_each(&c->waiting, sweep_one, &s);
+        if (!loop_run_posted(c->loop, 100))
+            break;
+    }
+    if (c->n_waiting)
+        txmap_each(&c->waiting, sweep_one, &s);
+}
+
 void coord_close(struct coord *c)
 {
     if (!c)
         return;
-    engine_close(&c->eng);
+    if (c->eng_up)
+        engine_close(&c->eng);
+    if (c->waiting.bucket) {
+        struct sweep s = {c, loop_now_ms(), true};
+
+        txmap_each(&c->waiting, sweep_one, &s); /* answers what the engine's end left waiting */
+        txmap_fini(&c->waiting);
+    }
     acc_store_close(c->store);
     free(c);
 }

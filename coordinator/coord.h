@@ -22,21 +22,30 @@
 
 #include "config.h"
 #include "api_error.h"
+#include "http_server.h"
+#include "loop.h"
 #include "metrics.h"
 #include "msg.h"
 #include "tpc_err.h"
 
 struct coord;
 
-enum tpc_err coord_open(const struct coord_config *cfg, struct coord **out, char *err,
-                        size_t errlen);
+/* Opens the store and starts the replica on loop (borrowed; everything runs on it). */
+enum tpc_err coord_open(const struct coord_config *cfg, struct loop *loop, struct coord **out,
+                        char *err, size_t errlen);
+/* After loop_run returned: lets the requests with a call or write out come back and answers
+ * every request still waiting (before http_server_stop). */
+void coord_shutdown(struct coord *c);
 void coord_close(struct coord *c);
 const struct coord_config *coord_config(const struct coord *c);
 
-/* Client API; each returns a new JSON body (and *status) or NULL with *e set. */
-json_t *coord_begin(struct coord *c, json_t *body, int *status, struct api_error *e);
-json_t *coord_exec(struct coord *c, const char *txid, json_t *body, int *status,
-                   struct api_error *e);
+/*
+ * Client API, on the loop. The calls that take a struct http_later answer it, now or once
+ * what they wait for is back (body is borrowed for the call only); the others return a new
+ * JSON body (and *status) or NULL with *e set.
+ */
+void coord_begin(struct coord *c, json_t *body, struct http_later *later);
+void coord_exec(struct coord *c, const char *txid, json_t *body, struct http_later *later);
 /*
  * When a commit answers. DECIDED: once the outcome is chosen, which makes it durable (F+1
  * acceptors hold every vote); participants apply it moments later, in the background.
@@ -46,17 +55,18 @@ enum coord_wait { COORD_WAIT_DECIDED, COORD_WAIT_APPLIED };
 
 /* Reads an optional "wait" value ("decided" or "applied"; NULL: decided). */
 enum tpc_err coord_wait_parse(json_t *v, enum coord_wait *wait, struct api_error *e);
-json_t *coord_commit(struct coord *c, const char *txid, enum coord_wait wait, int *status,
-                     struct api_error *e);
-json_t *coord_abort(struct coord *c, const char *txid, int *status, struct api_error *e);
+void coord_commit(struct coord *c, const char *txid, enum coord_wait wait,
+                  struct http_later *later);
+void coord_abort(struct coord *c, const char *txid, struct http_later *later);
 json_t *coord_status(struct coord *c, const char *txid, int *status, struct api_error *e);
 json_t *coord_list(struct coord *c, const char *state, int *status, struct api_error *e);
-json_t *coord_oneshot(struct coord *c, json_t *body, int *status, struct api_error *e);
+void coord_oneshot(struct coord *c, json_t *body, struct http_later *later);
 json_t *coord_health(struct coord *c);
 /* Appends this replica's metrics (for GET /metrics; see http_server_config). */
 void coord_metrics(void *ctx, struct metrics_text *t);
 
-/* Replica and participant API: a batch of protocol messages in, the answers out. */
-json_t *coord_paxos(struct coord *c, const struct msg *in, size_t n);
+/* Replica and participant API: a batch of protocol messages in (borrowed for the call only),
+ * the answers out, once the acceptor's records behind them are durable. */
+void coord_paxos(struct coord *c, const struct msg *in, size_t n, struct http_later *later);
 
 #endif

@@ -2,11 +2,12 @@
  * engine.c - see engine.h.
  *
  * Invariants:
- *   1. The driver is called only between nodert_enter and nodert_leave.
- *   2. Nothing is carried out under the driver's lock: HTTP calls and writes
- *      run after nodert_leave, their results are fed back under the lock.
- *   3. A write's completion is fed back only after acc_store says it is
- *      durable (told marks: after the bulk write of engine_flush).
+ *   1. The driver is called only between engine_enter and engine_leave, on the loop.
+ *   2. Nothing blocks the loop: every call and write is started, and its answer or
+ *      completion comes back as an event of its own.
+ *   3. A write's completion is fed back only after the store says it is durable.
+ *   4. Every call or store operation started is counted in e->out until it is back, and
+ *      every message that expects an answer in e->flight until then (node_io in_flight).
  */
 #include "engine.h"
 
@@ -18,72 +19,54 @@
 #include "failpoint.h"
 #include "log.h"
 
-/* One HTTP call of a round. */
-struct call {
+/* An HTTP call the driver asked for: a batch to an acceptor, or a participant's call. */
+struct ecall {
     struct http_call http;
+    struct engine *e;
     char url[CONFIG_URL_MAX + 128];
     char *body;
-    int replica;   /* an acceptor's batch: its id; else -1 (a participant's call) */
-    size_t n_msgs; /* messages in the batch: at most one answer each */
+    int replica;     /* an acceptor's batch: its id; else -1 (a participant's call) */
+    struct msg *msgs; /* what was sent (for flight and for matching answers) */
+    size_t n_msgs;
     char participant[TPC_NAME_MAX + 1];
 };
 
-/* A round: what box held, sorted by where it goes. Large; lives on the heap. */
-struct round {
-    struct msg *per_acc; /* acceptor a's messages: per_acc[a * cap ...] */
-    size_t n_acc[TPC_MAX_REPLICAS], cap;
-    struct msg *self_in, *self_out;
-    size_t n_self;
-    struct call *calls;
-    size_t n_calls;
-    struct node_write *writes;
+/* A store operation the driver asked for: its own acceptor's batch, or writes. */
+struct eop {
+    struct acc_op op;
+    struct loop_msg back;
+    struct engine *e;
+    struct msg *in, *out;       /* HANDLE: the batch and its answers; LEARNED: the outcomes */
+    struct node_write *writes; /* what the driver asked to persist (completed when back) */
     size_t n_writes;
-    struct msg *learned; /* NODE_WRITE_LEARNED, written in one go */
-    size_t n_learned;
+    char (*told)[TPC_TXID_MAX + 1];
 };
 
-static void round_free(struct round *r)
-{
-    size_t i;
-
-    if (!r)
-        return;
-    for (i = 0; i < r->n_calls; i++) {
-        free(r->calls[i].body);
-        free(r->calls[i].http.response);
-    }
-    free(r->calls);
-    free(r->per_acc);
-    free(r->self_in);
-    free(r->self_out);
-    free(r->writes);
-    free(r->learned);
-    free(r);
-}
-
-/* ---- calls on their way, per transaction (node_io in_flight) ---- */
+/* ---- messages on their way, per transaction (node_io in_flight) ---- */
 
 struct flight {
     struct txmap_entry e;
     uint32_t n;
 };
 
-/* A call that answers back to the driver: to an acceptor or a participant (not an
+/* A message that answers back to the driver: to an acceptor or a participant (not an
  * announcement, which goes in bulk, nor an answer to a caller). */
-static bool answered(const struct nodert_item *it)
+static bool answered(const struct node_addr *to, const struct msg *m)
 {
-    return !it->write && ((it->to.kind == NODE_REPLICA && it->m.type != MSG_OUTCOME) ||
-                          it->to.kind == NODE_PARTICIPANT);
+    return (to->kind == NODE_REPLICA && m->type != MSG_OUTCOME) || to->kind == NODE_PARTICIPANT;
 }
 
-/* Counts a call of txid on its way (+1) or back (-1). Under rt.mu. */
+/* Counts a message of txid on its way (+1) or back (-1). */
 static void flight_change(struct engine *e, const char *txid, int delta)
 {
     struct flight *f = (struct flight *)txmap_get(&e->flight, txid);
 
     if (!f && delta > 0 && (f = calloc(1, sizeof(*f))) != NULL) {
         memcpy(f->e.id, txid, sizeof(f->e.id));
-        txmap_add(&e->flight, &f->e);
+        if (txmap_add(&e->flight, &f->e) != TPC_OK) {
+            free(f);
+            f = NULL;
+        }
     }
     if (!f)
         return;
@@ -95,212 +78,172 @@ static void flight_change(struct engine *e, const char *txid, int delta)
     }
 }
 
-/* The calls of items are back (answered, failed, or never made). Under rt.mu. */
-static void flight_back(struct engine *e, const struct nodert_box *items)
+static void flight_free(void *ctx, struct txmap_entry *en)
 {
-    size_t i;
+    struct engine *e = ctx;
 
-    for (i = 0; i < items->n; i++)
-        if (answered(&items->items[i]))
-            flight_change(e, items->items[i].m.txid, -1);
+    txmap_del(&e->flight, en);
+    free(en);
 }
 
-/* items will not be carried out: their calls are not on their way, their writes failed (the
- * driver writes them again). */
-static void give_up(struct engine *e, struct nodert_box *items)
-{
-    struct nodert_box box = {0};
-    size_t i;
+/* ---- events ---- */
 
-    nodert_enter(&e->rt, &box);
-    flight_back(e, items);
-    for (i = 0; i < items->n; i++)
-        if (items->items[i].write)
-            replica_persisted(&e->drv, &items->items[i].w, TPC_ERR_NOMEM);
+void engine_enter(struct engine *e)
+{
+    nodert_enter(&e->rt, &e->box);
+}
+
+static void dispatch(struct engine *e, struct nodert_box *items, struct nodert_box *answers);
+
+void engine_leave(struct engine *e, struct nodert_box *answers)
+{
+    struct nodert_box items;
+
+    replica_check(&e->drv);
     nodert_leave(&e->rt);
-    nodert_hand_off(&e->rt, &box);
+    nodert_box_move(&items, &e->box);
+    dispatch(e, &items, answers);
+    nodert_box_free(&items);
 }
 
-static struct round *round_new(size_t n, uint32_t n_replicas)
+/* Tells the owner that txid changed (its waiting requests may be answerable now). */
+static void changed(struct engine *e, const char *txid)
 {
-    struct round *r = calloc(1, sizeof(*r));
+    if (e->on_change)
+        e->on_change(e->owner, txid);
+}
 
-    if (!r)
-        return NULL;
-    r->cap = n;
-    r->per_acc = malloc(n_replicas * n * sizeof(*r->per_acc));
-    r->self_in = malloc(n * sizeof(*r->self_in));
-    r->self_out = calloc(n, sizeof(*r->self_out));
-    /* A participant's call per message, each acceptor's messages in batches (batch_size): at
-     * most one call per item, every item going to one place. */
-    r->calls = calloc(n, sizeof(*r->calls));
-    r->writes = malloc(n * sizeof(*r->writes));
-    r->learned = calloc(n, sizeof(*r->learned));
-    if (!r->per_acc || !r->self_in || !r->self_out || !r->calls || !r->writes || !r->learned) {
-        round_free(r);
-        return NULL;
+/* A write that will not be carried out: it failed (the driver writes it again). */
+static void write_failed(struct engine *e, const struct node_write *w)
+{
+    engine_enter(e);
+    replica_persisted(&e->drv, w, TPC_ERR_NOMEM);
+    engine_leave(e, NULL);
+}
+
+/* msgs[0..n) will not be answered: they are not on their way (any more). */
+static void flight_back(struct engine *e, const struct msg *msgs, size_t n)
+{
+    size_t i;
+
+    engine_enter(e);
+    for (i = 0; i < n; i++)
+        flight_change(e, msgs[i].txid, -1);
+    engine_leave(e, NULL);
+}
+
+/* ---- calls ---- */
+
+static void ecall_free(struct ecall *k)
+{
+    free(k->body);
+    free(k->msgs);
+    free(k->http.response);
+    free(k);
+}
+
+/* Feeds a call's answer to the driver: one answer per message sent, at most. */
+static void feed_answer(struct engine *e, struct ecall *k)
+{
+    struct node_addr from =
+        k->replica >= 0 ? node_replica((uint32_t)k->replica) : node_participant(k->participant);
+    struct msg *got = NULL;
+    char err[256];
+    size_t n = 0, j;
+    json_t *body;
+
+    if (k->http.err != TPC_OK || k->http.status != 200 ||
+        !(body = json_loadb(k->http.response, k->http.response_len, 0, NULL))) {
+        log_debug("%s: %s (status %ld)", k->url, k->http.err ? k->http.error : "error",
+                  k->http.status);
+        return;
     }
-    return r;
+    got = calloc(k->n_msgs ? k->n_msgs : 1, sizeof(*got));
+    if (!got) {
+        log_warn("no memory for the answer of %s", k->url);
+    } else if (k->replica >= 0) {
+        if (codec_decode_batch(body, e->cfg->n_replicas, got, k->n_msgs, &n, err, sizeof(err)) !=
+            TPC_OK)
+            log_warn("bad answer from %s: %s", k->url, err);
+        /* An acceptor answers for itself only: a misconfigured replica list must not let one
+         * replica's answer count as another's. */
+        for (j = 0; j < n; j++)
+            if (got[j].acceptor == (uint32_t)k->replica &&
+                replica_receive(&e->drv, &from, &got[j], err, sizeof(err)) != TPC_OK)
+                log_warn("answer from %s refused: %s", k->url, err);
+    } else if (codec_decode(body, e->cfg->n_replicas, &got[0], err, sizeof(err)) == TPC_OK) {
+        if (replica_receive(&e->drv, &from, &got[0], err, sizeof(err)) != TPC_OK)
+            log_warn("answer from %s refused: %s", k->url, err);
+    } else {
+        log_warn("bad answer from %s: %s", k->url, err);
+    }
+    free(got);
+    json_decref(body);
 }
 
-static struct call *add_call(struct round *r, const char *base, const char *path, json_t *body)
+static void call_back(struct http_call *call)
 {
-    struct call *k = &r->calls[r->n_calls];
+    struct ecall *k = call->arg;
+    struct engine *e = k->e;
+    size_t i;
 
-    memset(k, 0, sizeof(*k));
-    snprintf(k->url, sizeof(k->url), "%s%s", base, path);
-    k->body = body ? json_dumps(body, JSON_COMPACT) : NULL;
-    json_decref(body);
-    if (!k->body)
-        return NULL;
+    e->out--;
+    if (k->replica >= 0) /* its health, for choosing where votes go first */
+        e->quiet_until[k->replica] = k->http.err == TPC_OK && k->http.status == 200
+                                         ? 0
+                                         : loop_now_ms() + 1000;
+    engine_enter(e);
+    for (i = 0; i < k->n_msgs; i++)
+        flight_change(e, k->msgs[i].txid, -1);
+    if (!e->closing)
+        feed_answer(e, k);
+    engine_leave(e, NULL);
+    for (i = 0; i < k->n_msgs; i++)
+        changed(e, k->msgs[i].txid);
+    ecall_free(k);
+}
+
+/* Sends k (url and body set) to the agent; done runs when it is back. */
+static void post_call(struct engine *e, struct ecall *k, void (*done)(struct http_call *call))
+{
+    k->e = e;
     k->http.url = k->url;
     k->http.body = k->body;
     k->http.body_len = strlen(k->body);
-    k->replica = -1;
-    r->n_calls++;
-    return k;
+    k->http.timeout_ms = e->cfg->prepare_ms;
+    k->http.done = done;
+    k->http.arg = k;
+    e->out++;
+    http_agent_post(e->agent, &k->http);
 }
 
-/* ---- announcements and told marks, in bulk ---- */
-
-static void later_announce(struct engine *e, const struct msg *m)
+/* Starts a call of msgs[0..n) (copied) to base + path with body (stolen). */
+static void start_call(struct engine *e, const char *base, const char *path, json_t *body,
+                       int replica, const char *participant, const struct msg *msgs, size_t n)
 {
-    struct engine_later *l = &e->later;
+    struct ecall *k = calloc(1, sizeof(*k));
 
-    pthread_mutex_lock(&l->mu);
-    if (l->n_outcomes < ENGINE_LATER_MAX)
-        l->outcomes[l->n_outcomes++] = *m;
-    else
-        l->dropped++; /* the other replicas learn it by asking */
-    pthread_mutex_unlock(&l->mu);
-}
-
-static bool later_told(struct engine *e, const char *txid)
-{
-    struct engine_later *l = &e->later;
-    bool kept = false;
-
-    pthread_mutex_lock(&l->mu);
-    if (l->n_told < ENGINE_LATER_MAX) {
-        memcpy(l->told[l->n_told++], txid, sizeof(l->told[0]));
-        kept = true;
-    } else {
-        l->dropped++;
+    if (k) {
+        k->body = body ? json_dumps(body, JSON_COMPACT) : NULL;
+        k->msgs = malloc(n * sizeof(*k->msgs));
     }
-    pthread_mutex_unlock(&l->mu);
-    return kept;
-}
-
-/* Writes the gathered told marks in one durable write, then completes them at the driver. */
-static void flush_told(struct engine *e)
-{
-    struct engine_later *l = &e->later;
-    char(*told)[TPC_TXID_MAX + 1] = NULL;
-    struct nodert_box box = {0};
-    struct node_write w;
-    enum tpc_err rc;
-    size_t n, i;
-
-    pthread_mutex_lock(&l->mu);
-    n = l->n_told;
-    if (n && (told = malloc(n * sizeof(*told))) != NULL) {
-        memcpy(told, l->told, n * sizeof(*told));
-        l->n_told = 0;
-    }
-    pthread_mutex_unlock(&l->mu);
-    if (!told)
+    json_decref(body);
+    if (!k || !k->body || !k->msgs || e->closing) {
+        if (!e->closing)
+            log_warn("no memory for a call to %s (the driver resends)", base);
+        flight_back(e, msgs, n);
+        if (k)
+            ecall_free(k);
         return;
-    rc = acc_store_mark_told_many(e->store, (const char(*)[TPC_TXID_MAX + 1]) told, n);
-    if (rc)
-        log_warn("cannot mark %zu decisions told; they are marked again", n);
-    nodert_enter(&e->rt, &box);
-    for (i = 0; i < n; i++) {
-        node_write_init(&w, NODE_WRITE_TOLD, told[i]);
-        replica_persisted(&e->drv, &w, rc);
     }
-    nodert_leave(&e->rt);
-    nodert_hand_off(&e->rt, &box);
-    free(told);
+    snprintf(k->url, sizeof(k->url), "%s%s", base, path);
+    k->replica = replica;
+    if (participant)
+        snprintf(k->participant, sizeof(k->participant), "%s", participant);
+    memcpy(k->msgs, msgs, n * sizeof(*msgs));
+    k->n_msgs = n;
+    post_call(e, k, call_back);
 }
-
-/* Posts outcomes[0..n) to every other replica, in batches a replica takes. */
-static void announce(struct engine *e, const struct msg *outcomes, size_t n)
-{
-    struct http_call calls[TPC_MAX_REPLICAS];
-    char urls[TPC_MAX_REPLICAS][CONFIG_URL_MAX + 16];
-    struct http_client *hc = http_pool_get(e->pool);
-    size_t k, i, chunk, n_calls;
-    uint32_t a;
-
-    for (k = 0; hc && k < n; k += chunk) {
-        json_t *batch;
-        char *body;
-
-        chunk = n - k < CODEC_MAX_BATCH ? n - k : CODEC_MAX_BATCH;
-        batch = codec_encode_batch(&outcomes[k], chunk);
-        body = batch ? json_dumps(batch, JSON_COMPACT) : NULL;
-        json_decref(batch);
-        if (!body)
-            break;
-        for (a = 0, n_calls = 0; a < e->cfg->n_replicas; a++) {
-            if (a == e->cfg->self)
-                continue;
-            snprintf(urls[n_calls], sizeof(urls[n_calls]), "%s/v1/paxos", e->cfg->replicas[a]);
-            memset(&calls[n_calls], 0, sizeof(calls[n_calls]));
-            calls[n_calls].url = urls[n_calls];
-            calls[n_calls].body = body;
-            calls[n_calls].body_len = strlen(body);
-            n_calls++;
-        }
-        http_client_post_all(hc, calls, n_calls, e->cfg->prepare_ms);
-        for (i = 0; i < n_calls; i++)
-            free(calls[i].response); /* best effort: an answer says nothing we need */
-        free(body);
-    }
-    http_pool_put(e->pool, hc);
-}
-
-void engine_flush(struct engine *e, bool told, bool announcements)
-{
-    struct engine_later *l = &e->later;
-    struct msg *outcomes;
-    size_t n;
-
-    pthread_mutex_lock(&l->mu);
-    if (l->dropped) {
-        log_warn("%zu outcome announcements or told marks dropped (buffers full): other "
-                 "replicas learn them by asking, a restart tells them again",
-                 l->dropped);
-        l->dropped = 0;
-    }
-    pthread_mutex_unlock(&l->mu);
-    if (told)
-        flush_told(e);
-    /* One announcer at a time; it goes on while more gather, so none is left behind. */
-    while (announcements) {
-        outcomes = NULL;
-        n = 0;
-        pthread_mutex_lock(&l->mu);
-        if (!l->announcing && l->n_outcomes &&
-            (outcomes = malloc(l->n_outcomes * sizeof(*outcomes))) != NULL) {
-            n = l->n_outcomes;
-            memcpy(outcomes, l->outcomes, n * sizeof(*outcomes));
-            l->n_outcomes = 0;
-            l->announcing = true;
-        }
-        pthread_mutex_unlock(&l->mu);
-        if (!outcomes)
-            return;
-        if (e->cfg->n_replicas > 1)
-            announce(e, outcomes, n);
-        free(outcomes);
-        pthread_mutex_lock(&l->mu);
-        l->announcing = false;
-        pthread_mutex_unlock(&l->mu);
-    }
-}
-
-/* ---- one round ---- */
 
 /*
  * How many of the n messages at m go in one batch: at most CODEC_MAX_BATCH, and about
@@ -319,41 +262,306 @@ static size_t batch_size(const struct msg *m, size_t n)
     return k ? k : 1;
 }
 
-/* Sorts box's items into r; answers for the caller go to *answers. */
-static void sort_items(struct engine *e, struct round *r, struct nodert_box *items,
-                       struct nodert_box *answers)
+/* ---- store operations ---- */
+
+static void eop_free(struct eop *o)
 {
-    const struct coord_config *cfg = e->cfg;
-    char path[TPC_TXID_MAX + 64];
+    free(o->in);
+    free(o->out);
+    free(o->writes);
+    free(o->told);
+    free(o);
+}
+
+/* On the loop: a store operation is back. */
+static void op_back(void *arg)
+{
+    struct eop *o = arg;
+    struct engine *e = o->e;
+    struct node_addr self = node_replica(e->cfg->self);
+    char err[256];
     size_t i;
 
+    e->out--;
+    engine_enter(e);
+    if (o->op.kind == ACC_OP_HANDLE) {
+        for (i = 0; i < o->op.n; i++) {
+            flight_change(e, o->in[i].txid, -1);
+            if (o->out[i].type && !e->closing &&
+                replica_receive(&e->drv, &self, &o->out[i], err, sizeof(err)) != TPC_OK)
+                log_warn("own acceptor's answer refused: %s", err);
+        }
+    }
+    if (o->op.kind == ACC_OP_DECISION && o->op.rc == TPC_OK)
+        failpoint("leader-after-decide");
+    for (i = 0; i < o->n_writes; i++) {
+        if (o->op.kind == ACC_OP_ROUND) {
+            o->writes[i].round = o->op.round;
+            if (o->op.rc == TPC_OK)
+                log_info("%s: recovery with ballot (%llu,%u)", o->writes[i].txid,
+                         (unsigned long long)o->op.round, e->cfg->self);
+        }
+        if (o->op.rc != TPC_OK)
+            log_error("%s: a durable write failed: %s", o->writes[i].txid,
+                      tpc_strerror(o->op.rc));
+        replica_persisted(&e->drv, &o->writes[i], o->op.rc);
+    }
+    engine_leave(e, NULL);
+    for (i = 0; i < o->op.n && o->op.kind == ACC_OP_HANDLE; i++)
+        changed(e, o->in[i].txid);
+    for (i = 0; i < o->n_writes; i++)
+        changed(e, o->writes[i].txid);
+    eop_free(o);
+}
+
+/* On the store's thread: back to the loop. */
+static void op_done(struct acc_op *op)
+{
+    struct eop *o = op->arg;
+
+    loop_post(o->e->loop, &o->back);
+}
+
+static struct eop *eop_new(struct engine *e, enum acc_op_kind kind)
+{
+    struct eop *o = calloc(1, sizeof(*o));
+
+    if (!o)
+        return NULL;
+    o->e = e;
+    o->op.kind = kind;
+    o->op.done = op_done;
+    o->op.arg = o;
+    o->back.fn = op_back;
+    o->back.arg = o;
+    return o;
+}
+
+static void start_op(struct engine *e, struct eop *o)
+{
+    e->out++;
+    acc_store_post(e->store, &o->op);
+}
+
+/* This replica's own acceptor on msgs[0..n). */
+static void start_self(struct engine *e, const struct msg *msgs, size_t n)
+{
+    struct eop *o = eop_new(e, ACC_OP_HANDLE);
+
+    if (o) {
+        o->in = malloc(n * sizeof(*o->in));
+        o->out = calloc(n, sizeof(*o->out));
+    }
+    if (!o || !o->in || !o->out || e->closing) {
+        flight_back(e, msgs, n);
+        if (o)
+            eop_free(o);
+        return;
+    }
+    memcpy(o->in, msgs, n * sizeof(*msgs));
+    o->op.in = o->in;
+    o->op.out = o->out;
+    o->op.n = n;
+    start_op(e, o);
+}
+
+/* One write of the driver (LEARNED ones come together in learned[0..n)). */
+static void start_write(struct engine *e, const struct node_write *w, const struct msg *learned,
+                        size_t n)
+{
+    static const enum acc_op_kind kinds[] = {
+        [NODE_WRITE_ROUND] = ACC_OP_ROUND,
+        [NODE_WRITE_DECISION] = ACC_OP_DECISION,
+        [NODE_WRITE_LEARNED] = ACC_OP_LEARNED,
+    };
+    struct eop *o = eop_new(e, kinds[w->kind]);
+    size_t i, n_writes = w->kind == NODE_WRITE_LEARNED ? n : 1;
+
+    if (o) {
+        o->writes = malloc(n_writes * sizeof(*o->writes));
+        if (learned)
+            o->in = malloc(n * sizeof(*o->in));
+    }
+    if (!o || !o->writes || (learned && !o->in) || e->closing) {
+        if (o)
+            eop_free(o);
+        if (w->kind != NODE_WRITE_LEARNED) {
+            write_failed(e, w);
+            return;
+        }
+        for (i = 0; i < n; i++) {
+            struct node_write lw;
+
+            node_write_init(&lw, NODE_WRITE_LEARNED, learned[i].txid);
+            lw.outcome = learned[i].outcome;
+            write_failed(e, &lw);
+        }
+        return;
+    }
+    if (w->kind == NODE_WRITE_LEARNED) {
+        memcpy(o->in, learned, n * sizeof(*learned));
+        for (i = 0; i < n; i++) {
+            node_write_init(&o->writes[i], NODE_WRITE_LEARNED, learned[i].txid);
+            o->writes[i].outcome = learned[i].outcome;
+        }
+        o->op.in = o->in;
+        o->op.n = n;
+    } else {
+        o->writes[0] = *w;
+        memcpy(o->op.txid, w->txid, sizeof(o->op.txid));
+        o->op.outcome = w->outcome;
+        o->op.parts = w->parts;
+        o->op.round = w->round;
+    }
+    o->n_writes = n_writes;
+    start_op(e, o);
+}
+
+/* ---- announcements and told marks, in bulk ---- */
+
+static void later_announce(struct engine *e, const struct msg *m)
+{
+    if (e->n_outcomes < ENGINE_LATER_MAX)
+        e->outcomes[e->n_outcomes++] = *m;
+    else
+        e->dropped++; /* the other replicas learn it by asking */
+}
+
+static void later_told(struct engine *e, const struct node_write *w)
+{
+    if (e->n_told < ENGINE_LATER_MAX) {
+        memcpy(e->told[e->n_told++], w->txid, sizeof(e->told[0]));
+        return;
+    }
+    e->dropped++;
+    write_failed(e, w); /* marked again later */
+}
+
+/* Writes the gathered told marks in one durable write; completed at the driver when back. */
+static void flush_told(struct engine *e)
+{
+    struct eop *o;
+    size_t i;
+
+    if (!e->n_told)
+        return;
+    o = eop_new(e, ACC_OP_TOLD);
+    if (o) {
+        o->told = malloc(e->n_told * sizeof(*o->told));
+        o->writes = malloc(e->n_told * sizeof(*o->writes));
+    }
+    if (!o || !o->told || !o->writes) {
+        if (o)
+            eop_free(o);
+        return; /* kept for the next tick */
+    }
+    memcpy(o->told, e->told, e->n_told * sizeof(*o->told));
+    for (i = 0; i < e->n_told; i++)
+        node_write_init(&o->writes[i], NODE_WRITE_TOLD, e->told[i]);
+    o->n_writes = e->n_told;
+    o->op.told = (const char(*)[TPC_TXID_MAX + 1])o->told;
+    o->op.n = e->n_told;
+    e->n_told = 0;
+    start_op(e, o);
+}
+
+static void announce_back(struct http_call *call)
+{
+    struct ecall *k = call->arg;
+
+    k->e->announcing--;
+    k->e->out--;
+    ecall_free(k); /* best effort: an answer says nothing we need */
+}
+
+/* Posts the gathered outcomes to every other replica, in batches a replica takes; one
+ * announcement at a time per replica, so that a silent one cannot pile calls up. */
+static void flush_announcements(struct engine *e)
+{
+    size_t k = 0, chunk;
+    uint32_t a;
+
+    if (e->announcing || !e->n_outcomes)
+        return;
+    if (e->cfg->n_replicas < 2) {
+        e->n_outcomes = 0;
+        return;
+    }
+    for (k = 0; k < e->n_outcomes; k += chunk) {
+        json_t *batch;
+        char *body;
+
+        chunk = e->n_outcomes - k < CODEC_MAX_BATCH ? e->n_outcomes - k : CODEC_MAX_BATCH;
+        batch = codec_encode_batch(&e->outcomes[k], chunk);
+        body = batch ? json_dumps(batch, JSON_COMPACT) : NULL;
+        json_decref(batch);
+        for (a = 0; body && a < e->cfg->n_replicas; a++) {
+            struct ecall *c;
+
+            if (a == e->cfg->self || !(c = calloc(1, sizeof(*c))))
+                continue;
+            c->replica = -1;
+            c->body = strdup(body);
+            if (!c->body) {
+                free(c);
+                continue;
+            }
+            snprintf(c->url, sizeof(c->url), "%s/v1/paxos", e->cfg->replicas[a]);
+            e->announcing++;
+            post_call(e, c, announce_back);
+        }
+        free(body);
+    }
+    e->n_outcomes = 0;
+}
+
+/* ---- carrying out what the driver asked for ---- */
+
+/* Starts every item of items; answers for the caller go to *answers. */
+static void dispatch(struct engine *e, struct nodert_box *items, struct nodert_box *answers)
+{
+    const struct coord_config *cfg = e->cfg;
+    struct msg *per_acc = NULL, *learned = NULL;
+    size_t n_acc[TPC_MAX_REPLICAS] = {0}, n_learned = 0, i, k, chunk, cap = items->n;
+    char path[TPC_TXID_MAX + 64];
+    uint32_t a;
+
+    if (!items->n)
+        return;
+    per_acc = malloc(cfg->n_replicas * cap * sizeof(*per_acc));
+    learned = malloc(cap * sizeof(*learned));
     for (i = 0; i < items->n; i++) {
         struct nodert_item *it = &items->items[i];
         const char *purl;
-        struct call *k;
 
         if (it->write) {
-            if (it->w.kind == NODE_WRITE_LEARNED) {
-                r->learned[r->n_learned].type = MSG_OUTCOME;
-                memcpy(r->learned[r->n_learned].txid, it->w.txid, sizeof(it->w.txid));
-                r->learned[r->n_learned++].outcome = it->w.outcome;
+            if (it->w.kind == NODE_WRITE_TOLD) {
+                later_told(e, &it->w);
+            } else if (it->w.kind == NODE_WRITE_LEARNED && learned) {
+                learned[n_learned].type = MSG_OUTCOME;
+                memcpy(learned[n_learned].txid, it->w.txid, sizeof(it->w.txid));
+                learned[n_learned++].outcome = it->w.outcome;
+            } else if (it->w.kind == NODE_WRITE_ROUND || it->w.kind == NODE_WRITE_DECISION) {
+                start_write(e, &it->w, NULL, 0);
+            } else {
+                write_failed(e, &it->w);
             }
-            r->writes[r->n_writes++] = it->w;
             continue;
         }
         switch (it->to.kind) {
         case NODE_REPLICA:
             if (it->m.type == MSG_OUTCOME)
                 later_announce(e, &it->m);
-            else if (it->to.id == cfg->self)
-                r->self_in[r->n_self++] = it->m;
-            else if (it->to.id < cfg->n_replicas)
-                r->per_acc[it->to.id * r->cap + r->n_acc[it->to.id]++] = it->m;
+            else if (it->to.id < cfg->n_replicas && per_acc)
+                per_acc[it->to.id * cap + n_acc[it->to.id]++] = it->m;
+            else if (it->to.id < cfg->n_replicas) /* no memory: lost, as the network may */
+                flight_change(e, it->m.txid, -1);
             break;
         case NODE_PARTICIPANT:
             purl = config_participant_url(cfg, it->to.name);
             if (!purl) {
                 log_warn("%s: no URL for participant %s", it->m.txid, it->to.name);
+                flight_change(e, it->m.txid, -1);
                 break;
             }
             /* Votes come back here and go to the acceptors from here, in one batch per
@@ -363,227 +571,63 @@ static void sort_items(struct engine *e, struct round *r, struct nodert_box *ite
                      it->m.type == MSG_PREPARE                ? "prepare?relay=1"
                      : it->m.outcome == TPC_OUTCOME_COMMITTED ? "commit"
                                                               : "abort");
-            k = add_call(r, purl, path,
-                         it->m.type == MSG_PREPARE ? codec_encode(&it->m) : json_object());
-            if (k)
-                memcpy(k->participant, it->to.name, sizeof(k->participant));
+            /* A fault test: the leader sends its first prepare alone, then dies. */
+            if (it->m.type == MSG_PREPARE && failpoint_armed("leader-after-some-prepares")) {
+                struct http_client *one = http_client_new(cfg->cluster_token);
+                char url[CONFIG_URL_MAX + 128], *body = json_dumps(codec_encode(&it->m), 0);
+                struct http_call call = {0};
+
+                snprintf(url, sizeof(url), "%s%s", purl, path);
+                call.url = url;
+                call.body = body ? body : "{}";
+                call.body_len = strlen(call.body);
+                if (one)
+                    http_client_post_all(one, &call, 1, cfg->prepare_ms);
+                free(call.response);
+                free(body);
+                http_client_free(one);
+                failpoint("leader-after-some-prepares");
+            }
+            start_call(e, purl, path,
+                       it->m.type == MSG_PREPARE ? codec_encode(&it->m) : json_object(), -1,
+                       it->to.name, &it->m, 1);
             break;
         case NODE_CALLER:
-            if (answers && answers->n < answers->cap) {
-                answers->items[answers->n++] = *it;
-                break;
-            }
-            if (answers) { /* grow, keeping what is there */
-                size_t cap = answers->cap ? answers->cap * 2 : 4;
-                struct nodert_item *bigger = realloc(answers->items, cap * sizeof(*bigger));
+            if (answers) {
+                if (answers->n == answers->cap) {
+                    size_t ncap = answers->cap ? answers->cap * 2 : 4;
+                    struct nodert_item *bigger =
+                        realloc(answers->items, ncap * sizeof(*bigger));
 
-                if (bigger) {
+                    if (!bigger)
+                        break;
                     answers->items = bigger;
-                    answers->cap = cap;
-                    answers->items[answers->n++] = *it;
+                    answers->cap = ncap;
                 }
+                answers->items[answers->n++] = *it;
             }
             break;
         case NODE_CLIENT:
-            break; /* waiters read the driver's answer (replica_view) themselves */
+            changed(e, it->m.txid);
+            break;
         }
     }
-}
+    if (n_learned)
+        start_write(e, &(struct node_write){.kind = NODE_WRITE_LEARNED}, learned, n_learned);
+    for (a = 0; a < cfg->n_replicas && per_acc; a++) {
+        for (k = 0; k < n_acc[a]; k += chunk) {
+            const struct msg *first = &per_acc[a * cap + k];
 
-/* Feeds one answer body of a call to the driver. Under the lock. */
-static void feed_answer(struct engine *e, struct call *k)
-{
-    struct msg *answers = NULL, one;
-    struct node_addr from =
-        k->replica >= 0 ? node_replica((uint32_t)k->replica) : node_participant(k->participant);
-    char err[256];
-    size_t got = 0, j;
-    json_t *body;
-
-    if (k->http.err != TPC_OK || k->http.status != 200 ||
-        !(body = json_loadb(k->http.response, k->http.response_len, 0, NULL))) {
-        log_debug("%s: %s (status %ld)", k->url, k->http.err ? k->http.error : "error",
-                  k->http.status);
-        return;
-    }
-    if (k->replica >= 0) {
-        /* One answer per message sent, at most. */
-        answers = calloc(k->n_msgs ? k->n_msgs : 1, sizeof(*answers));
-        if (!answers || codec_decode_batch(body, e->cfg->n_replicas, answers, k->n_msgs, &got, err,
-                                           sizeof(err)) != TPC_OK)
-            log_warn("bad answer from %s: %s", k->url, answers ? err : "out of memory");
-        /* An acceptor answers for itself only: a misconfigured replica list must not let one
-         * replica's answer count as another's. */
-        for (j = 0; j < got; j++)
-            if (answers[j].acceptor == (uint32_t)k->replica &&
-                replica_receive(&e->drv, &from, &answers[j], err, sizeof(err)) != TPC_OK)
-                log_warn("answer from %s refused: %s", k->url, err);
-    } else if (codec_decode(body, e->cfg->n_replicas, &one, err, sizeof(err)) == TPC_OK) {
-        if (replica_receive(&e->drv, &from, &one, err, sizeof(err)) != TPC_OK)
-            log_warn("answer from %s refused: %s", k->url, err);
-    } else {
-        log_warn("bad answer from %s: %s", k->url, err);
-    }
-    free(answers);
-    json_decref(body);
-}
-
-/* Carries out r's writes (on this thread) and returns each one's result in rcs. */
-static void do_writes(struct engine *e, struct round *r, enum tpc_err *rcs)
-{
-    enum tpc_err learned_rc = TPC_OK;
-    size_t i;
-
-    if (r->n_learned &&
-        (learned_rc = acc_store_record_learned(e->store, r->learned, r->n_learned)) != TPC_OK)
-        log_error("cannot record %zu decisions of other replicas", r->n_learned);
-    for (i = 0; i < r->n_writes; i++) {
-        struct node_write *w = &r->writes[i];
-
-        switch (w->kind) {
-        case NODE_WRITE_ROUND:
-            rcs[i] = acc_store_next_round(e->store, w->round, &w->round);
-            if (rcs[i])
-                log_error("%s: cannot reserve a recovery round", w->txid);
+            chunk = batch_size(first, n_acc[a] - k);
+            if (a == cfg->self)
+                start_self(e, first, chunk);
             else
-                log_info("%s: recovery with ballot (%llu,%u)", w->txid,
-                         (unsigned long long)w->round, e->cfg->self);
-            break;
-        case NODE_WRITE_DECISION:
-            rcs[i] = acc_store_record_decision(e->store, w->txid, w->outcome, &w->parts);
-            if (rcs[i])
-                log_error("%s: cannot record the decision %s", w->txid,
-                          msg_outcome_name(w->outcome));
-            else
-                failpoint("leader-after-decide");
-            log_debug("%s %s", w->txid, msg_outcome_name(w->outcome));
-            break;
-        case NODE_WRITE_LEARNED:
-            rcs[i] = learned_rc;
-            break;
-        case NODE_WRITE_TOLD:
-            /* Written in bulk by engine_flush, which feeds the completion then. */
-            rcs[i] = later_told(e, w->txid) ? TPC_ERR_STATE : TPC_ERR_IO;
-            break;
-        default:
-            rcs[i] = TPC_ERR_INVALID;
+                start_call(e, cfg->replicas[a], "/v1/paxos", codec_encode_batch(first, chunk),
+                           (int)a, NULL, first, chunk);
         }
     }
-}
-
-void engine_round(struct engine *e, struct nodert_box *box, struct nodert_box *answers)
-{
-    const struct coord_config *cfg = e->cfg;
-    struct nodert_box items;
-    struct http_call *calls = NULL;
-    struct http_client *hc = NULL;
-    struct round *r;
-    enum tpc_err *rcs = NULL;
-    char err[256];
-    size_t i, k;
-    uint32_t a;
-
-    nodert_box_move(&items, box);
-    if (!items.n)
-        return;
-    r = round_new(items.n, cfg->n_replicas);
-    if (!r || !(rcs = calloc(items.n, sizeof(*rcs)))) {
-        log_error("out of memory for a round of %zu messages (resent later)", items.n);
-        round_free(r);
-        give_up(e, &items);
-        nodert_box_free(&items);
-        return;
-    }
-    sort_items(e, r, &items, answers);
-    for (a = 0; a < cfg->n_replicas; a++) {
-        size_t chunk;
-
-        for (k = 0; k < r->n_acc[a]; k += chunk) {
-            const struct msg *first = &r->per_acc[a * r->cap + k];
-            struct call *c;
-
-            chunk = batch_size(first, r->n_acc[a] - k);
-            c = add_call(r, cfg->replicas[a], "/v1/paxos", codec_encode_batch(first, chunk));
-            if (c) {
-                c->replica = (int)a;
-                c->n_msgs = chunk;
-            }
-        }
-    }
-    /* A fault test: the leader sends its first prepare alone, then dies. */
-    if (failpoint_armed("leader-after-some-prepares") && r->n_calls > 1 &&
-        strstr(r->calls[0].url, "/prepare")) {
-        struct http_client *one = http_pool_get(e->pool);
-
-        if (one)
-            http_client_post_all(one, &r->calls[0].http, 1, cfg->prepare_ms);
-        failpoint("leader-after-some-prepares");
-    }
-    /* The calls leave first; this replica's own acceptor and the writes run on this thread
-     * while they are out; then their answers are collected. */
-    calls = r->n_calls ? malloc(r->n_calls * sizeof(*calls)) : NULL;
-    hc = calls ? http_pool_get(e->pool) : NULL;
-    if (hc) {
-        for (k = 0; k < r->n_calls; k++)
-            calls[k] = r->calls[k].http;
-        http_client_start(hc, calls, r->n_calls, cfg->prepare_ms);
-    }
-    if (r->n_self && acc_store_handle(e->store, r->self_in, r->n_self, r->self_out, NULL) != TPC_OK)
-        r->n_self = 0; /* nothing durable: no answers */
-    do_writes(e, r, rcs);
-    if (hc) {
-        http_client_finish(hc, calls, r->n_calls);
-        for (k = 0; k < r->n_calls; k++)
-            r->calls[k].http = calls[k];
-        http_pool_put(e->pool, hc);
-    }
-    free(calls);
-    for (k = 0; k < r->n_calls; k++) /* its health, for choosing where votes go first */
-        if (r->calls[k].replica >= 0)
-            atomic_store(&e->quiet_until[r->calls[k].replica],
-                         r->calls[k].http.err == TPC_OK && r->calls[k].http.status == 200
-                             ? 0
-                             : nodert_now_ms() + 1000);
-    nodert_enter(&e->rt, box);
-    flight_back(e, &items);
-    for (i = 0; i < r->n_self; i++) {
-        struct node_addr self = node_replica(cfg->self);
-
-        if (r->self_out[i].type &&
-            replica_receive(&e->drv, &self, &r->self_out[i], err, sizeof(err)) != TPC_OK)
-            log_warn("own acceptor's answer refused: %s", err);
-    }
-    for (k = 0; k < r->n_calls; k++)
-        feed_answer(e, &r->calls[k]);
-    for (i = 0; i < r->n_writes; i++)
-        if (rcs[i] != TPC_ERR_STATE) /* told marks: completed by engine_flush */
-            replica_persisted(&e->drv, &r->writes[i], rcs[i]);
-    replica_check(&e->drv);
-    nodert_leave(&e->rt);
-    free(rcs);
-    round_free(r);
-    nodert_box_free(&items);
-}
-
-void engine_run(void *ctx, struct nodert_box *box)
-{
-    struct engine *e = ctx;
-    int rounds;
-
-    /* Bounded: a driver that kept asking would be a bug, not a reason to spin. The timers
-     * resend whatever is left. */
-    for (rounds = 0; box->n && rounds < 64; rounds++)
-        engine_round(e, box, NULL);
-    if (box->n) { /* given up: the driver's timers redo what is left */
-        struct nodert_box left;
-
-        log_warn("%zu actions left after %d rounds: given up", box->n, rounds);
-        nodert_box_move(&left, box);
-        give_up(e, &left);
-        nodert_box_free(&left);
-    }
-    nodert_box_free(box);
-    engine_flush(e, false, true); /* the other replicas learn outcomes without waiting */
+    free(per_acc);
+    free(learned);
 }
 
 uint32_t engine_relay_targets(struct engine *e)
@@ -594,7 +638,7 @@ uint32_t engine_relay_targets(struct engine *e)
     for (k = 1; k < n && got < f; k++) {
         uint32_t a = (e->cfg->self + k) % n;
 
-        if (atomic_load(&e->quiet_until[a]) <= now) {
+        if (e->quiet_until[a] <= now) {
             mask |= 1u << a;
             got++;
         }
@@ -648,11 +692,9 @@ static size_t io_untold(void *ctx, const char *after, struct node_txn *out, size
 static void io_send(void *ctx, const struct node_addr *to, const struct msg *m)
 {
     struct engine *e = ctx;
-    struct nodert_box *box = e->rt.cur;
-    size_t before = box ? box->n : 0;
 
     nodert_io_send(&e->rt, to, m);
-    if (box && box->n > before && answered(&box->items[box->n - 1]))
+    if (answered(to, m))
         flight_change(e, m->txid, +1);
 }
 
@@ -663,45 +705,32 @@ static bool io_in_flight(void *ctx, const char *txid)
     return txmap_get(&e->flight, txid) != NULL;
 }
 
-static void flight_free(void *ctx, struct txmap_entry *en)
-{
-    (void)ctx;
-    free(en);
-}
-
 static void tick(void *arg)
 {
     struct engine *e = arg;
-    struct nodert_box box = {0};
-    struct node_txn stale[ENGINE_STALE_MAX];
-    int64_t now = nodert_now_ms();
-    size_t n = 0;
-    bool queried = false;
+    int64_t now = loop_now_ms();
 
+    loop_timer_at(e->loop, &e->tick, now + ENGINE_TICK_MS);
+    engine_enter(e);
     if (now - e->stale_at >= (int64_t)e->cfg->stale_ms / 2) {
-        n = acc_store_stale(e->store, e->cfg->stale_ms, stale, ENGINE_STALE_MAX);
+        e->n_stale = acc_store_stale(e->store, e->cfg->stale_ms, e->stale, ENGINE_STALE_MAX);
         e->stale_at = now;
-        queried = true;
-    }
-    nodert_enter(&e->rt, &box);
-    if (queried) {
-        memcpy(e->stale, stale, n * sizeof(*stale));
-        e->n_stale = n;
     }
     replica_tick(&e->drv);
-    replica_check(&e->drv);
-    nodert_leave(&e->rt);
-    /* Announcements are HTTP calls, which a worker makes (engine_run ends with them), so that
-     * a silent replica cannot hold up the ticks: one gathered meanwhile gets a worker. */
-    pthread_mutex_lock(&e->later.mu);
-    box.nudge = box.nudge || (e->later.n_outcomes && !e->later.announcing);
-    pthread_mutex_unlock(&e->later.mu);
-    nodert_hand_off(&e->rt, &box);
-    engine_flush(e, true, false);
+    engine_leave(e, NULL);
+    if (e->dropped) {
+        log_warn("%zu outcome announcements or told marks dropped (buffers full): other "
+                 "replicas learn them by asking, a restart tells them again",
+                 e->dropped);
+        e->dropped = 0;
+    }
+    flush_told(e);
+    flush_announcements(e);
 }
 
 enum tpc_err engine_open(struct engine *e, const struct coord_config *cfg, struct acc_store *store,
-                         char *err, size_t errlen)
+                         struct loop *loop, void (*on_change)(void *ctx, const char *txid),
+                         void *owner, char *err, size_t errlen)
 {
     struct replica_config rc = {
         .self = cfg->self,
@@ -723,58 +752,66 @@ enum tpc_err engine_open(struct engine *e, const struct coord_config *cfg, struc
                          .stale = io_stale,
                          .untold = io_untold,
                          .in_flight = io_in_flight};
-    struct nodert_box box = {0};
     enum tpc_err rc_;
 
     memset(e, 0, sizeof(*e));
     e->cfg = cfg;
     e->store = store;
-    pthread_mutex_init(&e->later.mu, NULL);
-    e->later.outcomes = calloc(ENGINE_LATER_MAX, sizeof(*e->later.outcomes));
-    e->later.told = calloc(ENGINE_LATER_MAX, sizeof(*e->later.told));
-    e->pool = http_pool_new(cfg->cluster_token);
-    if (txmap_init(&e->flight) != TPC_OK || !e->later.outcomes || !e->later.told || !e->pool)
+    e->loop = loop;
+    e->on_change = on_change;
+    e->owner = owner;
+    e->tick.fn = tick;
+    e->tick.arg = e;
+    e->outcomes = calloc(ENGINE_LATER_MAX, sizeof(*e->outcomes));
+    e->told = calloc(ENGINE_LATER_MAX, sizeof(*e->told));
+    e->agent = http_agent_new(loop, cfg->cluster_token);
+    if (txmap_init(&e->flight) != TPC_OK || !e->outcomes || !e->told || !e->agent)
         return tpc_errbuf_set(err, errlen, TPC_ERR_NOMEM, "out of memory");
     rc_ = replica_init(&e->drv, &rc, &io);
     if (rc_)
         return tpc_errbuf_set(err, errlen, rc_, "cannot start the replica driver");
     e->drv_up = true;
-    rc_ = nodert_init(&e->rt, ENGINE_WORKERS, engine_run, e);
+    rc_ = nodert_init(&e->rt, 0, NULL, e);
     e->rt_up = true;
     if (rc_)
-        return tpc_errbuf_set(err, errlen, rc_, "cannot start the worker threads");
-    nodert_enter(&e->rt, &box);
+        return tpc_errbuf_set(err, errlen, rc_, "cannot start the driver's runtime");
+    engine_enter(e);
     rc_ = replica_start(&e->drv);
     if (replica_size(&e->drv))
         log_info("resuming: %zu decided transaction(s) still to tell their participants",
                  replica_size(&e->drv));
-    nodert_leave(&e->rt);
-    nodert_hand_off(&e->rt, &box);
+    engine_leave(e, NULL);
     if (rc_)
         return tpc_errbuf_set(err, errlen, rc_, "cannot resume the decisions owed");
-    if (ticker_start(&e->bg, 20, tick, e) != TPC_OK)
-        return tpc_errbuf_set(err, errlen, TPC_ERR_IO, "cannot start the background thread");
+    loop_timer_at(loop, &e->tick, loop_now_ms() + ENGINE_TICK_MS);
     return TPC_OK;
 }
 
 void engine_close(struct engine *e)
 {
-    ticker_stop(&e->bg);
-    if (e->rt_up) {
-        nodert_stop(&e->rt); /* what the workers had is carried out */
-        if (e->drv_up && e->later.outcomes && e->later.told)
-            engine_flush(e, true, true);
-        nodert_fini(&e->rt);
-    }
+    int64_t until = loop_now_ms() + 10000;
+
+    e->closing = true;
+    if (e->loop)
+        loop_timer_stop(e->loop, &e->tick);
+    /* Calls out are cut off (their answers are not fed); store operations finish, and their
+     * completions come back through the loop's queue. */
+    http_agent_free(e->agent);
+    e->agent = NULL;
+    while (e->out && loop_now_ms() < until)
+        loop_run_posted(e->loop, 100);
+    if (e->out)
+        log_error("%zu store operations did not come back", e->out);
     if (e->drv_up)
         replica_fini(&e->drv);
+    if (e->rt_up)
+        nodert_fini(&e->rt);
+    nodert_box_free(&e->box);
     e->rt_up = e->drv_up = false;
     if (e->flight.bucket) {
-        txmap_each(&e->flight, flight_free, NULL);
+        txmap_each(&e->flight, flight_free, e);
         txmap_fini(&e->flight);
     }
-    pthread_mutex_destroy(&e->later.mu);
-    free(e->later.outcomes);
-    free(e->later.told);
-    http_pool_free(e->pool);
+    free(e->outcomes);
+    free(e->told);
 }

@@ -1,6 +1,6 @@
 /*
- * main.c - the coordinator replica program: configuration, start, wait for
- * SIGTERM/SIGINT, clean stop. See --help.
+ * main.c - the coordinator replica program: configuration, start, run the
+ * event loop until SIGTERM/SIGINT, clean stop. See --help.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -12,6 +12,7 @@
 #include "coord.h"
 #include "http_server.h"
 #include "log.h"
+#include "loop.h"
 
 int main(int argc, char **argv)
 {
@@ -21,9 +22,10 @@ int main(int argc, char **argv)
     enum log_level level = LOG_INFO;
     struct http_server *srv = NULL;
     struct coord *c = NULL;
+    struct loop *loop = NULL;
     char name[32], err[512];
     sigset_t set;
-    int a, sig, rc;
+    int a, sig = 0, rc;
 
     for (a = 1; a + 1 < argc; a++)
         if (!strcmp(argv[a], "--log-level"))
@@ -53,13 +55,18 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 
     rc = 1;
-    if (coord_open(cfg, &c, err, sizeof(err)) != TPC_OK) {
+    if (loop_new(&loop) != TPC_OK || loop_quit_on(loop, &set, &sig) != TPC_OK) {
+        log_error("cannot start the event loop");
+        goto out;
+    }
+    if (coord_open(cfg, loop, &c, err, sizeof(err)) != TPC_OK) {
         log_error("cannot start: %s", err);
         goto out;
     }
     hc.address = cfg->listen;
     hc.port = cfg->port;
     hc.ctx = c;
+    hc.loop = loop;
     if (http_server_start(&hc, &srv, err, sizeof(err)) != TPC_OK) {
         log_error("cannot start: %s", err);
         goto out;
@@ -67,12 +74,14 @@ int main(int argc, char **argv)
     log_info("replica %u of %u listening on %s:%u, state in %s, %u participant(s) known", cfg->self,
              cfg->n_replicas, cfg->listen, http_server_port(srv), cfg->db_path,
              cfg->n_participants);
-    sigwait(&set, &sig);
+    loop_run(loop);
     log_info("stopping (signal %d)", sig);
     rc = 0;
 out:
+    coord_shutdown(c);
     http_server_stop(srv);
     coord_close(c);
+    loop_free(loop);
     free(cfg);
     return rc;
 }

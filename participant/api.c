@@ -208,3 +208,11 @@ void api_handle(void *ctx, const struct http_request *req, struct http_response 
                                     &e),
                 &e);
 }
+
+size_t api_pool_of(void *ctx, const struct http_request *req)
+{
+    size_t n = strlen(req->path);
+
+    (void)ctx;
+    return n > 5 && !strcmp(req->path + n - 5, "/exec") ? API_POOL_STATEMENTS : API_POOL_PROTOCOL;
+}

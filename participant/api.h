@@ -7,7 +7,14 @@
 
 #include "http_server.h"
 
-/* The http_handler_fn of the participant; ctx is its struct participant. */
+/* The server's pools (http_server_config): statements, and every other call. */
+enum { API_POOL_STATEMENTS, API_POOL_PROTOCOL };
+#define PARTICIPANT_STATEMENT_THREADS 8
+#define PARTICIPANT_PROTOCOL_THREADS  16
+
+/* The http_handler_fn of the participant (on a pool's thread); ctx is its struct participant. */
 void api_handle(void *ctx, const struct http_request *req, struct http_response *res);
+/* Which pool runs req. */
+size_t api_pool_of(void *ctx, const struct http_request *req);
 
 #endif

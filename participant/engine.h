@@ -23,7 +23,7 @@
 #include "table.h"
 #include "ticker.h"
 
-#define ENGINE_WORKERS 8
+#define ENGINE_WORKERS 2 /* in-doubt questions and deadlines, handed off by the ticker */
 
 struct engine {
     struct nodert rt; /* first: the driver's node_io context is the engine (nodert.h) */

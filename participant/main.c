@@ -11,6 +11,7 @@
 #include "api.h"
 #include "http_server.h"
 #include "log.h"
+#include "loop.h"
 #include "options.h"
 #include "participant.h"
 
@@ -64,11 +65,12 @@ int main(int argc, char **argv)
     const char *port_file = NULL, *token_file = NULL;
     char *replicas = NULL, *token = NULL, err[512];
     struct participant *p = NULL;
+    struct loop *loop = NULL;
     struct http_server *srv = NULL;
     uint32_t port = 0, max_body = 0;
     enum log_level level = LOG_INFO;
     sigset_t set;
-    int a, sig, rc = 1;
+    int a, sig = 0, rc = 1;
 
     for (a = 1; a < argc; a++) {
         const char *o = argv[a], *v = a + 1 < argc ? argv[a + 1] : NULL;
@@ -168,6 +170,10 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 
+    if (loop_new(&loop) != TPC_OK || loop_quit_on(loop, &set, &sig) != TPC_OK) {
+        log_error("cannot start the event loop");
+        goto out;
+    }
     if (participant_open(&cfg, &p, err, sizeof(err)) != TPC_OK) {
         log_error("cannot start: %s", err);
         goto out;
@@ -176,6 +182,14 @@ int main(int argc, char **argv)
     hc.handler = api_handle;
     hc.metrics = participant_metrics;
     hc.ctx = p;
+    hc.loop = loop;
+    /* Handlers wait for row locks and durable writes: statements on one pool of threads, the
+     * rest on another, so that statements waiting for locks never hold up the outcomes that
+     * release them. */
+    hc.n_pools = 2;
+    hc.pool_threads[API_POOL_STATEMENTS] = PARTICIPANT_STATEMENT_THREADS;
+    hc.pool_threads[API_POOL_PROTOCOL] = PARTICIPANT_PROTOCOL_THREADS;
+    hc.pool_of = api_pool_of;
     if (http_server_start(&hc, &srv, err, sizeof(err)) != TPC_OK) {
         log_error("cannot start: %s", err);
         goto out;
@@ -195,12 +209,13 @@ int main(int argc, char **argv)
     }
     log_info("listening on %s:%u, database %s, %u replica(s)", hc.address, http_server_port(srv),
              cfg.db_path, cfg.n_replicas);
-    sigwait(&set, &sig);
+    loop_run(loop);
     log_info("stopping (signal %d)", sig);
     rc = 0;
 out:
     http_server_stop(srv);
     participant_close(p);
+    loop_free(loop);
     free(replicas);
     free(token);
     return rc;

@@ -41,6 +41,7 @@ static const struct api_error_code table[] = {
     {"storage_error", 500, "participant", "a durable write failed (nothing changed)"},
     {"participant_unavailable", 502, "coordinator", "no answer from the participant"},
     {"undecided", 503, "coordinator", "no decision within the commit timeout yet"},
+    {"shutting_down", 503, "both", "the process is stopping; a request it had not answered yet"},
 };
 
 const struct api_error_code *api_error_table(size_t *n)
@@ -62,6 +63,14 @@ int api_error_status(const char *code)
 void api_error_set(struct api_error *e, const char *code, const char *fmt, ...)
 {
     va_list ap;
+
+    va_start(ap, fmt);
+    api_error_vset(e, code, fmt, ap);
+    va_end(ap);
+}
+
+void api_error_vset(struct api_error *e, const char *code, const char *fmt, va_list ap)
+{
     size_t i;
 
     e->status = 500;
@@ -73,7 +82,5 @@ void api_error_set(struct api_error *e, const char *code, const char *fmt, ...)
             break;
         }
     }
-    va_start(ap, fmt);
     vsnprintf(e->message, sizeof(e->message), fmt, ap);
-    va_end(ap);
 }

@@ -12,6 +12,8 @@
 #ifndef TPC_API_ERROR_H
 #define TPC_API_ERROR_H
 
+#include <stdarg.h>
+
 #include <stddef.h>
 
 struct api_error {
@@ -30,6 +32,9 @@ struct api_error_code {
 /* Sets e to code with its status from the table (an unknown code: 500 internal). */
 void api_error_set(struct api_error *e, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* The same with a va_list (for functions of their own that take a format). */
+void api_error_vset(struct api_error *e, const char *code, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 /* The status of code, or 0 when the table has no such code. */
 int api_error_status(const char *code);
 /* The table; *n entries. */

@@ -3,6 +3,7 @@
 
 #include <curl/curl.h>
 #include <pthread.h>
+#include <sys/epoll.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,24 +42,32 @@ static void curl_init_once(void)
     curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
+/* The headers of every call; NULL when out of memory. */
+static struct curl_slist *call_headers(const char *token)
+{
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    char auth[512];
+
+    /* No "Expect: 100-continue" round trip before the body. */
+    if (h)
+        h = curl_slist_append(h, "Expect:");
+    if (h && token && *token) {
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+        h = curl_slist_append(h, auth);
+    }
+    return h;
+}
+
 struct http_client *http_client_new(const char *token)
 {
     struct http_client *c;
-    char auth[512];
 
     pthread_once(&curl_once, curl_init_once);
     c = calloc(1, sizeof(*c));
     if (!c)
         return NULL;
     c->multi = curl_multi_init();
-    c->headers = curl_slist_append(NULL, "Content-Type: application/json");
-    /* No "Expect: 100-continue" round trip before the body. */
-    if (c->headers)
-        c->headers = curl_slist_append(c->headers, "Expect:");
-    if (c->headers && token && *token) {
-        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
-        c->headers = curl_slist_append(c->headers, auth);
-    }
+    c->headers = call_headers(token);
     if (!c->multi || !c->headers) {
         http_client_free(c);
         return NULL;
@@ -96,6 +105,53 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *userdata)
     return n;
 }
 
+/* The options every call sets on its easy handle. */
+static void easy_setup(CURL *e, struct curl_slist *headers, struct http_call *call,
+                       long timeout_ms)
+{
+    curl_easy_setopt(e, CURLOPT_URL, call->url);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, call->body);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)call->body_len);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, call);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, call);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+}
+
+/* Resets a call's out fields to "no answer yet". */
+static void call_reset(struct http_call *call, long timeout_ms)
+{
+    call->err = TPC_ERR_IO;
+    call->status = 0;
+    call->response = NULL;
+    call->response_len = 0;
+    snprintf(call->error, sizeof(call->error), "no answer within %ld ms", timeout_ms);
+}
+
+/* Fills a finished call's out fields from curl's result. */
+static void call_result(struct http_call *call, CURL *e, CURLcode result)
+{
+    if (result == CURLE_OK) {
+        call->err = TPC_OK;
+        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &call->status);
+        call->error[0] = '\0';
+    } else {
+        snprintf(call->error, sizeof(call->error), "%s", curl_easy_strerror(result));
+    }
+}
+
+static void count_call(const struct http_call *call)
+{
+    atomic_fetch_add_explicit(&calls_made, 1, memory_order_relaxed);
+    if (call->err != TPC_OK || call->status >= 500)
+        atomic_fetch_add_explicit(&calls_failed, 1, memory_order_relaxed);
+}
+
 /* An easy handle from the client's spares (they keep their buffers), or a new one. */
 static CURL *easy_get(struct http_client *c)
 {
@@ -117,13 +173,8 @@ void http_client_start(struct http_client *c, struct http_call *calls, size_t n,
 
     c->running = NULL;
     c->n_running = 0;
-    for (i = 0; i < n; i++) {
-        calls[i].err = TPC_ERR_IO;
-        calls[i].status = 0;
-        calls[i].response = NULL;
-        calls[i].response_len = 0;
-        snprintf(calls[i].error, sizeof(calls[i].error), "no answer within %ld ms", timeout_ms);
-    }
+    for (i = 0; i < n; i++)
+        call_reset(&calls[i], timeout_ms);
     c->running = calloc(n ? n : 1, sizeof(*c->running));
     if (!c->running) {
         for (i = 0; i < n; i++)
@@ -146,18 +197,7 @@ void http_client_start(struct http_client *c, struct http_call *calls, size_t n,
             calls[i].err = TPC_ERR_NOMEM;
             continue;
         }
-        curl_easy_setopt(e, CURLOPT_URL, calls[i].url);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, calls[i].body);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)calls[i].body_len);
-        curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->headers);
-        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_data);
-        curl_easy_setopt(e, CURLOPT_WRITEDATA, &calls[i]);
-        curl_easy_setopt(e, CURLOPT_PRIVATE, &calls[i]);
-        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
-        curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
-        curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-        curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+        easy_setup(e, c->headers, &calls[i], timeout_ms);
         c->running[i] = e;
         curl_multi_add_handle(c->multi, e);
     }
@@ -192,22 +232,13 @@ void http_client_finish(struct http_client *c, struct http_call *calls, size_t n
             if (msg->msg != CURLMSG_DONE)
                 continue;
             curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&call);
-            if (msg->data.result == CURLE_OK) {
-                call->err = TPC_OK;
-                curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &call->status);
-                call->error[0] = '\0';
-            } else {
-                snprintf(call->error, sizeof(call->error), "%s",
-                         curl_easy_strerror(msg->data.result));
-            }
+            call_result(call, msg->easy_handle, msg->data.result);
         }
         if (running && curl_multi_poll(c->multi, NULL, 0, 100, NULL) != CURLM_OK)
             break;
     } while (running);
     for (i = 0; i < n && i < c->n_running; i++) {
-        atomic_fetch_add_explicit(&calls_made, 1, memory_order_relaxed);
-        if (calls[i].err != TPC_OK || calls[i].status >= 500)
-            atomic_fetch_add_explicit(&calls_failed, 1, memory_order_relaxed);
+        count_call(&calls[i]);
         if (!c->running[i])
             continue;
         curl_multi_remove_handle(c->multi, c->running[i]);
@@ -287,4 +318,261 @@ void http_pool_put(struct http_pool *p, struct http_client *c)
     }
     pthread_mutex_unlock(&p->mu);
     http_client_free(c);
+}
+
+/* ---- the agent: calls on the event loop ---- */
+
+#define HTTP_AGENT_SPARES 64
+
+struct http_agent {
+    struct loop *loop;
+    CURLM *multi;
+    struct curl_slist *headers;
+    struct loop_timer curl_timer; /* curl's own timeout (CURLMOPT_TIMERFUNCTION) */
+    struct loop_timer later;      /* calls delayed by a network fault, and finished ones */
+    struct http_call *delayed;    /* not started yet, each with its start time in later_at */
+    struct http_call *finished;   /* done functions to run (never inside http_agent_post) */
+    struct http_call *out;        /* started, not finished (a doubly linked list) */
+    CURL *spare[HTTP_AGENT_SPARES];
+    size_t n_spare;
+};
+
+static void out_remove(struct http_agent *a, struct http_call *call)
+{
+    if (call->prev)
+        call->prev->next = call->next;
+    else
+        a->out = call->next;
+    if (call->next)
+        call->next->prev = call->prev;
+    call->prev = call->next = NULL;
+}
+
+static void agent_finish(struct http_agent *a, struct http_call *call)
+{
+    call->next = a->finished;
+    a->finished = call;
+    loop_timer_at(a->loop, &a->later, 0);
+}
+
+/* Reads what curl finished and queues their done functions. */
+static void agent_reap(struct http_agent *a)
+{
+    CURLMsg *msg;
+    int left;
+
+    while ((msg = curl_multi_info_read(a->multi, &left))) {
+        struct http_call *call = NULL;
+        CURL *e = msg->easy_handle;
+        CURLcode result = msg->data.result;
+
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&call);
+        call_result(call, e, result);
+        curl_multi_remove_handle(a->multi, e);
+        call->easy = NULL;
+        out_remove(a, call);
+        /* A finished transfer's handle is kept for the next call; one cut off is not. */
+        if (result == CURLE_OK && a->n_spare < HTTP_AGENT_SPARES)
+            a->spare[a->n_spare++] = e;
+        else
+            curl_easy_cleanup(e);
+        agent_finish(a, call);
+    }
+}
+
+static void agent_io(void *arg, int fd, uint32_t events)
+{
+    struct http_agent *a = arg;
+    int mask = 0, running;
+
+    if (events & (EPOLLIN | EPOLLHUP))
+        mask |= CURL_CSELECT_IN;
+    if (events & EPOLLOUT)
+        mask |= CURL_CSELECT_OUT;
+    if (events & EPOLLERR)
+        mask |= CURL_CSELECT_ERR;
+    curl_multi_socket_action(a->multi, fd, mask, &running);
+    agent_reap(a);
+}
+
+static void agent_timeout(void *arg)
+{
+    struct http_agent *a = arg;
+    int running;
+
+    curl_multi_socket_action(a->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    agent_reap(a);
+}
+
+/* CURLMOPT_SOCKETFUNCTION: what to watch on one of curl's sockets. */
+static int on_socket(CURL *e, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+    struct http_agent *a = userp;
+    uint32_t events = 0;
+
+    (void)e;
+    (void)socketp;
+    if (what == CURL_POLL_REMOVE) {
+        loop_unwatch(a->loop, fd);
+        return 0;
+    }
+    if (what & CURL_POLL_IN)
+        events |= EPOLLIN;
+    if (what & CURL_POLL_OUT)
+        events |= EPOLLOUT;
+    return loop_watch(a->loop, fd, events, agent_io, a) == TPC_OK ? 0 : -1;
+}
+
+/* CURLMOPT_TIMERFUNCTION: when curl wants to be called for its timeouts. */
+static int on_timer(CURLM *multi, long ms, void *userp)
+{
+    struct http_agent *a = userp;
+
+    (void)multi;
+    if (ms < 0)
+        loop_timer_stop(a->loop, &a->curl_timer);
+    else
+        loop_timer_at(a->loop, &a->curl_timer, loop_now_ms() + ms);
+    return 0;
+}
+
+static void agent_start(struct http_agent *a, struct http_call *call)
+{
+    CURL *e = a->n_spare ? a->spare[--a->n_spare] : curl_easy_init();
+
+    call_reset(call, call->timeout_ms);
+    if (!e) {
+        call->err = TPC_ERR_NOMEM;
+        agent_finish(a, call);
+        return;
+    }
+    easy_setup(e, a->headers, call, call->timeout_ms);
+    call->easy = e;
+    call->prev = NULL;
+    call->next = a->out;
+    if (a->out)
+        a->out->prev = call;
+    a->out = call;
+    if (curl_multi_add_handle(a->multi, e) != CURLM_OK) {
+        out_remove(a, call);
+        call->easy = NULL;
+        curl_easy_cleanup(e);
+        snprintf(call->error, sizeof(call->error), "cannot start the call");
+        agent_finish(a, call);
+    }
+}
+
+/* The later timer: starts delayed calls that are due, runs finished calls' done. */
+static void agent_later(void *arg)
+{
+    struct http_agent *a = arg;
+    struct http_call **p = &a->delayed, *call, *done;
+    int64_t now = loop_now_ms(), next = -1;
+
+    while ((call = *p)) {
+        if (call->start_at <= now) {
+            *p = call->next;
+            agent_start(a, call);
+        } else {
+            if (next < 0 || call->start_at < next)
+                next = call->start_at;
+            p = &call->next;
+        }
+    }
+    done = a->finished;
+    a->finished = NULL;
+    while ((call = done)) {
+        done = call->next; /* done may free the call */
+        count_call(call);
+        call->done(call);
+    }
+    if (a->finished)
+        loop_timer_at(a->loop, &a->later, 0);
+    else if (next >= 0)
+        loop_timer_at(a->loop, &a->later, next);
+}
+
+struct http_agent *http_agent_new(struct loop *l, const char *token)
+{
+    struct http_agent *a;
+
+    pthread_once(&curl_once, curl_init_once);
+    a = calloc(1, sizeof(*a));
+    if (!a)
+        return NULL;
+    a->loop = l;
+    a->curl_timer.fn = agent_timeout;
+    a->curl_timer.arg = a;
+    a->later.fn = agent_later;
+    a->later.arg = a;
+    a->multi = curl_multi_init();
+    a->headers = call_headers(token);
+    if (!a->multi || !a->headers) {
+        http_agent_free(a);
+        return NULL;
+    }
+    curl_multi_setopt(a->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(a->multi, CURLMOPT_SOCKETDATA, a);
+    curl_multi_setopt(a->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+    curl_multi_setopt(a->multi, CURLMOPT_TIMERDATA, a);
+    /* Many calls to the same peer at once: more connections, not a queue behind one. */
+    curl_multi_setopt(a->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 0L);
+    return a;
+}
+
+void http_agent_free(struct http_agent *a)
+{
+    if (!a)
+        return;
+    while (a->out) { /* cut off what is still out; every done function owed runs below */
+        struct http_call *call = a->out;
+
+        out_remove(a, call);
+        curl_multi_remove_handle(a->multi, call->easy);
+        curl_easy_cleanup(call->easy);
+        call->easy = NULL;
+        snprintf(call->error, sizeof(call->error), "cut off: the process is stopping");
+        agent_finish(a, call);
+    }
+    while (a->delayed) {
+        struct http_call *call = a->delayed;
+
+        a->delayed = call->next;
+        call_reset(call, call->timeout_ms);
+        agent_finish(a, call);
+    }
+    agent_later(a);
+    loop_timer_stop(a->loop, &a->later);
+    loop_timer_stop(a->loop, &a->curl_timer);
+    while (a->n_spare)
+        curl_easy_cleanup(a->spare[--a->n_spare]);
+    if (a->multi)
+        curl_multi_cleanup(a->multi);
+    curl_slist_free_all(a->headers);
+    free(a);
+}
+
+void http_agent_post(struct http_agent *a, struct http_call *call)
+{
+    uint32_t d;
+
+    call->prev = call->next = NULL;
+    call->easy = NULL;
+    if (netfault_drop(call->url)) {
+        call_reset(call, call->timeout_ms);
+        snprintf(call->error, sizeof(call->error), "dropped by a network fault");
+        agent_finish(a, call); /* as if lost: no answer */
+        return;
+    }
+    d = netfault_delay_ms(call->url);
+    if (d) { /* a network fault: the call leaves late (never later than its timeout) */
+        call->start_at = loop_now_ms() + (d < (uint32_t)call->timeout_ms ? d : call->timeout_ms);
+        call->next = a->delayed;
+        a->delayed = call;
+        loop_timer_at(a->loop, &a->later, loop_now_ms());
+        return;
+    }
+    agent_start(a, call);
 }

@@ -1,15 +1,23 @@
 /*
- * http_client.h - parallel JSON POSTs over libcurl's multi interface.
+ * http_client.h - JSON POSTs over libcurl's multi interface, two ways:
  *
- * A struct http_client keeps its connections open between calls (HTTP
- * keep-alive), so repeated calls to the same peers pay no connection set-up.
- * It is not thread-safe: use one per thread.
+ *   - struct http_agent: calls made on the process's event loop (loop.h) with
+ *     libcurl's multi socket interface (curl_multi_socket_action): a call is
+ *     started and its done function runs on the loop when it is answered or
+ *     timed out. Nothing blocks; any number of calls are out at once.
+ *   - struct http_client: blocking calls for a thread of its own (a batch
+ *     at a time), and a pool of them.
+ *
+ * Both keep their connections open between calls (HTTP keep-alive), so
+ * repeated calls to the same peers pay no connection set-up.
  */
 #ifndef TPC_HTTP_CLIENT_H
 #define TPC_HTTP_CLIENT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
+#include "loop.h"
 #include "metrics.h"
 #include "tpc_err.h"
 
@@ -26,7 +34,25 @@ struct http_call {
     char *response;   /* malloc'd, NUL-terminated body; the caller frees it */
     size_t response_len;
     char error[256]; /* why there was no response */
+    /* an agent's call: in */
+    long timeout_ms;
+    void (*done)(struct http_call *call); /* on the loop, once; it may free the call */
+    void *arg;
+    /* the agent's own */
+    void *easy;
+    int64_t start_at; /* a call delayed by a network fault: when it leaves */
+    struct http_call *prev, *next;
 };
+
+struct http_agent;
+
+/* On l's thread; token as for http_client_new. */
+struct http_agent *http_agent_new(struct loop *l, const char *token);
+/* Calls still out are cut off: their done runs (err TPC_ERR_IO) before this returns. */
+void http_agent_free(struct http_agent *a);
+/* Starts call (url, body, body_len, timeout_ms, done, arg set; the rest is reset). Its done
+ * always runs later on the loop, never inside this call. */
+void http_agent_post(struct http_agent *a, struct http_call *call);
 
 struct http_client;
 

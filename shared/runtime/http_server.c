@@ -1,10 +1,14 @@
 /*
  * http_server.c - the libmicrohttpd glue of http_server.h.
  *
- * libmicrohttpd calls the access handler several times per request: first
- * with no body (we allocate the request state), then with each piece of the
- * body (we append, up to the cap), then once with nothing left (we run the
- * handler and queue the response).
+ * libmicrohttpd runs in its external epoll mode: its epoll descriptor is
+ * watched by the loop, which calls MHD_run when it is readable and when
+ * libmicrohttpd's own timeout comes. It calls the access handler several
+ * times per request: first with no body (we allocate the request state), then
+ * with each piece of the body (we append, up to the cap), then once with
+ * nothing left (we run the handler). A deferred request's connection is
+ * suspended; http_answer stores the answer and resumes it, and libmicrohttpd
+ * calls the handler once more, which queues the stored answer.
  */
 #include "http_server.h"
 
@@ -12,6 +16,8 @@
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
+#include <pthread.h>
+#include <sys/epoll.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -22,14 +28,39 @@ struct http_server {
     struct MHD_Daemon *daemon;
     struct http_server_config cfg;
     uint16_t port;
+    int epfd; /* libmicrohttpd's epoll set, watched by the loop */
+    struct loop_timer timer; /* libmicrohttpd's next timeout */
+    bool resumed;            /* a connection was resumed since MHD_run last began */
+    struct http_later *deferred; /* suspended requests, not answered yet */
+    struct pool {
+        pthread_mutex_t mu;
+        pthread_cond_t work;
+        struct http_later *head, *tail; /* requests waiting for a thread */
+        pthread_t threads[HTTP_POOL_THREADS];
+        size_t n_threads;
+        bool stop;
+    } pools[HTTP_MAX_POOLS];
     _Atomic uint64_t by_class[6]; /* answers by status class: [2] is 2xx ... [5] is 5xx */
     struct metrics_hist handling; /* from the whole request read to the answer queued */
 };
 
-struct conn_state {
+/* One request's state (libmicrohttpd's con_cls); the handle of a deferred one. */
+struct http_later {
+    struct http_server *s;
+    struct MHD_Connection *conn;
     char *body;
     size_t len;
     bool too_big;
+    bool deferred;           /* suspended, waiting for its answer */
+    bool answered;           /* res holds the answer, to queue when libmicrohttpd calls again */
+    bool suspended;          /* its connection is suspended (and st is in s->deferred) */
+    struct http_response res;
+    uint64_t started;
+    struct http_request req;
+    struct loop_msg back;       /* a pool handler's answer, posted to the loop */
+    bool ran;                   /* a pool handler ran: res holds its answer */
+    struct http_later *queued;  /* next in its pool's queue */
+    struct http_later *prev, *next; /* in s->deferred */
 };
 
 void http_respond(struct http_response *res, int status, json_t *body)
@@ -54,9 +85,8 @@ void http_respond_error(struct http_response *res, const char *code, const char 
     struct api_error e;
     va_list ap;
 
-    api_error_set(&e, code, "%s", "");
     va_start(ap, fmt);
-    vsnprintf(e.message, sizeof(e.message), fmt, ap);
+    api_error_vset(&e, code, fmt, ap);
     va_end(ap);
     http_respond_api_error(res, &e);
 }
@@ -150,16 +180,173 @@ static enum MHD_Result send_text(struct MHD_Connection *conn, struct metrics_tex
     return ok;
 }
 
+/* Queues st's answer; counts it. */
+static enum MHD_Result send_answer(struct http_later *st)
+{
+    struct http_server *s = st->s;
+    int status = st->res.status;
+    enum MHD_Result ok;
+
+    atomic_fetch_add(&s->by_class[status >= 200 && status < 600 ? status / 100 : 5], 1);
+    metrics_hist_since(&s->handling, st->started);
+    ok = send_json(st->conn, status, st->res.body);
+    json_decref(st->res.body);
+    st->res.body = NULL;
+    return ok;
+}
+
+static void unlink_deferred(struct http_later *st)
+{
+    if (st->prev)
+        st->prev->next = st->next;
+    else
+        st->s->deferred = st->next;
+    if (st->next)
+        st->next->prev = st->prev;
+    st->prev = st->next = NULL;
+}
+
+struct http_later *http_defer(const struct http_request *req)
+{
+    struct http_later *st = req->impl;
+
+    st->deferred = true;
+    return st;
+}
+
+void http_answer_res(struct http_later *st, struct http_response *res)
+{
+    if (!st->deferred || st->answered) { /* a second answer is a bug of the caller */
+        json_decref(res->body);
+        res->body = NULL;
+        return;
+    }
+    st->res = *res;
+    res->body = NULL;
+    if (!st->res.status)
+        st->res.status = 500;
+    st->answered = true;
+    st->deferred = false;
+    if (!st->suspended) /* answered before its handler returned: on_request sends it */
+        return;
+    st->suspended = false;
+    unlink_deferred(st);
+    MHD_resume_connection(st->conn);
+    st->s->resumed = true;
+    loop_timer_at(st->s->cfg.loop, &st->s->timer, 0); /* let libmicrohttpd send it now */
+}
+
+void http_answer(struct http_later *st, int status, json_t *body)
+{
+    struct http_response res = {status, body};
+
+    http_answer_res(st, &res);
+}
+
+/* On the loop: a pool handler finished (its answer is in st->res). */
+static void pool_back(void *arg)
+{
+    struct http_later *st = arg;
+    struct http_response res = st->res;
+
+    st->res.body = NULL;
+    http_answer_res(st, &res);
+}
+
+static void *pool_run(void *arg)
+{
+    struct pool *pool = arg;
+    struct http_later *st;
+
+    for (;;) {
+        struct http_response res = {500, NULL};
+
+        pthread_mutex_lock(&pool->mu);
+        while (!pool->head && !pool->stop)
+            pthread_cond_wait(&pool->work, &pool->mu);
+        st = pool->head;
+        if (!st) { /* stopping, and nothing queued */
+            pthread_mutex_unlock(&pool->mu);
+            return NULL;
+        }
+        pool->head = st->queued;
+        if (!pool->head)
+            pool->tail = NULL;
+        pthread_mutex_unlock(&pool->mu);
+        st->s->cfg.handler(st->s->cfg.ctx, &st->req, &res);
+        st->res = res;
+        st->ran = true;
+        st->back.fn = pool_back;
+        st->back.arg = st;
+        loop_post(st->s->cfg.loop, &st->back);
+    }
+}
+
+/* Queues st for a thread of pool i. */
+static void pool_queue(struct http_server *s, size_t i, struct http_later *st)
+{
+    struct pool *pool = &s->pools[i < s->cfg.n_pools ? i : 0];
+
+    pthread_mutex_lock(&pool->mu);
+    st->queued = NULL;
+    if (pool->tail)
+        pool->tail->queued = st;
+    else
+        pool->head = st;
+    pool->tail = st;
+    pthread_cond_signal(&pool->work);
+    pthread_mutex_unlock(&pool->mu);
+}
+
+/* Stops every pool's threads after the handlers running now; requests still queued are left
+ * for http_server_stop to answer. */
+static void pools_stop(struct http_server *s)
+{
+    size_t i, k;
+
+    for (i = 0; i < s->cfg.n_pools; i++) {
+        struct pool *pool = &s->pools[i];
+
+        pthread_mutex_lock(&pool->mu);
+        pool->stop = true;
+        pool->head = pool->tail = NULL; /* answered 503 by http_server_stop */
+        pthread_cond_broadcast(&pool->work);
+        pthread_mutex_unlock(&pool->mu);
+        for (k = 0; k < pool->n_threads; k++)
+            pthread_join(pool->threads[k], NULL);
+        pool->n_threads = 0;
+        pthread_cond_destroy(&pool->work);
+        pthread_mutex_destroy(&pool->mu);
+    }
+}
+
+static enum tpc_err pools_start(struct http_server *s)
+{
+    size_t i;
+
+    for (i = 0; i < s->cfg.n_pools; i++) {
+        pthread_mutex_init(&s->pools[i].mu, NULL);
+        pthread_cond_init(&s->pools[i].work, NULL);
+    }
+    for (i = 0; i < s->cfg.n_pools; i++) {
+        struct pool *pool = &s->pools[i];
+        size_t want = s->cfg.pool_threads[i];
+
+        if (want > HTTP_POOL_THREADS)
+            want = HTTP_POOL_THREADS;
+        for (pool->n_threads = 0; pool->n_threads < (want ? want : 1); pool->n_threads++)
+            if (pthread_create(&pool->threads[pool->n_threads], NULL, pool_run, pool) != 0)
+                return TPC_ERR_IO;
+    }
+    return TPC_OK;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
 {
     struct http_server *s = cls;
-    struct conn_state *st = *con_cls;
-    struct http_request req;
-    struct http_response res = {500, NULL};
-    enum MHD_Result ok;
-    uint64_t started;
+    struct http_later *st = *con_cls;
 
     (void)version;
     if (!st) {
@@ -168,12 +355,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         st = calloc(1, sizeof(*st));
         if (!st)
             return MHD_NO;
+        st->s = s;
+        st->conn = conn;
         *con_cls = st;
         /* Refuse an announced oversize body before reading any of it. */
         if (cl && strtoull(cl, NULL, 10) > s->cfg.max_body)
             st->too_big = true;
         return MHD_YES;
     }
+    if (st->answered) /* resumed: its answer is ready */
+        return send_answer(st);
     if (*upload_data_size) {
         size_t n = *upload_data_size;
 
@@ -192,52 +383,90 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_data_size = 0;
         return MHD_YES;
     }
-    started = metrics_now_ns();
+    if (st->deferred) /* a spurious call while suspended: nothing to do yet */
+        return MHD_YES;
+    st->started = metrics_now_ns();
+    st->res.status = 500;
     if (!strcmp(url, "/metrics") && !st->too_big) {
         struct metrics_text t = {NULL, 0, 0, false};
 
         if (strcmp(method, "GET") != 0) {
-            http_respond_error(&res, "method_not_allowed", "use GET");
-            goto answer;
+            http_respond_error(&st->res, "method_not_allowed", "use GET");
+            return send_answer(st);
         }
         atomic_fetch_add(&s->by_class[2], 1); /* counted before it is written: it is in it */
         server_metrics(s, &t);
-        metrics_hist_since(&s->handling, started);
+        metrics_hist_since(&s->handling, st->started);
         return send_text(conn, &t);
     }
     if (st->too_big) {
-        http_respond_error(&res, "body_too_large", "request body exceeds %zu bytes",
+        http_respond_error(&st->res, "body_too_large", "request body exceeds %zu bytes",
                            s->cfg.max_body);
-    } else {
-        req.method = method;
-        req.path = url;
-        req.body = st->body ? st->body : "";
-        req.body_len = st->len;
-        req.authorization = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
-        req.impl = conn;
-        s->cfg.handler(s->cfg.ctx, &req, &res);
+        return send_answer(st);
     }
-answer:
-    atomic_fetch_add(&s->by_class[res.status >= 200 && res.status < 600 ? res.status / 100 : 5], 1);
-    metrics_hist_since(&s->handling, started);
-    ok = send_json(conn, res.status, res.body);
-    json_decref(res.body);
-    return ok;
+    st->req.method = method;
+    st->req.path = url;
+    st->req.body = st->body ? st->body : "";
+    st->req.body_len = st->len;
+    st->req.authorization = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+    st->req.impl = st;
+    if (s->cfg.n_pools) {
+        st->deferred = true;
+        pool_queue(s, s->cfg.pool_of ? s->cfg.pool_of(s->cfg.ctx, &st->req) : 0, st);
+    } else {
+        s->cfg.handler(s->cfg.ctx, &st->req, &st->res);
+    }
+    if (st->deferred) {
+        st->next = s->deferred;
+        if (st->next)
+            st->next->prev = st;
+        s->deferred = st;
+        st->suspended = true;
+        MHD_suspend_connection(conn);
+        return MHD_YES;
+    }
+    return send_answer(st);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    struct conn_state *st = *con_cls;
+    struct http_later *st = *con_cls;
 
     (void)cls;
     (void)conn;
     (void)toe;
     if (st) {
+        json_decref(st->res.body);
         free(st->body);
         free(st);
         *con_cls = NULL;
     }
+}
+
+/* Runs libmicrohttpd, then sets the timer to its next timeout. */
+static void server_run(void *arg)
+{
+    struct http_server *s = arg;
+    MHD_UNSIGNED_LONG_LONG ms;
+
+    s->resumed = false;
+    MHD_run(s->daemon);
+    /* A handler that ran inside MHD_run may have answered a suspended request: run again at
+     * once (libmicrohttpd handles a resumed connection on its next run). */
+    if (s->resumed)
+        loop_timer_at(s->cfg.loop, &s->timer, 0);
+    else if (MHD_get_timeout(s->daemon, &ms) == MHD_YES)
+        loop_timer_at(s->cfg.loop, &s->timer, loop_now_ms() + (int64_t)(ms > 60000 ? 60000 : ms));
+    else
+        loop_timer_stop(s->cfg.loop, &s->timer);
+}
+
+static void server_io(void *arg, int fd, uint32_t events)
+{
+    (void)fd;
+    (void)events;
+    server_run(arg);
 }
 
 enum tpc_err http_server_start(const struct http_server_config *cfg, struct http_server **out,
@@ -258,18 +487,28 @@ enum tpc_err http_server_start(const struct http_server_config *cfg, struct http
     if (!s)
         return TPC_ERR_NOMEM;
     s->cfg = *cfg;
-    s->daemon = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL, cfg->port,
-        NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned int)60, MHD_OPTION_END);
-    if (!s->daemon) {
-        free(s);
+    if (s->cfg.n_pools > HTTP_MAX_POOLS)
+        s->cfg.n_pools = HTTP_MAX_POOLS;
+    s->epfd = -1;
+    s->timer.fn = server_run;
+    s->timer.arg = s;
+    s->daemon = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO,
+                                 cfg->port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR,
+                                 (struct sockaddr *)&addr, MHD_OPTION_NOTIFY_COMPLETED,
+                                 on_completed, NULL, MHD_OPTION_CONNECTION_TIMEOUT,
+                                 (unsigned int)60, MHD_OPTION_END);
+    info = s->daemon ? MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_EPOLL_FD) : NULL;
+    if (info)
+        s->epfd = info->epoll_fd;
+    if (!s->daemon || s->epfd < 0 || pools_start(s) != TPC_OK ||
+        loop_watch(cfg->loop, s->epfd, EPOLLIN, server_io, s) != TPC_OK) {
+        http_server_stop(s);
         return tpc_errbuf_set(err, errlen, TPC_ERR_IO, "cannot listen on %s:%u", cfg->address,
                               cfg->port);
     }
     info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
     s->port = info ? info->port : cfg->port;
+    server_run(s);
     *out = s;
     return TPC_OK;
 }
@@ -288,7 +527,9 @@ bool http_path_txid(const char *rest, char *txid, const char **tail, struct http
 
 const char *http_query(const struct http_request *req, const char *name)
 {
-    return MHD_lookup_connection_value(req->impl, MHD_GET_ARGUMENT_KIND, name);
+    const struct http_later *st = req->impl;
+
+    return MHD_lookup_connection_value(st->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
 uint16_t http_server_port(const struct http_server *s)
@@ -300,6 +541,25 @@ void http_server_stop(struct http_server *s)
 {
     if (!s)
         return;
-    MHD_stop_daemon(s->daemon);
+    pools_stop(s); /* the answers of handlers that ran are stored in their requests */
+    while (s->deferred) {
+        struct http_later *st = s->deferred;
+
+        if (st->ran) { /* a pool handler's answer, its message not run yet */
+            pool_back(st);
+        } else {
+            struct http_response res = {500, NULL};
+
+            http_respond_error(&res, "shutting_down", "the server is stopping");
+            http_answer_res(st, &res);
+        }
+    }
+    if (s->daemon) {
+        MHD_run(s->daemon); /* sends what was answered just now, where it can */
+        MHD_stop_daemon(s->daemon);
+    }
+    if (s->epfd >= 0)
+        loop_unwatch(s->cfg.loop, s->epfd);
+    loop_timer_stop(s->cfg.loop, &s->timer);
     free(s);
 }

@@ -1,9 +1,13 @@
 /*
  * http_server.h - a small HTTP/1.1 server for JSON APIs, over libmicrohttpd.
  *
- * One thread per connection, so a handler may block (a lock wait, a call to
- * other processes) without stalling other requests. Bodies are capped: a
- * larger one gets 413 with a JSON error before the handler sees anything.
+ * The server lives on the process's event loop (loop.h): libmicrohttpd in its
+ * epoll mode, its descriptor watched by the loop, no thread of its own. A
+ * handler runs on the loop and must not block: it answers at once, or defers
+ * (http_defer) and answers later with http_answer, when what it waits for has
+ * come back to the loop; the connection is suspended meanwhile. Bodies are
+ * capped: a larger one gets 413 with a JSON error before the handler sees
+ * anything.
  * Every response is JSON, except GET /metrics (Prometheus text), which the
  * server answers itself when the program gives it a metrics function.
  */
@@ -16,8 +20,12 @@
 #include <stdint.h>
 
 #include "api_error.h"
+#include "loop.h"
 #include "metrics.h"
 #include "tpc_err.h"
+
+#define HTTP_MAX_POOLS   4
+#define HTTP_POOL_THREADS 64 /* at most, per pool */
 
 struct http_request {
     const char *method; /* "GET", "POST", ... */
@@ -36,18 +44,26 @@ struct http_response {
     json_t *body; /* owned by the response; the server sends and frees it */
 };
 
-/* Fills res; runs on the connection's thread, concurrently with other handlers. */
+/* Fills res, or calls http_defer; runs on the loop (or, with pools, on a thread of the
+ * request's pool, concurrently with other handlers). */
 typedef void (*http_handler_fn)(void *ctx, const struct http_request *req,
                                 struct http_response *res);
 
 struct http_server_config {
+    struct loop *loop; /* the server's loop (borrowed; outlives the server) */
+    /* Handlers that may block (a lock wait, a durable write) run on fixed pools of threads
+     * instead of the loop: pool_of picks a request's pool (0 .. n_pools - 1), pool_threads
+     * sizes each. n_pools 0: every handler runs on the loop. */
+    size_t n_pools;
+    size_t pool_threads[HTTP_MAX_POOLS];
+    size_t (*pool_of)(void *ctx, const struct http_request *req);
     const char *address; /* IPv4 address to listen on, e.g. "127.0.0.1" */
     uint16_t port;       /* 0: pick a free port (see http_server_port) */
     size_t max_body;     /* bytes; larger request bodies get 413 */
     http_handler_fn handler;
     void *ctx;
     /* Optional: appends the program's own metrics to GET /metrics, after the server's
-     * request counters. Runs on the connection's thread, like the handler. */
+     * request counters. Runs on the loop. */
     void (*metrics)(void *ctx, struct metrics_text *t);
 };
 
@@ -56,8 +72,22 @@ struct http_server;
 enum tpc_err http_server_start(const struct http_server_config *cfg, struct http_server **out,
                                char *err, size_t errlen);
 uint16_t http_server_port(const struct http_server *s);
-/* Stops accepting, waits for running handlers, frees s. NULL is fine. */
+/* On the loop, after loop_run returned: waits for pool handlers still running, answers
+ * deferred requests not answered yet with 503, closes every connection, frees s. NULL is
+ * fine. What the pools posted to the loop is stale then: run the loop no more. */
 void http_server_stop(struct http_server *s);
+
+/*
+ * In a handler on the loop: the answer comes later. Leave res alone and keep the handle; the
+ * request's method, path, body and headers stay valid until http_answer. Every handle must be
+ * answered, once, on the loop (or be answered 503 by http_server_stop).
+ */
+struct http_later;
+struct http_later *http_defer(const struct http_request *req);
+/* Answers a deferred request: status with body (stolen). On the loop. */
+void http_answer(struct http_later *later, int status, json_t *body);
+/* The same with a response made by http_respond or http_respond_error. */
+void http_answer_res(struct http_later *later, struct http_response *res);
 
 /* Sets res to status with body (stolen: the response owns it). */
 void http_respond(struct http_response *res, int status, json_t *body);

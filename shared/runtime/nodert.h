@@ -19,6 +19,10 @@
  * carried out under the lock, so one slow peer or disk never holds the driver.
  * A thread that waits for a condition on the driver's state waits with
  * nodert_wait (woken whenever any thread leaves). Thread-safe.
+ *
+ * The participant uses all of it. The coordinator calls its driver on its event loop only
+ * (coordinator/engine.h): it uses the outbox (nodert_enter collects, the loop starts what was
+ * collected at once), with no worker threads.
  */
 #ifndef TPC_NODERT_H
 #define TPC_NODERT_H

@@ -1,16 +1,16 @@
 /*
  * groupcommit.c - see groupcommit.h.
  *
- * Leader/follower: there is no committer thread. A submitter that finds no
- * group running commits every job queued at that moment, its own among them;
- * others queue and wait, and when the group is done one of them commits the
- * next group. Under load the groups grow; alone, a job runs at once on its own
- * thread.
+ * The committer thread takes every job queued at that moment as one group.
+ * Under load the groups grow, since jobs gather while a group's fsync runs.
+ * A submitter that waits (groupcommit_submit) and finds nothing running and
+ * nothing queued runs its lone job at once on its own thread: no hand-off, no
+ * context switch, when there is nothing to share the fsync with.
  *
- * Invariants: one group runs at a time (busy), so jobs commit in submission
- * order; a job whose run() fails is rolled back to its own savepoint and does
- * not take the others down; a failed COMMIT fails every job of its group; a
- * job is marked done only after its group's COMMIT returned.
+ * Invariants: one group runs at a time (the committer's), so jobs commit in
+ * submission order; a job whose run() fails is rolled back to its own
+ * savepoint and does not take the others down; a failed COMMIT fails every job
+ * of its group; a job is finished only after its group's COMMIT returned.
  */
 #include "groupcommit.h"
 
@@ -23,10 +23,12 @@ struct groupcommit {
     sqlite3 *db;
     pthread_mutex_t *db_mu;
     pthread_mutex_t mu;
-    pthread_cond_t finished; /* for groupcommit_stop: the group running has finished */
+    pthread_cond_t work; /* the committer waits here for jobs */
     struct gc_job *head, *tail;
-    bool busy; /* a submitter is committing a group now */
+    bool busy; /* a group is running (the committer's, or a lone submitter's own) */
     bool stop;
+    pthread_t thread;
+    bool started;
     uint64_t groups, jobs;
     sqlite3_stmt *stmt[6]; /* the statements below, prepared once (under db_mu) */
 };
@@ -82,6 +84,55 @@ static void run_group(struct groupcommit *g, struct gc_job *jobs)
     pthread_mutex_unlock(g->db_mu);
 }
 
+/* Finishes the jobs of a group that ran (or never ran: rc set). */
+static void finish(struct groupcommit *g, struct gc_job *jobs)
+{
+    struct gc_job *j, *next;
+
+    for (j = jobs; j; j = next) {
+        next = j->next; /* done may free j */
+        if (j->done) {
+            j->done(j);
+        } else {
+            pthread_mutex_lock(&g->mu);
+            j->finished = true;
+            pthread_cond_signal(j->wake);
+            pthread_mutex_unlock(&g->mu);
+        }
+    }
+}
+
+static void *committer(void *arg)
+{
+    struct groupcommit *g = arg;
+
+    for (;;) {
+        struct gc_job *jobs, *j;
+        uint64_t n = 0;
+
+        pthread_mutex_lock(&g->mu);
+        while ((!g->head || g->busy) && !(g->stop && !g->busy && !g->head))
+            pthread_cond_wait(&g->work, &g->mu);
+        jobs = g->head;
+        g->head = g->tail = NULL;
+        for (j = jobs; j; j = j->next)
+            n++;
+        if (n) {
+            g->groups++;
+            g->jobs += n;
+            g->busy = true;
+        }
+        pthread_mutex_unlock(&g->mu);
+        if (!jobs) /* stopping, and nothing left */
+            return NULL;
+        run_group(g, jobs);
+        pthread_mutex_lock(&g->mu);
+        g->busy = false;
+        pthread_mutex_unlock(&g->mu);
+        finish(g, jobs);
+    }
+}
+
 enum tpc_err groupcommit_start(sqlite3 *db, pthread_mutex_t *db_mu, struct groupcommit **out)
 {
     struct groupcommit *g = calloc(1, sizeof(*g));
@@ -92,7 +143,12 @@ enum tpc_err groupcommit_start(sqlite3 *db, pthread_mutex_t *db_mu, struct group
     g->db = db;
     g->db_mu = db_mu;
     pthread_mutex_init(&g->mu, NULL);
-    pthread_cond_init(&g->finished, NULL);
+    pthread_cond_init(&g->work, NULL);
+    if (pthread_create(&g->thread, NULL, committer, g) != 0) {
+        groupcommit_stop(g);
+        return TPC_ERR_IO;
+    }
+    g->started = true;
     *out = g;
     return TPC_OK;
 }
@@ -101,73 +157,73 @@ void groupcommit_stop(struct groupcommit *g)
 {
     if (!g)
         return;
-    /* Refuse new jobs, and wait for a group that is running to finish. */
     pthread_mutex_lock(&g->mu);
     g->stop = true;
-    while (g->busy || g->head)
-        pthread_cond_wait(&g->finished, &g->mu);
+    pthread_cond_signal(&g->work);
     pthread_mutex_unlock(&g->mu);
+    if (g->started)
+        pthread_join(g->thread, NULL); /* it commits what is queued first */
     pthread_mutex_lock(g->db_mu);
     for (size_t i = 0; i < sizeof(g->stmt) / sizeof(g->stmt[0]); i++)
         sqlite3_finalize(g->stmt[i]);
     pthread_mutex_unlock(g->db_mu);
-    pthread_cond_destroy(&g->finished);
+    pthread_cond_destroy(&g->work);
     pthread_mutex_destroy(&g->mu);
     free(g);
 }
 
-enum tpc_err groupcommit_submit(struct groupcommit *g, struct gc_job *job)
+void groupcommit_post(struct groupcommit *g, struct gc_job *job)
 {
-    struct gc_job *jobs, *j;
-    uint64_t n;
-
-    job->done = false;
+    job->finished = false;
     job->next = NULL;
     job->rc = TPC_OK;
     job->err[0] = '\0';
     pthread_mutex_lock(&g->mu);
     if (g->stop) {
         pthread_mutex_unlock(&g->mu);
-        return job->rc = TPC_ERR_STATE;
+        job->rc = TPC_ERR_STATE;
+        snprintf(job->err, sizeof(job->err), "the store is closing");
+        finish(g, job);
+        return;
     }
-    pthread_cond_init(&job->wake, NULL);
     if (g->tail)
         g->tail->next = job;
     else
         g->head = job;
     g->tail = job;
-    while (!job->done) {
-        if (g->busy) {
-            /* Another submitter is committing a group; ours goes in the next one. Each
-             * submitter sleeps on its own condition, so a finished group wakes only its own
-             * submitters and the one whose turn it is to commit, not every waiter. */
-            pthread_cond_wait(&job->wake, &g->mu);
-            continue;
-        }
-        /* Nobody is committing: this thread commits everything queued, its own job among it
-         * (no hand-off to another thread, so a lone job costs no context switch). */
+    pthread_cond_signal(&g->work);
+    pthread_mutex_unlock(&g->mu);
+}
+
+enum tpc_err groupcommit_submit(struct groupcommit *g, struct gc_job *job)
+{
+    pthread_cond_t wake;
+
+    pthread_mutex_lock(&g->mu);
+    if (!g->busy && !g->head && !g->stop) { /* alone: run it here and now */
         g->busy = true;
-        jobs = g->head;
-        g->head = g->tail = NULL;
-        pthread_mutex_unlock(&g->mu);
-        run_group(g, jobs);
-        pthread_mutex_lock(&g->mu);
-        /* Under g->mu: a woken submitter cannot return (and free its job) before we let go. */
-        for (n = 0, j = jobs; j; j = j->next, n++) {
-            j->done = true;
-            if (j != job)
-                pthread_cond_signal(&j->wake);
-        }
         g->groups++;
-        g->jobs += n;
+        g->jobs++;
+        pthread_mutex_unlock(&g->mu);
+        job->next = NULL;
+        run_group(g, job);
+        pthread_mutex_lock(&g->mu);
         g->busy = false;
-        if (g->head) /* the oldest waiting job's submitter commits the next group */
-            pthread_cond_signal(&g->head->wake);
-        if (g->stop)
-            pthread_cond_broadcast(&g->finished);
+        if (g->head || g->stop) /* jobs that came meanwhile: the committer's now */
+            pthread_cond_signal(&g->work);
+        pthread_mutex_unlock(&g->mu);
+        return job->rc;
     }
     pthread_mutex_unlock(&g->mu);
-    pthread_cond_destroy(&job->wake);
+    pthread_cond_init(&wake, NULL);
+    job->done = NULL;
+    job->wake = &wake;
+    groupcommit_post(g, job);
+    pthread_mutex_lock(&g->mu);
+    while (!job->finished)
+        pthread_cond_wait(&wake, &g->mu);
+    pthread_mutex_unlock(&g->mu);
+    pthread_cond_destroy(&wake);
     return job->rc;
 }
 
