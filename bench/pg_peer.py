@@ -79,6 +79,43 @@ class Server:
         as_postgres([pg_bin("pg_ctl"), "-D", self.dir, "-m", "fast", "-w", "stop"])
 
 
+def usage(servers):
+    """{pid: (CPU seconds, context switches)} of every process of the servers: each postmaster
+    (its pid is the first line of postmaster.pid) and its children."""
+    tick = os.sysconf("SC_CLK_TCK")
+    roots = set()
+    for s in servers:
+        with open(os.path.join(s.dir, "postmaster.pid")) as f:
+            roots.add(int(f.readline()))
+    seen = {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            if int(pid) not in roots and int(fields[1]) not in roots:
+                continue
+            cpu = (int(fields[11]) + int(fields[12])) / tick
+            switches = 0
+            with open("/proc/%s/status" % pid) as f:
+                for line in f:
+                    if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                        switches += int(line.split()[1])
+            seen[int(pid)] = (cpu, switches)
+        except (OSError, IndexError, ValueError):
+            continue  # a process that ended meanwhile
+    return seen
+
+
+def usage_between(before, after):
+    """CPU seconds and switches spent between two usage() snapshots (a process that started
+    meanwhile counts whole; one that ended meanwhile is lost, so the figures are a floor)."""
+    cpu = sum(c - before.get(p, (0, 0))[0] for p, (c, _) in after.items())
+    switches = sum(s - before.get(p, (0, 0))[1] for p, (_, s) in after.items())
+    return cpu, switches
+
+
 def load(server, accounts):
     with server.connect() as c, c.cursor() as cur:
         cur.execute("CREATE TABLE accounts(id INTEGER PRIMARY KEY, balance BIGINT NOT NULL "
@@ -182,10 +219,12 @@ def run(servers, clients, args, label):
     while time.monotonic() < measure_from:
         time.sleep(0.05)  # the run's clock, not a wait for a condition
     syncs0 = sum(totals(s)[3] for s in servers)
+    use0 = usage(servers)
     while time.monotonic() < end:
         time.sleep(min(1.0, max(0.0, end - time.monotonic())))
         print("  %-28s %5.1f s" % (label, time.monotonic() - start), file=sys.stderr)
     syncs1 = sum(totals(s)[3] for s in servers)
+    cpu, switches = usage_between(use0, usage(servers))
     results = [q.get(timeout=120) for _ in procs]
     for p in procs:
         p.join(timeout=60)
@@ -204,6 +243,8 @@ def run(servers, clients, args, label):
            "tx_per_s": committed / args.seconds,
            "abort_rate": aborted / txs if txs else 0.0,
            "fsyncs_per_tx": (syncs1 - syncs0) / txs if txs else 0.0,
+           "server_cpu_ms_per_tx": 1e3 * cpu / txs if txs else 0.0,
+           "context_switches_per_tx": switches / txs if txs else 0.0,
            "commit_ms": stats(commit_ms), "transaction_ms": stats(txn_ms)}
     print("%s: %d clients, %.0f tx/s, %.2f%% aborted, %d errors; commit ms p50 %.3f p95 %.3f "
           "p99 %.3f max %.3f; %.2f WAL fsyncs/tx"

@@ -222,20 +222,31 @@ def write_report(args, results, started, took):
                "(for PostgreSQL: tpc_prepare on both servers, then tpc_commit on both). "
                "fsyncs/tx counts every process's fsyncs (for PostgreSQL: WAL syncs from "
                "`pg_stat_wal`) per committed or aborted transaction; acceptor fsyncs/tx is the "
-               "busiest replica's; HTTP/tx counts every request the processes answered.\n")
+               "busiest replica's; HTTP/tx counts every request the processes answered. "
+               "CPU ms/tx is the CPU time (user and system) of every server process together "
+               "(replicas and participants; for PostgreSQL: both servers' processes, from "
+               "/proc), switches/tx their context switches, per transaction; threads is the "
+               "most threads one replica / one participant process had at the end of the cell "
+               "(its `tpc_threads` metric).\n")
     out.append("| system | F | participants | accounts | clients | tx/s | abort % | p50 | p95 | "
-               "p99 | max | fsyncs/tx | acceptor fsyncs/tx | HTTP/tx | totals |")
-    out.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+               "p99 | max | fsyncs/tx | acceptor fsyncs/tx | HTTP/tx | CPU ms/tx | switches/tx | "
+               "threads | totals |")
+    out.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         cm = r["commit_ms"]
         acc = r.get("acceptor_fsyncs_per_tx")
         out.append("| %s | %s | %d | %d | %d | %.0f | %.1f | %.2f | %.2f | %.2f | %.1f | %.2f | %s | "
-                   "%s | %s |"
+                   "%s | %s | %s | %s | %s |"
                    % ("Paxos Commit" if r["system"] == "paxos-commit" else "PostgreSQL 2PC",
                       r.get("f", "-"), r["participants"], r["accounts"], r["clients"],
                       r["tx_per_s"], 100 * r["abort_rate"], cm["p50"], cm["p95"], cm["p99"],
                       cm["max"], r["fsyncs_per_tx"], fmt(max(acc)) if acc else "-",
                       fmt(r["http_requests_per_tx"], 1) if "http_requests_per_tx" in r else "-",
+                      fmt(r["server_cpu_ms_per_tx"]) if "server_cpu_ms_per_tx" in r else "-",
+                      fmt(r["context_switches_per_tx"], 1)
+                      if "context_switches_per_tx" in r else "-",
+                      "%d / %d" % (r["replica_threads"], r["participant_threads"])
+                      if "replica_threads" in r else "-",
                       "ok" if r.get("totals_ok") else "WRONG"))
     out.append("\nRaw results: `bench/results/*.json` (`all.json` has every cell); the commit "
                "latency samples stay in `bench/results/*.samples` of the run.\n")

@@ -13,8 +13,9 @@
  *
  * After --warmup seconds it measures for --seconds: committed tx/s, abort
  * rate, the commit call's latency and the whole transaction's (p50, p95, p99,
- * max), and, from every process's GET /metrics, fsyncs and HTTP requests per
- * transaction. Progress goes to stderr once a second; results to stdout, and
+ * max), and, from every process's GET /metrics, fsyncs, HTTP requests, server
+ * CPU time and context switches per transaction, and the most threads a replica
+ * and a participant process had. Progress goes to stderr once a second; results to stdout, and
  * as JSON to --json FILE; commit latencies (ms, one per line) to --samples FILE.
  *
  *   tpcbench --url http://127.0.0.1:7101 [--url ...] --token-file client.token
@@ -59,7 +60,7 @@ struct samples {
 };
 
 struct proc_metrics {
-    double fsyncs, requests, groups;
+    double fsyncs, requests, groups, cpu, switches, threads;
 };
 
 struct run {
@@ -263,6 +264,12 @@ static bool scrape(CURL *easy, const char *base, struct proc_metrics *m)
             m->requests += v;
         else if (!strncmp(line, "tpc_commit_groups_total ", 24))
             m->groups = v;
+        else if (!strncmp(line, "process_cpu_seconds_total ", 26))
+            m->cpu = v;
+        else if (!strncmp(line, "tpc_context_switches_total ", 27))
+            m->switches = v;
+        else if (!strncmp(line, "tpc_threads ", 12))
+            m->threads = v;
     }
     return true;
 }
@@ -414,7 +421,8 @@ int main(int argc, char **argv)
     struct run r;
     CURLM *multi;
     CURL *scraper;
-    double elapsed, fsyncs = 0, requests = 0, acc_max = 0, txs;
+    double elapsed, fsyncs = 0, requests = 0, acc_max = 0, txs, cpu = 0, switches = 0;
+    double threads_rep = 0, threads_part = 0;
     json_t *res, *acc = json_array(), *part = json_array();
     int i, failed;
 
@@ -450,6 +458,12 @@ int main(int argc, char **argv)
 
         fsyncs += f;
         requests += q;
+        cpu += after[side][k].cpu - before[side][k].cpu;
+        switches += after[side][k].switches - before[side][k].switches;
+        if (side && after[side][k].threads > threads_part)
+            threads_part = after[side][k].threads;
+        if (!side && after[side][k].threads > threads_rep)
+            threads_rep = after[side][k].threads;
         json_array_append_new(side ? part : acc, json_real(txs ? f / txs : 0));
         if (!side && txs && f / txs > acc_max)
             acc_max = f / txs;
@@ -463,6 +477,11 @@ int main(int argc, char **argv)
                     txs ? (double)r.aborted / txs : 0.0, "fsyncs_per_tx", txs ? fsyncs / txs : 0.0,
                     "http_requests_per_tx", txs ? requests / txs : 0.0, "acceptor_fsyncs_per_tx",
                     acc, "participant_fsyncs_per_tx", part, "metrics_complete", failed == 0);
+    /* Every server process together (the load generator is not counted). */
+    json_object_set_new(res, "server_cpu_ms_per_tx", json_real(txs ? cpu * 1e3 / txs : 0));
+    json_object_set_new(res, "context_switches_per_tx", json_real(txs ? switches / txs : 0));
+    json_object_set_new(res, "replica_threads", json_integer((json_int_t)threads_rep));
+    json_object_set_new(res, "participant_threads", json_integer((json_int_t)threads_part));
     if (r.samples_path) {
         FILE *f = fopen(r.samples_path, "w");
         size_t k;

@@ -154,6 +154,7 @@ static void server_metrics(struct http_server *s, struct metrics_text *t)
                     "HTTP requests this process answered with a 4xx or 5xx status.", errors);
     metrics_histogram(t, "tpc_http_request_duration_seconds",
                       "Time from a request's last byte to its answer being queued.", &s->handling);
+    metrics_process(t);
     if (s->cfg.metrics)
         s->cfg.metrics(s->cfg.ctx, t);
 }

@@ -4,6 +4,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 /* Upper bounds in microseconds: from a page-cache write to a stuck disk. */
@@ -115,4 +117,41 @@ void metrics_histogram(struct metrics_text *t, const char *name, const char *hel
     sum_ns = atomic_load_explicit(&h->sum_ns, memory_order_relaxed);
     append(t, "%s_sum %.9f\n%s_count %llu\n", name, (double)sum_ns / 1e9, name,
            (unsigned long long)cumulative);
+}
+
+/* Threads of this process now, from /proc/self/status; 0 when it cannot be read. */
+static uint64_t thread_count(void)
+{
+    char line[128];
+    uint64_t n = 0;
+    FILE *f = fopen("/proc/self/status", "r");
+
+    while (f && fgets(line, sizeof(line), f))
+        if (!strncmp(line, "Threads:", 8)) {
+            n = strtoull(line + 8, NULL, 10);
+            break;
+        }
+    if (f)
+        fclose(f);
+    return n;
+}
+
+void metrics_process(struct metrics_text *t)
+{
+    struct rusage ru;
+    double cpu = 0;
+    uint64_t switches = 0;
+
+    if (getrusage(RUSAGE_SELF, &ru) == 0) {
+        cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+              (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+        switches = (uint64_t)ru.ru_nvcsw + (uint64_t)ru.ru_nivcsw;
+    }
+    metrics_family(t, "process_cpu_seconds_total", "counter",
+                   "CPU time of this process, user and system, every thread.");
+    append(t, "process_cpu_seconds_total %.6f\n", cpu);
+    metrics_counter(t, "tpc_context_switches_total",
+                    "Context switches of this process's threads, voluntary and not.", switches);
+    metrics_family(t, "tpc_threads", "gauge", "Threads of this process now.");
+    metrics_sample(t, "tpc_threads", NULL, thread_count());
 }

@@ -42,6 +42,9 @@ void metrics_family(struct metrics_text *t, const char *name, const char *type, 
 void metrics_sample(struct metrics_text *t, const char *name, const char *labels, uint64_t value);
 /* A counter family with a single unlabelled sample. */
 void metrics_counter(struct metrics_text *t, const char *name, const char *help, uint64_t value);
+/* The process's own: CPU seconds (user and system, every thread), context switches
+ * (voluntary and not), threads now. */
+void metrics_process(struct metrics_text *t);
 /* A whole histogram family (buckets in seconds, _sum, _count). */
 void metrics_histogram(struct metrics_text *t, const char *name, const char *help,
                        struct metrics_hist *h);
