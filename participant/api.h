@@ -9,8 +9,8 @@
 
 /* The server's pools (http_server_config): statements, and every other call. */
 enum { API_POOL_STATEMENTS, API_POOL_PROTOCOL };
-#define PARTICIPANT_STATEMENT_THREADS 8
-#define PARTICIPANT_PROTOCOL_THREADS  16
+#define PARTICIPANT_STATEMENT_THREADS 4
+#define PARTICIPANT_PROTOCOL_THREADS  8
 
 /* The http_handler_fn of the participant (on a pool's thread); ctx is its struct participant. */
 void api_handle(void *ctx, const struct http_request *req, struct http_response *res);
