@@ -12,12 +12,16 @@ commit call); a lock not granted within --lock-timeout-ms aborts the transfer (t
 like the participants' lock timeout. Afterwards the totals of both servers and the absence of
 prepared transactions are checked.
 
-Needs Debian's postgresql and python3-psycopg2 (scripts/deps --bench installs them), and runs
-the servers as the postgres user. Prints progress to stderr and one JSON object per client
-count to --json (a list).
+With --client-bin (tpcpgclient, bench/pg_client.c), the same clients run a second time as
+threads of one C program over libpq, with PREPARE TRANSACTION and COMMIT PREPARED statements:
+the peer without Python's cost. Each result says its "driver" (psycopg2 or libpq).
+
+Needs Debian's postgresql and python3-psycopg2 (scripts/deps --bench installs them, and
+libpq-dev for the C clients), and runs the servers as the postgres user. Prints progress to
+stderr and one JSON object per client count and driver to --json (a list).
 
     /usr/bin/python3 bench/pg_peer.py --clients 1,8,32 --seconds 10 --warmup 2 \
-        [--accounts 10000] [--label NAME] [--json FILE] [--samples-dir DIR]
+        [--accounts 10000] [--label NAME] [--json FILE] [--samples-dir DIR] [--client-bin B]
 """
 import argparse
 import glob
@@ -96,7 +100,10 @@ def usage(servers):
                 fields = f.read().rsplit(")", 1)[1].split()
             if int(pid) not in roots and int(fields[1]) not in roots:
                 continue
-            cpu = (int(fields[11]) + int(fields[12])) / tick
+            # A postmaster's counts include its children that ended (cutime, cstime): the
+            # backends of clients that disconnected before the last snapshot.
+            cpu = (int(fields[11]) + int(fields[12]) +
+                   (int(fields[13]) + int(fields[14]) if int(pid) in roots else 0)) / tick
             switches = 0
             with open("/proc/%s/status" % pid) as f:
                 for line in f:
@@ -110,8 +117,11 @@ def usage(servers):
 
 def usage_between(before, after):
     """CPU seconds and switches spent between two usage() snapshots (a process that started
-    meanwhile counts whole; one that ended meanwhile is lost, so the figures are a floor)."""
+    meanwhile counts whole; the CPU of one that ended meanwhile is in its postmaster's, its
+    context switches are lost: that figure is a floor)."""
     cpu = sum(c - before.get(p, (0, 0))[0] for p, (c, _) in after.items())
+    # An ended process's whole CPU time is in its postmaster's now: take off its part before.
+    cpu -= sum(c for p, (c, _) in before.items() if p not in after)
     switches = sum(s - before.get(p, (0, 0))[1] for p, (_, s) in after.items())
     return cpu, switches
 
@@ -203,6 +213,57 @@ def stats(v):
             "max": v[-1] if v else 0.0, "n": len(v)}
 
 
+def finish(servers, clients, args, label, driver, counts, commit_ms, txn_ms, syncs, use):
+    """The result of one run: counts (committed, aborted, errors), samples, WAL syncs and
+    process usage over the measured window."""
+    committed, aborted, errors = counts
+    cpu, _ = use  # context switches: those of backends that ended are lost, so not shown
+    txs = committed + aborted
+    if args.samples_dir:
+        with open(os.path.join(args.samples_dir, "%s.samples" % label), "w") as f:
+            f.write("".join("%.4f\n" % x for x in commit_ms))
+    res = {"label": label, "system": "postgresql", "driver": driver, "clients": clients,
+           "participants": 2, "accounts": args.accounts, "seconds": args.seconds,
+           "committed": committed, "aborted": aborted, "undecided": 0, "errors": errors,
+           "tx_per_s": committed / args.seconds,
+           "abort_rate": aborted / txs if txs else 0.0,
+           "fsyncs_per_tx": syncs / txs if txs else 0.0,
+           "server_cpu_ms_per_tx": 1e3 * cpu / txs if txs else 0.0,
+           "commit_ms": stats(commit_ms), "transaction_ms": stats(txn_ms)}
+    print("%s: %d clients (%s), %.0f tx/s, %.2f%% aborted, %d errors; commit ms p50 %.3f "
+          "p95 %.3f p99 %.3f max %.3f; %.2f WAL fsyncs/tx, %.2f server CPU ms/tx"
+          % (label, clients, driver, res["tx_per_s"], 100 * res["abort_rate"], errors,
+             res["commit_ms"]["p50"], res["commit_ms"]["p95"], res["commit_ms"]["p99"],
+             res["commit_ms"]["max"], res["fsyncs_per_tx"], res["server_cpu_ms_per_tx"]))
+    return res
+
+
+def run_c(servers, clients, args, label):
+    """The same clients as threads of tpcpgclient (libpq)."""
+    out = os.path.join(tempfile.mkdtemp(prefix="tpc-pgc-"), "out.json")
+    start = time.monotonic()
+    proc = subprocess.Popen([args.client_bin, "--port-a", str(servers[0].port),
+                             "--port-b", str(servers[1].port), "--clients", str(clients),
+                             "--seconds", str(args.seconds), "--warmup", str(args.warmup),
+                             "--accounts", str(args.accounts),
+                             "--lock-timeout-ms", str(args.lock_timeout_ms), "--json", out])
+    while time.monotonic() < start + args.warmup:
+        time.sleep(0.05)  # the run's clock, not a wait for a condition
+    syncs0 = sum(totals(s)[3] for s in servers)
+    use0 = usage(servers)
+    while time.monotonic() < start + args.warmup + args.seconds:
+        time.sleep(0.05)
+    syncs1 = sum(totals(s)[3] for s in servers)
+    use = usage_between(use0, usage(servers))
+    proc.wait(timeout=120)
+    with open(out) as f:
+        r = json.load(f)
+    shutil.rmtree(os.path.dirname(out), ignore_errors=True)
+    return finish(servers, clients, args, label, "libpq",
+                  (r["committed"], r["aborted"], r["errors"] + (proc.returncode != 0)),
+                  r["commit_ms"], r["transaction_ms"], syncs1 - syncs0, use)
+
+
 def run(servers, clients, args, label):
     start = time.monotonic()
     measure_from = start + args.warmup
@@ -233,25 +294,8 @@ def run(servers, clients, args, label):
     errors = sum(r[2] for r in results)
     commit_ms = [x for r in results for x in r[3]]
     txn_ms = [x for r in results for x in r[4]]
-    txs = committed + aborted
-    if args.samples_dir:
-        with open(os.path.join(args.samples_dir, "%s.samples" % label), "w") as f:
-            f.write("".join("%.4f\n" % x for x in commit_ms))
-    res = {"label": label, "system": "postgresql", "clients": clients, "participants": 2,
-           "accounts": args.accounts, "seconds": args.seconds, "committed": committed,
-           "aborted": aborted, "undecided": 0, "errors": errors,
-           "tx_per_s": committed / args.seconds,
-           "abort_rate": aborted / txs if txs else 0.0,
-           "fsyncs_per_tx": (syncs1 - syncs0) / txs if txs else 0.0,
-           "server_cpu_ms_per_tx": 1e3 * cpu / txs if txs else 0.0,
-           "context_switches_per_tx": switches / txs if txs else 0.0,
-           "commit_ms": stats(commit_ms), "transaction_ms": stats(txn_ms)}
-    print("%s: %d clients, %.0f tx/s, %.2f%% aborted, %d errors; commit ms p50 %.3f p95 %.3f "
-          "p99 %.3f max %.3f; %.2f WAL fsyncs/tx"
-          % (label, clients, res["tx_per_s"], 100 * res["abort_rate"], errors,
-             res["commit_ms"]["p50"], res["commit_ms"]["p95"], res["commit_ms"]["p99"],
-             res["commit_ms"]["max"], res["fsyncs_per_tx"]))
-    return res
+    return finish(servers, clients, args, label, "psycopg2", (committed, aborted, errors),
+                  commit_ms, txn_ms, syncs1 - syncs0, (cpu, switches))
 
 
 def main():
@@ -265,6 +309,7 @@ def main():
     ap.add_argument("--json")
     ap.add_argument("--samples-dir")
     ap.add_argument("--dir", help="where the data directories go (default: a new one in /tmp)")
+    ap.add_argument("--client-bin", help="tpcpgclient: also run the clients in C over libpq")
     args = ap.parse_args()
     counts = [int(x) for x in args.clients.split(",")]
     root = tempfile.mkdtemp(prefix="tpc-pg-", dir=args.dir)
@@ -278,6 +323,8 @@ def main():
             load(s, args.accounts)
         for n in counts:
             out.append(run(servers, n, args, "%s-%dc" % (args.label, n)))
+            if args.client_bin:
+                out.append(run_c(servers, n, args, "%s-libpq-%dc" % (args.label, n)))
         for s in servers:
             total, rows, prepared, _ = totals(s)
             # Each transfer moves 1 from A to B: A's loss is B's gain, summed over both.

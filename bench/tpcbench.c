@@ -21,7 +21,10 @@
  *   tpcbench --url http://127.0.0.1:7101 [--url ...] --token-file client.token
  *            --participants bank-a,bank-b [--participant-url URL ...]
  *            [--clients 8] [--seconds 10] [--warmup 2] [--accounts 10000]
- *            [--label NAME] [--json FILE] [--samples FILE]
+ *            [--label NAME] [--json FILE] [--samples FILE] [--mode interactive|oneshot]
+ *
+ * --mode oneshot sends each transfer as one POST /v1/transactions/oneshot (its commit latency
+ * is that whole call); interactive (the default) begins, execs each statement and commits.
  */
 #include <curl/curl.h>
 #include <jansson.h>
@@ -38,7 +41,7 @@
 #define MAX_PARTS   8
 #define MAX_SAMPLES 4000000
 
-enum step { STEP_BEGIN, STEP_EXEC, STEP_COMMIT, STEP_ABORT };
+enum step { STEP_BEGIN, STEP_EXEC, STEP_COMMIT, STEP_ABORT, STEP_ONESHOT };
 
 struct client {
     CURL *easy;
@@ -69,6 +72,7 @@ struct run {
     const char *parts[MAX_PARTS];
     int n_parts;
     int clients, accounts;
+    bool oneshot; /* each transfer is one POST /v1/transactions/oneshot */
     double seconds, warmup;
     const char *label, *json_path, *samples_path;
     char auth[600];
@@ -98,30 +102,48 @@ static int statements(const struct run *r)
     return r->n_parts == 1 ? 2 : r->n_parts;
 }
 
+/* The statement of a transfer's i-th call: one participant debits, then credits, in one
+ * database; more debit k-1 on the first and credit 1 on each other one. */
+static int statement(const struct run *r, const struct client *c, int i, char *out, size_t len)
+{
+    int k = r->n_parts == 1 ? 0 : i;
+    bool debit = i == 0;
+
+    return snprintf(out, len,
+                    "{\"participant\":\"%s\",\"sql\":\"UPDATE accounts SET balance = balance %c ? "
+                    "WHERE id = ?\",\"params\":[%d,%d]}",
+                    r->parts[k], debit ? '-' : '+', debit && r->n_parts > 1 ? r->n_parts - 1 : 1,
+                    debit ? c->from : c->to[r->n_parts == 1 ? 0 : k]);
+}
+
 /* Points c's handle at the next call of its transfer and hands it to the multi handle. */
 static void client_send(struct run *r, CURLM *multi, struct client *c)
 {
     c->out.n = 0;
     c->out.data[0] = '\0';
     switch (c->step) {
+    case STEP_ONESHOT: {
+        size_t n = (size_t)snprintf(c->body, sizeof(c->body), "{\"branches\":[");
+        int i;
+
+        for (i = 0; i < statements(r) && n < sizeof(c->body); i++) {
+            if (i)
+                c->body[n++] = ',';
+            n += (size_t)statement(r, c, i, c->body + n, sizeof(c->body) - n);
+        }
+        if (n + 3 < sizeof(c->body))
+            snprintf(c->body + n, sizeof(c->body) - n, "]}");
+        snprintf(c->url, sizeof(c->url), "%s/v1/transactions/oneshot", c->base);
+        break;
+    }
     case STEP_BEGIN:
         snprintf(c->url, sizeof(c->url), "%s/v1/transactions", c->base);
         snprintf(c->body, sizeof(c->body), "{}");
         break;
-    case STEP_EXEC: {
-        /* One participant: debit, then credit, in one database. More: debit k-1 on the first,
-         * credit 1 on each other one. */
-        int k = r->n_parts == 1 ? 0 : c->exec_i;
-        bool debit = c->exec_i == 0;
-
+    case STEP_EXEC:
         snprintf(c->url, sizeof(c->url), "%s/v1/transactions/%s/exec", c->base, c->txid);
-        snprintf(c->body, sizeof(c->body),
-                 "{\"participant\":\"%s\",\"sql\":\"UPDATE accounts SET balance = balance %c ? "
-                 "WHERE id = ?\",\"params\":[%d,%d]}",
-                 r->parts[k], debit ? '-' : '+', debit && r->n_parts > 1 ? r->n_parts - 1 : 1,
-                 debit ? c->from : c->to[r->n_parts == 1 ? 0 : k]);
+        statement(r, c, c->exec_i, c->body, sizeof(c->body));
         break;
-    }
     case STEP_COMMIT:
     case STEP_ABORT:
         snprintf(c->url, sizeof(c->url), "%s/v1/transactions/%s/%s", c->base, c->txid,
@@ -138,8 +160,9 @@ static void client_new_transfer(struct run *r, struct client *c, double now, boo
 {
     int i;
 
-    c->step = STEP_BEGIN;
+    c->step = r->oneshot ? STEP_ONESHOT : STEP_BEGIN;
     c->exec_i = 0;
+    c->t_commit = now;
     c->from = 1 + rand_r(&c->seed) % r->accounts;
     for (i = 0; i < MAX_PARTS; i++) {
         c->to[i] = 1 + rand_r(&c->seed) % r->accounts;
@@ -192,6 +215,7 @@ static void client_answered(struct run *r, struct client *c, long status, double
             c->t_commit = now;
         }
         return;
+    case STEP_ONESHOT:
     case STEP_COMMIT:
         if (status == 200 && json_str(c->out.data, "outcome", outcome, sizeof(outcome)) &&
             !strcmp(outcome, "committed")) {
@@ -200,8 +224,8 @@ static void client_answered(struct run *r, struct client *c, long status, double
                 samples_add(&r->commit_ms, (now - c->t_commit) * 1e3);
                 samples_add(&r->txn_ms, (now - c->t_begin) * 1e3);
             }
-        } else if (status == 200) {
-            r->aborted += c->measured;
+        } else if (status == 200 || (c->step == STEP_ONESHOT && status == 409)) {
+            r->aborted += c->measured; /* a oneshot's branch lost its lock: 409, aborted */
         } else if (status == 503) {
             r->undecided += c->measured;
         } else {
@@ -301,7 +325,7 @@ static int usage(void)
     fprintf(stderr, "usage: tpcbench --url URL [--url URL ...] --participants A[,B,...]\n"
                     "                [--participant-url URL ...] [--token-file F] [--clients N]\n"
                     "                [--seconds S] [--warmup S] [--accounts N] [--label NAME]\n"
-                    "                [--json FILE] [--samples FILE]\n");
+                    "                [--json FILE] [--samples FILE] [--mode interactive|oneshot]\n");
     return 2;
 }
 
@@ -334,6 +358,8 @@ static int parse_args(struct run *r, int argc, char **argv)
             r->json_path = v;
         else if (!strcmp(k, "--samples"))
             r->samples_path = v;
+        else if (!strcmp(k, "--mode") && (!strcmp(v, "oneshot") || !strcmp(v, "interactive")))
+            r->oneshot = !strcmp(v, "oneshot");
         else if (!strcmp(k, "--token-file")) {
             if (bench_auth_from_file(v, r->auth, sizeof(r->auth)) != 0) {
                 fprintf(stderr, "cannot read %s\n", v);
@@ -393,7 +419,7 @@ static double drive(struct run *r, CURLM *multi, struct client *cl, CURL *scrape
             }
             client_answered(r, c, status, now, measuring);
             /* After the measured time, transfers under way finish; no new one starts. */
-            if (now < r->end || c->step != STEP_BEGIN) {
+            if (now < r->end || (c->step != STEP_BEGIN && c->step != STEP_ONESHOT)) {
                 client_send(r, multi, c);
                 in_flight++;
             }

@@ -32,6 +32,8 @@ struct acc_store {
     sqlite3 *db;
     pthread_mutex_t rmu; /* every call on rdb */
     sqlite3 *rdb;        /* the reads: never behind the writer's transaction or fsync */
+    pthread_mutex_t smu; /* every call on sdb */
+    sqlite3 *sdb;        /* the sweep's long scan, so that it holds up no other read */
     struct groupcommit *gc;
     uint32_t self, n_replicas;
 };
@@ -70,6 +72,7 @@ enum tpc_err acc_store_open(const char *path, uint32_t self, uint32_t n_replicas
         return TPC_ERR_NOMEM;
     pthread_mutex_init(&s->mu, NULL);
     pthread_mutex_init(&s->rmu, NULL);
+    pthread_mutex_init(&s->smu, NULL);
     s->self = self;
     s->n_replicas = n_replicas;
     if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, FSYNC_VFS_NAME) !=
@@ -89,6 +92,8 @@ enum tpc_err acc_store_open(const char *path, uint32_t self, uint32_t n_replicas
         goto fail;
     }
     rc = sqlite_reader_open(path, &s->rdb, err, errlen);
+    if (rc == TPC_OK)
+        rc = sqlite_reader_open(path, &s->sdb, err, errlen);
     if (rc)
         goto fail;
     if (groupcommit_start(s->db, &s->mu, &s->gc) != TPC_OK) {
@@ -108,7 +113,9 @@ void acc_store_close(struct acc_store *s)
         return;
     groupcommit_stop(s->gc);
     sqlite3_close(s->rdb);
+    sqlite3_close(s->sdb);
     sqlite3_close(s->db);
+    pthread_mutex_destroy(&s->smu);
     pthread_mutex_destroy(&s->rmu);
     pthread_mutex_destroy(&s->mu);
     free(s);
@@ -563,8 +570,8 @@ size_t acc_store_stale(struct acc_store *s, int64_t age_ms, struct node_txn *out
     sqlite3_stmt *st = NULL;
     size_t n = 0;
 
-    pthread_mutex_lock(&s->rmu);
-    if (sqlite3_prepare_v2(s->rdb,
+    pthread_mutex_lock(&s->smu);
+    if (sqlite3_prepare_v2(s->sdb,
                            "SELECT a.txid, max(a.participants), max(a.updated_at) FROM acceptor a "
                            "WHERE NOT EXISTS (SELECT 1 FROM decision d WHERE d.txid = a.txid) "
                            "GROUP BY a.txid HAVING max(a.updated_at) <= ? LIMIT ?",
@@ -583,7 +590,7 @@ size_t acc_store_stale(struct acc_store *s, int64_t age_ms, struct node_txn *out
         }
     }
     sqlite3_finalize(st);
-    pthread_mutex_unlock(&s->rmu);
+    pthread_mutex_unlock(&s->smu);
     return n;
 }
 

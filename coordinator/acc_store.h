@@ -96,6 +96,7 @@ enum tpc_err acc_store_parts(struct acc_store *s, const char *txid, struct msg_p
 /*
  * Transactions this acceptor has records of, no decision, and no record
  * change for at least age_ms: candidates for the recovery sweep. At most cap.
+ * A scan of the acceptor table, on a connection of its own: call it off the loop.
  */
 size_t acc_store_stale(struct acc_store *s, int64_t age_ms, struct node_txn *out, size_t cap);
 

@@ -77,6 +77,8 @@ struct coord {
     struct loop_timer tick;
     struct metrics_hist commit_time; /* client commit calls, from request to answer */
     bool eng_up;
+    bool stopping; /* coord_shutdown began: nothing new starts, requests are answered */
+    bool stopped;
 };
 
 static const char *const state_names[] = {"active", "preparing", "in_doubt", "decided"};
@@ -217,7 +219,7 @@ static void wait_add(struct creq *q)
     struct coord *c = q->c;
     struct waitlist *w;
 
-    if (wait_check(q, false))
+    if (wait_check(q, c->stopping))
         return;
     q->until = loop_now_ms() + c->cfg.commit_ms;
     w = (struct waitlist *)txmap_get(&c->waiting, q->txid);
@@ -327,6 +329,10 @@ static void begun_back(void *arg)
     struct creq *q = arg;
 
     q->c->out--;
+    if (q->c->stopping) {
+        reply_error(q, "shutting_down", "the replica is stopping");
+        return;
+    }
     if (q->op.rc != TPC_OK) {
         reply_error(q, "internal", "cannot record that %s is begun", q->txid);
         return;
@@ -448,6 +454,10 @@ static void exec_back(struct http_call *call)
     json_t *r = NULL;
 
     q->c->out--;
+    if (q->c->stopping) { /* cut off, or answered while stopping: nothing goes on */
+        reply_error(q, "shutting_down", "the replica is stopping");
+        return;
+    }
     if (call->err == TPC_OK)
         r = json_loadb(call->response, call->response_len, 0, NULL);
     if (q->kind == CREQ_ONESHOT) {
@@ -484,6 +494,10 @@ static void exec_start(struct creq *q, json_t *body)
     json_t *fwd, *r;
     bool known;
 
+    if (c->stopping) {
+        reply_error(q, "shutting_down", "the replica is stopping");
+        return;
+    }
     url = name ? config_participant_url(&c->cfg, name) : NULL;
     engine_enter(&c->eng);
     known = replica_view(&c->eng.drv, q->txid, &v);
@@ -973,36 +987,38 @@ fail:
 
 void coord_shutdown(struct coord *c)
 {
-    struct sweep s = {c, loop_now_ms(), true};
-    int64_t until = s.now + 10000;
+    struct sweep s = {c, 0, true};
+    int64_t until = loop_now_ms() + 10000;
 
-    if (!c)
+    if (!c || c->stopped)
         return;
+    c->stopping = true;
     loop_timer_stop(c->loop, &c->tick);
-    /* Requests with a call or write out come back through the loop's queue (calls are cut
-     * off when the engine closes; writes finish). */
-    while (c->out && loop_now_ms() < until) {
-        if (c->n_waiting)
-            txmap_each(&c->waiting, sweep_one, &s);
-        if (!loop_run_posted(c->loop, 100))
-            break;
-    }
+    /* Calls out are cut off now (their requests are answered shutting_down); store operations
+     * come back through the loop's queue and answer theirs. */
+    if (c->eng_up)
+        engine_stop(&c->eng);
+    while ((c->out || (c->eng_up && engine_busy(&c->eng))) && loop_now_ms() < until)
+        loop_run_posted(c->loop, 100);
+    if (c->out)
+        log_error("%zu requests still wait for a write; they are dropped", c->out);
+    /* What still waits for the driver is answered with what it knows now. */
+    s.now = loop_now_ms();
     if (c->n_waiting)
         txmap_each(&c->waiting, sweep_one, &s);
+    c->stopped = true;
 }
 
 void coord_close(struct coord *c)
 {
     if (!c)
         return;
+    if (c->waiting.bucket)
+        coord_shutdown(c);
     if (c->eng_up)
         engine_close(&c->eng);
-    if (c->waiting.bucket) {
-        struct sweep s = {c, loop_now_ms(), true};
-
-        txmap_each(&c->waiting, sweep_one, &s); /* answers what the engine's end left waiting */
+    if (c->waiting.bucket)
         txmap_fini(&c->waiting);
-    }
     acc_store_close(c->store);
     free(c);
 }

@@ -571,7 +571,8 @@ static void dispatch(struct engine *e, struct nodert_box *items, struct nodert_b
                      it->m.type == MSG_PREPARE                ? "prepare?relay=1"
                      : it->m.outcome == TPC_OUTCOME_COMMITTED ? "commit"
                                                               : "abort");
-            /* A fault test: the leader sends its first prepare alone, then dies. */
+            /* A fault test: the leader sends its first prepare alone, then dies (the one
+             * blocking call on the loop, in a process about to be killed). */
             if (it->m.type == MSG_PREPARE && failpoint_armed("leader-after-some-prepares")) {
                 struct http_client *one = http_client_new(cfg->cluster_token);
                 char url[CONFIG_URL_MAX + 128], *body = json_dumps(codec_encode(&it->m), 0);
@@ -669,14 +670,14 @@ static void io_acceptor_parts(void *ctx, const char *txid, struct msg_parts *par
         memset(parts, 0, sizeof(*parts));
 }
 
-/* The sweep's candidates, from the last query the ticker made outside the driver's lock (a
- * scan of the acceptor table must not hold every other event up). Each list is given once. */
+/* The sweep's candidates, from the scanner's last result (a scan of the acceptor table must
+ * not hold the loop up). Each list is given once. */
 static size_t io_stale(void *ctx, uint64_t age, struct node_txn *out, size_t cap)
 {
     struct engine *e = ctx;
     size_t n = e->n_stale < cap ? e->n_stale : cap;
 
-    (void)age; /* the ticker queried with the same age, the configured stale_ms */
+    (void)age; /* the scanner queried with the same age, the configured stale_ms */
     memcpy(out, e->stale, n * sizeof(*out));
     e->n_stale = 0;
     return n;
@@ -705,6 +706,35 @@ static bool io_in_flight(void *ctx, const char *txid)
     return txmap_get(&e->flight, txid) != NULL;
 }
 
+/* On the loop: the scanner's result. */
+static void scan_back(void *arg)
+{
+    struct engine *e = arg;
+
+    pthread_mutex_lock(&e->scan_mu);
+    memcpy(e->stale, e->scanned, e->n_scanned * sizeof(e->stale[0]));
+    e->n_stale = e->n_scanned;
+    e->scan_posted = false;
+    pthread_mutex_unlock(&e->scan_mu);
+}
+
+/* On the scanner's thread, every stale_ms / 2. */
+static void scan(void *arg)
+{
+    struct engine *e = arg;
+    struct node_txn found[ENGINE_STALE_MAX];
+    size_t n = acc_store_stale(e->store, e->cfg->stale_ms, found, ENGINE_STALE_MAX);
+
+    pthread_mutex_lock(&e->scan_mu);
+    memcpy(e->scanned, found, n * sizeof(found[0]));
+    e->n_scanned = n;
+    if (!e->scan_posted) {
+        e->scan_posted = true;
+        loop_post(e->loop, &e->scan_msg);
+    }
+    pthread_mutex_unlock(&e->scan_mu);
+}
+
 static void tick(void *arg)
 {
     struct engine *e = arg;
@@ -712,10 +742,6 @@ static void tick(void *arg)
 
     loop_timer_at(e->loop, &e->tick, now + ENGINE_TICK_MS);
     engine_enter(e);
-    if (now - e->stale_at >= (int64_t)e->cfg->stale_ms / 2) {
-        e->n_stale = acc_store_stale(e->store, e->cfg->stale_ms, e->stale, ENGINE_STALE_MAX);
-        e->stale_at = now;
-    }
     replica_tick(&e->drv);
     engine_leave(e, NULL);
     if (e->dropped) {
@@ -762,6 +788,9 @@ enum tpc_err engine_open(struct engine *e, const struct coord_config *cfg, struc
     e->owner = owner;
     e->tick.fn = tick;
     e->tick.arg = e;
+    e->scan_msg.fn = scan_back;
+    e->scan_msg.arg = e;
+    pthread_mutex_init(&e->scan_mu, NULL);
     e->outcomes = calloc(ENGINE_LATER_MAX, sizeof(*e->outcomes));
     e->told = calloc(ENGINE_LATER_MAX, sizeof(*e->told));
     e->agent = http_agent_new(loop, cfg->cluster_token);
@@ -784,23 +813,43 @@ enum tpc_err engine_open(struct engine *e, const struct coord_config *cfg, struc
     if (rc_)
         return tpc_errbuf_set(err, errlen, rc_, "cannot resume the decisions owed");
     loop_timer_at(loop, &e->tick, loop_now_ms() + ENGINE_TICK_MS);
+    if (ticker_start(&e->scanner, cfg->stale_ms / 2 ? cfg->stale_ms / 2 : 1, scan, e) != TPC_OK)
+        return tpc_errbuf_set(err, errlen, TPC_ERR_IO, "cannot start the scanner thread");
     return TPC_OK;
+}
+
+void engine_stop(struct engine *e)
+{
+    if (e->closing)
+        return;
+    e->closing = true;
+    if (e->loop)
+        loop_timer_stop(e->loop, &e->tick);
+    ticker_stop(&e->scanner);
+    /* Calls out are cut off: their done functions run now, and feed nothing. */
+    http_agent_free(e->agent);
+    e->agent = NULL;
+}
+
+bool engine_busy(struct engine *e)
+{
+    bool posted;
+
+    pthread_mutex_lock(&e->scan_mu);
+    posted = e->scan_posted;
+    pthread_mutex_unlock(&e->scan_mu);
+    return e->out || posted;
 }
 
 void engine_close(struct engine *e)
 {
     int64_t until = loop_now_ms() + 10000;
 
-    e->closing = true;
-    if (e->loop)
-        loop_timer_stop(e->loop, &e->tick);
-    /* Calls out are cut off (their answers are not fed); store operations finish, and their
-     * completions come back through the loop's queue. */
-    http_agent_free(e->agent);
-    e->agent = NULL;
-    while (e->out && loop_now_ms() < until)
+    engine_stop(e);
+    /* Store operations finish; their completions come back through the loop's queue. */
+    while (engine_busy(e) && loop_now_ms() < until)
         loop_run_posted(e->loop, 100);
-    if (e->out)
+    if (engine_busy(e))
         log_error("%zu store operations did not come back", e->out);
     if (e->drv_up)
         replica_fini(&e->drv);
@@ -812,6 +861,7 @@ void engine_close(struct engine *e)
         txmap_each(&e->flight, flight_free, e);
         txmap_fini(&e->flight);
     }
+    pthread_mutex_destroy(&e->scan_mu);
     free(e->outcomes);
     free(e->told);
 }

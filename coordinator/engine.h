@@ -37,6 +37,7 @@
 #include "loop.h"
 #include "nodert.h"
 #include "replica.h"
+#include "ticker.h"
 #include "txmap.h"
 
 #define ENGINE_TICK_MS     20
@@ -63,7 +64,14 @@ struct engine {
     struct txmap flight; /* calls and own-acceptor batches per transaction on their way */
     struct node_txn stale[ENGINE_STALE_MAX]; /* the sweep's candidates (io stale) */
     size_t n_stale;
-    int64_t stale_at; /* when the tick last asked the store for them */
+    /* The sweep's scan of the acceptor table runs on a thread of its own (scanner) and posts
+     * its result (scanned, under scan_mu) to the loop: a scan must not stall the loop. */
+    struct ticker scanner;
+    pthread_mutex_t scan_mu;
+    struct node_txn scanned[ENGINE_STALE_MAX];
+    size_t n_scanned;
+    bool scan_posted; /* under scan_mu: scan_msg is on its way to the loop */
+    struct loop_msg scan_msg;
     size_t out;       /* calls and store operations not back yet */
     bool closing;     /* engine_close began: what the driver asks for is given up */
     /* Per replica: until when (mono ms) it counts as unresponsive, after a call to it failed. */
@@ -78,7 +86,13 @@ struct engine {
 enum tpc_err engine_open(struct engine *e, const struct coord_config *cfg, struct acc_store *store,
                          struct loop *loop, void (*on_change)(void *ctx, const char *txid),
                          void *owner, char *err, size_t errlen);
-/* On the loop's thread, after loop_run returned: waits for what is out, frees e's own. */
+/* On the loop's thread, after loop_run returned: cuts the calls out off (their done functions
+ * run now, feeding nothing), stops the tick and the scanner; what the driver asks for from
+ * now on is given up. Store operations still out come back through the loop's queue. */
+void engine_stop(struct engine *e);
+/* Whether a store operation or a scan result is still on its way back. */
+bool engine_busy(struct engine *e);
+/* engine_stop if not done, waits (bounded) for what is on its way, frees e's own. */
 void engine_close(struct engine *e);
 
 /* An event: the driver may be called between the two. engine_leave starts what it asked for;

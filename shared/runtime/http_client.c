@@ -488,6 +488,10 @@ static void agent_later(void *arg)
         count_call(call);
         call->done(call);
     }
+    /* The done functions may have delayed or finished calls of their own: look again. */
+    for (call = a->delayed; call; call = call->next)
+        if (next < 0 || call->start_at < next)
+            next = call->start_at;
     if (a->finished)
         loop_timer_at(a->loop, &a->later, 0);
     else if (next >= 0)

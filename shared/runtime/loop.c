@@ -18,6 +18,7 @@
 struct watch {
     loop_io_fn fn;
     void *arg;
+    uint32_t events; /* what epoll watches now */
     uint32_t gen; /* bumped at every loop_watch that adds and every unwatch */
     bool on;
 };
@@ -31,6 +32,7 @@ struct loop {
     size_t n_fds;
     struct loop_timer *timers[LOOP_MAX_TIMERS];
     size_t n_timers;
+    uint64_t turn; /* loop_run's iterations: a timer fires at most once per turn */
     pthread_mutex_t mu; /* posted messages and quit */
     struct loop_msg *head, *tail;
     bool quit;
@@ -161,14 +163,21 @@ enum tpc_err loop_watch(struct loop *l, int fd, uint32_t events, loop_io_fn fn, 
     }
     w = &l->fds[fd];
     add = !w->on;
+    if (!add && w->events == events) { /* curl asks again for what is watched: no syscall */
+        w->fn = fn;
+        w->arg = arg;
+        return TPC_OK;
+    }
     if (add)
         w->gen++;
     memset(&ev, 0, sizeof(ev));
     ev.events = events;
     ev.data.u64 = (uint64_t)w->gen << 32 | (uint32_t)fd;
-    if (epoll_ctl(l->ep, add ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, fd, &ev) != 0)
-        return TPC_ERR_IO;
+    if (epoll_ctl(l->ep, add ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, fd, &ev) != 0 &&
+        (add || errno != ENOENT || epoll_ctl(l->ep, EPOLL_CTL_ADD, fd, &ev) != 0))
+        return TPC_ERR_IO; /* (ENOENT: closed and reused unannounced; added anew) */
     w->on = true;
+    w->events = events;
     w->fn = fn;
     w->arg = arg;
     return TPC_OK;
@@ -200,7 +209,6 @@ void loop_timer_stop(struct loop *l, struct loop_timer *t)
 {
     size_t i;
 
-    t->at = INT64_MAX; /* a stopped timer that was due in this turn does not run */
     if (!t->armed)
         return;
     for (i = 0; i < l->n_timers; i++)
@@ -211,24 +219,27 @@ void loop_timer_stop(struct loop *l, struct loop_timer *t)
     t->armed = false;
 }
 
-/* Runs every timer due by now; a timer rearmed by its own callback waits for the next turn. */
+/* Runs every timer due by now, one at a time (a callback may stop or free any other timer, or
+ * rearm its own: one rearmed for now or earlier waits for the next turn). */
 static void run_timers(struct loop *l, int64_t now)
 {
-    struct loop_timer *due[LOOP_MAX_TIMERS];
-    size_t i, n = 0;
+    size_t i, rounds = 0;
 
-    for (i = 0; i < l->n_timers;) {
-        if (l->timers[i]->at <= now) {
-            due[n++] = l->timers[i];
-            l->timers[i]->armed = false;
-            l->timers[i] = l->timers[--l->n_timers];
-        } else {
-            i++;
-        }
+    for (;;) {
+        struct loop_timer *t = NULL;
+
+        for (i = 0; i < l->n_timers; i++)
+            if (l->timers[i]->at <= now && l->timers[i]->fired != l->turn) {
+                t = l->timers[i];
+                break;
+            }
+        if (!t || rounds++ > LOOP_MAX_TIMERS * 4)
+            return;
+        l->timers[i] = l->timers[--l->n_timers];
+        t->armed = false;
+        t->fired = l->turn;
+        t->fn(t->arg);
     }
-    for (i = 0; i < n; i++)
-        if (!due[i]->armed && due[i]->at <= now) /* not rearmed or stopped meanwhile */
-            due[i]->fn(due[i]->arg);
 }
 
 /* Runs the messages posted so far; returns whether to quit. */
@@ -300,6 +311,7 @@ void loop_run(struct loop *l)
             if (w && w->on && w->gen == (uint32_t)(d >> 32))
                 w->fn(w->arg, (int)fd, ev[i].events);
         }
+        l->turn++;
         run_timers(l, loop_now_ms());
         pthread_mutex_lock(&l->mu);
         if (l->quit) {

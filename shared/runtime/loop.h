@@ -35,6 +35,7 @@ struct loop_timer {
     void *arg;
     int64_t at; /* monotonic ms; meaningful while armed */
     bool armed;
+    uint64_t fired; /* the loop's: the turn it last fired in */
 };
 
 /* A message from another thread; its owner keeps it until fn ran (fn may free it). */

@@ -67,6 +67,12 @@ static void run_group(struct groupcommit *g, struct gc_job *jobs)
         if (!j->run(j, g->db)) {
             if (j->rc == TPC_OK)
                 j->rc = TPC_ERR_IO;
+            /* Some errors (disk full, I/O, no memory) make SQLite roll the whole transaction
+             * back: then the group is lost, not just this job, and nothing may commit. */
+            if (sqlite3_get_autocommit(g->db)) {
+                ok = false;
+                break;
+            }
             run_sql(g, SQL_ROLLBACK_TO);
         }
         run_sql(g, SQL_RELEASE);

@@ -4,6 +4,7 @@ real SQLite files, the databases checked afterwards. Run with F = 1 (3 replicas)
 where the case needs no more replicas, with F = 0 (TPC_TEST_REPLICAS=1)."""
 import os
 import signal
+import threading
 import unittest
 
 from tpclaunch import Cluster, metrics, wait_until
@@ -365,6 +366,36 @@ class CoordinatorTest(unittest.TestCase):
         code, r = self.c.call(0, "POST", "/v1/transactions", {"txid": "once-1"})
         self.assertEqual((code, r["error"]["code"]), (409, "txid_exists"), r)
         self.assertEqual(self.c.begin(0, txid="once-2"), "r0-once-2")
+
+    def test_stop_answers_requests_under_way(self):
+        # SIGTERM while a commit waits for acceptors that are down and an exec waits at a
+        # participant for a row lock: both requests get an answer, the replica exits 0.
+        if N < 3:
+            self.skipTest("needs replicas to take down")
+        tx = self.transfer(0)
+        self.c.replicas[1].kill()
+        self.c.replicas[2].kill()
+        got = {}
+        commit = threading.Thread(target=lambda: got.update(commit=self.c.commit(0, tx)))
+        commit.start()
+        wait_until(lambda: self.c.status(0, tx)[1].get("state") == "preparing",
+                   what="the commit to be under way")
+        t2 = self.c.begin(0)
+        run = threading.Thread(target=lambda: got.update(exec=self.c.exec(
+            0, t2, "bank-a", "UPDATE accounts SET balance = 0 WHERE id = 1")))
+        run.start()
+        a = self.c.parts["bank-a"]
+        wait_until(lambda: a.call("GET", "/health")[1]["waiting_for_locks"] >= 1,
+                   what="the exec to wait for its lock")
+        self.assertEqual(self.c.replicas[0].kill(signal.SIGTERM), 0)
+        commit.join(timeout=30)
+        run.join(timeout=30)
+        code, r = got["commit"]  # what the replica knows then: not decided, ask later
+        self.assertEqual((code, r["error"]["code"]), (503, "undecided"), r)
+        # The exec was cut off by the stop, unless its lock wait ended first.
+        code, r = got["exec"]
+        self.assertIn((code, r["error"]["code"]), ((503, "shutting_down"), (409, "lock_timeout")),
+                      r)
 
     def test_deadline_aborts_through_paxos(self):
         tx = self.c.begin(0, timeout_ms=300)
