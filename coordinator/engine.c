@@ -29,6 +29,7 @@ struct ecall {
     struct msg *msgs; /* what was sent (for flight and for matching answers) */
     size_t n_msgs;
     char participant[TPC_NAME_MAX + 1];
+    bool prepare_counted; /* a prepare counted in its flight entry (unpark when back) */
 };
 
 /* A store operation the driver asked for: its own acceptor's batch, or writes. */
@@ -47,7 +48,20 @@ struct eop {
 struct flight {
     struct txmap_entry e;
     uint32_t n;
+    /* Prepares out to participants, and the phase 2a messages held back while they are:
+     * relayed together once the last vote is in (or its call failed), one batch and one
+     * durable write per acceptor for every participant (leader.h rule 5). The last vote's
+     * write is on the decision's path anyway; the earlier ones wait for nothing. */
+    uint32_t prepares;
+    struct nodert_item *parked;
+    size_t n_parked, cap_parked;
 };
+
+static void flight_entry_free(struct flight *f)
+{
+    free(f->parked);
+    free(f);
+}
 
 /* A message that answers back to the driver: to an acceptor or a participant (not an
  * announcement, which goes in bulk, nor an answer to a caller). */
@@ -74,7 +88,7 @@ static void flight_change(struct engine *e, const char *txid, int delta)
         f->n++;
     } else if (--f->n == 0) {
         txmap_del(&e->flight, &f->e);
-        free(f);
+        flight_entry_free(f);
     }
 }
 
@@ -83,7 +97,44 @@ static void flight_free(void *ctx, struct txmap_entry *en)
     struct engine *e = ctx;
 
     txmap_del(&e->flight, en);
-    free(en);
+    flight_entry_free((struct flight *)en);
+}
+
+/* Holds a phase 2a back while prepares of its transaction are out; false: send it now. */
+static bool park(struct engine *e, const struct nodert_item *it)
+{
+    struct flight *f = (struct flight *)txmap_get(&e->flight, it->m.txid);
+
+    if (it->m.type != MSG_PHASE2A || !f || !f->prepares)
+        return false;
+    if (f->n_parked == f->cap_parked) {
+        size_t cap = f->cap_parked ? f->cap_parked * 2 : 4;
+        struct nodert_item *bigger = realloc(f->parked, cap * sizeof(*bigger));
+
+        if (!bigger)
+            return false;
+        f->parked = bigger;
+        f->cap_parked = cap;
+    }
+    f->parked[f->n_parked++] = *it;
+    return true;
+}
+
+/* Inside an event: a prepare of txid is back. Once none is out, what was held back goes into
+ * this event's box, to leave with what the event itself asks for. */
+static void unpark(struct engine *e, const char *txid)
+{
+    struct flight *f = (struct flight *)txmap_get(&e->flight, txid);
+    size_t i;
+
+    if (!f || --f->prepares || !f->n_parked)
+        return;
+    for (i = 0; i < f->n_parked; i++) {
+        struct nodert_item *it = &f->parked[i];
+
+        nodert_io_send(&e->rt, &it->to, &it->m); /* counted in flight already */
+    }
+    f->n_parked = 0;
 }
 
 /* ---- events ---- */
@@ -193,10 +244,12 @@ static void call_back(struct http_call *call)
                                          ? 0
                                          : loop_now_ms() + 1000;
     engine_enter(e);
-    for (i = 0; i < k->n_msgs; i++)
-        flight_change(e, k->msgs[i].txid, -1);
     if (!e->closing)
         feed_answer(e, k);
+    if (k->prepare_counted)
+        unpark(e, k->msgs[0].txid);
+    for (i = 0; i < k->n_msgs; i++)
+        flight_change(e, k->msgs[i].txid, -1);
     engine_leave(e, NULL);
     for (i = 0; i < k->n_msgs; i++)
         changed(e, k->msgs[i].txid);
@@ -242,6 +295,14 @@ static void start_call(struct engine *e, const char *base, const char *path, jso
         snprintf(k->participant, sizeof(k->participant), "%s", participant);
     memcpy(k->msgs, msgs, n * sizeof(*msgs));
     k->n_msgs = n;
+    if (replica < 0 && n == 1 && msgs[0].type == MSG_PREPARE) {
+        struct flight *f = (struct flight *)txmap_get(&e->flight, msgs[0].txid);
+
+        if (f) {
+            f->prepares++;
+            k->prepare_counted = true;
+        }
+    }
     post_call(e, k, call_back);
 }
 
@@ -552,6 +613,8 @@ static void dispatch(struct engine *e, struct nodert_box *items, struct nodert_b
         case NODE_REPLICA:
             if (it->m.type == MSG_OUTCOME)
                 later_announce(e, &it->m);
+            else if (it->to.id < cfg->n_replicas && park(e, it))
+                break;
             else if (it->to.id < cfg->n_replicas && per_acc)
                 per_acc[it->to.id * cap + n_acc[it->to.id]++] = it->m;
             else if (it->to.id < cfg->n_replicas) /* no memory: lost, as the network may */
