@@ -26,12 +26,15 @@
 #include "groupcommit.h"
 #include "log.h"
 #include "sqlite_reader.h"
+#include "stmt_cache.h"
 
 struct acc_store {
     pthread_mutex_t mu; /* every SQLite call on db */
     sqlite3 *db;
     pthread_mutex_t rmu; /* every call on rdb */
     sqlite3 *rdb;        /* the reads: never behind the writer's transaction or fsync */
+    struct stmt_cache wstmts; /* db's statements (under mu) */
+    struct stmt_cache rstmts; /* rdb's statements (under rmu) */
     pthread_mutex_t smu; /* every call on sdb */
     sqlite3 *sdb;        /* the sweep's long scan, so that it holds up no other read */
     struct groupcommit *gc;
@@ -96,6 +99,8 @@ enum tpc_err acc_store_open(const char *path, uint32_t self, uint32_t n_replicas
         rc = sqlite_reader_open(path, &s->sdb, err, errlen);
     if (rc)
         goto fail;
+    stmt_cache_init(&s->wstmts, s->db);
+    stmt_cache_init(&s->rstmts, s->rdb);
     if (groupcommit_start(s->db, &s->mu, &s->gc) != TPC_OK) {
         rc = tpc_errbuf_set(err, errlen, TPC_ERR_IO, "cannot start the group commit");
         goto fail;
@@ -112,6 +117,8 @@ void acc_store_close(struct acc_store *s)
     if (!s)
         return;
     groupcommit_stop(s->gc);
+    stmt_cache_fini(&s->wstmts);
+    stmt_cache_fini(&s->rstmts);
     sqlite3_close(s->rdb);
     sqlite3_close(s->sdb);
     sqlite3_close(s->db);
@@ -154,8 +161,23 @@ static char *parts_to_text(const struct msg_parts *parts)
     return t;
 }
 
+static const char sql_load[] = "SELECT mbal_round, mbal_replica, bal_round, bal_replica, val, "
+                               "participants FROM acceptor WHERE txid = ? AND instance = ?";
+static const char sql_save[] =
+    "INSERT OR REPLACE INTO acceptor(txid, instance, mbal_round, mbal_replica, bal_round, "
+    "bal_replica, val, participants, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
+static const char sql_decided[] = "SELECT outcome FROM decision WHERE txid = ?";
+static const char sql_take_over[] = "UPDATE decision SET participants = ?, told = 0 "
+                                    "WHERE txid = ? AND participants IS NULL";
+static const char sql_decide[] = "INSERT INTO decision(txid, outcome, participants, decided_at, "
+                                 "told) VALUES (?, ?, ?, ?, ?)";
+static const char sql_told[] = "UPDATE decision SET told = 1 WHERE txid = ?";
+static const char sql_decision[] = "SELECT outcome, participants FROM decision WHERE txid = ?";
+static const char sql_parts[] = "SELECT participants FROM acceptor WHERE txid = ? AND "
+                                "participants IS NOT NULL LIMIT 1";
+
 /* Loads one instance's record (all zero when none); under the DB mutex. */
-static enum tpc_err load_record(sqlite3 *db, const char *txid, const char *instance,
+static enum tpc_err load_record(struct acc_store *s, const char *txid, const char *instance,
                                 struct acceptor_record *r)
 {
     sqlite3_stmt *st = NULL;
@@ -163,10 +185,7 @@ static enum tpc_err load_record(sqlite3 *db, const char *txid, const char *insta
     int step;
 
     memset(r, 0, sizeof(*r));
-    if (sqlite3_prepare_v2(db,
-                           "SELECT mbal_round, mbal_replica, bal_round, bal_replica, val, "
-                           "participants FROM acceptor WHERE txid = ? AND instance = ?",
-                           -1, &st, NULL) != SQLITE_OK)
+    if (!(st = stmt_get(&s->wstmts, sql_load)))
         return TPC_ERR_IO;
     sqlite3_bind_text(st, 1, txid, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, instance, -1, SQLITE_STATIC);
@@ -181,22 +200,18 @@ static enum tpc_err load_record(sqlite3 *db, const char *txid, const char *insta
     } else if (step != SQLITE_DONE) {
         rc = TPC_ERR_IO;
     }
-    sqlite3_finalize(st);
+    stmt_done(st);
     return rc;
 }
 
-static enum tpc_err save_record(sqlite3 *db, const char *txid, const char *instance,
+static enum tpc_err save_record(struct acc_store *s, const char *txid, const char *instance,
                                 const struct acceptor_record *r)
 {
     sqlite3_stmt *st = NULL;
     char *parts = parts_to_text(&r->parts);
     int step = SQLITE_ERROR;
 
-    if (sqlite3_prepare_v2(db,
-                           "INSERT OR REPLACE INTO acceptor(txid, instance, mbal_round, "
-                           "mbal_replica, bal_round, bal_replica, val, participants, updated_at) "
-                           "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                           -1, &st, NULL) == SQLITE_OK) {
+    if ((st = stmt_get(&s->wstmts, sql_save)) != NULL) {
         sqlite3_bind_text(st, 1, txid, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, instance, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 3, (sqlite3_int64)r->mbal.round);
@@ -209,7 +224,7 @@ static enum tpc_err save_record(sqlite3 *db, const char *txid, const char *insta
         sqlite3_bind_int64(st, 9, now_ms());
         step = sqlite3_step(st);
     }
-    sqlite3_finalize(st);
+    stmt_done(st);
     free(parts);
     return step == SQLITE_DONE ? TPC_OK : TPC_ERR_IO;
 }
@@ -231,7 +246,7 @@ static bool run_handle(struct acc_store *s, struct acc_op *op, sqlite3 *db, char
         err[0] = '\0';
         if (m->type != MSG_PHASE1A && m->type != MSG_PHASE2A) {
             rc = TPC_ERR_INVALID;
-        } else if ((rc = load_record(db, m->txid, m->instance, &cur)) != TPC_OK) {
+        } else if ((rc = load_record(s, m->txid, m->instance, &cur)) != TPC_OK) {
             snprintf(gerr, gl, "cannot read acceptor state: %s", sqlite3_errmsg(db));
             return false;
         } else if (m->type == MSG_PHASE1A) {
@@ -248,7 +263,7 @@ static bool run_handle(struct acc_store *s, struct acc_op *op, sqlite3 *db, char
             continue;
         }
         if (action == ACCEPTOR_PERSIST_THEN_REPLY &&
-            save_record(db, m->txid, m->instance, &next) != TPC_OK) {
+            save_record(s, m->txid, m->instance, &next) != TPC_OK) {
             snprintf(gerr, gl, "cannot write acceptor state: %s", sqlite3_errmsg(db));
             return false;
         }
@@ -303,42 +318,33 @@ static bool run_begun(struct acc_op *op, sqlite3 *db, char *gerr, size_t gl)
  * TPC_ERR_PROTOCOL (another one is recorded), or TPC_ERR_IO. A leader's own decision (parts
  * given, not told) over the same outcome learned from another replica takes the row over:
  * it owes the telling now (replica.h rule 2), and a restart must find that (io->untold). */
-static enum tpc_err insert_decision(sqlite3 *db, const char *txid, enum tpc_outcome o,
+static enum tpc_err insert_decision(struct acc_store *s, const char *txid, enum tpc_outcome o,
                                     const char *parts, int told)
 {
-    sqlite3_stmt *st = NULL;
+    sqlite3_stmt *st;
     int step = SQLITE_ERROR;
 
-    if (sqlite3_prepare_v2(db, "SELECT outcome FROM decision WHERE txid = ?", -1, &st, NULL) ==
-        SQLITE_OK) {
+    if ((st = stmt_get(&s->wstmts, sql_decided)) != NULL) {
         sqlite3_bind_text(st, 1, txid, -1, SQLITE_STATIC);
         if (sqlite3_step(st) == SQLITE_ROW) {
             bool same = strcmp((const char *)sqlite3_column_text(st, 0), msg_outcome_name(o)) == 0;
 
-            sqlite3_finalize(st);
+            stmt_done(st);
             if (!same)
                 return TPC_ERR_PROTOCOL;
             if (!parts || told)
                 return TPC_OK;
-            st = NULL;
-            if (sqlite3_prepare_v2(db,
-                                   "UPDATE decision SET participants = ?, told = 0 "
-                                   "WHERE txid = ? AND participants IS NULL",
-                                   -1, &st, NULL) == SQLITE_OK) {
+            if ((st = stmt_get(&s->wstmts, sql_take_over)) != NULL) {
                 sqlite3_bind_text(st, 1, parts, -1, SQLITE_STATIC);
                 sqlite3_bind_text(st, 2, txid, -1, SQLITE_STATIC);
                 step = sqlite3_step(st);
             }
-            sqlite3_finalize(st);
+            stmt_done(st);
             return step == SQLITE_DONE ? TPC_OK : TPC_ERR_IO;
         }
     }
-    sqlite3_finalize(st);
-    st = NULL;
-    if (sqlite3_prepare_v2(db,
-                           "INSERT INTO decision(txid, outcome, participants, decided_at, told) "
-                           "VALUES (?, ?, ?, ?, ?)",
-                           -1, &st, NULL) == SQLITE_OK) {
+    stmt_done(st);
+    if ((st = stmt_get(&s->wstmts, sql_decide)) != NULL) {
         sqlite3_bind_text(st, 1, txid, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, msg_outcome_name(o), -1, SQLITE_STATIC);
         if (parts)
@@ -347,16 +353,16 @@ static enum tpc_err insert_decision(sqlite3 *db, const char *txid, enum tpc_outc
         sqlite3_bind_int(st, 5, told);
         step = sqlite3_step(st);
     }
-    sqlite3_finalize(st);
+    stmt_done(st);
     return step == SQLITE_DONE ? TPC_OK : TPC_ERR_IO;
 }
 
-static bool run_learned(struct acc_op *op, sqlite3 *db)
+static bool run_learned(struct acc_op *op)
 {
     size_t i;
 
     for (i = 0; i < op->n; i++) {
-        enum tpc_err rc = insert_decision(db, op->in[i].txid, op->in[i].outcome, NULL, 1);
+        enum tpc_err rc = insert_decision(op->store, op->in[i].txid, op->in[i].outcome, NULL, 1);
 
         if (rc == TPC_ERR_IO)
             return false;
@@ -367,24 +373,21 @@ static bool run_learned(struct acc_op *op, sqlite3 *db)
     return true;
 }
 
-static bool run_told(struct acc_op *op, sqlite3 *db)
+static bool run_told(struct acc_op *op)
 {
-    sqlite3_stmt *st = NULL;
+    sqlite3_stmt *st = stmt_get(&op->store->wstmts, sql_told);
     size_t i;
 
-    if (sqlite3_prepare_v2(db, "UPDATE decision SET told = 1 WHERE txid = ?", -1, &st, NULL) !=
-        SQLITE_OK)
-        return false;
-    for (i = 0; i < op->n; i++) {
+    for (i = 0; st && i < op->n; i++) {
         sqlite3_bind_text(st, 1, op->told[i], -1, SQLITE_STATIC);
         if (sqlite3_step(st) != SQLITE_DONE) {
-            sqlite3_finalize(st);
+            stmt_done(st);
             return false;
         }
         sqlite3_reset(st);
     }
-    sqlite3_finalize(st);
-    return true;
+    stmt_done(st);
+    return st != NULL;
 }
 
 static bool run_op(struct gc_job *g, sqlite3 *db)
@@ -400,15 +403,15 @@ static bool run_op(struct gc_job *g, sqlite3 *db)
     case ACC_OP_ROUND:
         return run_round(op, db, g->err, sizeof(g->err));
     case ACC_OP_DECISION:
-        g->rc = insert_decision(db, op->txid, op->outcome, op->parts_text,
+        g->rc = insert_decision(s, op->txid, op->outcome, op->parts_text,
                                 !op->parts.n);
         if (g->rc == TPC_ERR_PROTOCOL)
             snprintf(g->err, sizeof(g->err), "%s: another decision is recorded", op->txid);
         return g->rc == TPC_OK;
     case ACC_OP_LEARNED:
-        return run_learned(op, db);
+        return run_learned(op);
     case ACC_OP_TOLD:
-        return run_told(op, db);
+        return run_told(op);
     }
     return false;
 }
@@ -521,8 +524,7 @@ enum tpc_err acc_store_decision(struct acc_store *s, const char *txid, enum tpc_
     if (parts)
         memset(parts, 0, sizeof(*parts));
     pthread_mutex_lock(&s->rmu);
-    if (sqlite3_prepare_v2(s->rdb, "SELECT outcome, participants FROM decision WHERE txid = ?", -1,
-                           &st, NULL) != SQLITE_OK) {
+    if (!(st = stmt_get(&s->rstmts, sql_decision))) {
         rc = TPC_ERR_IO;
         goto out;
     }
@@ -538,7 +540,7 @@ enum tpc_err acc_store_decision(struct acc_store *s, const char *txid, enum tpc_
         rc = TPC_ERR_IO;
     }
 out:
-    sqlite3_finalize(st);
+    stmt_done(st);
     pthread_mutex_unlock(&s->rmu);
     return rc;
 }
@@ -550,17 +552,14 @@ enum tpc_err acc_store_parts(struct acc_store *s, const char *txid, struct msg_p
 
     memset(parts, 0, sizeof(*parts));
     pthread_mutex_lock(&s->rmu);
-    if (sqlite3_prepare_v2(s->rdb,
-                           "SELECT participants FROM acceptor WHERE txid = ? AND participants "
-                           "IS NOT NULL LIMIT 1",
-                           -1, &st, NULL) != SQLITE_OK) {
+    if (!(st = stmt_get(&s->rstmts, sql_parts))) {
         rc = TPC_ERR_IO;
     } else {
         sqlite3_bind_text(st, 1, txid, -1, SQLITE_STATIC);
         if (sqlite3_step(st) == SQLITE_ROW)
             rc = parts_from_text((const char *)sqlite3_column_text(st, 0), parts);
     }
-    sqlite3_finalize(st);
+    stmt_done(st);
     pthread_mutex_unlock(&s->rmu);
     return rc;
 }

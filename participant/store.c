@@ -320,6 +320,8 @@ enum tpc_err store_open(const struct store_config *cfg, struct store **out, char
         goto fail;
     sqlite3_set_authorizer(st->db, authorize, st);
     sqlite3_progress_handler(st->db, 10000, progress, st);
+    stmt_cache_init(&st->wstmts, st->db);
+    stmt_cache_init(&st->rstmts, st->rdb);
     if (groupcommit_start(st->db, &st->mu, &st->gc) != TPC_OK) {
         rc = tpc_errbuf_set(err, errlen, TPC_ERR_IO, "cannot start the group commit");
         goto fail;
@@ -338,6 +340,8 @@ void store_close(struct store *st)
     if (!st)
         return;
     groupcommit_stop(st->gc);
+    stmt_cache_fini(&st->wstmts);
+    stmt_cache_fini(&st->rstmts);
     sqlite3_close(st->rdb);
     sqlite3_close(st->db);
     for (i = 0; i < st->n_tables; i++) {
@@ -359,7 +363,7 @@ static bool step_stmt(struct store *st, const char *sql, struct store_job *job,
     int i = 1, rc;
     const char *f;
 
-    if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK)
+    if (!(s = stmt_get(&st->wstmts, sql)))
         goto fail;
     va_start(ap, fmt_args);
     for (f = fmt_args; *f; f++, i++) {
@@ -375,7 +379,7 @@ static bool step_stmt(struct store *st, const char *sql, struct store_job *job,
     }
     va_end(ap);
     rc = sqlite3_step(s);
-    sqlite3_finalize(s);
+    stmt_done(s);
     if (rc == SQLITE_DONE || rc == SQLITE_ROW)
         return true;
 fail:
@@ -396,19 +400,21 @@ static enum rm_state end_state(const char *t)
     return RM_ABORTED;
 }
 
+static const char sql_recorded[] = "SELECT outcome FROM tpc_outcome WHERE txid = ?";
+static const char sql_ended[] = "SELECT outcome, vote FROM tpc_outcome WHERE txid = ?";
+
 /* The end already recorded for txid, inside the committer's transaction. */
 enum rm_state store_recorded(struct store *st, const char *txid)
 {
     sqlite3_stmt *s = NULL;
     enum rm_state o = RM_NONE;
 
-    if (sqlite3_prepare_v2(st->db, "SELECT outcome FROM tpc_outcome WHERE txid = ?", -1, &s,
-                           NULL) == SQLITE_OK) {
+    if ((s = stmt_get(&st->wstmts, sql_recorded)) != NULL) {
         sqlite3_bind_text(s, 1, txid, -1, SQLITE_STATIC);
         if (sqlite3_step(s) == SQLITE_ROW)
             o = end_state((const char *)sqlite3_column_text(s, 0));
     }
-    sqlite3_finalize(s);
+    stmt_done(s);
     return o;
 }
 
@@ -521,8 +527,7 @@ enum tpc_err store_ended(struct store *st, const char *txid, enum rm_state *stat
     *state = RM_NONE;
     *vote = TPC_VALUE_NONE;
     pthread_mutex_lock(&st->rmu); /* the reader: never behind a statement or an fsync */
-    if (sqlite3_prepare_v2(st->rdb, "SELECT outcome, vote FROM tpc_outcome WHERE txid = ?", -1, &s,
-                           NULL) != SQLITE_OK) {
+    if (!(s = stmt_get(&st->rstmts, sql_ended))) {
         rc = TPC_ERR_IO;
         goto out;
     }
@@ -535,7 +540,7 @@ enum tpc_err store_ended(struct store *st, const char *txid, enum rm_state *stat
         rc = TPC_ERR_IO;
     }
 out:
-    sqlite3_finalize(s);
+    stmt_done(s);
     pthread_mutex_unlock(&st->rmu);
     return rc;
 }

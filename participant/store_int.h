@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "groupcommit.h"
+#include "stmt_cache.h"
 #include "store.h"
 
 #define STORE_MAX_TABLES 1024
@@ -30,6 +31,8 @@ struct store {
     struct groupcommit *gc; /* durable steps (groupcommit.h) */
     pthread_mutex_t rmu;    /* rdb */
     sqlite3 *rdb;           /* reads that must not wait for the writer (sqlite_reader.h) */
+    struct stmt_cache wstmts; /* db's own statements (under mu) */
+    struct stmt_cache rstmts; /* rdb's (under rmu) */
 };
 
 /* Monotonic milliseconds. */
