@@ -3,8 +3,9 @@
  * clients cost what a C client costs (bench/pg_peer.py starts the servers and runs it).
  *
  * N clients, each a thread with one connection to each of two servers. A transfer debits an
- * account on server A and credits one on B inside one global transaction: BEGIN on both, the
- * two UPDATEs, PREPARE TRANSACTION on A then B, COMMIT PREPARED on A then B. The commit
+ * account on server A and credits one on B inside one global transaction: BEGIN and the UPDATE
+ * on each (one round trip: one simple query of two statements), PREPARE TRANSACTION on A then
+ * B, COMMIT PREPARED on A then B. The commit
  * latency is the time of those four statements (the counterpart of tpcbench's commit call); a
  * lock not granted within --lock-timeout-ms aborts the transfer (ROLLBACK on both), like the
  * participants' lock timeout. After --warmup seconds it measures for --seconds and writes
@@ -97,12 +98,14 @@ static void *client_run(void *arg)
         if (t0 >= a->end)
             break;
         n++;
-        snprintf(sql[0], sizeof(sql[0]), "UPDATE accounts SET balance = balance - 1 WHERE id = %d",
+        snprintf(sql[0], sizeof(sql[0]),
+                 "BEGIN; UPDATE accounts SET balance = balance - 1 WHERE id = %d",
                  1 + (int)(rand_r(&seed) % (unsigned)a->accounts));
-        snprintf(sql[1], sizeof(sql[1]), "UPDATE accounts SET balance = balance + 1 WHERE id = %d",
+        snprintf(sql[1], sizeof(sql[1]),
+                 "BEGIN; UPDATE accounts SET balance = balance + 1 WHERE id = %d",
                  1 + (int)(rand_r(&seed) % (unsigned)a->accounts));
         for (k = 0; k < 2 && ok; k++)
-            ok = run(c[k], "BEGIN", NULL) && run(c[k], sql[k], &lost);
+            ok = run(c[k], sql[k], &lost);
         if (!ok) {
             run(c[0], "ROLLBACK", NULL);
             run(c[1], "ROLLBACK", NULL);

@@ -259,8 +259,9 @@ def write_report(args, results, started, took):
     out.append("\nRaw results: `bench/results/*.json` (`all.json` has every cell); the commit "
                "latency samples stay in `bench/results/*.samples` of the run.\n")
     out.append("## How to read it\n")
-    out.append("- A Paxos Commit transfer is `POST /v1/transactions`, one `exec` per statement "
-               "(two here; the replica forwards each to its participant), and `commit`. The "
+    out.append("- A Paxos Commit transfer is `POST /v1/transactions` carrying the first "
+               "statement, one `exec` per other statement (one here; the replica forwards each to "
+               "its participant), and `commit`. The "
                "commit answers once the outcome is chosen (every vote accepted by F+1 "
                "replicas after their fsync): the outcome is durable then; the participants "
                "apply it in the background (`{\"wait\": \"applied\"}` waits for that, and is "
@@ -276,7 +277,9 @@ def write_report(args, results, started, took):
     out.append("- The PostgreSQL peer runs twice: its clients as Python processes (psycopg2), one "
                "per client, and as threads of one C program over libpq (`tpcpgclient`: BEGIN, "
                "the UPDATE, PREPARE TRANSACTION, COMMIT PREPARED); each target is stated against "
-               "the faster of the two in the same cell. The load generator of Paxos Commit is "
+               "the faster of the two in the same cell (the C clients send BEGIN and the first "
+               "statement in one round trip, as Paxos Commit's begin carries its first "
+               "statement). The load generator of Paxos Commit is "
                "one C thread (libcurl multi). All use a 300 ms lock timeout; a conflict past it "
                "aborts the transfer (the contended rows). The oneshot rows send each transfer as "
                "one `POST /v1/transactions/oneshot`; their commit latency is that whole call.")

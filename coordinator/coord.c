@@ -41,8 +41,8 @@ struct creq {
     uint32_t timeout_ms;
     enum coord_wait wait;
     uint64_t started; /* ns, for the commit histogram */
-    /* a oneshot */
-    json_t *branches, *results, *failed; /* failed: the failing branch's answer */
+    /* a oneshot; a begin's first statement (first) */
+    json_t *branches, *results, *failed, *first; /* failed: the failing branch's answer */
     size_t step;
     int failed_status;
     /* a forwarded exec */
@@ -134,6 +134,7 @@ static struct creq *creq_new(struct coord *c, enum creq_kind kind, struct http_l
 static void creq_free(struct creq *q)
 {
     json_decref(q->branches);
+    json_decref(q->first);
     json_decref(q->results);
     json_decref(q->failed);
     json_decref(q->answers);
@@ -176,6 +177,7 @@ static void reply_error(struct creq *q, const char *code, const char *fmt, ...)
 
 static void oneshot_next(struct creq *q);
 static void oneshot_failed(struct creq *q, bool known, const struct replica_view *v);
+static void exec_start(struct creq *q, json_t *body);
 
 /* Whether q is answered (or given up) now; answers it then. */
 static bool wait_check(struct creq *q, bool expired)
@@ -317,6 +319,10 @@ static void begin_finish(struct creq *q)
         oneshot_next(q);
         return;
     }
+    if (q->first) { /* the first statement rides on the begin: exec_back answers */
+        exec_start(q, q->first);
+        return;
+    }
     reply(q, 201,
           json_pack("{s:s,s:s,s:I}", "txid", q->txid, "state", "active", "timeout_ms",
                     (json_int_t)q->timeout_ms),
@@ -366,11 +372,28 @@ static bool begin_parse(struct creq *q, json_t *body)
     q->timeout_ms = c->cfg.txn_ms;
     json_object_foreach(body, key, v)
     {
-        if (strcmp(key, "txid") && strcmp(key, "timeout_ms")) {
-            reply_error(q, "bad_request", "unknown key \"%s\" (use txid, timeout_ms)", key);
+        if (strcmp(key, "txid") && strcmp(key, "timeout_ms") &&
+            (strcmp(key, "exec") || q->kind != CREQ_BEGIN)) {
+            reply_error(q, "bad_request", "unknown key \"%s\" (use txid, timeout_ms%s)", key,
+                        q->kind == CREQ_BEGIN ? ", exec" : "");
             return false;
         }
     }
+    v = json_object_get(body, "exec");
+    if (v && !json_is_object(v)) {
+        reply_error(q, "bad_request",
+                    "\"exec\" is the first statement, as the body of an exec: {\"participant\": "
+                    "..., \"sql\": ...}");
+        return false;
+    }
+    key = v ? json_string_value(json_object_get(v, "participant")) : NULL;
+    if (v && (!key || !config_participant_url(&c->cfg, key))) {
+        reply_error(q, "unknown_participant",
+                    "\"participant\" must name one of the participants in the cluster file");
+        return false; /* nothing begun */
+    }
+    if (v)
+        q->first = json_incref(v);
     v = json_object_get(body, "timeout_ms");
     if (v) {
         if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 86400000) {
@@ -475,9 +498,21 @@ static void exec_back(struct http_call *call)
         return;
     }
     if (!r) {
-        reply_error(q, "participant_unavailable", "participant %s: %s", q->participant,
-                    call->err ? call->error : "answer is not JSON");
+        r = json_pack("{s:{s:s,s:s}}", "error", "code", "participant_unavailable", "message",
+                      call->err ? call->error : "answer is not JSON");
+        if (r && q->kind == CREQ_BEGIN)
+            json_object_set_new(r, "txid", json_string(q->txid));
+        reply(q, 502, r, NULL);
         return;
+    }
+    if (q->kind == CREQ_BEGIN) { /* begun, with its first statement's answer */
+        json_object_set_new(r, "txid", json_string(q->txid));
+        if (call->status == 200) {
+            json_object_set_new(r, "state", json_string("active"));
+            json_object_set_new(r, "timeout_ms", json_integer((json_int_t)q->timeout_ms));
+            reply(q, 201, r, NULL);
+            return;
+        }
     }
     reply(q, (int)call->status, r, NULL); /* the participant's own answer, as it is */
 }
@@ -523,11 +558,17 @@ static void exec_start(struct creq *q, json_t *body)
         api_error_set(&e, "internal", "cannot enlist %s: %s", name, tpc_strerror(rc));
     }
     if (e.status) {
+        json_t *err = json_pack("{s:{s:s,s:s}}", "error", "code", e.code, "message", e.message);
+
         if (q->kind == CREQ_ONESHOT) {
-            q->failed = json_pack("{s:{s:s,s:s}}", "error", "code", e.code, "message", e.message);
+            q->failed = err;
             q->failed_status = e.status;
             oneshot_failed(q, true, NULL);
+        } else if (q->kind == CREQ_BEGIN && err) { /* begun: the client needs its txid */
+            json_object_set_new(err, "txid", json_string(q->txid));
+            reply(q, e.status, err, NULL);
         } else {
+            json_decref(err);
             reply(q, 0, NULL, &e);
         }
         return;

@@ -4,6 +4,7 @@
 #include "http_server.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #define NETFAULT_MAX 32
@@ -17,6 +18,7 @@ struct rule {
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static struct rule rules[NETFAULT_MAX];
 static size_t n_rules;
+static _Atomic size_t armed; /* n_rules, read without the lock: no rule, no lock per call */
 
 static struct rule *find(struct rule *list, size_t n, const char *peer)
 {
@@ -71,6 +73,7 @@ enum tpc_err netfault_set(const json_t *in, char *err, size_t errlen)
     pthread_mutex_lock(&mu);
     memcpy(rules, next, n * sizeof(next[0]));
     n_rules = n;
+    atomic_store(&armed, n);
     pthread_mutex_unlock(&mu);
     return TPC_OK;
 }
@@ -97,6 +100,8 @@ static bool match(const char *url, struct rule *out)
     size_t i, best = 0;
     bool found = false;
 
+    if (!atomic_load_explicit(&armed, memory_order_relaxed))
+        return false;
     pthread_mutex_lock(&mu);
     for (i = 0; i < n_rules; i++) {
         size_t len = strlen(rules[i].peer);

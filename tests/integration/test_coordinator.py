@@ -118,6 +118,28 @@ class CoordinatorTest(unittest.TestCase):
         self.assertEqual(self.c.abort(0, tx)[1]["outcome"], "aborted")
         self.assert_applied(100, 100)
 
+    def test_begin_with_first_statement(self):
+        code, r = self.c.call(0, "POST", "/v1/transactions", {"exec": {
+            "participant": "bank-a", "sql": "UPDATE accounts SET balance = balance - 5 WHERE id = 1"}})
+        self.assertEqual((code, r["state"], r["results"][0]["changes"]), (201, "active", 1), r)
+        tx = r["txid"]
+        code, r = self.c.exec(0, tx, "bank-b", "UPDATE accounts SET balance = balance + 5 WHERE id = 1")
+        self.assertEqual(code, 200, r)
+        self.assertEqual(self.c.commit(0, tx)[1]["outcome"], "committed")
+        self.assert_applied(95, 105)
+        # A participant not in the cluster file: nothing begun. A failing statement: begun,
+        # and its txid in the error, to abort it.
+        live = self.c.call(0, "GET", "/health")[1]["transactions"]
+        code, r = self.c.call(0, "POST", "/v1/transactions", {"exec": {
+            "participant": "bank-x", "sql": "UPDATE accounts SET balance = 0"}})
+        self.assertEqual((code, r["error"]["code"]), (400, "unknown_participant"), r)
+        self.assertEqual(self.c.call(0, "GET", "/health")[1]["transactions"], live)
+        code, r = self.c.call(0, "POST", "/v1/transactions", {"exec": {
+            "participant": "bank-a", "sql": "UPDATE accounts SET balance = -1 WHERE id = 1"}})
+        self.assertEqual((code, r["error"]["code"]), (409, "constraint_violation"), r)
+        self.assertEqual(self.c.abort(0, r["txid"])[1]["outcome"], "aborted")
+        self.assert_applied(95, 105)
+
     def test_conflict_gets_409_and_aborts_cleanly(self):
         t1 = self.transfer(0)
         t2 = self.c.begin(0)
