@@ -471,6 +471,17 @@ void coord_begin(struct coord *c, json_t *body, struct http_later *later)
 
 /* ---- exec ---- */
 
+/* Answers an exec's error; a begin that carried it was begun: the client needs its txid. */
+static void reply_exec_error(struct creq *q, const struct api_error *e)
+{
+    json_t *body = q->kind == CREQ_BEGIN ? json_pack("{s:{s:s,s:s},s:s}", "error", "code",
+                                                     e->code, "message", e->message, "txid",
+                                                     q->txid)
+                                         : NULL;
+
+    reply(q, body ? e->status : 0, body, e);
+}
+
 static void exec_back(struct http_call *call)
 {
     struct creq *q = call->arg;
@@ -498,11 +509,11 @@ static void exec_back(struct http_call *call)
         return;
     }
     if (!r) {
-        r = json_pack("{s:{s:s,s:s}}", "error", "code", "participant_unavailable", "message",
+        struct api_error e;
+
+        api_error_set(&e, "participant_unavailable", "participant %s: %s", q->participant,
                       call->err ? call->error : "answer is not JSON");
-        if (r && q->kind == CREQ_BEGIN)
-            json_object_set_new(r, "txid", json_string(q->txid));
-        reply(q, 502, r, NULL);
+        reply_exec_error(q, &e);
         return;
     }
     if (q->kind == CREQ_BEGIN) { /* begun, with its first statement's answer */
@@ -564,12 +575,9 @@ static void exec_start(struct creq *q, json_t *body)
             q->failed = err;
             q->failed_status = e.status;
             oneshot_failed(q, true, NULL);
-        } else if (q->kind == CREQ_BEGIN && err) { /* begun: the client needs its txid */
-            json_object_set_new(err, "txid", json_string(q->txid));
-            reply(q, e.status, err, NULL);
         } else {
             json_decref(err);
-            reply(q, 0, NULL, &e);
+            reply_exec_error(q, &e);
         }
         return;
     }
