@@ -593,6 +593,11 @@ size_t acc_store_stale(struct acc_store *s, int64_t age_ms, struct node_txn *out
     return n;
 }
 
+void acc_store_interrupt_scan(struct acc_store *s)
+{
+    sqlite3_interrupt(s->sdb);
+}
+
 void acc_store_recent_decisions(struct acc_store *s, enum tpc_outcome only, size_t limit,
                                 void (*fn)(void *ctx, const char *txid, enum tpc_outcome o,
                                            int64_t at_ms),

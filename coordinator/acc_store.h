@@ -99,6 +99,8 @@ enum tpc_err acc_store_parts(struct acc_store *s, const char *txid, struct msg_p
  * A scan of the acceptor table, on a connection of its own: call it off the loop.
  */
 size_t acc_store_stale(struct acc_store *s, int64_t age_ms, struct node_txn *out, size_t cap);
+/* Makes a scan under way (acc_store_stale) stop early (any thread). */
+void acc_store_interrupt_scan(struct acc_store *s);
 
 /* Recent decisions, newest first, for listings: fn(ctx, txid, outcome, decided_at_ms). */
 void acc_store_recent_decisions(struct acc_store *s, enum tpc_outcome only, size_t limit,

@@ -58,6 +58,8 @@ struct creq {
     /* waiting for the driver's answer */
     int64_t until;
     struct creq *next_waiter;
+    /* a call or write of its own is out (in c->outs) */
+    struct creq *out_prev, *out_next;
 };
 
 /* The requests waiting on one transaction. */
@@ -73,7 +75,8 @@ struct coord {
     struct engine eng;
     struct txmap waiting; /* struct waitlist by txid */
     size_t n_waiting;
-    size_t out; /* requests with a call or write out */
+    size_t out;         /* requests with a call or write out */
+    struct creq *outs;  /* those requests */
     struct loop_timer tick;
     struct metrics_hist commit_time; /* client commit calls, from request to answer */
     bool eng_up;
@@ -113,6 +116,33 @@ static json_t *ended_or_unknown(struct coord *c, const char *txid, int *status, 
 }
 
 /* ---- requests ---- */
+
+/* q has a call or write of its own out, until out_back. */
+static void out_add(struct creq *q)
+{
+    struct coord *c = q->c;
+
+    q->out_prev = NULL;
+    q->out_next = c->outs;
+    if (c->outs)
+        c->outs->out_prev = q;
+    c->outs = q;
+    c->out++;
+}
+
+static void out_back(struct creq *q)
+{
+    struct coord *c = q->c;
+
+    if (q->out_prev)
+        q->out_prev->out_next = q->out_next;
+    else
+        c->outs = q->out_next;
+    if (q->out_next)
+        q->out_next->out_prev = q->out_prev;
+    q->out_prev = q->out_next = NULL;
+    c->out--;
+}
 
 static struct creq *creq_new(struct coord *c, enum creq_kind kind, struct http_later *later)
 {
@@ -156,7 +186,10 @@ static void reply(struct creq *q, int status, json_t *body, const struct api_err
         http_respond_api_error(&res, e);
     if (q->kind == CREQ_COMMIT || q->kind == CREQ_ONESHOT)
         metrics_hist_since(&q->c->commit_time, q->started);
-    http_answer_res(q->later, &res);
+    if (q->later) /* NULL: given up at the stop, the server answered it */
+        http_answer_res(q->later, &res);
+    else
+        json_decref(res.body);
     creq_free(q);
 }
 
@@ -334,7 +367,7 @@ static void begun_back(void *arg)
 {
     struct creq *q = arg;
 
-    q->c->out--;
+    out_back(q);
     if (q->c->stopping) {
         reply_error(q, "shutting_down", "the replica is stopping");
         return;
@@ -454,7 +487,7 @@ static void begin_start(struct creq *q, json_t *body)
         q->op.arg = q;
         q->back.fn = begun_back;
         q->back.arg = q;
-        c->out++;
+        out_add(q);
         acc_store_post(c->store, &q->op);
         return;
     }
@@ -487,9 +520,12 @@ static void exec_back(struct http_call *call)
     struct creq *q = call->arg;
     json_t *r = NULL;
 
-    q->c->out--;
+    out_back(q);
     if (q->c->stopping) { /* cut off, or answered while stopping: nothing goes on */
-        reply_error(q, "shutting_down", "the replica is stopping");
+        struct api_error e;
+
+        api_error_set(&e, "shutting_down", "the replica is stopping");
+        reply_exec_error(q, &e);
         return;
     }
     if (call->err == TPC_OK)
@@ -541,7 +577,8 @@ static void exec_start(struct creq *q, json_t *body)
     bool known;
 
     if (c->stopping) {
-        reply_error(q, "shutting_down", "the replica is stopping");
+        api_error_set(&e, "shutting_down", "the replica is stopping");
+        reply_exec_error(q, &e);
         return;
     }
     url = name ? config_participant_url(&c->cfg, name) : NULL;
@@ -601,7 +638,7 @@ static void exec_start(struct creq *q, json_t *body)
     q->call.timeout_ms = c->cfg.commit_ms;
     q->call.done = exec_back;
     q->call.arg = q;
-    c->out++;
+    out_add(q);
     http_agent_post(c->eng.agent, &q->call);
 }
 
@@ -946,7 +983,7 @@ static void paxos_back(void *arg)
     struct creq *q = arg;
     size_t i;
 
-    q->c->out--;
+    out_back(q);
     if (q->op.rc == TPC_OK)
         for (i = 0; i < q->op.n; i++)
             if (q->out[i].type)
@@ -997,7 +1034,7 @@ void coord_paxos(struct coord *c, const struct msg *in, size_t n, struct http_la
     q->op.arg = q;
     q->back.fn = paxos_back;
     q->back.arg = q;
-    c->out++;
+    out_add(q);
     acc_store_post(c->store, &q->op);
 }
 
@@ -1049,8 +1086,13 @@ void coord_shutdown(struct coord *c)
         engine_stop(&c->eng);
     while ((c->out || (c->eng_up && engine_busy(&c->eng))) && loop_now_ms() < until)
         loop_run_posted(c->loop, 100);
-    if (c->out)
-        log_error("%zu requests still wait for a write; they are dropped", c->out);
+    if (c->out) {
+        struct creq *q;
+
+        log_error("%zu requests still wait for a write; the server answers them", c->out);
+        for (q = c->outs; q; q = q->out_next)
+            q->later = NULL; /* their write may still come back: it must not answer */
+    }
     /* What still waits for the driver is answered with what it knows now. */
     s.now = loop_now_ms();
     if (c->n_waiting)

@@ -125,16 +125,20 @@ static bool park(struct engine *e, const struct nodert_item *it)
 static void unpark(struct engine *e, const char *txid)
 {
     struct flight *f = (struct flight *)txmap_get(&e->flight, txid);
-    size_t i;
+    size_t i, n;
 
     if (!f || --f->prepares || !f->n_parked)
         return;
-    for (i = 0; i < f->n_parked; i++) {
+    n = f->n_parked;
+    f->n_parked = 0;
+    for (i = 0; i < n; i++) {
         struct nodert_item *it = &f->parked[i];
+        size_t before = e->box.n;
 
         nodert_io_send(&e->rt, &it->to, &it->m); /* counted in flight already */
+        if (e->box.n == before) /* no memory: lost, as the network may; not on its way */
+            flight_change(e, it->m.txid, -1);
     }
-    f->n_parked = 0;
 }
 
 /* ---- events ---- */
@@ -888,6 +892,8 @@ void engine_stop(struct engine *e)
     e->closing = true;
     if (e->loop)
         loop_timer_stop(e->loop, &e->tick);
+    if (e->store)
+        acc_store_interrupt_scan(e->store); /* a long scan under way ends now */
     ticker_stop(&e->scanner);
     /* Calls out are cut off: their done functions run now, and feed nothing. */
     http_agent_free(e->agent);

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct http_server {
     struct MHD_Daemon *daemon;
@@ -31,6 +32,7 @@ struct http_server {
     int epfd; /* libmicrohttpd's epoll set, watched by the loop */
     struct loop_timer timer; /* libmicrohttpd's next timeout */
     bool resumed;            /* a connection was resumed since MHD_run last began */
+    bool stopping;           /* http_server_stop began: new requests get 503 at once */
     struct http_later *deferred; /* suspended requests, not answered yet */
     struct pool {
         pthread_mutex_t mu;
@@ -405,6 +407,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                            s->cfg.max_body);
         return send_answer(st);
     }
+    if (s->stopping) { /* no handler runs any more: nothing is deferred past the stop */
+        http_respond_error(&st->res, "shutting_down", "the server is stopping");
+        return send_answer(st);
+    }
     st->req.method = method;
     st->req.path = url;
     st->req.body = st->body ? st->body : "";
@@ -540,8 +546,13 @@ uint16_t http_server_port(const struct http_server *s)
 
 void http_server_stop(struct http_server *s)
 {
+    MHD_socket listener = MHD_INVALID_SOCKET;
+
     if (!s)
         return;
+    s->stopping = true;
+    if (s->daemon) /* no new connection; the listening socket is ours to close after the stop */
+        listener = MHD_quiesce_daemon(s->daemon);
     pools_stop(s); /* the answers of handlers that ran are stored in their requests */
     while (s->deferred) {
         struct http_later *st = s->deferred;
@@ -559,6 +570,8 @@ void http_server_stop(struct http_server *s)
         MHD_run(s->daemon); /* sends what was answered just now, where it can */
         MHD_stop_daemon(s->daemon);
     }
+    if (listener != MHD_INVALID_SOCKET)
+        close(listener);
     if (s->epfd >= 0)
         loop_unwatch(s->cfg.loop, s->epfd);
     loop_timer_stop(s->cfg.loop, &s->timer);
