@@ -818,7 +818,10 @@ static void tick(void *arg)
         e->dropped = 0;
     }
     flush_told(e);
-    flush_announcements(e);
+    if (now - e->announced_at >= ENGINE_ANNOUNCE_MS) {
+        e->announced_at = now;
+        flush_announcements(e);
+    }
 }
 
 enum tpc_err engine_open(struct engine *e, const struct coord_config *cfg, struct acc_store *store,

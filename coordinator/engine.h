@@ -18,8 +18,8 @@
  *     answer is its VOTE; OUTCOME: POST .../commit or .../abort, answered by
  *     its ACK;
  *   - OUTCOME to the other replicas (announcements) and told marks: gathered
- *     and sent or written in bulk at each tick, since neither is needed for
- *     safety: a lost announcement leaves the others to learn by asking, a lost
+ *     and sent (every ENGINE_ANNOUNCE_MS) or written (every tick) in bulk, since
+ *     neither is needed for safety: a lost announcement leaves the others to learn by asking, a lost
  *     told mark makes a restarted leader tell again what was told;
  *   - writes: recovery rounds, decision records and learned outcomes go to the
  *     store at once; their completion is fed back when durable.
@@ -41,6 +41,7 @@
 #include "txmap.h"
 
 #define ENGINE_TICK_MS     20
+#define ENGINE_ANNOUNCE_MS 100 /* outcomes announced to the other replicas at most this often */
 #define ENGINE_LATER_MAX   4096         /* announcements, told marks gathered between ticks */
 #define ENGINE_BATCH_BYTES (512 * 1024) /* about this much JSON in one batch to an acceptor */
 #define ENGINE_STALE_MAX   64           /* sweep candidates asked for at a time */
@@ -59,6 +60,7 @@ struct engine {
     char (*told)[TPC_TXID_MAX + 1];
     size_t n_told;
     size_t announcing; /* announcement calls out */
+    int64_t announced_at; /* when the last announcements left */
     size_t dropped;    /* entries that found a buffer full, since the last tick */
     struct loop_timer tick;
     struct txmap flight; /* calls and own-acceptor batches per transaction on their way */
