@@ -3,7 +3,7 @@
 
 Checks, both ways:
   1. http-api.md's "Error codes" table and the C table list the same codes, statuses, senders.
-  2. Every code the programs pass to api_error_set(), http_respond_error() or reply_error()
+  2. Every code the programs pass to api_error_set(), http_respond_error() or request_error()
      (the coordinator's answer to a request in progress) is in the table,
      and every code in the table is passed somewhere (no documented code that cannot be sent).
   3. Wherever http-api.md names a code after a status (**409** `x`, or a row | 409 | `x` |),
@@ -69,7 +69,7 @@ def sent_codes():
             if path == C_TABLE:
                 continue
             text = path.read_text()
-            for name in ("api_error_set", "http_respond_error", "reply_error"):
+            for name in ("api_error_set", "http_respond_error", "request_error"):
                 for literals in call_args(text, name):
                     for code in literals:
                         codes.setdefault(code, path.relative_to(ROOT))
