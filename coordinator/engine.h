@@ -10,7 +10,7 @@
  * writes on the store's thread, and each one's answer or completion is a new
  * event when it comes back.
  *
- * How the driver's actions travel:
+ * How the driver's actions travel (outbound.c carries them out):
  *   - phase 1a/2a to an acceptor: one {"messages": [...]} batch per acceptor
  *     and event to POST /v1/paxos; this replica's own acceptor is an
  *     ACC_OP_HANDLE on the store;
