@@ -220,12 +220,19 @@ int config_load(int argc, char **argv, struct coord_config *cfg)
     return 0;
 }
 
-const char *config_participant_url(const struct coord_config *cfg, const char *name)
+int config_participant_index(const struct coord_config *cfg, const char *name)
 {
     uint32_t i;
 
     for (i = 0; i < cfg->n_participants; i++)
         if (!strcmp(cfg->participant_name[i], name))
-            return cfg->participant_url[i];
-    return NULL;
+            return (int)i;
+    return -1;
+}
+
+const char *config_participant_url(const struct coord_config *cfg, const char *name)
+{
+    int i = config_participant_index(cfg, name);
+
+    return i < 0 ? NULL : cfg->participant_url[i];
 }

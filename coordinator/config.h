@@ -46,6 +46,8 @@ struct coord_config {
  */
 int config_load(int argc, char **argv, struct coord_config *cfg);
 
+/* The index of participant name in participant_name[], or -1. */
+int config_participant_index(const struct coord_config *cfg, const char *name);
 /* The URL of participant name, or NULL. */
 const char *config_participant_url(const struct coord_config *cfg, const char *name);
 

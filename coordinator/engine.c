@@ -191,6 +191,7 @@ static void dispatch(struct engine *e, struct nodert_box *items, struct nodert_b
     for (i = 0; i < items->n; i++) {
         struct nodert_item *it = &items->items[i];
         const char *purl;
+        int pi;
 
         if (it->write) {
             if (it->w.kind == NODE_WRITE_TOLD) {
@@ -218,19 +219,21 @@ static void dispatch(struct engine *e, struct nodert_box *items, struct nodert_b
                 engine_flight_change(e, it->m.txid, -1);
             break;
         case NODE_PARTICIPANT:
-            purl = config_participant_url(cfg, it->to.name);
-            if (!purl) {
+            pi = config_participant_index(cfg, it->to.name);
+            if (pi < 0) {
                 log_warn("%s: no URL for participant %s", it->m.txid, it->to.name);
                 engine_flight_change(e, it->m.txid, -1);
+                break;
+            }
+            purl = cfg->participant_url[pi];
+            if (it->m.type == MSG_OUTCOME) {
+                outbound_outcome(e, (uint32_t)pi, &it->m);
                 break;
             }
             /* Votes come back here and go to the acceptors from here, in one batch per
              * acceptor for all participants: one durable write per acceptor (leader.h
              * rule 5). */
-            snprintf(path, sizeof(path), "/v1/branches/%s/%s", it->m.txid,
-                     it->m.type == MSG_PREPARE                ? "prepare?relay=1"
-                     : it->m.outcome == TPC_OUTCOME_COMMITTED ? "commit"
-                                                              : "abort");
+            snprintf(path, sizeof(path), "/v1/branches/%s/prepare?relay=1", it->m.txid);
             /* A fault test: the leader sends its first prepare alone, then dies (the one
              * blocking call on the loop, in a process about to be killed). */
             if (it->m.type == MSG_PREPARE && failpoint_armed("leader-after-some-prepares")) {
@@ -249,9 +252,7 @@ static void dispatch(struct engine *e, struct nodert_box *items, struct nodert_b
                 http_client_free(one);
                 failpoint("leader-after-some-prepares");
             }
-            outbound_call(e, purl, path,
-                          it->m.type == MSG_PREPARE ? codec_encode(&it->m) : json_object(), -1,
-                          it->to.name, &it->m, 1);
+            outbound_call(e, purl, path, codec_encode(&it->m), -1, it->to.name, &it->m, 1);
             break;
         case NODE_CALLER:
             if (answers) {
@@ -493,6 +494,7 @@ void engine_stop(struct engine *e)
     /* Calls out are cut off: their done functions run now, and feed nothing. */
     http_agent_free(e->agent);
     e->agent = NULL;
+    outbound_outcomes_drop(e);
 }
 
 bool engine_busy(struct engine *e)

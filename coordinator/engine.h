@@ -15,8 +15,10 @@
  *     and event to POST /v1/paxos; this replica's own acceptor is an
  *     ACC_OP_HANDLE on the store;
  *   - PREPARE to a participant: POST /v1/branches/{txid}/prepare?relay=1, whose
- *     answer is its VOTE; OUTCOME: POST .../commit or .../abort, answered by
- *     its ACK;
+ *     answer is its VOTE; OUTCOME: in batches to POST /v1/outcomes, each answered
+ *     by its ACK: a batch leaves at once unless ENGINE_OUTCOME_CALLS are out to
+ *     that participant, and then carries everything queued when one comes back
+ *     (no delay alone, fewer calls under load);
  *   - OUTCOME to the other replicas (announcements) and told marks: gathered
  *     and sent (every ENGINE_ANNOUNCE_MS) or written (every tick) in bulk, since
  *     neither is needed for safety: a lost announcement leaves the others to learn by asking, a lost
@@ -45,6 +47,16 @@
 #define ENGINE_LATER_MAX   4096         /* announcements, told marks gathered between ticks */
 #define ENGINE_BATCH_BYTES (512 * 1024) /* about this much JSON in one batch to an acceptor */
 #define ENGINE_STALE_MAX   64           /* sweep candidates asked for at a time */
+#define ENGINE_OUTCOME_CALLS 2   /* outcome batches out to one participant at a time, at most */
+#define ENGINE_OUTCOMES_MAX  256 /* outcomes in one batch (a participant takes 1,000) */
+
+/* Outcomes on their way to one participant: queued while ENGINE_OUTCOME_CALLS batches to it
+ * are out, sent together when one comes back. */
+struct engine_outq {
+    struct msg *q;
+    size_t n, cap;
+    uint32_t out; /* batches out */
+};
 
 struct engine {
     struct nodert rt; /* first: the driver's node_io context is the engine (nodert.h) */
@@ -74,6 +86,7 @@ struct engine {
     size_t n_scanned;
     bool scan_posted; /* under scan_mu: scan_msg is on its way to the loop */
     struct loop_msg scan_msg;
+    struct engine_outq outq[TPC_MAX_PARTICIPANTS * 4]; /* per participant of the config */
     size_t out;       /* calls and store operations not back yet */
     bool closing;     /* engine_close began: what the driver asks for is given up */
     /* Per replica: until when (mono ms) it counts as unresponsive, after a call to it failed. */

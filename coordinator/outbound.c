@@ -24,6 +24,7 @@ struct ecall {
     struct msg *msgs; /* what was sent (for flight and for matching answers) */
     size_t n_msgs;
     char participant[TPC_NAME_MAX + 1];
+    int outcomes;         /* a batch of outcomes: the participant's config index; else -1 */
     bool prepare_counted; /* a prepare counted in its flight entry (unpark when back) */
 };
 
@@ -46,6 +47,32 @@ static void ecall_free(struct ecall *k)
     free(k->msgs);
     free(k->http.response);
     free(k);
+}
+
+/* Feeds the acks among a batch's results ({"results": [ack | {"txid", "error"}, ...]}). */
+static void feed_acks(struct engine *e, const struct ecall *k, const struct node_addr *from,
+                      json_t *body)
+{
+    json_t *results = json_object_get(body, "results"), *one;
+    char err[256];
+    size_t i;
+
+    json_array_foreach(results, i, one)
+    {
+        struct msg ack;
+
+        if (i >= k->n_msgs)
+            break;
+        if (json_object_get(one, "error")) {
+            log_debug("%s: %s", json_string_value(json_object_get(one, "txid")),
+                      json_string_value(json_object_get(json_object_get(one, "error"), "code")));
+            continue;
+        }
+        if (codec_decode(one, e->cfg->n_replicas, &ack, err, sizeof(err)) != TPC_OK)
+            log_warn("bad answer from %s: %s", k->url, err);
+        else if (replica_receive(&e->drv, from, &ack, err, sizeof(err)) != TPC_OK)
+            log_warn("answer from %s refused: %s", k->url, err);
+    }
 }
 
 /* Feeds a call's answer to the driver: one answer per message sent, at most. */
@@ -77,6 +104,8 @@ static void feed_answer(struct engine *e, struct ecall *k)
             if (got[j].acceptor == (uint32_t)k->replica &&
                 replica_receive(&e->drv, &from, &got[j], err, sizeof(err)) != TPC_OK)
                 log_warn("answer from %s refused: %s", k->url, err);
+    } else if (k->outcomes >= 0) {
+        feed_acks(e, k, &from, body);
     } else if (codec_decode(body, e->cfg->n_replicas, &got[0], err, sizeof(err)) == TPC_OK) {
         if (replica_receive(&e->drv, &from, &got[0], err, sizeof(err)) != TPC_OK)
             log_warn("answer from %s refused: %s", k->url, err);
@@ -107,6 +136,10 @@ static void call_back(struct http_call *call)
     engine_leave(e, NULL);
     for (i = 0; i < k->n_msgs; i++)
         engine_changed(e, k->msgs[i].txid);
+    if (k->outcomes >= 0) {
+        e->outq[k->outcomes].out--;
+        outbound_outcomes_flush(e, (uint32_t)k->outcomes);
+    }
     ecall_free(k);
 }
 
@@ -124,9 +157,10 @@ static void post_call(struct engine *e, struct ecall *k, void (*done)(struct htt
     http_agent_post(e->agent, &k->http);
 }
 
-/* Starts a call of msgs[0..n) (copied) to base + path with body (stolen). */
-void outbound_call(struct engine *e, const char *base, const char *path, json_t *body, int replica,
-                   const char *participant, const struct msg *msgs, size_t n)
+/* A call of msgs[0..n) (copied) to base + path with body (stolen), ready to post; NULL when
+ * it cannot be made (closing, no memory: the messages are back in flight terms). */
+static struct ecall *call_new(struct engine *e, const char *base, const char *path, json_t *body,
+                              const struct msg *msgs, size_t n)
 {
     struct ecall *k = calloc(1, sizeof(*k));
 
@@ -141,17 +175,90 @@ void outbound_call(struct engine *e, const char *base, const char *path, json_t 
         engine_flight_back(e, msgs, n);
         if (k)
             ecall_free(k);
-        return;
+        return NULL;
     }
     snprintf(k->url, sizeof(k->url), "%s%s", base, path);
+    k->replica = -1;
+    k->outcomes = -1;
+    memcpy(k->msgs, msgs, n * sizeof(*msgs));
+    k->n_msgs = n;
+    return k;
+}
+
+void outbound_call(struct engine *e, const char *base, const char *path, json_t *body, int replica,
+                   const char *participant, const struct msg *msgs, size_t n)
+{
+    struct ecall *k = call_new(e, base, path, body, msgs, n);
+
+    if (!k)
+        return;
     k->replica = replica;
     if (participant)
         snprintf(k->participant, sizeof(k->participant), "%s", participant);
-    memcpy(k->msgs, msgs, n * sizeof(*msgs));
-    k->n_msgs = n;
     if (replica < 0 && n == 1 && msgs[0].type == MSG_PREPARE)
         k->prepare_counted = engine_prepare_out(e, msgs[0].txid);
     post_call(e, k, call_back);
+}
+
+/* ---- outcomes to participants, in batches ---- */
+
+void outbound_outcomes_flush(struct engine *e, uint32_t p)
+{
+    struct engine_outq *q = &e->outq[p];
+    size_t n = q->n < ENGINE_OUTCOMES_MAX ? q->n : ENGINE_OUTCOMES_MAX, i;
+    json_t *list, *body;
+    struct ecall *k;
+
+    if (!n || q->out >= ENGINE_OUTCOME_CALLS || e->closing)
+        return;
+    list = json_array();
+    for (i = 0; list && i < n; i++)
+        if (json_array_append_new(list, json_pack("{s:s, s:s}", "txid", q->q[i].txid, "outcome",
+                                                  msg_outcome_name(q->q[i].outcome))) != 0) {
+            json_decref(list);
+            list = NULL;
+        }
+    body = list ? json_pack("{s:o}", "outcomes", list) : NULL;
+    k = call_new(e, e->cfg->participant_url[p], "/v1/outcomes", body, q->q, n);
+    q->n -= n;
+    memmove(q->q, q->q + n, q->n * sizeof(*q->q));
+    if (!k)
+        return;
+    snprintf(k->participant, sizeof(k->participant), "%s", e->cfg->participant_name[p]);
+    k->outcomes = (int)p;
+    q->out++;
+    post_call(e, k, call_back);
+}
+
+void outbound_outcome(struct engine *e, uint32_t p, const struct msg *m)
+{
+    struct engine_outq *q = &e->outq[p];
+
+    if (q->n == q->cap) {
+        size_t cap = q->cap ? q->cap * 2 : 16;
+        struct msg *bigger = realloc(q->q, cap * sizeof(*bigger));
+
+        if (!bigger) { /* lost, as the network may lose it: the driver tells again */
+            engine_flight_back(e, m, 1);
+            return;
+        }
+        q->q = bigger;
+        q->cap = cap;
+    }
+    q->q[q->n++] = *m;
+    outbound_outcomes_flush(e, p);
+}
+
+void outbound_outcomes_drop(struct engine *e)
+{
+    uint32_t p;
+
+    for (p = 0; p < sizeof(e->outq) / sizeof(e->outq[0]); p++) {
+        if (e->outq[p].n)
+            engine_flight_back(e, e->outq[p].q, e->outq[p].n);
+        free(e->outq[p].q);
+        memset(&e->outq[p], 0, sizeof(e->outq[p]));
+    }
 }
 
 /*
@@ -409,6 +516,7 @@ void outbound_flush_announcements(struct engine *e)
             if (a == e->cfg->self || !(c = calloc(1, sizeof(*c))))
                 continue;
             c->replica = -1;
+            c->outcomes = -1;
             c->body = strdup(body);
             if (!c->body) {
                 free(c);

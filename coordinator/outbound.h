@@ -20,6 +20,12 @@
  * acceptor's id for a batch, else -1 and participant's name. */
 void outbound_call(struct engine *e, const char *base, const char *path, json_t *body, int replica,
                    const char *participant, const struct msg *msgs, size_t n);
+/* An outcome for participant index p of the config: queued, sent in a batch (engine.h). */
+void outbound_outcome(struct engine *e, uint32_t p, const struct msg *m);
+/* Sends what is queued for participant p, if fewer than ENGINE_OUTCOME_CALLS are out. */
+void outbound_outcomes_flush(struct engine *e, uint32_t p);
+/* Drops what is queued (the engine is closing): back in flight terms. */
+void outbound_outcomes_drop(struct engine *e);
 /* How many of the n messages at m go in one batch to an acceptor. */
 size_t outbound_batch_size(const struct msg *m, size_t n);
 /* This replica's own acceptor on msgs[0..n). */

@@ -5,12 +5,14 @@
  *   POST /v1/branches/{txid}/prepare      vote (body: a "prepare" protocol message)
  *   POST /v1/branches/{txid}/commit       apply the commit outcome
  *   POST /v1/branches/{txid}/abort        apply the abort outcome
+ *   POST /v1/outcomes                     apply many outcomes (their writes share an fsync)
  *   GET  /v1/branches/{txid}              the branch's state
  *   GET  /v1/prepared                     every prepared branch
  * Input is validated here: nothing malformed reaches participant.c.
  */
 #include "api.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "codec.h"
@@ -42,6 +44,57 @@ static json_t *parse_body(const struct http_request *req, struct http_response *
         return NULL;
     }
     return j;
+}
+
+/*
+ * POST /v1/outcomes: {"outcomes": [{"txid": "t1", "outcome": "committed" | "aborted"}, ...]}.
+ * Checked whole before anything is applied: one bad item refuses the batch.
+ */
+static void do_outcomes(struct participant *p, const struct http_request *req,
+                        struct http_response *res)
+{
+    json_t *body = parse_body(req, res), *list, *item;
+    struct participant_outcome_item *items = NULL;
+    struct api_error e;
+    size_t i, n;
+
+    if (!body)
+        return;
+    list = json_object_get(body, "outcomes");
+    n = json_is_array(list) ? json_array_size(list) : 0;
+    if (!n || n > API_OUTCOMES_MAX || json_object_size(body) != 1) {
+        http_respond_error(res, "bad_request",
+                           "the body is {\"outcomes\": [{\"txid\": ..., \"outcome\": "
+                           "\"committed\" | \"aborted\"}, ...]} with 1..%d items",
+                           API_OUTCOMES_MAX);
+        goto out;
+    }
+    items = calloc(n, sizeof(*items));
+    if (!items) {
+        http_respond_error(res, "internal", "out of memory");
+        goto out;
+    }
+    json_array_foreach(list, i, item)
+    {
+        json_t *t = json_object_get(item, "txid");
+        const char *o = json_string_value(json_object_get(item, "outcome"));
+
+        if (!json_is_object(item) || json_object_size(item) != 2 || !json_is_string(t) ||
+            !msg_txid_from(json_string_value(t), json_string_length(t), items[i].txid) || !o ||
+            (strcmp(o, "committed") && strcmp(o, "aborted"))) {
+            http_respond_error(res, "bad_request",
+                               "outcomes[%zu]: {\"txid\": 1..%d characters of [A-Za-z0-9_-], "
+                               "\"outcome\": \"committed\" | \"aborted\"}",
+                               i, TPC_TXID_MAX);
+            goto out;
+        }
+        items[i].outcome = strcmp(o, "committed") == 0 ? TPC_OUTCOME_COMMITTED
+                                                       : TPC_OUTCOME_ABORTED;
+    }
+    respond(res, participant_outcomes(p, items, n, &e), &e);
+out:
+    free(items);
+    json_decref(body);
 }
 
 /* Checks one {"sql": "...", "params": [...]} statement; returns why not, or NULL. */
@@ -166,6 +219,13 @@ void api_handle(void *ctx, const struct http_request *req, struct http_response 
             http_respond(res, 200, participant_list_prepared(p));
         else
             http_respond_error(res, "method_not_allowed", "use GET");
+        return;
+    }
+    if (strcmp(req->path, "/v1/outcomes") == 0) {
+        if (post)
+            do_outcomes(p, req, res);
+        else
+            http_respond_error(res, "method_not_allowed", "use POST");
         return;
     }
     if (strncmp(req->path, "/v1/branches/", 13) != 0) {

@@ -11,6 +11,8 @@
 enum { API_POOL_STATEMENTS, API_POOL_PROTOCOL };
 #define PARTICIPANT_STATEMENT_THREADS 4
 #define PARTICIPANT_PROTOCOL_THREADS  8
+/* Most outcomes in one POST /v1/outcomes. */
+#define API_OUTCOMES_MAX 1000
 
 /* The http_handler_fn of the participant (on a pool's thread); ctx is its struct participant. */
 void api_handle(void *ctx, const struct http_request *req, struct http_response *res);

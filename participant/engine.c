@@ -22,81 +22,158 @@
 #include "failpoint.h"
 #include "log.h"
 
-/* Carries out one write of the driver; the branch's data comes from the branch table. */
-static enum tpc_err do_write(struct engine *e, const struct node_write *w)
+/* One write of the driver on its way to the store. */
+struct wjob {
+    struct store_job job;
+    struct branch *b; /* taken, its mutex held, from write_start to write_finish */
+    json_t *pj;
+    char *ptext;
+    uint64_t started;
+};
+
+/* Lets go of what write_start took. */
+static void write_release(struct engine *e, struct wjob *x)
+{
+    if (x->b) {
+        pthread_mutex_unlock(&x->b->mu);
+        table_put(e->branches, &x->b->e);
+    }
+    json_decref(x->pj);
+    free(x->ptext);
+    memset(x, 0, sizeof(*x));
+}
+
+/*
+ * Readies w's store job in *x, the branch's data from the branch table, its mutex held
+ * (invariant 3). With try, a branch whose mutex another thread holds is left for later:
+ * TPC_ERR_BUSY, nothing taken. Any other error: nothing taken, nothing to write.
+ */
+static enum tpc_err write_start(struct engine *e, const struct node_write *w, struct wjob *x,
+                                bool try)
 {
     struct branch *b = (struct branch *)table_get(e->branches, w->txid, false);
-    struct store_job job;
-    json_t *pj = NULL;
-    char *ptext = NULL;
-    uint64_t started = metrics_now_ns();
-    enum tpc_err rc;
 
-    if (b)
+    memset(x, 0, sizeof(*x));
+    x->started = metrics_now_ns();
+    if (b && try && pthread_mutex_trylock(&b->mu) != 0) {
+        table_put(e->branches, &b->e);
+        return TPC_ERR_BUSY;
+    }
+    if (b && !try)
         pthread_mutex_lock(&b->mu);
-    memset(&job, 0, sizeof(job));
-    job.txid = w->txid;
-    job.vote = w->vote;
+    x->b = b;
+    x->job.txid = w->txid;
+    x->job.vote = w->vote;
     switch (w->kind) {
     case NODE_WRITE_PREPARED:
-        pj = codec_encode_parts(&w->parts);
-        ptext = pj ? json_dumps(pj, JSON_COMPACT) : NULL;
-        if (!ptext || !b || b->e.gone) {
-            rc = TPC_ERR_STATE;
-            log_error("%s: nothing to prepare (%s)", w->txid, ptext ? "no branch" : "no memory");
-            goto out;
+        x->pj = codec_encode_parts(&w->parts);
+        x->ptext = x->pj ? json_dumps(x->pj, JSON_COMPACT) : NULL;
+        if (!x->ptext || !b || b->e.gone) {
+            log_error("%s: nothing to prepare (%s)", w->txid, x->ptext ? "no branch" : "no memory");
+            write_release(e, x);
+            return TPC_ERR_STATE;
         }
-        job.kind = STORE_JOB_PREPARE;
-        job.changeset = b->changeset;
-        job.changeset_len = b->cs_len;
-        job.participants = ptext;
-        break;
+        x->job.kind = STORE_JOB_PREPARE;
+        x->job.changeset = b->changeset;
+        x->job.changeset_len = b->cs_len;
+        x->job.participants = x->ptext;
+        return TPC_OK;
     case NODE_WRITE_READONLY:
-        job.kind = STORE_JOB_READONLY;
-        break;
+        x->job.kind = STORE_JOB_READONLY;
+        return TPC_OK;
     case NODE_WRITE_OUTCOME:
-        if (w->outcome == TPC_OUTCOME_COMMITTED) {
-            failpoint("participant-before-commit");
-            if (!b || b->e.gone) {
-                rc = TPC_ERR_STATE;
-                log_error("%s: a commit without its changes", w->txid);
-                goto out;
-            }
-            job.kind = STORE_JOB_COMMIT;
-            job.changeset = b->changeset;
-            job.changeset_len = b->cs_len;
-        } else {
-            job.kind = STORE_JOB_ABORT;
+        if (w->outcome != TPC_OUTCOME_COMMITTED) {
+            x->job.kind = STORE_JOB_ABORT;
+            return TPC_OK;
         }
-        break;
+        failpoint("participant-before-commit");
+        if (!b || b->e.gone) {
+            log_error("%s: a commit without its changes", w->txid);
+            write_release(e, x);
+            return TPC_ERR_STATE;
+        }
+        x->job.kind = STORE_JOB_COMMIT;
+        x->job.changeset = b->changeset;
+        x->job.changeset_len = b->cs_len;
+        return TPC_OK;
     default:
-        rc = TPC_ERR_INVALID;
-        goto out;
+        write_release(e, x);
+        return TPC_ERR_INVALID;
     }
-    rc = store_submit(e->store, &job);
+}
+
+/* After the store has x's job done (or failed): what follows it, and x let go of. */
+static enum tpc_err write_finish(struct engine *e, const struct node_write *w, struct wjob *x)
+{
+    enum tpc_err rc = x->job.rc;
+
     if (rc) {
-        log_error("%s: a durable write failed: %s", w->txid, job.err);
+        log_error("%s: a durable write failed: %s", w->txid, x->job.err);
+    } else {
+        if (w->kind == NODE_WRITE_PREPARED)
+            failpoint("participant-after-prepare");
+        if (w->kind == NODE_WRITE_OUTCOME) {
+            if (w->outcome == TPC_OUTCOME_COMMITTED)
+                failpoint("participant-after-commit");
+            metrics_hist_since(&e->outcome_time, x->started);
+            log_debug("%s %s", w->txid, msg_outcome_name(w->outcome));
+        }
+        /* Durable: an ended branch frees its rows for others. */
+        if (x->b && w->kind != NODE_WRITE_PREPARED)
+            branch_end(e->branches, e->locks, x->b);
+    }
+    write_release(e, x);
+    return rc;
+}
+
+/*
+ * Carries out the writes among items[0..n) (rcs[i]: how each went). They go to the store
+ * together, one group and one fsync, but for a branch whose mutex another thread holds: that
+ * one is waited for and written alone afterwards, so that this thread never waits for one
+ * branch's mutex while it holds another's (a statement holding its branch's mutex may be
+ * waiting for a row lock that these very writes release).
+ */
+static void write_all(struct engine *e, struct nodert_item *items, size_t n, enum tpc_err *rcs)
+{
+    struct wjob *x = calloc(n, sizeof(*x));
+    struct store_job **jobs = calloc(n, sizeof(*jobs));
+    size_t i, n_writes = 0, n_jobs = 0;
+    bool *later = calloc(n, sizeof(*later)), *started = calloc(n, sizeof(*started));
+
+    for (i = 0; i < n; i++)
+        n_writes += items[i].write;
+    if (!x || !jobs || !later || !started) {
+        for (i = 0; i < n; i++)
+            rcs[i] = TPC_ERR_NOMEM;
         goto out;
     }
-    if (w->kind == NODE_WRITE_PREPARED)
-        failpoint("participant-after-prepare");
-    if (w->kind == NODE_WRITE_OUTCOME) {
-        if (w->outcome == TPC_OUTCOME_COMMITTED)
-            failpoint("participant-after-commit");
-        metrics_hist_since(&e->outcome_time, started);
-        log_debug("%s %s", w->txid, msg_outcome_name(w->outcome));
+    for (i = 0; i < n; i++) {
+        if (!items[i].write)
+            continue;
+        rcs[i] = write_start(e, &items[i].w, &x[i], n_writes > 1);
+        if (rcs[i] == TPC_ERR_BUSY)
+            later[i] = true;
+        else if (rcs[i] == TPC_OK)
+            jobs[n_jobs++] = &x[i].job, started[i] = true;
     }
-    /* Durable: an ended branch frees its rows for others. */
-    if (b && w->kind != NODE_WRITE_PREPARED)
-        branch_end(e->branches, e->locks, b);
+    store_submit_all(e->store, jobs, n_jobs);
+    for (i = 0; i < n; i++)
+        if (started[i])
+            rcs[i] = write_finish(e, &items[i].w, &x[i]);
+    for (i = 0; i < n; i++) {
+        if (!later[i])
+            continue;
+        rcs[i] = write_start(e, &items[i].w, &x[i], false);
+        if (rcs[i] != TPC_OK)
+            continue;
+        store_submit(e->store, &x[i].job);
+        rcs[i] = write_finish(e, &items[i].w, &x[i]);
+    }
 out:
-    if (b) {
-        pthread_mutex_unlock(&b->mu);
-        table_put(e->branches, &b->e);
-    }
-    json_decref(pj);
-    free(ptext);
-    return rc;
+    free(x);
+    free(jobs);
+    free(later);
+    free(started);
 }
 
 static void keep_answer(struct nodert_box *answers, const struct nodert_item *it)
@@ -178,9 +255,7 @@ void engine_round(struct engine *e, struct nodert_box *box, struct nodert_box *a
     hc = n_calls ? http_pool_get(e->pool) : NULL;
     if (hc)
         http_client_start(hc, calls, n_calls, e->cfg->vote_timeout_ms);
-    for (i = 0; i < items.n; i++)
-        if (items.items[i].write)
-            rcs[i] = do_write(e, &items.items[i].w);
+    write_all(e, items.items, items.n, rcs);
     if (hc) {
         http_client_finish(hc, calls, n_calls);
         http_pool_put(e->pool, hc);

@@ -386,6 +386,27 @@ static enum tpc_err outcome_event(struct participant *p, const void *arg, char *
     return resource_outcome(&p->eng.drv, &caller, a->txid, a->o, err, errlen);
 }
 
+/* The answer to an outcome as participant_outcome gives it, from what the driver said. */
+static json_t *outcome_answer(enum tpc_err rc, const struct outcome_arg *a, const struct msg *ack,
+                              const char *err, struct api_error *e)
+{
+    json_t *r = NULL;
+
+    if (rc == TPC_ERR_PROTOCOL)
+        api_error_set(e,
+                      !a->in_memory                  ? "outcome_conflict"
+                      : a->o == TPC_OUTCOME_COMMITTED ? "not_prepared"
+                                                      : "already_committed",
+                      "%s", err);
+    else if (rc == TPC_ERR_INVALID)
+        api_error_set(e, "unknown_branch", "%s", err);
+    else if (rc || ack->type != MSG_ACK)
+        call_error(e, rc, err, a->txid);
+    else if (!(r = codec_encode(ack)))
+        api_error_set(e, "internal", "cannot encode the acknowledgement");
+    return r;
+}
+
 json_t *participant_outcome(struct participant *p, const char *txid, enum tpc_outcome o,
                             struct api_error *e)
 {
@@ -394,28 +415,95 @@ json_t *participant_outcome(struct participant *p, const char *txid, enum tpc_ou
     struct msg ack;
     char err[256];
     enum tpc_err rc;
-    json_t *r = NULL;
+    json_t *r;
 
     memset(e, 0, sizeof(*e));
     if (b)
         pthread_mutex_lock(&b->mu);
     rc = ask_driver(p, b, txid, outcome_event, &a, &ack, err, sizeof(err));
-    if (rc == TPC_ERR_PROTOCOL)
-        api_error_set(e,
-                      !a.in_memory                 ? "outcome_conflict"
-                      : o == TPC_OUTCOME_COMMITTED ? "not_prepared"
-                                                   : "already_committed",
-                      "%s", err);
-    else if (rc == TPC_ERR_INVALID)
-        api_error_set(e, "unknown_branch", "%s", err);
-    else if (rc || ack.type != MSG_ACK)
-        call_error(e, rc, err, txid);
-    else if (!(r = codec_encode(&ack)))
-        api_error_set(e, "internal", "cannot encode the acknowledgement");
+    r = outcome_answer(rc, &a, &ack, err, e);
     if (b) {
         pthread_mutex_unlock(&b->mu);
         table_put(&p->branches, &b->e);
     }
+    return r;
+}
+
+/* What one outcome of a batch says: its answer (an ack), or {"txid", "error"}. */
+static json_t *outcome_result(const char *txid, json_t *ack, const struct api_error *e)
+{
+    if (ack)
+        return ack;
+    return json_pack("{s:s, s:i, s:{s:s, s:s}}", "txid", txid, "status", e->status, "error",
+                     "code", e->code, "message", e->message);
+}
+
+/*
+ * Every outcome is fed to the driver in one go, so that their writes go to the store
+ * together (engine.c: one group, one fsync). One that has to wait for a write of another
+ * call's, or that got no answer, is asked again alone afterwards (participant_outcome waits).
+ */
+json_t *participant_outcomes(struct participant *p, const struct participant_outcome_item *items,
+                             size_t n, struct api_error *e)
+{
+    struct nodert_box box = {0}, answers = {0};
+    struct outcome_arg *a = calloc(n ? n : 1, sizeof(*a));
+    struct msg *acks = calloc(n ? n : 1, sizeof(*acks));
+    enum tpc_err *rcs = calloc(n ? n : 1, sizeof(*rcs));
+    bool *other = calloc(n ? n : 1, sizeof(*other));
+    char(*errs)[256] = calloc(n ? n : 1, sizeof(*errs));
+    json_t *results = json_array(), *r = NULL;
+    size_t i;
+
+    memset(e, 0, sizeof(*e));
+    if (!a || !acks || !rcs || !other || !errs || !results) {
+        api_error_set(e, "internal", "out of memory");
+        goto out;
+    }
+    nodert_enter(&p->eng.rt, &box);
+    for (i = 0; i < n; i++) {
+        struct node_addr caller = node_caller((uint32_t)i);
+
+        a[i].txid = items[i].txid;
+        a[i].o = items[i].outcome;
+        a[i].in_memory = resource_find(&p->eng.drv, items[i].txid) != NULL;
+        other[i] = writing(p, items[i].txid);
+        rcs[i] = resource_outcome(&p->eng.drv, &caller, items[i].txid, items[i].outcome, errs[i],
+                                  sizeof(errs[i]));
+    }
+    nodert_leave(&p->eng.rt);
+    engine_finish(&p->eng, &box, &answers);
+    for (i = 0; i < answers.n; i++) {
+        const struct nodert_item *it = &answers.items[i];
+
+        if (!it->write && it->to.kind == NODE_CALLER && it->to.id < n)
+            acks[it->to.id] = it->m;
+    }
+    for (i = 0; i < n; i++) {
+        struct api_error ei;
+        json_t *one;
+
+        memset(&ei, 0, sizeof(ei));
+        if (!acks[i].type && (rcs[i] == TPC_ERR_BUSY || (rcs[i] == TPC_OK && other[i])))
+            one = participant_outcome(p, items[i].txid, items[i].outcome, &ei);
+        else
+            one = outcome_answer(rcs[i], &a[i], &acks[i], errs[i], &ei);
+        if (json_array_append_new(results, outcome_result(items[i].txid, one, &ei)) != 0) {
+            api_error_set(e, "internal", "out of memory");
+            goto out;
+        }
+    }
+    r = json_pack("{s:O}", "results", results);
+    if (!r)
+        api_error_set(e, "internal", "out of memory");
+out:
+    nodert_box_free(&answers);
+    json_decref(results);
+    free(a);
+    free(acks);
+    free(rcs);
+    free(other);
+    free(errs);
     return r;
 }
 

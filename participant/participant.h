@@ -55,16 +55,24 @@ const struct participant_config *participant_config(const struct participant *p)
 json_t *participant_exec(struct participant *p, const char *txid, json_t *statements,
                          struct api_error *e);
 /*
- * relayed: the caller (the leader) passes the vote to the acceptors itself, as its ballot-0
- * phase 2a, one batch per acceptor for all participants (leader.h rule 5), so the vote is
- * answered without being sent to them here. Otherwise the participant sends its phase 2a to
- * every replica and answers with the acceptances, and commits at once if it is the only
- * participant and its vote is chosen.
+ * The vote is the answer; the caller (the leader) passes it to the acceptors itself, as its
+ * ballot-0 phase 2a, one batch per acceptor for all participants (leader.h rule 5). relayed
+ * is accepted for compatibility and changes nothing.
  */
 json_t *participant_prepare(struct participant *p, const struct msg *prepare, bool relayed,
                             struct api_error *e);
 json_t *participant_outcome(struct participant *p, const char *txid, enum tpc_outcome outcome,
                             struct api_error *e);
+/* One outcome of a batch (POST /v1/outcomes). */
+struct participant_outcome_item {
+    char txid[TPC_TXID_MAX + 1];
+    enum tpc_outcome outcome;
+};
+/* Applies items[0..n) as participant_outcome would, their writes together; answers
+ * {"results": [...]}, one per item in order: its ack, or {"txid", "error"}. NULL and *e only
+ * when no result could be made (out of memory). */
+json_t *participant_outcomes(struct participant *p, const struct participant_outcome_item *items,
+                             size_t n, struct api_error *e);
 json_t *participant_status(struct participant *p, const char *txid, struct api_error *e);
 json_t *participant_list_prepared(struct participant *p);
 json_t *participant_health(struct participant *p);

@@ -485,15 +485,44 @@ static bool run_gc_job(struct gc_job *g, sqlite3 *db)
 
 enum tpc_err store_submit(struct store *st, struct store_job *job)
 {
-    struct gc_job g = {.run = run_gc_job, .arg = job};
+    store_submit_all(st, &job, 1);
+    return job->rc;
+}
 
-    job->store = st;
-    if (groupcommit_submit(st->gc, &g) != TPC_OK) {
-        job->rc = g.rc;
-        snprintf(job->err, sizeof(job->err), "%s", g.err);
-        return job->rc;
+void store_submit_all(struct store *st, struct store_job *const *jobs, size_t n)
+{
+    struct gc_job *g = calloc(n ? n : 1, sizeof(*g));
+    struct gc_job **gp = calloc(n ? n : 1, sizeof(*gp));
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        jobs[i]->store = st;
+        jobs[i]->rc = TPC_OK;
     }
-    return job->rc = TPC_OK;
+    if (!g || !gp) {
+        for (i = 0; i < n; i++) {
+            jobs[i]->rc = TPC_ERR_NOMEM;
+            snprintf(jobs[i]->err, sizeof(jobs[i]->err), "out of memory");
+        }
+        goto out;
+    }
+    for (i = 0; i < n; i++) {
+        g[i].run = run_gc_job;
+        g[i].arg = jobs[i];
+        gp[i] = &g[i];
+    }
+    groupcommit_submit_all(st->gc, gp, n);
+    for (i = 0; i < n; i++) {
+        if (g[i].rc == TPC_OK) {
+            jobs[i]->rc = TPC_OK;
+            continue;
+        }
+        jobs[i]->rc = g[i].rc;
+        snprintf(jobs[i]->err, sizeof(jobs[i]->err), "%s", g[i].err);
+    }
+out:
+    free(g);
+    free(gp);
 }
 
 void store_group_stats(struct store *st, uint64_t *groups, uint64_t *jobs)

@@ -98,6 +98,8 @@ struct store_job {
 
 /* Queues job and returns once it is durable (or failed: job->rc). */
 enum tpc_err store_submit(struct store *st, struct store_job *job);
+/* store_submit of jobs[0..n) together: one group, one fsync, each job's own rc and err. */
+void store_submit_all(struct store *st, struct store_job *const *jobs, size_t n);
 
 /* A prepared record as loaded at start-up. */
 struct store_prepared {

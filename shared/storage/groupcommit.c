@@ -203,34 +203,73 @@ void groupcommit_post(struct groupcommit *g, struct gc_job *job)
 
 enum tpc_err groupcommit_submit(struct groupcommit *g, struct gc_job *job)
 {
-    pthread_cond_t wake;
+    struct gc_job *one = job;
 
+    groupcommit_submit_all(g, &one, 1);
+    return job->rc;
+}
+
+/* Whether every job of jobs[0..n) is finished. Under g->mu. */
+static bool all_finished(struct gc_job *const *jobs, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        if (!jobs[i]->finished)
+            return false;
+    return true;
+}
+
+void groupcommit_submit_all(struct groupcommit *g, struct gc_job *const *jobs, size_t n)
+{
+    pthread_cond_t wake;
+    size_t i;
+
+    if (!n)
+        return;
+    for (i = 0; i < n; i++) {
+        jobs[i]->next = i + 1 < n ? jobs[i + 1] : NULL;
+        jobs[i]->rc = TPC_OK;
+        jobs[i]->err[0] = '\0';
+        jobs[i]->finished = false;
+        jobs[i]->done = NULL;
+    }
     pthread_mutex_lock(&g->mu);
-    if (!g->busy && !g->head && !g->stop) { /* alone: run it here and now */
+    if (!g->busy && !g->head && !g->stop) { /* alone: run them here and now */
         g->busy = true;
         g->groups++;
-        g->jobs++;
+        g->jobs += n;
         pthread_mutex_unlock(&g->mu);
-        job->next = NULL;
-        run_group(g, job);
+        run_group(g, jobs[0]);
         pthread_mutex_lock(&g->mu);
         g->busy = false;
         if (g->head || g->stop) /* jobs that came meanwhile: the committer's now */
             pthread_cond_signal(&g->work);
         pthread_mutex_unlock(&g->mu);
-        return job->rc;
+        return;
     }
-    pthread_mutex_unlock(&g->mu);
+    if (g->stop) {
+        pthread_mutex_unlock(&g->mu);
+        for (i = 0; i < n; i++) {
+            jobs[i]->rc = TPC_ERR_STATE;
+            snprintf(jobs[i]->err, sizeof(jobs[i]->err), "the store is closing");
+        }
+        return;
+    }
+    /* Queued as one chain, so the committer takes them into the same group. */
     pthread_cond_init(&wake, NULL);
-    job->done = NULL;
-    job->wake = &wake;
-    groupcommit_post(g, job);
-    pthread_mutex_lock(&g->mu);
-    while (!job->finished)
+    for (i = 0; i < n; i++)
+        jobs[i]->wake = &wake;
+    if (g->tail)
+        g->tail->next = jobs[0];
+    else
+        g->head = jobs[0];
+    g->tail = jobs[n - 1];
+    pthread_cond_signal(&g->work);
+    while (!all_finished(jobs, n))
         pthread_cond_wait(&wake, &g->mu);
     pthread_mutex_unlock(&g->mu);
     pthread_cond_destroy(&wake);
-    return job->rc;
 }
 
 void groupcommit_stats(struct groupcommit *g, uint64_t *groups, uint64_t *jobs)

@@ -49,6 +49,9 @@ void groupcommit_stop(struct groupcommit *g);
 void groupcommit_post(struct groupcommit *g, struct gc_job *job);
 /* Queues job and returns once it is durable, or failed (job->rc, job->err). */
 enum tpc_err groupcommit_submit(struct groupcommit *g, struct gc_job *job);
+/* Queues jobs[0..n) together (they go into one group, in that order) and returns once every
+ * one is durable or failed (each job's rc and err). */
+void groupcommit_submit_all(struct groupcommit *g, struct gc_job *const *jobs, size_t n);
 
 /* SQLite transactions committed so far, and the jobs they carried. */
 void groupcommit_stats(struct groupcommit *g, uint64_t *groups, uint64_t *jobs);

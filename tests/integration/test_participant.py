@@ -335,6 +335,96 @@ class ParticipantTest(unittest.TestCase):
         self.assertEqual(err["error"]["code"], "not_prepared")
         self.assertEqual(self.p.balance(2), 50)
 
+    def test_outcomes_in_one_batch(self):
+        # POST /v1/outcomes applies many outcomes, their writes in one group (one fsync), and
+        # answers each as its own call would, in order.
+        self.p.exec("b1", "UPDATE accounts SET balance = balance - 10 WHERE id = 1")
+        self.p.exec("b2", "UPDATE accounts SET balance = balance + 10 WHERE id = 2")
+        self.p.exec("b3", "UPDATE accounts SET balance = 0 WHERE id = 3")
+        for t in ("b1", "b2", "b3"):
+            self.assertEqual(self.p.prepare(t)[0], 200)
+        groups = self.p.call("GET", "/health")[1]["storage"]["commit_groups"]
+        batch = {"outcomes": [{"txid": "b1", "outcome": "committed"},
+                              {"txid": "b2", "outcome": "committed"},
+                              {"txid": "b3", "outcome": "aborted"},
+                              {"txid": "never-seen", "outcome": "committed"},
+                              {"txid": "never-seen-2", "outcome": "aborted"}]}
+        code, r = self.p.call("POST", "/v1/outcomes", batch)
+        self.assertEqual(code, 200, r)
+        res = r["results"]
+        self.assertEqual(res[0], {"type": "ack", "txid": "b1", "instance": "bank-a",
+                                  "outcome": "committed"})
+        self.assertEqual((res[1]["txid"], res[1]["outcome"]), ("b2", "committed"))
+        self.assertEqual((res[2]["txid"], res[2]["outcome"]), ("b3", "aborted"))
+        self.assertEqual((res[3]["txid"], res[3]["status"], res[3]["error"]["code"]),
+                         ("never-seen", 404, "unknown_branch"))
+        self.assertEqual((res[4]["txid"], res[4]["outcome"]), ("never-seen-2", "aborted"))
+        self.assertEqual(self.p.rows(), [(1, "alice", 90), (2, "bob", 60), (3, "carol", 10)])
+        after = self.p.call("GET", "/health")[1]["storage"]["commit_groups"]
+        self.assertEqual(after - groups, 1, "the batch's four writes share one group")
+        # Repeated, the same answers and no change; the other outcome is refused per item.
+        self.assertEqual(self.p.call("POST", "/v1/outcomes", batch), (200, r))
+        code, r = self.p.call("POST", "/v1/outcomes", {"outcomes": [
+            {"txid": "b1", "outcome": "aborted"}, {"txid": "b3", "outcome": "committed"}]})
+        self.assertEqual(code, 200, r)
+        self.assertEqual([(x["status"], x["error"]["code"]) for x in r["results"]],
+                         [(409, "outcome_conflict")] * 2)
+        alone = [self.p.abort("b1"), self.p.commit("b3")]
+        self.assertEqual([(c, x["error"]["code"]) for c, x in alone], [(409, "outcome_conflict")] * 2)
+        self.assertEqual(self.p.rows(), [(1, "alice", 90), (2, "bob", 60), (3, "carol", 10)])
+
+    def test_outcome_batch_with_a_statement_waiting_on_it(self):
+        # b2's statement waits for a row b1 holds, holding b2 itself meanwhile; a batch that
+        # ends both must not wait for b2 while b1's end, which frees the row, waits behind it
+        # (until the statement's lock timeout, 5 s here).
+        self.p.stop()
+        self.p = Participant(replicas=self.replicas, lock_timeout_ms=5000)
+        self.p.exec("b1", "UPDATE accounts SET balance = 0 WHERE id = 3")
+        self.assertEqual(self.p.prepare("b1")[0], 200)
+        self.p.exec("b2", "SELECT 1")
+        got = {}
+        waiter = threading.Thread(target=lambda: got.update(r=self.p.exec(
+            "b2", "UPDATE accounts SET balance = 7 WHERE id = 3")))
+        waiter.start()
+        self.assertTrue(wait_until(
+            lambda: self.p.call("GET", "/health")[1]["waiting_for_locks"] == 1, 5))
+        started = time.monotonic()
+        code, r = self.p.call("POST", "/v1/outcomes", {"outcomes": [
+            {"txid": "b1", "outcome": "aborted"}, {"txid": "b2", "outcome": "aborted"}]})
+        took = time.monotonic() - started
+        waiter.join(10)
+        self.assertEqual(code, 200, r)
+        self.assertEqual([x.get("outcome") for x in r["results"]], ["aborted", "aborted"], r)
+        self.assertLess(took, 2.5, "the batch waited for the statement's lock timeout")
+        self.assertIn(got["r"][0], (200, 409), got)
+        self.assertEqual(self.p.status("b2")[1]["state"], "aborted")
+        self.assertEqual(self.p.balance(3), 10)
+
+    def test_malformed_outcome_batches_change_nothing(self):
+        self.p.exec("b1", "UPDATE accounts SET balance = 0 WHERE id = 1")
+        self.assertEqual(self.p.prepare("b1")[0], 200)
+        good = {"txid": "b1", "outcome": "committed"}
+        bad = [None, [], {}, {"outcomes": []}, {"outcomes": good},
+               {"outcomes": [good], "more": 1},
+               {"outcomes": [good, {"txid": "b1"}]},
+               {"outcomes": [good, {"txid": "b1", "outcome": "maybe"}]},
+               {"outcomes": [good, {"txid": "a/b", "outcome": "aborted"}]},
+               {"outcomes": [good, {"txid": "a\u0000b", "outcome": "aborted"}]},
+               {"outcomes": [good, {"txid": "x" * 200, "outcome": "aborted"}]},
+               {"outcomes": [good, {"txid": "b2", "outcome": "aborted", "x": 1}]},
+               {"outcomes": [good] * 1001}]
+        for body in bad:
+            code, r = self.p.call("POST", "/v1/outcomes", body)
+            self.assertEqual(code, 400, (body, r))
+            self.assertIn(r["error"]["code"], ("bad_json", "bad_request"), r)
+        code, r = self.p.call("POST", "/v1/outcomes", raw=b"{not json")
+        self.assertEqual((code, r["error"]["code"]), (400, "bad_json"))
+        self.assertEqual(self.p.call("GET", "/v1/outcomes")[0], 405)
+        self.assertEqual(self.p.call("POST", "/v1/outcomes", {"outcomes": [good]},
+                                     token="wrong")[0], 401)
+        self.assertEqual(self.p.status("b1")[1]["state"], "prepared")
+        self.assertEqual(self.p.balance(1), 100)
+
     def test_unprepared_branch_aborts_at_its_deadline(self):
         self.p.stop()
         self.p = Participant(replicas=self.replicas, branch_timeout_ms=300)
