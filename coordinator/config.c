@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "identity.h"
 #include "options.h"
 
 static void usage(FILE *f)
@@ -22,6 +23,10 @@ static void usage(FILE *f)
             "  --listen ADDR     IPv4 address to listen on (default: the host of its URL)\n"
             "  --port N          port (default: the port of its URL)\n"
             "  --db FILE         state file (default <data_dir>/replica-<id>.db)\n"
+            "  --init            make this replica's state file (once, before its first start:\n"
+            "                    it records the cluster's id and this replica's) and exit;\n"
+            "                    refused when the file exists. A replica refuses to start on a\n"
+            "                    missing or foreign state file (exit status 2)\n"
             "  --log-level L     debug, info, warn or error (default info)\n"
             "  --help            this text\n"
             "\n"
@@ -107,6 +112,34 @@ static int load_file(const char *path, const char *base_dir, struct coord_config
         snprintf(cfg->participant_url[cfg->n_participants], CONFIG_URL_MAX, "%s", u);
         cfg->n_participants++;
     }
+    v = json_object_get(j, "cluster_id");
+    if (v) {
+        const char *c = json_string_value(v);
+        size_t k, n = c ? strlen(c) : 0;
+
+        for (k = 0; k < n && c[k] > ' ' && c[k] < 0x7f && c[k] != '"' && c[k] != '\\'; k++)
+            ;
+        if (!n || n > IDENTITY_CLUSTER_MAX || k != n || json_string_length(v) != n) {
+            fprintf(stderr,
+                    "coordinator: %s: \"cluster_id\" must be 1..%d printable ASCII characters "
+                    "without spaces or quotes\n",
+                    path, IDENTITY_CLUSTER_MAX);
+            goto out;
+        }
+        snprintf(cfg->cluster_id, sizeof(cfg->cluster_id), "%s", c);
+    } else {
+        /* By default the cluster is its replica list: FNV-1a over the URLs, in order. */
+        uint64_t h = 0xcbf29ce484222325ull;
+
+        for (i = 0; i < cfg->n_replicas; i++)
+            for (const char *c = cfg->replicas[i];; c++) {
+                h = (h ^ (unsigned char)*c) * 0x100000001b3ull;
+                if (!*c)
+                    break;
+            }
+        snprintf(cfg->cluster_id, sizeof(cfg->cluster_id), "replicas-%016llx",
+                 (unsigned long long)h);
+    }
     if ((v = json_object_get(j, "data_dir")) && json_is_string(v))
         snprintf(data_dir, ddlen, "%s%s%s", json_string_value(v)[0] == '/' ? "" : base_dir,
                  json_string_value(v)[0] == '/' ? "" : "/", json_string_value(v));
@@ -173,6 +206,10 @@ int config_load(int argc, char **argv, struct coord_config *cfg)
         if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
             usage(stdout);
             return 1;
+        }
+        if (!strcmp(o, "--init")) {
+            cfg->init = true;
+            continue;
         }
         if (!val)
             return fail("this option needs a value: ", o);

@@ -5,17 +5,20 @@
  *
  *   {"replicas": ["http://127.0.0.1:7101", "http://127.0.0.1:7102", "http://127.0.0.1:7103"],
  *    "participants": {"bank-a": "http://127.0.0.1:7001", "bank-b": "http://127.0.0.1:7002"},
- *    "data_dir": "data",
+ *    "cluster_id": "bank-cluster", "data_dir": "data",
  *    "client_token_file": "client.token", "cluster_token_file": "cluster.token",
  *    "timeouts_ms": {"prepare": 2000, "commit": 10000, "transaction": 60000,
  *                    "retry": 50, "retry_max": 2000, "stale": 3000}}
  *
  * Replica i listens on the host and port of replicas[i] unless --listen and
- * --port say otherwise, and keeps its state in <data_dir>/replica-<i>.db.
+ * --port say otherwise, and keeps its state in <data_dir>/replica-<i>.db, made once by --init
+ * (identity.h). cluster_id names the cluster in that file; by default it is a hash of the
+ * replica URLs, so that a state file of another cluster is refused.
  */
 #ifndef TPC_COORD_CONFIG_H
 #define TPC_COORD_CONFIG_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "msg.h"
@@ -33,6 +36,8 @@ struct coord_config {
     char listen[64];
     uint16_t port;
     char db_path[1024];
+    char cluster_id[128]; /* "cluster_id", or "replicas-" and a hash of the replica URLs */
+    bool init;            /* --init: make the state file and exit */
     char client_token[256];
     char cluster_token[256];
     uint32_t prepare_ms, commit_ms, txn_ms, retry_ms, retry_max_ms, stale_ms;

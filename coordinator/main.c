@@ -10,6 +10,7 @@
 #include "api.h"
 #include "config.h"
 #include "coord.h"
+#include "identity.h"
 #include "http_server.h"
 #include "log.h"
 #include "loop.h"
@@ -44,6 +45,21 @@ int main(int argc, char **argv)
     }
     snprintf(name, sizeof(name), "replica-%u", cfg->self);
     log_init(name, level);
+    if (cfg->init) {
+        rc = identity_init(cfg->db_path, cfg->cluster_id, cfg->self, err, sizeof(err)) ? 2 : 0;
+        if (rc)
+            log_error("--init refused: %s", err);
+        else
+            printf("initialized replica %u of cluster %s: %s\n", cfg->self, cfg->cluster_id,
+                   cfg->db_path);
+        free(cfg);
+        return rc;
+    }
+    if (identity_check(cfg->db_path, cfg->cluster_id, cfg->self, err, sizeof(err)) != TPC_OK) {
+        log_error("refusing to start: %s", err);
+        free(cfg);
+        return 2;
+    }
     if (!cfg->client_token[0] || !cfg->cluster_token[0])
         log_warn("a token is missing: its callers are not checked (see client_token_file, "
                  "cluster_token_file)");

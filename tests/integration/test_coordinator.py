@@ -2,6 +2,7 @@
 Paxos Commit over HTTP, recovery): real replica and participant processes on loopback,
 real SQLite files, the databases checked afterwards. Run with F = 1 (3 replicas) and,
 where the case needs no more replicas, with F = 0 (TPC_TEST_REPLICAS=1)."""
+import json
 import os
 import signal
 import threading
@@ -197,6 +198,70 @@ class CoordinatorTest(unittest.TestCase):
         if N > 1:
             self.assertGreaterEqual(sum(self.c.call(i, "GET", "/health")[1]["recovered_for_others"]
                                         for i in live), 1)
+
+    def test_a_replica_without_its_state_refuses_to_start(self):
+        # No amnesia: a replica whose state file is gone (a wiped disk) must not come back as
+        # an acceptor that never promised anything; nor may it start on another's state.
+        import subprocess
+        from tpclaunch.cluster import COORDINATOR
+        r = self.c.replicas[N - 1]
+        tx = self.transfer(0, amount=4)
+        self.assertEqual(self.c.commit(0, tx)[1]["outcome"], "committed")
+        # Quiescent before the loss (docs/DESIGN.md, "Replacing a replica"): applied everywhere.
+        self.assert_applied(96, 104)
+        data = os.path.join(self.c.dir, "data")
+        path = os.path.join(data, "replica-%d.db" % r.idx)
+        self.assertEqual(r.kill(signal.SIGTERM), 0)
+
+        def run(*args):
+            p = subprocess.run([COORDINATOR, "--config", self.c.config] + list(args),
+                               stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                               timeout=30)
+            return p.returncode, p.stdout + p.stderr
+
+        # --init on a replica that has state is refused and changes nothing.
+        before = os.path.getsize(path)
+        code, out = run("--id", str(r.idx), "--init")
+        self.assertEqual(code, 2, out)
+        self.assertIn("already exists", out)
+        self.assertEqual(os.path.getsize(path), before)
+        # Another replica's state, or another cluster's, is refused.
+        if N > 1:
+            code, out = run("--id", "0", "--db", path)
+            self.assertEqual(code, 2, out)
+            self.assertIn("not of replica 0", out)
+        other = os.path.join(self.c.dir, "other.json")
+        with open(self.c.config) as f:
+            cfg = json.load(f)
+        cfg["cluster_id"] = "another-cluster"
+        with open(other, "w") as f:
+            json.dump(cfg, f)
+        p = subprocess.run([COORDINATOR, "--config", other, "--id", str(r.idx)],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn('of cluster "another-cluster"', p.stderr)
+        # Wiped: it refuses to start, says what happened and what to do.
+        for name in os.listdir(data):
+            if name.startswith("replica-%d.db" % r.idx):
+                os.remove(os.path.join(data, name))
+        code, out = run("--id", str(r.idx))
+        self.assertEqual(code, 2, out)
+        self.assertIn("has no state", out)
+        self.assertIn("--init", out)
+        self.assertIn("Replacing a replica", out)
+        self.assertFalse(os.path.exists(path), "a refused start must not make the file")
+        # A file that --init did not make (say, an empty one) is refused too.
+        open(path, "w").close()
+        code, out = run("--id", str(r.idx))
+        self.assertEqual(code, 2, out)
+        self.assertIn("not a replica's state made by", out)
+        os.remove(path)
+        # The documented way back for a new replica: --init, then it starts and serves.
+        r.init()
+        r.start()
+        tx = self.transfer(N - 1, amount=1)
+        self.assertEqual(self.c.commit(N - 1, tx)[1]["outcome"], "committed")
+        self.assert_applied(95, 105)
 
     @unittest.skipIf(N < 3, "needs 3 replicas")
     def test_one_replica_down_commits_two_down_never_wrong(self):

@@ -309,6 +309,13 @@ class Replica:
         self.url = cluster.replica_urls[idx]
         self.env = dict(os.environ)
 
+    def init(self):
+        """Makes this replica's state file (coordinator --init), once, before its first start."""
+        r = subprocess.run([COORDINATOR, "--config", self.cluster.config, "--id", str(self.idx),
+                            "--init"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, env=self.env, text=True, timeout=30)
+        assert r.returncode == 0, "replica %d --init: %s" % (self.idx, r.stdout)
+
     def start(self, failpoints=None):
         env = dict(self.env)
         if failpoints:
@@ -389,6 +396,7 @@ class Cluster:
             json.dump(cfg, f)
         self.replicas = [Replica(self, i) for i in range(n_replicas)]
         for r in self.replicas:
+            r.init()
             r.start()
             assert r.healthy(), "replica %d is not the one answering on its port" % r.idx
 
