@@ -517,6 +517,7 @@ void engine_close(struct engine *e)
         loop_run_posted(e->loop, 100);
     if (engine_busy(e))
         log_error("%zu store operations did not come back", e->out);
+    outbound_outcomes_drop(e); /* queued by completions that came back meanwhile: none */
     if (e->drv_up)
         replica_fini(&e->drv);
     if (e->rt_up)

@@ -234,6 +234,10 @@ void outbound_outcome(struct engine *e, uint32_t p, const struct msg *m)
 {
     struct engine_outq *q = &e->outq[p];
 
+    if (e->closing) { /* nothing leaves any more */
+        engine_flight_back(e, m, 1);
+        return;
+    }
     if (q->n == q->cap) {
         size_t cap = q->cap ? q->cap * 2 : 16;
         struct msg *bigger = realloc(q->q, cap * sizeof(*bigger));
