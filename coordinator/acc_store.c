@@ -625,6 +625,24 @@ void acc_store_recent_decisions(struct acc_store *s, enum tpc_outcome only, size
     pthread_mutex_unlock(&s->rmu);
 }
 
+void acc_store_undecided(struct acc_store *s, size_t limit,
+                         void (*fn)(void *ctx, const char *txid), void *ctx)
+{
+    sqlite3_stmt *st = NULL;
+
+    pthread_mutex_lock(&s->rmu);
+    if (sqlite3_prepare_v2(s->rdb,
+                           "SELECT DISTINCT a.txid FROM acceptor a WHERE NOT EXISTS (SELECT 1 FROM "
+                           "decision d WHERE d.txid = a.txid) ORDER BY a.txid LIMIT ?1",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)limit);
+        while (sqlite3_step(st) == SQLITE_ROW)
+            fn(ctx, (const char *)sqlite3_column_text(st, 0));
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&s->rmu);
+}
+
 void acc_store_stats(struct acc_store *s, uint64_t *fsyncs, uint64_t *groups, uint64_t *jobs)
 {
     *fsyncs = fsync_vfs_count();

@@ -102,6 +102,10 @@ size_t acc_store_stale(struct acc_store *s, int64_t age_ms, struct node_txn *out
 /* Makes a scan under way (acc_store_stale) stop early (any thread). */
 void acc_store_interrupt_scan(struct acc_store *s);
 
+/* Transactions this acceptor holds records of and no decision, in txid order, at most
+ * limit: fn(ctx, txid). */
+void acc_store_undecided(struct acc_store *s, size_t limit,
+                         void (*fn)(void *ctx, const char *txid), void *ctx);
 /* Recent decisions, newest first, for listings: fn(ctx, txid, outcome, decided_at_ms). */
 void acc_store_recent_decisions(struct acc_store *s, enum tpc_outcome only, size_t limit,
                                 void (*fn)(void *ctx, const char *txid, enum tpc_outcome o,

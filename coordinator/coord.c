@@ -26,8 +26,8 @@ json_t *coord_status(struct coord *c, const char *txid, int *status, struct api_
         r = json_pack("{s:s,s:s}", "txid", txid, "state", request_state_word(&v));
         if (r && v.outcome != TPC_OUTCOME_NONE)
             json_object_set_new(r, "outcome", json_string(msg_outcome_name(v.outcome)));
-        if (r && v.parts.n)
-            json_object_set_new(r, "participants", codec_encode_parts(&v.parts));
+        if (r)
+            json_object_set_new(r, "participants", request_parts_json(&v.parts));
         *status = 200;
         return r;
     }
@@ -49,7 +49,19 @@ json_t *coord_status(struct coord *c, const char *txid, int *status, struct api_
 struct list_ctx {
     json_t *list;
     int want; /* -1: every state */
+    struct coord *c;
 };
+
+/* A transaction this acceptor holds votes of and no decision, and not in the driver: in
+ * doubt here, as its status says (coord_status). */
+static void list_doubt(void *ctx, const char *txid)
+{
+    struct list_ctx *l = ctx;
+    struct replica_view v;
+
+    if (!replica_view(&l->c->eng.drv, txid, &v))
+        json_array_append_new(l->list, json_pack("{s:s,s:s}", "txid", txid, "state", "in_doubt"));
+}
 
 static void list_live(void *ctx, const char *txid, const struct replica_view *v)
 {
@@ -68,7 +80,7 @@ static void list_decided(void *ctx, const char *txid, enum tpc_outcome o, int64_
 
 json_t *coord_list(struct coord *c, const char *state, int *status, struct api_error *e)
 {
-    struct list_ctx l = {json_array(), -1};
+    struct list_ctx l = {json_array(), -1, c};
     int i;
 
     if (state) {
@@ -84,13 +96,16 @@ json_t *coord_list(struct coord *c, const char *state, int *status, struct api_e
     }
     if (!state || l.want >= 0) {
         replica_foreach(&c->eng.drv, list_live, &l);
+        if (l.want < 0 || l.want == REPLICA_IN_DOUBT) {
+            acc_store_undecided(c->store, COORD_LIST_MAX, list_doubt, &l);
+        }
     }
     if (!state || l.want < 0)
         acc_store_recent_decisions(c->store,
                                    !state                        ? TPC_OUTCOME_NONE
                                    : !strcmp(state, "committed") ? TPC_OUTCOME_COMMITTED
                                                                  : TPC_OUTCOME_ABORTED,
-                                   1000, list_decided, l.list);
+                                   COORD_LIST_MAX, list_decided, l.list);
     *status = 200;
     return json_pack("{s:o}", "transactions", l.list);
 }

@@ -16,13 +16,20 @@ const char *request_state_word(const struct replica_view *v)
                                        : request_state_names[v->state];
 }
 
+json_t *request_parts_json(const struct msg_parts *parts)
+{
+    json_t *j = parts && parts->n ? codec_encode_parts(parts) : NULL;
+
+    return j ? j : json_array();
+}
+
 json_t *request_outcome_json(const char *txid, enum tpc_outcome o, const struct msg_parts *parts)
 {
     json_t *j = json_pack("{s:s,s:s,s:s}", "txid", txid, "state", msg_outcome_name(o), "outcome",
                           msg_outcome_name(o));
 
-    if (j && parts && parts->n)
-        json_object_set_new(j, "participants", codec_encode_parts(parts));
+    if (j)
+        json_object_set_new(j, "participants", request_parts_json(parts));
     return j;
 }
 

@@ -26,6 +26,7 @@
 #include "txmap.h"
 
 #define COORD_TICK_MS 20
+#define COORD_LIST_MAX 1000 /* live, in-doubt and decided transactions in a listing, each */
 
 /* A request in progress. */
 enum creq_kind { CREQ_BEGIN, CREQ_EXEC, CREQ_COMMIT, CREQ_ABORT, CREQ_ONESHOT, CREQ_PAXOS };
@@ -100,7 +101,9 @@ void request_post_op(struct creq *q, loop_fn back);
 extern const char *const request_state_names[4];
 /* A transaction's state as the API names it. */
 const char *request_state_word(const struct replica_view *v);
-/* {"txid", "state", "outcome", "participants"?} of a decided transaction. */
+/* A transaction's participant list as JSON: [] when it has none. */
+json_t *request_parts_json(const struct msg_parts *parts);
+/* {"txid", "state", "outcome", "participants"} of a decided transaction. */
 json_t *request_outcome_json(const char *txid, enum tpc_outcome o, const struct msg_parts *parts);
 /* The decision of a transaction no longer (or never) in memory, as an answer; or NULL with *e
  * unknown_transaction. */

@@ -77,6 +77,46 @@ bool store_is_reserved(const char *table)
 
 static int authorize_branch(struct store *st, int action, const char *a1, const char *a2);
 
+/*
+ * The SQL functions a branch may call (http-api.md): SQLite's scalar, aggregate, window, date,
+ * math and JSON functions (not the table-valued ones). Left out: whatever loads code, reads files or exposes the process
+ * (load_extension, fts3_tokenizer, which returns a pointer, sqlite_offset, the
+ * sqlite_compileoption_* ones), and any function an extension adds.
+ */
+static const char *const allowed_functions[] = {
+    "abs", "acos", "acosh", "asin", "asinh", "atan", "atan2", "atanh", "avg", "ceil", "ceiling",
+    "changes", "char", "coalesce", "concat", "concat_ws", "cos", "cosh", "count", "cume_dist",
+    "date", "datetime", "degrees", "dense_rank", "exp", "first_value", "floor", "format", "glob",
+    "group_concat", "hex", "ifnull", "iif", "instr", "json", "json_array", "json_array_length",
+    "json_extract", "json_group_array", "json_group_object", "json_insert",
+    "json_object", "json_patch", "json_quote", "json_remove", "json_replace", "json_set",
+    "json_type", "json_valid", "julianday", "lag", "last_insert_rowid",
+    "last_value", "lead", "length", "like", "likelihood", "likely", "ln", "log", "log10", "log2",
+    "lower", "ltrim", "max", "min", "mod", "nth_value", "ntile", "nullif", "octet_length",
+    "percent_rank", "pi", "pow", "power", "printf", "quote", "radians", "random", "randomblob",
+    "rank", "replace", "round", "row_number", "rtrim", "sign", "sin", "sinh", "sqlite_version",
+    "sqrt", "strftime", "string_agg", "substr", "substring", "sum", "tan", "tanh", "time",
+    "timediff", "total", "total_changes", "trim", "trunc", "typeof", "unhex", "unicode",
+    "unixepoch", "unlikely", "upper", "zeroblob"};
+
+static bool function_allowed(const char *name)
+{
+    size_t lo = 0, hi = sizeof(allowed_functions) / sizeof(allowed_functions[0]);
+
+    while (name && lo < hi) { /* the list is sorted */
+        size_t mid = (lo + hi) / 2;
+        int c = sqlite3_stricmp(name, allowed_functions[mid]);
+
+        if (c == 0)
+            return true;
+        if (c < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return false;
+}
+
 /* The branch rules of DESIGN.md section 4, as an allow-list (invariant 1). */
 static int authorize(void *ud, int action, const char *a1, const char *a2, const char *db,
                      const char *trigger)
@@ -106,16 +146,26 @@ static int authorize_branch(struct store *st, int action, const char *a1, const 
             snprintf(st->why, sizeof(st->why), "table %s is the participant's own", a1);
             return SQLITE_DENY;
         }
-        return SQLITE_OK;
-    case SQLITE_FUNCTION:
-        if (a2 && sqlite3_stricmp(a2, "load_extension") == 0) {
-            snprintf(st->why, sizeof(st->why), "extension loading is not allowed");
+        if (a1 && sqlite3_strnicmp(a1, "pragma_", 7) == 0) { /* a PRAGMA as a table */
+            snprintf(st->why, sizeof(st->why), "PRAGMA is not allowed in a branch");
             return SQLITE_DENY;
         }
         return SQLITE_OK;
+    case SQLITE_FUNCTION:
+        if (function_allowed(a2))
+            return SQLITE_OK;
+        snprintf(st->why, sizeof(st->why), "function %s is not allowed in a branch (http-api.md "
+                 "lists those that are)", a2 ? a2 : "?");
+        return SQLITE_DENY;
     case SQLITE_INSERT:
     case SQLITE_UPDATE:
     case SQLITE_DELETE:
+        if (a1 && (!sqlite3_stricmp(a1, "sqlite_master") || !sqlite3_stricmp(a1, "sqlite_schema"))) {
+            /* also what a table-valued function (json_each) asks for on first use */
+            snprintf(st->why, sizeof(st->why),
+                     "schema changes and table-valued functions are not allowed in a branch");
+            return SQLITE_DENY;
+        }
         if (!a1 || store_is_reserved(a1)) {
             snprintf(st->why, sizeof(st->why), "table %s cannot be written in a branch",
                      a1 ? a1 : "?");
@@ -128,8 +178,9 @@ static int authorize_branch(struct store *st, int action, const char *a1, const 
         }
         return SQLITE_OK;
     case SQLITE_PRAGMA:
-        /* The session extension reads table_info while recording changes; it is harmless. */
-        if (a1 &&
+        /* The session extension reads table_info while recording changes (its own SQL, run
+         * while a statement steps); a client's statement gets no PRAGMA at all. */
+        if (!st->compiling && a1 &&
             (sqlite3_stricmp(a1, "table_info") == 0 || sqlite3_stricmp(a1, "table_xinfo") == 0))
             return SQLITE_OK;
         snprintf(st->why, sizeof(st->why), "PRAGMA is not allowed in a branch");

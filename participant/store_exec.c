@@ -107,7 +107,8 @@ static bool bind_param(sqlite3_stmt *s, int i, json_t *v)
     }
 }
 
-static bool only_blanks(const char *p)
+/* p past blanks, semicolons and comments. */
+static const char *skip_blanks(const char *p)
 {
     for (;;) {
         while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == ';')
@@ -118,12 +119,54 @@ static bool only_blanks(const char *p)
         } else if (p[0] == '/' && p[1] == '*') {
             const char *end = strstr(p + 2, "*/");
             if (!end)
-                return true;
+                return p + strlen(p);
             p = end + 2;
         } else {
-            return *p == '\0';
+            return p;
         }
     }
+}
+
+static bool only_blanks(const char *p)
+{
+    return *skip_blanks(p) == '\0';
+}
+
+/* The statements a branch may run, by their first word (http-api.md): reads and row changes.
+ * Every other kind of statement SQLite has (DDL, PRAGMA, ATTACH, VACUUM, transaction control,
+ * EXPLAIN) is refused before SQLite sees it, also when it would change nothing (DROP TABLE IF
+ * EXISTS of no table). A word that starts no statement is left to SQLite: a syntax error. */
+static const char *const allowed_words[] = {"SELECT",  "INSERT", "UPDATE", "DELETE",
+                                            "REPLACE", "WITH",   "VALUES"};
+static const char *const refused_words[] = {
+    "ALTER", "ANALYZE",  "ATTACH",  "BEGIN",     "COMMIT", "CREATE", "DETACH",
+    "DROP",  "END",      "EXPLAIN", "PRAGMA",    "REINDEX", "RELEASE", "ROLLBACK",
+    "SAVEPOINT", "VACUUM"};
+
+static bool word_in(const char *p, size_t n, const char *const *words, size_t n_words)
+{
+    size_t i;
+
+    for (i = 0; i < n_words; i++)
+        if (n == strlen(words[i]) && sqlite3_strnicmp(p, words[i], (int)n) == 0)
+            return true;
+    return false;
+}
+
+/* The word sql starts with (in word) when it starts a statement a branch may not run; else
+ * NULL. */
+static const char *not_allowed(const char *sql, char *word, size_t len)
+{
+    const char *p = skip_blanks(sql);
+    size_t n = 0;
+
+    while (p[n] && ((p[n] >= 'A' && p[n] <= 'Z') || (p[n] >= 'a' && p[n] <= 'z')))
+        n++;
+    if (word_in(p, n, allowed_words, sizeof(allowed_words) / sizeof(allowed_words[0])) ||
+        !word_in(p, n, refused_words, sizeof(refused_words) / sizeof(refused_words[0])))
+        return NULL;
+    snprintf(word, len, "%.*s", (int)n, p);
+    return word;
 }
 
 #define FAIL(kind, ...)                                                                            \
@@ -144,9 +187,17 @@ static enum store_fail run_statement(struct store *st, size_t idx, json_t *stmt,
     sqlite3_int64 rowid;
     int rc, i, ncol;
     size_t n_params = params ? json_array_size(params) : 0, n_rows = 0;
+    char word[32];
 
     st->denied[0] = '\0';
+    if (not_allowed(sql, word, sizeof(word)))
+        FAIL(STORE_FAIL_FORBIDDEN,
+             "statement %zu: a branch runs SELECT, INSERT, UPDATE, DELETE, REPLACE, WITH and "
+             "VALUES statements only, not %s",
+             idx, word);
+    st->compiling = true; /* the client's own SQL: no PRAGMA at all (store.c) */
     rc = sqlite3_prepare_v2(st->db, sql, -1, &s, &tail);
+    st->compiling = false;
     if (rc != SQLITE_OK) {
         if (st->denied[0])
             FAIL(STORE_FAIL_FORBIDDEN, "statement %zu: %s", idx, st->denied);

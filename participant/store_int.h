@@ -23,6 +23,7 @@ struct store {
     uint32_t max_rows, statement_ms;
     int64_t exec_deadline; /* monotonic ms; while in_branch, statements stop past it */
     bool in_branch;
+    bool compiling; /* a client's statement is being prepared (not the session's own SQL) */
     char denied[256];                /* the first refusal of the statement, for the error message */
     char why[256];                   /* scratch for the latest refusal */
     char *tables[STORE_MAX_TABLES];  /* the user tables */

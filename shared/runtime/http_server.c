@@ -344,6 +344,40 @@ static enum tpc_err pools_start(struct http_server *s)
     return TPC_OK;
 }
 
+static int hex_digit(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+/*
+ * Decodes %XX in a path or a query value, in place, but for %00: a NUL would cut the string
+ * short, and a route would see another path than the client sent (say /v1/transactions/ for
+ * /v1/transactions/%00). It stays the three characters "%00", which no route and no id takes,
+ * so the request gets a clear 400 or 404.
+ */
+static size_t unescape(void *cls, struct MHD_Connection *conn, char *s)
+{
+    char *in = s, *out = s;
+
+    (void)cls;
+    (void)conn;
+    while (*in) {
+        int hi = in[0] == '%' ? hex_digit(in[1]) : -1, lo = hi >= 0 ? hex_digit(in[2]) : -1;
+
+        if (lo >= 0 && (hi | lo) != 0) {
+            *out++ = (char)(hi * 16 + lo);
+            in += 3;
+        } else {
+            *out++ = *in++;
+        }
+    }
+    *out = '\0';
+    return (size_t)(out - s);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -502,8 +536,9 @@ enum tpc_err http_server_start(const struct http_server_config *cfg, struct http
     s->daemon = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO,
                                  cfg->port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR,
                                  (struct sockaddr *)&addr, MHD_OPTION_NOTIFY_COMPLETED,
-                                 on_completed, NULL, MHD_OPTION_CONNECTION_TIMEOUT,
-                                 (unsigned int)60, MHD_OPTION_END);
+                                 on_completed, NULL, MHD_OPTION_UNESCAPE_CALLBACK, unescape,
+                                 NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)60,
+                                 MHD_OPTION_END);
     info = s->daemon ? MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_EPOLL_FD) : NULL;
     if (info)
         s->epfd = info->epoll_fd;

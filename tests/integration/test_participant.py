@@ -436,6 +436,27 @@ class ParticipantTest(unittest.TestCase):
         code, vote = self.p.prepare("t1")
         self.assertEqual(vote["value"], "aborted")
 
+    def test_only_the_allow_list_runs(self):
+        # http-api.md's allow-list: statements by their first word, functions by name; also
+        # what would change nothing (DROP ... IF EXISTS of nothing) or only read (PRAGMA).
+        before = self.p.dump()
+        for sql in ["PRAGMA table_info(accounts)", "  /* x */ pragma user_version",
+                    "DROP TABLE IF EXISTS nothere", "DROP INDEX IF EXISTS nothere", "VACUUM",
+                    "EXPLAIN SELECT 1", "SELECT fts3_tokenizer('simple')",
+                    "SELECT * FROM pragma_table_info('accounts')",
+                    "SELECT * FROM json_each('[1, 2]')", "SELECT load_extension('x')",
+                    "ROLLBACK", "END", "RELEASE s"]:
+            code, err = self.p.exec("t1", sql)
+            self.assertEqual((code, err["error"]["code"]), (403, "forbidden_statement"), sql)
+        self.assertEqual(self.p.dump(), before)
+        code, r = self.p.exec("t1", "-- a comment\nwith t(x) as (values (2)) select abs(-x), "
+                                    "upper('a'), json_array(x), length(date('now')) from t")
+        self.assertEqual(code, 200, r)
+        self.assertEqual(r["results"][0]["rows"], [[2, "A", "[2]", 10]])
+        code, r = self.p.exec("t1", "REPLACE INTO accounts VALUES (4, 'dan', 1)")
+        self.assertEqual(code, 200, r)
+        self.assertEqual(self.p.exec("t1", "SELEC 1")[1]["error"]["code"], "sql_error")
+
     def test_forbidden_and_malformed_change_nothing(self):
         before = self.p.dump()
         forbidden = [
