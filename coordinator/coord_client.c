@@ -246,9 +246,10 @@ static bool begin_parse(struct creq *q, json_t *body)
             json_string_length(v) == 0 || n < 0 || (size_t)n >= sizeof(q->txid) ||
             !msg_txid_valid(txid)) {
             request_error(q, "bad_txid",
-                          "txid must be 1..%d characters of [A-Za-z0-9_-] (the replica adds its "
-                          "prefix r<id>-)",
-                          TPC_TXID_MAX - 4);
+                          "txid must be 1..%d characters of [A-Za-z0-9_-] (this replica adds its "
+                          "prefix r%u-, and a txid has %d at most)",
+                          TPC_TXID_MAX - snprintf(NULL, 0, "r%u-", c->cfg.self), c->cfg.self,
+                          TPC_TXID_MAX);
             return false;
         }
     } else {
@@ -419,7 +420,14 @@ static void exec_start(struct creq *q, json_t *body)
         request_error(q, "internal", "out of memory");
         return;
     }
-    snprintf(q->url, sizeof(q->url), "%s/v1/branches/%s/exec", url, q->txid);
+    /* The branch gets the transaction's own deadline (plus a second, so that it does not race
+     * the leader's abort): if the leader vanishes, the participant frees the branch's rows
+     * then, not after its own --branch-timeout-ms. */
+    if (v.deadline > (uint64_t)nodert_now_ms())
+        snprintf(q->url, sizeof(q->url), "%s/v1/branches/%s/exec?timeout_ms=%llu", url, q->txid,
+                 (unsigned long long)(v.deadline - (uint64_t)nodert_now_ms() + 1000));
+    else
+        snprintf(q->url, sizeof(q->url), "%s/v1/branches/%s/exec", url, q->txid);
     free(q->call.response);
     memset(&q->call, 0, sizeof(q->call));
     q->call.url = q->url;

@@ -17,6 +17,7 @@
 
 #include "codec.h"
 #include "netfault.h"
+#include "options.h"
 #include "participant.h"
 
 static void respond(struct http_response *res, json_t *body, const struct api_error *e)
@@ -124,11 +125,17 @@ static void do_exec(struct participant *p, const char *txid, const struct http_r
                     struct http_response *res)
 {
     struct api_error e;
-    json_t *body = parse_body(req, res), *list = NULL;
-    const char *key, *why = NULL;
+    json_t *body, *list = NULL;
+    const char *key, *why = NULL, *tq = http_query(req, "timeout_ms");
+    uint32_t timeout = 0;
     json_t *v;
     size_t i;
 
+    if (tq && options_parse_u32(tq, 1, 86400000, &timeout) != 0) {
+        http_respond_error(res, "bad_request", "timeout_ms is 1..86400000");
+        return;
+    }
+    body = parse_body(req, res);
     if (!body)
         return;
     json_object_foreach(body, key, v)
@@ -152,7 +159,7 @@ static void do_exec(struct participant *p, const char *txid, const struct http_r
     if (why || !list) {
         http_respond_error(res, "bad_request", "%s", why ? why : "out of memory");
     } else {
-        v = participant_exec(p, txid, list, &e);
+        v = participant_exec(p, txid, list, timeout, &e);
         respond(res, v, &e);
     }
     json_decref(list);

@@ -57,11 +57,12 @@ enum held {
 };
 
 /*
- * What the driver holds of txid (with begin: beginning it if it is new and did not end here).
+ * What the driver holds of txid (with begin: beginning it if it is new and did not end here,
+ * to abort on its own unless prepared within timeout ms, 0: --branch-timeout-ms).
  * When not HELD_WORKING, *e says why: branch_not_active or transaction_ended.
  */
 static enum held branch_held(struct participant *p, const char *txid, bool begin,
-                             struct api_error *e)
+                             uint32_t timeout, struct api_error *e)
 {
     struct nodert_box box = {0};
     const struct resource_branch *rb;
@@ -71,7 +72,7 @@ static enum held branch_held(struct participant *p, const char *txid, bool begin
 
     nodert_enter(&p->eng.rt, &box);
     if (begin)
-        rc = resource_begin(&p->eng.drv, txid);
+        rc = resource_begin(&p->eng.drv, txid, timeout);
     rb = resource_find(&p->eng.drv, txid);
     if (rb) {
         st = rb->rm.state;
@@ -105,12 +106,12 @@ static void drop_if_leftover(struct participant *p, struct branch *b)
 
     if (b->e.gone)
         return;
-    if ((b->cs_len == 0 && b->n_keys == 0) || branch_held(p, b->e.id, false, &ignored) == HELD_NONE)
+    if ((b->cs_len == 0 && b->n_keys == 0) || branch_held(p, b->e.id, false, 0, &ignored) == HELD_NONE)
         branch_end(&p->branches, p->locks, b);
 }
 
 json_t *participant_exec(struct participant *p, const char *txid, json_t *statements,
-                         struct api_error *e)
+                         uint32_t timeout_ms, struct api_error *e)
 {
     struct branch_take t;
     struct branch *b = NULL;
@@ -132,7 +133,7 @@ json_t *participant_exec(struct participant *p, const char *txid, json_t *statem
     }
     memset(&t, 0, sizeof(t));
     /* The driver says whether the branch takes statements (and begins it if new). */
-    if (branch_held(p, txid, true, e) != HELD_WORKING)
+    if (branch_held(p, txid, true, timeout_ms, e) != HELD_WORKING)
         return NULL;
     /* An entry somebody just took out (an empty one, see drop_if_leftover) is made again. */
     for (tries = 0;; tries++) {
@@ -155,7 +156,7 @@ json_t *participant_exec(struct participant *p, const char *txid, json_t *statem
         api_error_set(e, "branch_not_active", "branch %s is busy: try again", txid);
         goto out;
     }
-    if (branch_held(p, txid, false, e) != HELD_WORKING) {
+    if (branch_held(p, txid, false, 0, e) != HELD_WORKING) {
         drop_if_leftover(p, b);
         goto out;
     }

@@ -52,8 +52,10 @@ void participant_close(struct participant *p);
 const struct participant_config *participant_config(const struct participant *p);
 
 /* Each returns a new JSON body on success, NULL with *e filled on failure. */
+/* timeout_ms: a new branch aborts on its own unless prepared within it (0: the configured
+ * --branch-timeout-ms); ignored for a branch that exists. */
 json_t *participant_exec(struct participant *p, const char *txid, json_t *statements,
-                         struct api_error *e);
+                         uint32_t timeout_ms, struct api_error *e);
 /*
  * The vote is the answer; the caller (the leader) passes it to the acceptors itself, as its
  * ballot-0 phase 2a, one batch per acceptor for all participants (leader.h rule 5). relayed

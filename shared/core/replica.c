@@ -375,6 +375,7 @@ static void view_of(const struct replica_txn *t, struct replica_view *v)
     v->leading = t->leading;
     v->applied = t->leading ? leader_done(&t->leader) : t->outcome != TPC_OUTCOME_NONE;
     v->decided_at = t->decided_at;
+    v->deadline = t->state == REPLICA_ACTIVE ? t->deadline : 0;
 }
 
 bool replica_view(const struct replica *r, const char *txid, struct replica_view *v)

@@ -128,6 +128,7 @@ struct replica_view {
     bool leading;
     bool applied; /* every participant acknowledged the outcome */
     uint64_t decided_at;
+    uint64_t deadline; /* ACTIVE, begun here: when it aborts unless committed (0: none) */
 };
 
 enum tpc_err replica_init(struct replica *r, const struct replica_config *cfg,

@@ -123,7 +123,7 @@ enum tpc_err resource_load(struct resource *d, const char *txid, const struct ms
     return TPC_OK;
 }
 
-enum tpc_err resource_begin(struct resource *d, const char *txid)
+enum tpc_err resource_begin(struct resource *d, const char *txid, uint64_t timeout)
 {
     struct resource_branch *b = find(d, txid);
     enum tpc_value vote = TPC_VALUE_NONE;
@@ -141,7 +141,7 @@ enum tpc_err resource_begin(struct resource *d, const char *txid)
     if (!b)
         return TPC_ERR_NOMEM;
     b->rm.state = RM_WORKING;
-    b->deadline = now_of(d) + d->cfg.branch_timeout;
+    b->deadline = now_of(d) + (timeout ? timeout : d->cfg.branch_timeout);
     return TPC_OK;
 }
 

@@ -95,10 +95,11 @@ enum tpc_err resource_load(struct resource *d, const char *txid, const struct ms
 
 /*
  * A statement for branch txid is about to run: TPC_OK when the branch is WORKING (begun now
- * if it is new), TPC_ERR_STATE when it takes no statements (prepared, ending or ended).
+ * if it is new, to abort on its own unless prepared within timeout, 0: cfg.branch_timeout),
+ * TPC_ERR_STATE when it takes no statements (prepared, ending or ended).
  * Every event that reads storage (io->ended) refuses with TPC_ERR_IO when it cannot.
  */
-enum tpc_err resource_begin(struct resource *d, const char *txid);
+enum tpc_err resource_begin(struct resource *d, const char *txid, uint64_t timeout);
 
 /*
  * A PREPARE from `from` (an invalid one is TPC_ERR_INVALID and changes nothing): ok says whether

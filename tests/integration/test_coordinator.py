@@ -199,6 +199,19 @@ class CoordinatorTest(unittest.TestCase):
             self.assertGreaterEqual(sum(self.c.call(i, "GET", "/health")[1]["recovered_for_others"]
                                         for i in live), 1)
 
+    def test_branch_of_a_vanished_leader_frees_its_rows_at_the_deadline(self):
+        # The participant learns the transaction's deadline with the first exec: when the
+        # leader dies before commit, the branch's rows are free then (here 1 s and the margin
+        # of 1 s), not after --branch-timeout-ms (20 s in these tests).
+        tx = self.c.begin(0, timeout_ms=1000)
+        code, r = self.c.exec(0, tx, "bank-a", "UPDATE accounts SET balance = 0 WHERE id = 1", [])
+        self.assertEqual(code, 200, r)
+        self.c.replicas[0].kill()
+        p = self.c.parts["bank-a"]
+        wait_until(lambda: p.status(tx)[1].get("state") == "aborted", timeout=8,
+                   what="the branch to abort at the transaction's deadline")
+        self.assertEqual(p.balance(1), 100)
+
     def test_a_replica_without_its_state_refuses_to_start(self):
         # No amnesia: a replica whose state file is gone (a wiped disk) must not come back as
         # an acceptor that never promised anything; nor may it start on another's state.

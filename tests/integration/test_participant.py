@@ -457,6 +457,26 @@ class ParticipantTest(unittest.TestCase):
         self.assertEqual(code, 200, r)
         self.assertEqual(self.p.exec("t1", "SELEC 1")[1]["error"]["code"], "sql_error")
 
+    def test_a_branch_takes_its_deadline_from_its_first_exec(self):
+        # ?timeout_ms on the exec that begins the branch (the coordinator passes what is left
+        # of the transaction's timeout): not prepared by then, it aborts and frees its rows,
+        # however long --branch-timeout-ms is (20 s here).
+        code, r = self.p.call("POST", "/v1/branches/t1/exec?timeout_ms=300",
+                              {"sql": "UPDATE accounts SET balance = 7 WHERE id = 1"})
+        self.assertEqual(code, 200, r)
+        code, r = self.p.call("POST", "/v1/branches/t2/exec?timeout_ms=60000",
+                              {"sql": "UPDATE accounts SET balance = 8 WHERE id = 2"})
+        self.assertEqual(code, 200, r)
+        wait_until(lambda: self.p.status("t1")[1].get("state") == "aborted", timeout=5,
+                   what="t1 to abort at its own deadline")
+        self.assertEqual(self.p.status("t2")[1]["state"], "working")
+        self.assertEqual(self.p.exec("t3", "UPDATE accounts SET balance = 9 WHERE id = 1")[0], 200)
+        for bad in ("0", "-1", "x", "86400001", "1.5", ""):
+            code, r = self.p.call("POST", "/v1/branches/t4/exec?timeout_ms=" + bad,
+                                  {"sql": "SELECT 1"})
+            self.assertEqual((code, r["error"]["code"]), (400, "bad_request"), bad)
+        self.assertEqual(self.p.status("t4")[0], 404)
+
     def test_forbidden_and_malformed_change_nothing(self):
         before = self.p.dump()
         forbidden = [

@@ -145,7 +145,7 @@ void sim_part_begin(struct sim *s, uint32_t p, uint32_t t)
     i = msg_parts_find(&s->txn[t].parts, name);
     if (i < 0 || !pa->drv_up)
         return;
-    if (resource_begin(&pa->drv, s->txn[t].txid) == TPC_OK)
+    if (resource_begin(&pa->drv, s->txn[t].txid, 0) == TPC_OK)
         s->txn[t].had_branch[i] = true;
 }
 
