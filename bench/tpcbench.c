@@ -104,17 +104,23 @@ static int statements(const struct run *r)
 }
 
 /* The statement of a transfer's i-th call: one participant debits, then credits, in one
- * database; more debit k-1 on the first and credit 1 on each other one. */
-static int statement(const struct run *r, const struct client *c, int i, char *out, size_t len)
+ * database; more debit k-1 on the first and credit 1 on each other one. seq: number the exec
+ * (its participant's first, or with one participant its i+1-th), as a client that may retry
+ * does (http-api.md); a oneshot's branches are not numbered. */
+static int statement(const struct run *r, const struct client *c, int i, bool seq, char *out,
+                     size_t len)
 {
     int k = r->n_parts == 1 ? 0 : i;
     bool debit = i == 0;
+    char num[24] = "";
 
+    if (seq)
+        snprintf(num, sizeof(num), ",\"seq\":%d", r->n_parts == 1 ? i + 1 : 1);
     return snprintf(out, len,
                     "{\"participant\":\"%s\",\"sql\":\"UPDATE accounts SET balance = balance %c ? "
-                    "WHERE id = ?\",\"params\":[%d,%d]}",
+                    "WHERE id = ?\",\"params\":[%d,%d]%s}",
                     r->parts[k], debit ? '-' : '+', debit && r->n_parts > 1 ? r->n_parts - 1 : 1,
-                    debit ? c->from : c->to[r->n_parts == 1 ? 0 : k]);
+                    debit ? c->from : c->to[r->n_parts == 1 ? 0 : k], num);
 }
 
 /* Points c's handle at the next call of its transfer and hands it to the multi handle. */
@@ -130,7 +136,7 @@ static void client_send(struct run *r, CURLM *multi, struct client *c)
         for (i = 0; i < statements(r) && n < sizeof(c->body); i++) {
             if (i)
                 c->body[n++] = ',';
-            n += (size_t)statement(r, c, i, c->body + n, sizeof(c->body) - n);
+            n += (size_t)statement(r, c, i, false, c->body + n, sizeof(c->body) - n);
         }
         if (n + 3 < sizeof(c->body))
             snprintf(c->body + n, sizeof(c->body) - n, "]}");
@@ -141,7 +147,7 @@ static void client_send(struct run *r, CURLM *multi, struct client *c)
         size_t n = (size_t)snprintf(c->body, sizeof(c->body), "{\"exec\":");
 
         if (n < sizeof(c->body))
-            n += (size_t)statement(r, c, 0, c->body + n, sizeof(c->body) - n);
+            n += (size_t)statement(r, c, 0, true, c->body + n, sizeof(c->body) - n);
         if (n + 2 < sizeof(c->body))
             snprintf(c->body + n, sizeof(c->body) - n, "}");
         snprintf(c->url, sizeof(c->url), "%s/v1/transactions", c->base);
@@ -149,7 +155,7 @@ static void client_send(struct run *r, CURLM *multi, struct client *c)
     }
     case STEP_EXEC:
         snprintf(c->url, sizeof(c->url), "%s/v1/transactions/%s/exec", c->base, c->txid);
-        statement(r, c, c->exec_i, c->body, sizeof(c->body));
+        statement(r, c, c->exec_i, true, c->body, sizeof(c->body));
         break;
     case STEP_COMMIT:
     case STEP_ABORT:

@@ -2,7 +2,7 @@
  * tpcctl.c - a command-line client of a coordinator replica's REST API.
  *
  *   tpcctl [options] begin [--txid ID] [--timeout-ms N]
- *   tpcctl [options] exec TXID PARTICIPANT SQL [PARAM...]
+ *   tpcctl [options] exec [--seq N] TXID PARTICIPANT SQL [PARAM...]
  *   tpcctl [options] commit TXID | abort TXID | status TXID
  *   tpcctl [options] list [active|preparing|in_doubt|committed|aborted]
  *   tpcctl [options] health [URL...]
@@ -42,10 +42,15 @@ static void usage(FILE *f)
     fprintf(f, "usage: tpcctl [--url URL] [--token-file FILE] [--json] COMMAND [ARGS]\n"
                "\n"
                "  begin [--txid ID] [--timeout-ms N]      begin a transaction; prints its id\n"
-               "  exec TXID PARTICIPANT SQL [PARAM...]    run SQL in the transaction at a\n"
+               "  exec [--seq N] TXID PARTICIPANT SQL [PARAM...]\n"
+               "                                          run SQL in the transaction at a\n"
                "                                          participant; a PARAM that is JSON\n"
                "                                          (5, null, true, \"x\") binds as such,\n"
-               "                                          anything else as a string\n"
+               "                                          anything else as a string. --seq N\n"
+               "                                          numbers the transaction's execs at\n"
+               "                                          that participant (1, 2, ...): the\n"
+               "                                          same command again runs nothing and\n"
+               "                                          prints the first answer\n"
                "  commit TXID                             commit; prints the outcome\n"
                "  abort TXID                              abort\n"
                "  status TXID                             the transaction's state\n"
@@ -269,9 +274,18 @@ int main(int argc, char **argv)
         if (status == 201 && !json)
             printf("%s\n", json_string_value(json_object_get(answer, "txid")));
     } else if (!strcmp(cmd, "exec") && argc - a >= 3) {
+        uint32_t seq = 0;
+
+        if (!strcmp(argv[a], "--seq")) {
+            if (argc - a < 5 || options_parse_u32(argv[a + 1], 1, UINT32_MAX, &seq) != 0)
+                goto bad;
+            a += 2;
+        }
         params = json_array();
         body = json_pack("{s:s,s:s,s:o}", "participant", argv[a + 1], "sql", argv[a + 2], "params",
                          params);
+        if (seq)
+            json_object_set_new(body, "seq", json_integer(seq));
         for (i = a + 3; i < argc; i++) {
             json_t *v = json_loads(argv[i], JSON_DECODE_ANY, NULL);
 

@@ -125,19 +125,29 @@ static void do_exec(struct participant *p, const char *txid, const struct http_r
                     struct http_response *res)
 {
     struct api_error e;
-    json_t *body, *list = NULL;
+    json_t *body, *list = NULL, *seq;
     const char *key, *why = NULL, *tq = http_query(req, "timeout_ms");
-    uint32_t timeout = 0;
+    struct participant_exec_req er = {0, 0, NULL};
+    char *text = NULL;
     json_t *v;
     size_t i;
 
-    if (tq && options_parse_u32(tq, 1, 86400000, &timeout) != 0) {
+    if (tq && options_parse_u32(tq, 1, 86400000, &er.timeout_ms) != 0) {
         http_respond_error(res, "bad_request", "timeout_ms is 1..86400000");
         return;
     }
     body = parse_body(req, res);
     if (!body)
         return;
+    seq = json_object_get(body, "seq");
+    if (seq && (!json_is_integer(seq) || json_integer_value(seq) < 1 ||
+                json_integer_value(seq) > UINT32_MAX)) {
+        http_respond_error(res, "bad_request", "\"seq\" is an integer 1..%u", UINT32_MAX);
+        json_decref(body);
+        return;
+    }
+    er.seq = seq ? (uint32_t)json_integer_value(seq) : 0;
+    json_object_del(body, "seq");
     json_object_foreach(body, key, v)
     {
         if (strcmp(key, "statements") != 0 && strcmp(key, "sql") != 0 && strcmp(key, "params") != 0)
@@ -156,12 +166,14 @@ static void do_exec(struct participant *p, const char *txid, const struct http_r
     }
     for (i = 0; !why && list && i < json_array_size(list); i++)
         why = bad_statement(json_array_get(list, i));
-    if (why || !list) {
+    er.text = text = list && !why ? json_dumps(list, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    if (why || !list || !text) {
         http_respond_error(res, "bad_request", "%s", why ? why : "out of memory");
     } else {
-        v = participant_exec(p, txid, list, timeout, &e);
+        v = participant_exec(p, txid, list, &er, &e);
         respond(res, v, &e);
     }
+    free(text);
     json_decref(list);
     json_decref(body);
 }

@@ -37,6 +37,8 @@ void branch_destroy(struct table_entry *e)
 
     free_keys(b->keys, b->n_keys);
     free(b->changeset);
+    free(b->last_req);
+    json_decref(b->last_answer);
     pthread_mutex_destroy(&b->mu);
     free(b);
 }

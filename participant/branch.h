@@ -19,6 +19,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
+#include "api_error.h"
 #include "locks.h"
 #include "msg.h"
 #include "table.h"
@@ -30,6 +33,12 @@ struct branch {
     int cs_len;
     struct lock_key *keys; /* each data malloc'd */
     size_t n_keys, cap_keys;
+    /* The last exec that carried a sequence number: a repeat of it gets its answer again and
+     * runs nothing (participant.c). */
+    uint32_t last_seq;     /* 0: none yet */
+    char *last_req;        /* its statements, as canonical JSON */
+    json_t *last_answer;   /* its answer, or NULL and last_error */
+    struct api_error last_error;
 };
 
 /* The table's callbacks (table_init(..., branch_create, branch_destroy, NULL)). */

@@ -97,8 +97,8 @@ static enum held branch_held(struct participant *p, const char *txid, bool begin
 
 /*
  * Takes b out of the table when nothing in it can be needed: the driver holds nothing of the
- * branch any more, or the entry holds no change and no lock (a statement that finds it gone
- * makes a new one; a prepared branch always has changes). Under b->mu.
+ * branch any more, or the entry holds no change, no lock and no numbered exec (a statement
+ * that finds it gone makes a new one; a prepared branch always has changes). Under b->mu.
  */
 static void drop_if_leftover(struct participant *p, struct branch *b)
 {
@@ -106,17 +106,89 @@ static void drop_if_leftover(struct participant *p, struct branch *b)
 
     if (b->e.gone)
         return;
-    if ((b->cs_len == 0 && b->n_keys == 0) || branch_held(p, b->e.id, false, 0, &ignored) == HELD_NONE)
+    if ((b->cs_len == 0 && b->n_keys == 0 && !b->last_seq) ||
+        branch_held(p, b->e.id, false, 0, &ignored) == HELD_NONE)
         branch_end(&p->branches, p->locks, b);
 }
 
+/* What an exec numbered seq (0: none) is to branch b. Under b->mu. */
+enum seq_verdict {
+    SEQ_NEW,    /* run it */
+    SEQ_REPEAT, /* the last one again: *answer, or *e, is its first answer */
+    SEQ_BAD,    /* out of order, or its number reused for another request: *e */
+};
+
+static enum seq_verdict seq_check(const struct branch *b, const struct participant_exec_req *r,
+                                  json_t **answer, struct api_error *e)
+{
+    if (!r->seq)
+        return SEQ_NEW;
+    if (b->last_seq && r->seq == b->last_seq) {
+        if (strcmp(r->text, b->last_req) != 0) {
+            api_error_set(e, "exec_seq_reused",
+                          "exec %u of branch %s was another request: a repeat must carry the "
+                          "same statements and parameters",
+                          r->seq, b->e.id);
+            return SEQ_BAD;
+        }
+        if (b->last_answer)
+            *answer = json_deep_copy(b->last_answer);
+        else
+            *e = b->last_error;
+        return SEQ_REPEAT;
+    }
+    if (r->seq != b->last_seq + 1) {
+        api_error_set(e, "exec_out_of_order", "branch %s takes exec %u next, not %u", b->e.id,
+                      b->last_seq + 1, r->seq);
+        return SEQ_BAD;
+    }
+    return SEQ_NEW;
+}
+
+/* Keeps the answer of the exec numbered r->seq, for its repeats. Under b->mu. */
+static void seq_keep(struct branch *b, const struct participant_exec_req *r, json_t *answer,
+                     const struct api_error *e)
+{
+    char *text = r->seq ? strdup(r->text) : NULL;
+
+    if (!text)
+        return; /* not numbered; or no memory: a repeat is then out of order, never run twice */
+    b->last_seq = r->seq;
+    free(b->last_req);
+    b->last_req = text;
+    json_decref(b->last_answer);
+    b->last_answer = answer ? json_deep_copy(answer) : NULL;
+    if (!answer)
+        b->last_error = *e;
+}
+
+/* The first answer when r repeats the last numbered exec of an existing branch (prepared
+ * since, say): true with *out or *e set. */
+static bool repeat_of_existing(struct participant *p, const char *txid,
+                               const struct participant_exec_req *r, json_t **out,
+                               struct api_error *e)
+{
+    struct branch *b = r->seq ? (struct branch *)table_get(&p->branches, txid, false) : NULL;
+    enum seq_verdict v = SEQ_NEW;
+
+    if (!b)
+        return false;
+    pthread_mutex_lock(&b->mu);
+    if (!b->e.gone && b->last_seq && r->seq <= b->last_seq)
+        v = seq_check(b, r, out, e);
+    pthread_mutex_unlock(&b->mu);
+    table_put(&p->branches, &b->e);
+    return v != SEQ_NEW;
+}
+
 json_t *participant_exec(struct participant *p, const char *txid, json_t *statements,
-                         uint32_t timeout_ms, struct api_error *e)
+                         const struct participant_exec_req *req, struct api_error *e)
 {
     struct branch_take t;
     struct branch *b = NULL;
     struct timespec deadline;
-    json_t *results = NULL;
+    json_t *results = NULL, *answer = NULL;
+    bool numbered = false;
     void *cs = NULL;
     int cs_len = 0;
     char msg[512];
@@ -131,9 +203,11 @@ json_t *participant_exec(struct participant *p, const char *txid, json_t *statem
                       p->cfg.max_statements);
         return NULL;
     }
+    if (repeat_of_existing(p, txid, req, &answer, e))
+        return answer;
     memset(&t, 0, sizeof(t));
     /* The driver says whether the branch takes statements (and begins it if new). */
-    if (branch_held(p, txid, true, timeout_ms, e) != HELD_WORKING)
+    if (branch_held(p, txid, true, req->timeout_ms, e) != HELD_WORKING)
         return NULL;
     /* An entry somebody just took out (an empty one, see drop_if_leftover) is made again. */
     for (tries = 0;; tries++) {
@@ -160,6 +234,14 @@ json_t *participant_exec(struct participant *p, const char *txid, json_t *statem
         drop_if_leftover(p, b);
         goto out;
     }
+    switch (seq_check(b, req, &answer, e)) {
+    case SEQ_REPEAT:
+    case SEQ_BAD:
+        goto out;
+    case SEQ_NEW:
+        break;
+    }
+    numbered = req->seq != 0;
     until = nodert_now_ms() + p->cfg.lock_timeout_ms;
     for (;;) {
         fail = store_exec(p->store, txid, b->changeset, b->cs_len, statements, branch_take_locks,
@@ -226,13 +308,18 @@ json_t *participant_exec(struct participant *p, const char *txid, json_t *statem
             if (t.fresh[i])
                 locks_release(p->locks, txid, &t.keys[i], 1);
 out:
+    if (results && !e->status)
+        answer = json_pack("{s:s,s:O}", "txid", txid, "results", results);
+    if (!answer && !e->status)
+        api_error_set(e, "internal", "out of memory");
+    if (numbered)
+        seq_keep(b, req, answer, e);
     pthread_mutex_unlock(&b->mu);
     table_put(&p->branches, &b->e);
     free(cs);
     branch_take_free(&t);
-    if (results && e->status)
-        json_decref(results), results = NULL;
-    return results ? json_pack("{s:s,s:o}", "txid", txid, "results", results) : NULL;
+    json_decref(results);
+    return answer;
 }
 
 /* ---- voting and outcomes ---- */

@@ -52,10 +52,19 @@ void participant_close(struct participant *p);
 const struct participant_config *participant_config(const struct participant *p);
 
 /* Each returns a new JSON body on success, NULL with *e filled on failure. */
-/* timeout_ms: a new branch aborts on its own unless prepared within it (0: the configured
- * --branch-timeout-ms); ignored for a branch that exists. */
+/* What an exec carries besides its statements. */
+struct participant_exec_req {
+    /* A new branch aborts on its own unless prepared within it (0: the configured
+     * --branch-timeout-ms); ignored for a branch that exists. */
+    uint32_t timeout_ms;
+    /* 1, 2, 3... for the execs of one branch (0: not numbered): a repeat of the last one gets
+     * its first answer and runs nothing (http-api.md); text: the statements as canonical JSON,
+     * to tell a repeat from another request. */
+    uint32_t seq;
+    const char *text;
+};
 json_t *participant_exec(struct participant *p, const char *txid, json_t *statements,
-                         uint32_t timeout_ms, struct api_error *e);
+                         const struct participant_exec_req *req, struct api_error *e);
 /*
  * The vote is the answer; the caller (the leader) passes it to the acceptors itself, as its
  * ballot-0 phase 2a, one batch per acceptor for all participants (leader.h rule 5). relayed

@@ -31,6 +31,8 @@ static const struct api_error_code table[] = {
     {"lock_timeout", 409, "participant", "a row stayed locked by another transaction"},
     {"constraint_violation", 409, "participant", "a constraint failed"},
     {"branch_not_active", 409, "participant", "a statement for a prepared or ending branch"},
+    {"exec_out_of_order", 409, "participant", "an exec's seq is not the branch's next one"},
+    {"exec_seq_reused", 409, "participant", "an exec's seq is the last one's, other statements"},
     {"participants_conflict", 409, "participant", "a prepare with another participant list"},
     {"not_prepared", 409, "participant", "commit of a branch that is not prepared"},
     {"already_committed", 409, "participant", "abort of a branch being committed"},

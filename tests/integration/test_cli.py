@@ -32,11 +32,14 @@ class CliTest(unittest.TestCase):
         code, out, _ = self.run_cli("begin")
         self.assertEqual(code, 0)
         tx = out.strip()
-        code, out, err = self.run_cli("exec", tx, "bank-a",
-                                      "UPDATE accounts SET balance = balance - ? WHERE id = ?",
-                                      "10", "1")
-        self.assertEqual(code, 0, err)
-        self.assertIn("1 row(s) changed", out)
+        # Numbered, the same command twice runs once (a retry after a lost answer).
+        for _ in range(2):
+            code, out, err = self.run_cli("exec", "--seq", "1", tx, "bank-a",
+                                          "UPDATE accounts SET balance = balance - ? WHERE id = ?",
+                                          "10", "1")
+            self.assertEqual(code, 0, err)
+            self.assertIn("1 row(s) changed", out)
+        self.assertEqual(self.run_cli("exec", "--seq", "x", tx, "bank-a", "SELECT 1")[0], 2)
         code, out, _ = self.run_cli("exec", tx, "bank-b",
                                     "UPDATE accounts SET balance = balance + 10 WHERE id = 1")
         self.assertEqual(code, 0)

@@ -212,6 +212,30 @@ class CoordinatorTest(unittest.TestCase):
                    what="the branch to abort at the transaction's deadline")
         self.assertEqual(p.balance(1), 100)
 
+    def test_a_retried_exec_runs_once(self):
+        # The participant is paused: the exec answers 502 after timeouts_ms.commit (3 s here),
+        # though the statement will run once the participant goes on. The client sends the
+        # same exec again, with the same seq: it gets the first answer, and the counter goes
+        # up by one, not two.
+        p = self.c.parts["bank-a"]
+        tx = self.c.begin(0)
+        inc = "UPDATE accounts SET balance = balance + 1 WHERE id = 1"
+        p.proc.send_signal(signal.SIGSTOP)
+        try:
+            code, r = self.c.exec(0, tx, "bank-a", inc, [], seq=1)
+        finally:
+            p.proc.send_signal(signal.SIGCONT)
+        self.assertEqual((code, r["error"]["code"]), (502, "participant_unavailable"))
+        code, r = self.c.exec(0, tx, "bank-a", inc, [], seq=1)
+        self.assertEqual(code, 200, r)
+        self.assertEqual(r["results"][0]["changes"], 1)
+        code, r = self.c.exec(0, tx, "bank-a", inc, [], seq=3)
+        self.assertEqual((code, r["error"]["code"]), (409, "exec_out_of_order"))
+        code, r = self.c.exec(0, tx, "bank-b", "SELECT 1", [], seq=1)
+        self.assertEqual(code, 200, r)
+        self.assertEqual(self.c.commit(0, tx)[1]["outcome"], "committed")
+        self.assert_applied(101, 100)
+
     def test_a_replica_without_its_state_refuses_to_start(self):
         # No amnesia: a replica whose state file is gone (a wiped disk) must not come back as
         # an acceptor that never promised anything; nor may it start on another's state.

@@ -477,6 +477,62 @@ class ParticipantTest(unittest.TestCase):
             self.assertEqual((code, r["error"]["code"]), (400, "bad_request"), bad)
         self.assertEqual(self.p.status("t4")[0], 404)
 
+    def test_a_numbered_exec_runs_once(self):
+        inc = "UPDATE accounts SET balance = balance + 1 WHERE id = ?"
+        code, first = self.p.exec("t1", inc, [1], seq=1)
+        self.assertEqual(code, 200, first)
+        # A repeat: the first answer, nothing run.
+        self.assertEqual(self.p.exec("t1", inc, [1], seq=1), (200, first))
+        code, err = self.p.exec("t1", inc, [2], seq=1)
+        self.assertEqual((code, err["error"]["code"]), (409, "exec_seq_reused"))
+        for seq in (3, 7):
+            code, err = self.p.exec("t1", inc, [1], seq=seq)
+            self.assertEqual((code, err["error"]["code"]), (409, "exec_out_of_order"), seq)
+        for bad in (0, -1, "2", 1.5, 2 ** 32):
+            code, err = self.p.exec("t1", inc, [1], seq=bad)
+            self.assertEqual((code, err["error"]["code"]), (400, "bad_request"), bad)
+        # A failing exec is answered the same way when repeated, and takes its number.
+        code, failed = self.p.exec("t1", "UPDATE accounts SET balance = -5 WHERE id = 2", seq=2)
+        self.assertEqual((code, failed["error"]["code"]), (409, "constraint_violation"))
+        self.assertEqual(self.p.exec("t1", "UPDATE accounts SET balance = -5 WHERE id = 2",
+                                     seq=2), (409, failed))
+        code, r = self.p.exec("t1", "SELECT balance FROM accounts WHERE id = 1", seq=3)
+        self.assertEqual(r["results"][0]["rows"], [[101]])
+        # Prepared, the last exec's repeat still gets its answer; a new one is refused.
+        self.assertEqual(self.p.prepare("t1")[0], 200)
+        self.assertEqual(self.p.exec("t1", "SELECT balance FROM accounts WHERE id = 1",
+                                     seq=3), (200, r))
+        code, err = self.p.exec("t1", inc, [1], seq=4)
+        self.assertEqual((code, err["error"]["code"]), (409, "branch_not_active"))
+        self.assertEqual(self.p.commit("t1")[0], 200)
+        self.assertEqual(self.p.balance(1), 101)
+        # A first exec must be number 1.
+        code, err = self.p.exec("t2", inc, [1], seq=2)
+        self.assertEqual((code, err["error"]["code"]), (409, "exec_out_of_order"))
+
+    def test_a_repeat_while_the_first_still_runs(self):
+        # The first waits for a row lock; its repeat waits for it, and gets its answer.
+        self.p.stop()
+        self.p = Participant(replicas=self.replicas, lock_timeout_ms=5000)
+        self.p.exec("t0", "UPDATE accounts SET balance = 0 WHERE id = 3")
+        self.assertEqual(self.p.prepare("t0")[0], 200)
+        inc = "UPDATE accounts SET balance = balance + 1 WHERE id = 3"
+        got = []
+        threads = [threading.Thread(target=lambda: got.append(self.p.exec("t1", inc, seq=1)))
+                   for _ in range(2)]
+        for t in threads:
+            t.start()
+        wait_until(lambda: self.p.call("GET", "/health")[1]["waiting_for_locks"] == 1, 5)
+        self.assertEqual(self.p.commit("t0")[0], 200)
+        for t in threads:
+            t.join(10)
+        self.assertEqual(len(got), 2)
+        self.assertEqual(got[0], got[1])
+        self.assertEqual(got[0][0], 200, got)
+        self.assertEqual(self.p.prepare("t1")[0], 200)
+        self.assertEqual(self.p.commit("t1")[0], 200)
+        self.assertEqual(self.p.balance(3), 1)
+
     def test_forbidden_and_malformed_change_nothing(self):
         before = self.p.dump()
         forbidden = [

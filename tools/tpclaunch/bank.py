@@ -73,12 +73,18 @@ class Workload:
                 return
             tx = r["txid"]
             for part, sign in ((src, -1), (dst, 1)):
-                code, r = c.call(i, "POST", "/v1/transactions/%s/exec" % tx, {
-                    "participant": part, "statements": [
-                        {"sql": "UPDATE accounts SET balance = balance + ? WHERE id = ?",
-                         "params": [sign * amount, rng.randint(1, ACCOUNTS)]},
-                        {"sql": "INSERT INTO transfers VALUES (?, ?)",
-                         "params": [tid, sign * amount]}]}, timeout=10)
+                body = {"participant": part, "seq": 1, "statements": [
+                    {"sql": "UPDATE accounts SET balance = balance + ? WHERE id = ?",
+                     "params": [sign * amount, rng.randint(1, ACCOUNTS)]},
+                    {"sql": "INSERT INTO transfers VALUES (?, ?)",
+                     "params": [tid, sign * amount]}]}
+                # Numbered, an exec is safe to send again after a 502 (its participant was
+                # slow or away): it runs once (http-api.md).
+                for _ in range(3):
+                    code, r = c.call(i, "POST", "/v1/transactions/%s/exec" % tx, body,
+                                     timeout=10)
+                    if code != 502:
+                        break
                 if code != 200:
                     c.call(i, "POST", "/v1/transactions/%s/abort" % tx, timeout=10)
                     with self.lock:

@@ -188,10 +188,12 @@ class Participant:
         except urllib.error.HTTPError as e:
             return e.code, json.loads(e.read())
 
-    def exec(self, txid, sql, params=None, **kw):
+    def exec(self, txid, sql, params=None, seq=None, **kw):
         body = {"sql": sql}
         if params is not None:
             body["params"] = params
+        if seq is not None:
+            body["seq"] = seq
         return self.call("POST", "/v1/branches/%s/exec" % txid, body, **kw)
 
     def prepare(self, txid, participants=None, query=""):
@@ -408,10 +410,12 @@ class Cluster:
         assert code == 201, (code, r)
         return r["txid"]
 
-    def exec(self, i, txid, participant, sql, params=None):
+    def exec(self, i, txid, participant, sql, params=None, seq=None):
         body = {"participant": participant, "sql": sql}
         if params is not None:
             body["params"] = params
+        if seq is not None:
+            body["seq"] = seq
         return self.call(i, "POST", "/v1/transactions/%s/exec" % txid, body)
 
     def commit(self, i, txid, timeout=30, wait=None):
