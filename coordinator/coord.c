@@ -17,7 +17,6 @@ json_t *coord_status(struct coord *c, const char *txid, int *status, struct api_
 {
     struct replica_view v;
     struct msg_parts parts;
-    enum tpc_outcome o;
     json_t *r;
     bool known;
 
@@ -31,10 +30,9 @@ json_t *coord_status(struct coord *c, const char *txid, int *status, struct api_
         *status = 200;
         return r;
     }
-    if (acc_store_decision(c->store, txid, &o, &parts) == TPC_OK && o != TPC_OUTCOME_NONE) {
-        *status = 200;
-        return request_outcome_json(txid, o, &parts);
-    }
+    if ((r = request_ended(c, txid, status, e)) != NULL)
+        return r;
+    memset(e, 0, sizeof(*e));
     /* Known to this acceptor but not decided here: in doubt; the sweep recovers it once
      * it is stale. */
     if (acc_store_parts(c->store, txid, &parts) == TPC_OK && parts.n) {

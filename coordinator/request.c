@@ -40,6 +40,9 @@ json_t *request_ended(struct coord *c, const char *txid, int *status, struct api
     enum tpc_outcome o;
 
     if (acc_store_decision(c->store, txid, &o, &parts) == TPC_OK && o != TPC_OUTCOME_NONE) {
+        /* A decision learned from another replica has no list; its acceptor's records do. */
+        if (!parts.n && acc_store_parts(c->store, txid, &parts) != TPC_OK)
+            parts.n = 0;
         *status = 200;
         return request_outcome_json(txid, o, &parts);
     }

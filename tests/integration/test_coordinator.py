@@ -212,6 +212,43 @@ class CoordinatorTest(unittest.TestCase):
                    what="the branch to abort at the transaction's deadline")
         self.assertEqual(p.balance(1), 100)
 
+    def test_answers_agree_with_the_documentation(self):
+        from tpclaunch.cluster import TOKEN, http_call
+        before = self.c.call(0, "GET", "/v1/transactions")[1]["transactions"]
+        # An encoded NUL does not cut a path short: no begin, no listing, no 405.
+        for method, path in (("POST", "/v1/transactions/%00/commit"),
+                             ("GET", "/v1/transactions/%00"),
+                             ("POST", "/v1/transactions/r0-x%00y/commit"),
+                             ("GET", "/v1/transactions/r0-%C3%A9")):
+            code, r = self.c.call(0, method, path)
+            self.assertEqual((code, r["error"]["code"]), (400, "bad_txid"), path)
+        self.assertEqual(self.c.call(0, "GET", "/v1/transactions")[1]["transactions"], before)
+        code, r = self.c.parts["bank-a"].call("POST", "/v1/branches/x%00y/exec", {"sql": "SELECT 1"})
+        self.assertEqual((code, r["error"]["code"]), (400, "bad_txid"))
+        # A commit of a transaction with no branch says so: participants [].
+        tx = self.c.begin(0)
+        code, r = self.c.commit(0, tx)
+        self.assertEqual((code, r["outcome"], r["participants"]), (200, "committed", []))
+        # What status calls in doubt, the listing of that state lists.
+        if N > 1:
+            m = {"messages": [{"type": "phase2a", "txid": "r2-doubt", "instance": "bank-a",
+                               "ballot": {"round": 0, "replica": 0}, "value": "prepared",
+                               "participants": ["bank-a", "bank-b"]}]}
+            code, r = http_call("POST", self.c.replica_urls[1] + "/v1/paxos", m, token=TOKEN)
+            self.assertEqual(code, 200, r)
+            code, r = self.c.call(1, "GET", "/v1/transactions/r2-doubt")
+            self.assertEqual((code, r["state"]), (200, "in_doubt"))
+            listed = self.c.call(1, "GET", "/v1/transactions?state=in_doubt")[1]["transactions"]
+            self.assertIn({"txid": "r2-doubt", "state": "in_doubt"}, listed)
+        # A transaction aborted at its deadline: every replica that answers, the same answer.
+        tx = self.c.begin(0, timeout_ms=200)
+        self.assertEqual(self.c.exec(0, tx, "bank-a", "SELECT 1", [])[0], 200)
+        wait_until(lambda: all(self.c.status(i, tx)[1].get("state") == "aborted"
+                               for i in range(N)), timeout=10, what="every replica to learn it")
+        answers = [self.c.status(i, tx)[1] for i in range(N)]
+        self.assertEqual(answers, [answers[0]] * N)
+        self.assertEqual(answers[0]["participants"], ["bank-a"])
+
     def test_a_retried_exec_runs_once(self):
         # The participant is paused: the exec answers 502 after timeouts_ms.commit (3 s here),
         # though the statement will run once the participant goes on. The client sends the
