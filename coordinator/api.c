@@ -170,6 +170,14 @@ void api_handle(void *ctx, const struct http_request *req, struct http_response 
         if (coord_wait_parse(json_object_get(body, "wait"), &wait, &e) == TPC_OK)
             coord_commit(c, txid, wait, http_defer(req));
     } else {
+        /* No key is taken; a body, if any, is still a JSON object (it changes nothing else). */
+        if (!(body = object_body(req, true, res)))
+            return;
+        if (json_object_size(body)) {
+            http_respond_error(res, "bad_request", "abort takes no keys (an empty body or {})");
+            json_decref(body);
+            return;
+        }
         coord_abort(c, txid, http_defer(req));
     }
 done:

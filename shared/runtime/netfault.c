@@ -142,8 +142,13 @@ void netfault_http(const struct http_request *req, struct http_response *res, co
     }
     if (!strcmp(req->method, "POST")) {
         j = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, NULL);
-        if (!j || netfault_set(j, err, sizeof(err)) != TPC_OK) {
-            http_respond_error(res, "bad_request", "%s", j ? err : "body is not JSON");
+        if (!json_is_object(j)) {
+            http_respond_error(res, "bad_json", "the body is not a JSON object");
+            json_decref(j);
+            return;
+        }
+        if (netfault_set(j, err, sizeof(err)) != TPC_OK) {
+            http_respond_error(res, "bad_request", "%s", err);
             json_decref(j);
             return;
         }
