@@ -124,16 +124,16 @@ static enum seq_verdict seq_check(const struct branch *b, const struct participa
     if (!r->seq)
         return SEQ_NEW;
     if (b->last_seq && r->seq == b->last_seq) {
-        if (strcmp(r->text, b->last_req) != 0) {
+        if (!b->last_req || strcmp(r->text, b->last_req) != 0) {
             api_error_set(e, "exec_seq_reused",
                           "exec %u of branch %s was another request: a repeat must carry the "
                           "same statements and parameters",
                           r->seq, b->e.id);
             return SEQ_BAD;
         }
-        if (b->last_answer)
-            *answer = json_deep_copy(b->last_answer);
-        else
+        if (b->last_answer && !(*answer = json_deep_copy(b->last_answer)))
+            api_error_set(e, "internal", "out of memory");
+        else if (!b->last_answer)
             *e = b->last_error;
         return SEQ_REPEAT;
     }
@@ -145,21 +145,23 @@ static enum seq_verdict seq_check(const struct branch *b, const struct participa
     return SEQ_NEW;
 }
 
-/* Keeps the answer of the exec numbered r->seq, for its repeats. Under b->mu. */
+/* Keeps the answer of the exec numbered r->seq, for its repeats. Under b->mu. Out of memory,
+ * the number is taken all the same (a repeat never runs again): without its statements a
+ * repeat is refused as another request, without its answer it gets an internal error. */
 static void seq_keep(struct branch *b, const struct participant_exec_req *r, json_t *answer,
                      const struct api_error *e)
 {
-    char *text = r->seq ? strdup(r->text) : NULL;
-
-    if (!text)
-        return; /* not numbered; or no memory: a repeat is then out of order, never run twice */
+    if (!r->seq)
+        return;
     b->last_seq = r->seq;
     free(b->last_req);
-    b->last_req = text;
+    b->last_req = strdup(r->text);
     json_decref(b->last_answer);
     b->last_answer = answer ? json_deep_copy(answer) : NULL;
     if (!answer)
         b->last_error = *e;
+    else if (!b->last_answer)
+        api_error_set(&b->last_error, "internal", "the first answer could not be kept");
 }
 
 /* The first answer when r repeats the last numbered exec of an existing branch (prepared
@@ -207,8 +209,17 @@ json_t *participant_exec(struct participant *p, const char *txid, json_t *statem
         return answer;
     memset(&t, 0, sizeof(t));
     /* The driver says whether the branch takes statements (and begins it if new). */
-    if (branch_held(p, txid, true, req->timeout_ms, e) != HELD_WORKING)
+    if (branch_held(p, txid, true, req->timeout_ms, e) != HELD_WORKING) {
+        /* Prepared since the check above, after the first of a repeat had run: its answer. */
+        struct api_error again;
+
+        memset(&again, 0, sizeof(again));
+        if (repeat_of_existing(p, txid, req, &answer, &again)) {
+            *e = again;
+            return answer;
+        }
         return NULL;
+    }
     /* An entry somebody just took out (an empty one, see drop_if_leftover) is made again. */
     for (tries = 0;; tries++) {
         b = (struct branch *)table_get(&p->branches, txid, true);
@@ -529,7 +540,8 @@ static json_t *outcome_result(const char *txid, json_t *ack, const struct api_er
 /*
  * Every outcome is fed to the driver in one go, so that their writes go to the store
  * together (engine.c: one group, one fsync). One that has to wait for a write of another
- * call's, or that got no answer, is asked again alone afterwards (participant_outcome waits).
+ * call's, or that got no answer of its own (another call for the branch took it over), is asked
+ * again alone afterwards (participant_outcome waits, and answers from what is durable).
  */
 json_t *participant_outcomes(struct participant *p, const struct participant_outcome_item *items,
                              size_t n, struct api_error *e)
@@ -538,13 +550,12 @@ json_t *participant_outcomes(struct participant *p, const struct participant_out
     struct outcome_arg *a = calloc(n ? n : 1, sizeof(*a));
     struct msg *acks = calloc(n ? n : 1, sizeof(*acks));
     enum tpc_err *rcs = calloc(n ? n : 1, sizeof(*rcs));
-    bool *other = calloc(n ? n : 1, sizeof(*other));
     char(*errs)[256] = calloc(n ? n : 1, sizeof(*errs));
     json_t *results = json_array(), *r = NULL;
     size_t i;
 
     memset(e, 0, sizeof(*e));
-    if (!a || !acks || !rcs || !other || !errs || !results) {
+    if (!a || !acks || !rcs || !errs || !results) {
         api_error_set(e, "internal", "out of memory");
         goto out;
     }
@@ -555,7 +566,6 @@ json_t *participant_outcomes(struct participant *p, const struct participant_out
         a[i].txid = items[i].txid;
         a[i].o = items[i].outcome;
         a[i].in_memory = resource_find(&p->eng.drv, items[i].txid) != NULL;
-        other[i] = writing(p, items[i].txid);
         rcs[i] = resource_outcome(&p->eng.drv, &caller, items[i].txid, items[i].outcome, errs[i],
                                   sizeof(errs[i]));
     }
@@ -564,7 +574,10 @@ json_t *participant_outcomes(struct participant *p, const struct participant_out
     for (i = 0; i < answers.n; i++) {
         const struct nodert_item *it = &answers.items[i];
 
-        if (!it->write && it->to.kind == NODE_CALLER && it->to.id < n)
+        /* Another call for the same branch may have taken its answer over (the driver answers
+         * the latest asker): an answer counts for the item it is about only. */
+        if (!it->write && it->to.kind == NODE_CALLER && it->to.id < n &&
+            strcmp(it->m.txid, items[it->to.id].txid) == 0)
             acks[it->to.id] = it->m;
     }
     for (i = 0; i < n; i++) {
@@ -572,7 +585,7 @@ json_t *participant_outcomes(struct participant *p, const struct participant_out
         json_t *one;
 
         memset(&ei, 0, sizeof(ei));
-        if (!acks[i].type && (rcs[i] == TPC_ERR_BUSY || (rcs[i] == TPC_OK && other[i])))
+        if (!acks[i].type && (rcs[i] == TPC_ERR_BUSY || rcs[i] == TPC_OK))
             one = participant_outcome(p, items[i].txid, items[i].outcome, &ei);
         else
             one = outcome_answer(rcs[i], &a[i], &acks[i], errs[i], &ei);
@@ -590,7 +603,6 @@ out:
     free(a);
     free(acks);
     free(rcs);
-    free(other);
     free(errs);
     return r;
 }

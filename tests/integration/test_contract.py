@@ -235,6 +235,9 @@ class ContractTest(unittest.TestCase):
         self.assertEqual((code, sorted(r)), (200, ["participants", "state", "txid"]))
         code, r = self.replica("POST", "/v1/transactions/%s/commit" % tx, {})
         self.assertEqual((code, sorted(r)), (200, ["outcome", "participants", "state", "txid"]))
+        # The leader's own status of it has the outcome too.
+        code, s = self.replica("GET", "/v1/transactions/" + tx)
+        self.assertEqual((code, s["state"], s.get("outcome")), (200, "committed", "committed"))
         self.assertEqual(self.replica("POST", "/v1/transactions/%s/commit" % tx, {}), (code, r))
         # Settled before the next test compares states: every replica knows it.
         wait_until(lambda: all(self.c.status(i, tx)[1].get("state") == "committed"

@@ -373,6 +373,17 @@ class ParticipantTest(unittest.TestCase):
         self.assertEqual([(c, x["error"]["code"]) for c, x in alone], [(409, "outcome_conflict")] * 2)
         self.assertEqual(self.p.rows(), [(1, "alice", 90), (2, "bob", 60), (3, "carol", 10)])
 
+    def test_outcome_batch_naming_a_branch_twice(self):
+        # Each item gets the answer about its own branch, also when another item (or call)
+        # asks for the same branch at once.
+        self.p.exec("d1", "UPDATE accounts SET balance = 1 WHERE id = 1")
+        self.assertEqual(self.p.prepare("d1")[0], 200)
+        code, r = self.p.call("POST", "/v1/outcomes", {"outcomes": [
+            {"txid": "d1", "outcome": "committed"}, {"txid": "d1", "outcome": "committed"}]})
+        self.assertEqual(code, 200, r)
+        self.assertEqual([x.get("outcome") for x in r["results"]], ["committed"] * 2, r)
+        self.assertEqual(self.p.balance(1), 1)
+
     def test_outcome_batch_with_a_statement_waiting_on_it(self):
         # b2's statement waits for a row b1 holds, holding b2 itself meanwhile; a batch that
         # ends both must not wait for b2 while b1's end, which frees the row, waits behind it
