@@ -34,6 +34,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "bench_http.h"
 
@@ -130,8 +132,16 @@ static void client_send(struct run *r, CURLM *multi, struct client *c)
     c->out.data[0] = '\0';
     switch (c->step) {
     case STEP_ONESHOT: {
-        size_t n = (size_t)snprintf(c->body, sizeof(c->body), "{\"branches\":[");
+        /* A txid of the client's, as a oneshot needs (it makes a retry safe): this run's and
+         * this transfer's numbers. */
+        static unsigned long run_tag, n_oneshots;
+        size_t n;
         int i;
+
+        if (!run_tag)
+            run_tag = ((unsigned long)time(NULL) << 16 ^ (unsigned long)getpid()) & 0xffffffffUL;
+        n = (size_t)snprintf(c->body, sizeof(c->body), "{\"txid\":\"b%08lx-%lu\",\"branches\":[",
+                             run_tag, ++n_oneshots);
 
         for (i = 0; i < statements(r) && n < sizeof(c->body); i++) {
             if (i)

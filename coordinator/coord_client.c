@@ -597,6 +597,14 @@ void coord_oneshot(struct coord *c, json_t *body, struct http_later *later)
         request_reply(q, 0, NULL, &e);
         return;
     }
+    /* The client's txid is what makes a retry safe: a repeat finds it taken (409) instead of
+     * running the whole transaction a second time. */
+    if (!json_object_get(body, "txid")) {
+        request_error(q, "bad_request",
+                      "a oneshot needs a \"txid\" of the client's (a retry with it runs nothing "
+                      "again)");
+        return;
+    }
     if (!json_is_array(branches) || json_array_size(branches) == 0) {
         request_error(q, "bad_request",
                       "\"branches\" must be a non-empty array of "

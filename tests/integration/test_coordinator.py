@@ -151,14 +151,25 @@ class CoordinatorTest(unittest.TestCase):
         self.assert_applied(90, 110)
 
     def test_oneshot(self):
-        code, r = self.c.call(0, "POST", "/v1/transactions/oneshot", {"branches": [
+        body = {"txid": "one-1", "branches": [
             {"participant": "bank-a", "sql": "UPDATE accounts SET balance = balance - 5 WHERE id = 1"},
             {"participant": "bank-b", "statements": [
-                {"sql": "UPDATE accounts SET balance = balance + ? WHERE id = 1", "params": [5]}]}]})
+                {"sql": "UPDATE accounts SET balance = balance + ? WHERE id = 1", "params": [5]}]}]}
+        code, r = self.c.call(0, "POST", "/v1/transactions/oneshot", body)
         self.assertEqual((code, r["outcome"]), (200, "committed"), r)
         self.assertEqual(len(r["results"]), 2)
         self.assert_applied(95, 105)
-        code, r = self.c.call(0, "POST", "/v1/transactions/oneshot", {"branches": [
+        # A retry (its answer lost, say) runs nothing again: the txid is taken.
+        code, r = self.c.call(0, "POST", "/v1/transactions/oneshot", body)
+        self.assertEqual((code, r["error"]["code"]), (409, "txid_exists"), r)
+        self.assertEqual(self.c.status(0, "r0-one-1")[1]["outcome"], "committed")
+        self.assert_applied(95, 105)
+        # Without a txid of the client's, a oneshot is refused: nothing would make a retry safe.
+        del body["txid"]
+        code, r = self.c.call(0, "POST", "/v1/transactions/oneshot", body)
+        self.assertEqual((code, r["error"]["code"]), (400, "bad_request"), r)
+        self.assert_applied(95, 105)
+        code, r = self.c.call(0, "POST", "/v1/transactions/oneshot", {"txid": "one-2", "branches": [
             {"participant": "bank-b", "sql": "UPDATE accounts SET balance = balance + 1 WHERE id = 1"},
             {"participant": "bank-a", "sql": "UPDATE accounts SET balance = -1 WHERE id = 1"}]})
         self.assertEqual(code, 409, r)
