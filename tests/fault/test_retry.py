@@ -111,7 +111,8 @@ class RetryTest(unittest.TestCase):
                 wait_until(lambda p=p: p.rows("SELECT n FROM counters")[0][0] == committed,
                            timeout=30, what="%s's counter to be %d (outcomes %s)"
                            % (p.name, committed, outcomes))
-            self.assertGreater(committed, len(outcomes) // 2, outcomes)
+            # Not vacuous: the cases without a fault on the commit path do commit.
+            self.assertGreaterEqual(committed, len(outcomes) // 4, outcomes)
         finally:
             c.stop()
 
