@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 int options_parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
 {
@@ -23,10 +24,17 @@ int options_parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
 int options_read_token(const char *path, char *out, size_t len)
 {
     FILE *f = fopen(path, "r");
+    struct stat st;
     size_t n;
 
     if (!f || len == 0)
         return f ? (fclose(f), -1) : -1;
+    /* A secret that others on the machine can read is no secret: said, not refused (a
+     * container's files are often the user's alone anyway). */
+    if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077))
+        fprintf(stderr,
+                "warning: token file %s can be read by other users (mode %03o): chmod 600 it\n",
+                path, (unsigned)(st.st_mode & 0777));
     n = fread(out, 1, len - 1, f);
     fclose(f);
     out[n] = '\0';

@@ -8,7 +8,8 @@
 /* A decimal in [min, max] with nothing after it; 0 on success, -1 otherwise. */
 int options_parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out);
 
-/* The first line of path (a token file) without trailing blanks into out; 0 or -1. */
+/* The first line of path (a token file) without trailing blanks into out; 0 or -1. Warns on
+ * stderr when the file can be read by users other than its owner. */
 int options_read_token(const char *path, char *out, size_t len);
 
 #endif

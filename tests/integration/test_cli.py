@@ -57,6 +57,19 @@ class CliTest(unittest.TestCase):
         code, out, _ = self.run_cli("list", "committed")
         self.assertIn(tx, out)
 
+    def test_token_file_readable_by_others_is_warned_about(self):
+        loose = os.path.join(self.c.dir, "loose.token")
+        with open(self.token) as f, open(loose, "w") as g:
+            g.write(f.read())
+        os.chmod(loose, 0o644)
+        cmd = [TPCCTL, "--url", self.c.replica_urls[0], "--token-file", loose, "list"]
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("can be read by other users", p.stderr)
+        p = subprocess.run(cmd[:4] + [self.token, "list"], capture_output=True, text=True,
+                           timeout=60)
+        self.assertNotIn("can be read by other users", p.stderr)
+
     def test_exit_codes(self):
         self.assertEqual(self.run_cli()[0], 2)
         self.assertEqual(self.run_cli("commit")[0], 2)

@@ -116,8 +116,7 @@ class Participant:
         self.failpoints = None
         with open(os.path.join(self.dir, "schema.sql"), "w") as f:
             f.write(schema)
-        with open(os.path.join(self.dir, "token"), "w") as f:
-            f.write(TOKEN + "\n")
+        write_secret(os.path.join(self.dir, "token"), TOKEN)
         self.replicas = list(replicas)
         self.opts = {"lock-timeout-ms": 300, "branch-timeout-ms": 20000, "doubt-ms": 200,
                      "vote-timeout-ms": 1000}
@@ -238,6 +237,13 @@ BANK_SCHEMA = """
 CREATE TABLE accounts(id INTEGER PRIMARY KEY, balance INTEGER NOT NULL CHECK (balance >= 0));
 INSERT INTO accounts VALUES (1, 100), (2, 100), (3, 100);
 """
+
+
+def write_secret(path, token):
+    """A token file only its owner can read (the programs warn about any other)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
 
 
 def free_port():
@@ -378,8 +384,7 @@ class Cluster:
         self.dir = tempfile.mkdtemp(prefix="tpc-cluster-")
         self.replica_urls = ["http://127.0.0.1:%d" % free_port() for _ in range(n_replicas)]
         for name, tok in (("client.token", CLIENT_TOKEN), ("cluster.token", TOKEN)):
-            with open(os.path.join(self.dir, name), "w") as f:
-                f.write(tok + "\n")
+            write_secret(os.path.join(self.dir, name), tok)
         fake_replicas = [type("R", (), {"url": u}) for u in self.replica_urls]
         self.parts = {}
         for name in participants:
