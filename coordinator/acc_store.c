@@ -2,12 +2,21 @@
  * acc_store.c - see acc_store.h.
  *
  *   acceptor(txid, instance, mbal_round, mbal_replica, bal_round, bal_replica, val,
- *            participants, updated_at)               one row per instance (TLA+ aState)
- *   decision(txid, outcome, participants, decided_at, told)   told: 0 while this replica,
- *                                                  the leader, still owes participants the
- *                                                  outcome (resumed after a restart)
- *   meta(key, value)                                 'round': highest recovery round used
+ *            participants, updated_at, born)         one row per instance (TLA+ aState),
+ *                                                  while the transaction is undecided here
+ *   decision(txid, outcome, participants, decided_at, told, born)   told: 0 while this
+ *                                                  replica, the leader, still owes
+ *                                                  participants the outcome (resumed after a
+ *                                                  restart), 1 once it does not, 2 for one
+ *                                                  learned from another replica
+ *   meta(key, value)                                 'round': highest recovery round used;
+ *                                                  'horizon': the highest horizon used
  *   begun(txid, begun_at)                            clients' own txids begun here (once each)
+ *
+ * What is forgotten, and when (DESIGN.md section 11): a transaction's acceptor rows once its
+ * decision is recorded here (the decision answers for them, acceptor.h rule 4); everything
+ * about a transaction born before the horizon, now - retention (never lower than before),
+ * except a decision this replica still owes participants.
  */
 #include "acc_store.h"
 
@@ -24,6 +33,7 @@
 #include "failpoint.h"
 #include "fsync_vfs.h"
 #include "groupcommit.h"
+#include "horizon_store.h"
 #include "log.h"
 #include "sqlite_reader.h"
 #include "stmt_cache.h"
@@ -31,26 +41,38 @@
 struct acc_store {
     pthread_mutex_t mu; /* every SQLite call on db */
     sqlite3 *db;
-    pthread_mutex_t rmu; /* every call on rdb */
-    sqlite3 *rdb;        /* the reads: never behind the writer's transaction or fsync */
+    pthread_mutex_t rmu;      /* every call on rdb */
+    sqlite3 *rdb;             /* the reads: never behind the writer's transaction or fsync */
     struct stmt_cache wstmts; /* db's statements (under mu) */
     struct stmt_cache rstmts; /* rdb's statements (under rmu) */
-    pthread_mutex_t smu; /* every call on sdb */
-    sqlite3 *sdb;        /* the sweep's long scan, so that it holds up no other read */
+    pthread_mutex_t smu;      /* every call on sdb */
+    sqlite3 *sdb;             /* the sweep's long scan, so that it holds up no other read */
     struct groupcommit *gc;
     uint32_t self, n_replicas;
+    struct horizon_store horizon; /* meta 'horizon' */
+    bool horizon_up;
+    int64_t retention_ms;
 };
 
 static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS acceptor(txid TEXT NOT NULL, instance TEXT NOT NULL,"
     " mbal_round INTEGER NOT NULL, mbal_replica INTEGER NOT NULL,"
     " bal_round INTEGER NOT NULL, bal_replica INTEGER NOT NULL, val TEXT NOT NULL,"
-    " participants TEXT, updated_at INTEGER NOT NULL, PRIMARY KEY(txid, instance));"
+    " participants TEXT, updated_at INTEGER NOT NULL, born INTEGER NOT NULL DEFAULT 0,"
+    " PRIMARY KEY(txid, instance));"
     "CREATE TABLE IF NOT EXISTS decision(txid TEXT PRIMARY KEY, outcome TEXT NOT NULL,"
-    " participants TEXT, decided_at INTEGER NOT NULL, told INTEGER NOT NULL);"
+    " participants TEXT, decided_at INTEGER NOT NULL, told INTEGER NOT NULL,"
+    " born INTEGER NOT NULL DEFAULT 0);"
     "CREATE INDEX IF NOT EXISTS decision_at ON decision(decided_at);"
     "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS begun(txid TEXT PRIMARY KEY, begun_at INTEGER NOT NULL);";
+
+/* Indexes on columns a state file made before they existed gets by ALTER TABLE. */
+static const char gc_index_sql[] = "CREATE INDEX IF NOT EXISTS decision_born ON decision(born);"
+                                   "CREATE INDEX IF NOT EXISTS begun_at ON begun(begun_at);";
+
+/* Rows each collection removes from a table at most, so that its group stays short. */
+#define ACC_GC_BATCH 5000
 
 static int64_t now_ms(void)
 {
@@ -61,7 +83,7 @@ static int64_t now_ms(void)
 }
 
 enum tpc_err acc_store_open(const char *path, uint32_t self, uint32_t n_replicas,
-                            struct acc_store **out, char *err, size_t errlen)
+                            int64_t retention_ms, struct acc_store **out, char *err, size_t errlen)
 {
     struct acc_store *s;
     char *msg = NULL;
@@ -78,18 +100,25 @@ enum tpc_err acc_store_open(const char *path, uint32_t self, uint32_t n_replicas
     pthread_mutex_init(&s->smu, NULL);
     s->self = self;
     s->n_replicas = n_replicas;
+    s->retention_ms = retention_ms;
     if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, FSYNC_VFS_NAME) !=
         SQLITE_OK) {
         rc = tpc_errbuf_set(err, errlen, TPC_ERR_IO, "cannot open %s: %s", path,
                             s->db ? sqlite3_errmsg(s->db) : "out of memory");
         goto fail;
     }
-    /* WAL with synchronous=FULL: a COMMIT is on disk when it returns. */
+    /* WAL with synchronous=FULL: a COMMIT is on disk when it returns. The WAL is cut back
+     * to 4 MiB after each checkpoint that empties it, so it does not keep its largest size. */
     if (sqlite3_exec(s->db,
                      "PRAGMA page_size=1024; PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; "
-                     "PRAGMA busy_timeout=5000;",
+                     "PRAGMA busy_timeout=5000; PRAGMA journal_size_limit=4194304;",
                      NULL, NULL, &msg) != SQLITE_OK ||
-        sqlite3_exec(s->db, schema_sql, NULL, NULL, &msg) != SQLITE_OK) {
+        sqlite3_exec(s->db, schema_sql, NULL, NULL, &msg) != SQLITE_OK ||
+        horizon_store_add_column(s->db, "acceptor", "born", "INTEGER NOT NULL DEFAULT 0") !=
+            SQLITE_OK ||
+        horizon_store_add_column(s->db, "decision", "born", "INTEGER NOT NULL DEFAULT 0") !=
+            SQLITE_OK ||
+        sqlite3_exec(s->db, gc_index_sql, NULL, NULL, &msg) != SQLITE_OK) {
         rc = tpc_errbuf_set(err, errlen, TPC_ERR_IO, "%s: %s", path, msg ? msg : "?");
         sqlite3_free(msg);
         goto fail;
@@ -101,6 +130,8 @@ enum tpc_err acc_store_open(const char *path, uint32_t self, uint32_t n_replicas
         goto fail;
     stmt_cache_init(&s->wstmts, s->db);
     stmt_cache_init(&s->rstmts, s->rdb);
+    horizon_store_init(&s->horizon, s->db, "meta", retention_ms);
+    s->horizon_up = true;
     if (groupcommit_start(s->db, &s->mu, &s->gc) != TPC_OK) {
         rc = tpc_errbuf_set(err, errlen, TPC_ERR_IO, "cannot start the group commit");
         goto fail;
@@ -123,6 +154,8 @@ void acc_store_close(struct acc_store *s)
     sqlite3_close(s->sdb);
     sqlite3_close(s->db);
     pthread_mutex_destroy(&s->smu);
+    if (s->horizon_up)
+        horizon_store_fini(&s->horizon);
     pthread_mutex_destroy(&s->rmu);
     pthread_mutex_destroy(&s->mu);
     free(s);
@@ -162,18 +195,19 @@ static char *parts_to_text(const struct msg_parts *parts)
 }
 
 static const char sql_load[] = "SELECT mbal_round, mbal_replica, bal_round, bal_replica, val, "
-                               "participants FROM acceptor WHERE txid = ? AND instance = ?";
+                               "participants, born FROM acceptor WHERE txid = ? AND instance = ?";
 static const char sql_save[] =
     "INSERT OR REPLACE INTO acceptor(txid, instance, mbal_round, mbal_replica, bal_round, "
-    "bal_replica, val, participants, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    "bal_replica, val, participants, updated_at, born) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+static const char sql_forget_records[] = "DELETE FROM acceptor WHERE txid = ?";
 static const char sql_decided[] = "SELECT outcome FROM decision WHERE txid = ?";
 static const char sql_take_over[] = "UPDATE decision SET participants = ?, told = 0 "
-                                    "WHERE txid = ? AND participants IS NULL";
+                                    "WHERE txid = ? AND (participants IS NULL OR told = 2)";
 static const char sql_decide[] = "INSERT INTO decision(txid, outcome, participants, decided_at, "
-                                 "told) VALUES (?, ?, ?, ?, ?)";
+                                 "told, born) VALUES (?, ?, ?, ?, ?, ?)";
 static const char sql_told[] = "UPDATE decision SET told = 1 WHERE txid = ?";
 static const char sql_decision[] = "SELECT outcome, participants FROM decision WHERE txid = ?";
-static const char sql_parts[] = "SELECT participants FROM acceptor WHERE txid = ? AND "
+static const char sql_parts[] = "SELECT participants, born FROM acceptor WHERE txid = ? AND "
                                 "participants IS NOT NULL LIMIT 1";
 
 /* Loads one instance's record (all zero when none); under the DB mutex. */
@@ -197,6 +231,7 @@ static enum tpc_err load_record(struct acc_store *s, const char *txid, const cha
         r->bal.replica = (uint32_t)sqlite3_column_int64(st, 3);
         r->val = value_of((const char *)sqlite3_column_text(st, 4));
         rc = parts_from_text((const char *)sqlite3_column_text(st, 5), &r->parts);
+        r->born = (uint64_t)sqlite3_column_int64(st, 6);
     } else if (step != SQLITE_DONE) {
         rc = TPC_ERR_IO;
     }
@@ -222,11 +257,36 @@ static enum tpc_err save_record(struct acc_store *s, const char *txid, const cha
         if (parts)
             sqlite3_bind_text(st, 8, parts, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 9, now_ms());
+        sqlite3_bind_int64(st, 10, (sqlite3_int64)r->born);
         step = sqlite3_step(st);
     }
     stmt_done(st);
     free(parts);
     return step == SQLITE_DONE ? TPC_OK : TPC_ERR_IO;
+}
+
+/* The decision recorded for txid (TPC_OUTCOME_NONE: none), on the writer's connection. */
+static enum tpc_err decided_of(struct acc_store *s, const char *txid, enum tpc_outcome *o)
+{
+    sqlite3_stmt *st = stmt_get(&s->wstmts, sql_decided);
+    int step;
+
+    *o = TPC_OUTCOME_NONE;
+    if (!st)
+        return TPC_ERR_IO;
+    sqlite3_bind_text(st, 1, txid, -1, SQLITE_STATIC);
+    step = sqlite3_step(st);
+    if (step == SQLITE_ROW)
+        *o = strcmp((const char *)sqlite3_column_text(st, 0), "committed") == 0
+                 ? TPC_OUTCOME_COMMITTED
+                 : TPC_OUTCOME_ABORTED;
+    stmt_done(st);
+    return step == SQLITE_ROW || step == SQLITE_DONE ? TPC_OK : TPC_ERR_IO;
+}
+
+uint64_t acc_store_horizon(struct acc_store *s)
+{
+    return horizon_store_now(&s->horizon);
 }
 
 /* ---- durable writes, inside the group transaction ---- */
@@ -235,6 +295,8 @@ static bool run_handle(struct acc_store *s, struct acc_op *op, sqlite3 *db, char
 {
     struct acceptor_record cur, next;
     enum acceptor_action action;
+    enum tpc_outcome decided;
+    uint64_t horizon = acc_store_horizon(s);
     char err[128];
     size_t i;
 
@@ -246,15 +308,13 @@ static bool run_handle(struct acc_store *s, struct acc_op *op, sqlite3 *db, char
         err[0] = '\0';
         if (m->type != MSG_PHASE1A && m->type != MSG_PHASE2A) {
             rc = TPC_ERR_INVALID;
-        } else if ((rc = load_record(s, m->txid, m->instance, &cur)) != TPC_OK) {
+        } else if ((rc = decided_of(s, m->txid, &decided)) != TPC_OK ||
+                   (rc = load_record(s, m->txid, m->instance, &cur)) != TPC_OK) {
             snprintf(gerr, gl, "cannot read acceptor state: %s", sqlite3_errmsg(db));
             return false;
-        } else if (m->type == MSG_PHASE1A) {
-            rc = acceptor_phase1b(&cur, m, s->self, s->n_replicas, &next, &op->out[i], &action,
-                                  err, sizeof(err));
         } else {
-            rc = acceptor_phase2b(&cur, m, s->self, s->n_replicas, &next, &op->out[i], &action,
-                                  err, sizeof(err));
+            rc = acceptor_handle(&cur, decided, horizon, m, s->self, s->n_replicas, &next,
+                                 &op->out[i], &action, err, sizeof(err));
         }
         if (rc) {
             memset(&op->out[i], 0, sizeof(op->out[i])); /* refused: no answer, nothing stored */
@@ -299,8 +359,18 @@ static bool run_round(struct acc_op *op, sqlite3 *db, char *gerr, size_t gl)
 static bool run_begun(struct acc_op *op, sqlite3 *db, char *gerr, size_t gl)
 {
     sqlite3_stmt *st = NULL;
+    enum tpc_outcome decided = TPC_OUTCOME_NONE;
     bool ok = false;
 
+    /* A txid whose decision is still kept is not fresh, even once its begun row is gone. */
+    if (decided_of(op->store, op->txid, &decided) != TPC_OK) {
+        snprintf(gerr, gl, "sqlite: %s", sqlite3_errmsg(db));
+        return false;
+    }
+    if (decided != TPC_OUTCOME_NONE) {
+        op->fresh = false;
+        return true;
+    }
     if (sqlite3_prepare_v2(db, "INSERT OR IGNORE INTO begun(txid, begun_at) VALUES (?, ?)", -1, &st,
                            NULL) == SQLITE_OK) {
         sqlite3_bind_text(st, 1, op->txid, -1, SQLITE_STATIC);
@@ -319,17 +389,37 @@ static bool run_begun(struct acc_op *op, sqlite3 *db, char *gerr, size_t gl)
  * given, not told) over the same outcome learned from another replica takes the row over:
  * it owes the telling now (replica.h rule 2), and a restart must find that (io->untold). */
 static enum tpc_err insert_decision(struct acc_store *s, const char *txid, enum tpc_outcome o,
-                                    const char *parts, int told)
+                                    const char *parts, int told, uint64_t born)
 {
     sqlite3_stmt *st;
+    char *kept = NULL;
     int step = SQLITE_ERROR;
 
+    /* A learned decision keeps the list its acceptor's records had, for status answers. */
+    if (!parts && (st = stmt_get(&s->wstmts, sql_parts)) != NULL) {
+        sqlite3_bind_text(st, 1, txid, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+            kept = strdup((const char *)sqlite3_column_text(st, 0));
+        stmt_done(st);
+    }
+    /* The decision answers for the acceptor's records from now on (acceptor.h rule 4). */
+    if ((st = stmt_get(&s->wstmts, sql_forget_records)) != NULL) {
+        sqlite3_bind_text(st, 1, txid, -1, SQLITE_STATIC);
+        step = sqlite3_step(st);
+    }
+    stmt_done(st);
+    if (step != SQLITE_DONE) {
+        free(kept);
+        return TPC_ERR_IO;
+    }
+    step = SQLITE_ERROR;
     if ((st = stmt_get(&s->wstmts, sql_decided)) != NULL) {
         sqlite3_bind_text(st, 1, txid, -1, SQLITE_STATIC);
         if (sqlite3_step(st) == SQLITE_ROW) {
             bool same = strcmp((const char *)sqlite3_column_text(st, 0), msg_outcome_name(o)) == 0;
 
             stmt_done(st);
+            free(kept);
             if (!same)
                 return TPC_ERR_PROTOCOL;
             if (!parts || told)
@@ -347,13 +437,15 @@ static enum tpc_err insert_decision(struct acc_store *s, const char *txid, enum 
     if ((st = stmt_get(&s->wstmts, sql_decide)) != NULL) {
         sqlite3_bind_text(st, 1, txid, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, msg_outcome_name(o), -1, SQLITE_STATIC);
-        if (parts)
-            sqlite3_bind_text(st, 3, parts, -1, SQLITE_STATIC);
+        if (parts || kept)
+            sqlite3_bind_text(st, 3, parts ? parts : kept, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 4, now_ms());
         sqlite3_bind_int(st, 5, told);
+        sqlite3_bind_int64(st, 6, (sqlite3_int64)born);
         step = sqlite3_step(st);
     }
     stmt_done(st);
+    free(kept);
     return step == SQLITE_DONE ? TPC_OK : TPC_ERR_IO;
 }
 
@@ -362,7 +454,9 @@ static bool run_learned(struct acc_op *op)
     size_t i;
 
     for (i = 0; i < op->n; i++) {
-        enum tpc_err rc = insert_decision(op->store, op->in[i].txid, op->in[i].outcome, NULL, 1);
+        /* told 2: learned, nothing owed here (1 in files of older versions, with no list) */
+        enum tpc_err rc =
+            insert_decision(op->store, op->in[i].txid, op->in[i].outcome, NULL, 2, op->in[i].born);
 
         if (rc == TPC_ERR_IO)
             return false;
@@ -390,6 +484,61 @@ static bool run_told(struct acc_op *op)
     return st != NULL;
 }
 
+/* Runs `sql`, whose ?1 is the limit and ?2 a time; adds the rows it removed to *n. */
+static bool gc_delete(sqlite3 *db, const char *sql, int64_t t, int64_t *n)
+{
+    sqlite3_stmt *st = NULL;
+    bool ok = false;
+
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, ACC_GC_BATCH);
+        sqlite3_bind_int64(st, 2, t);
+        ok = sqlite3_step(st) == SQLITE_DONE;
+        *n += sqlite3_changes(db);
+    }
+    sqlite3_finalize(st);
+    return ok;
+}
+
+/* Forgets what is older than the horizon (DESIGN.md section 11). The horizon is made durable
+ * first, in the same transaction: what is deleted below it is refused below it for good. */
+static bool run_collect(struct acc_store *s, struct acc_op *op, sqlite3 *db, char *gerr, size_t gl)
+{
+    int64_t h = (int64_t)acc_store_horizon(s), n = 0;
+    bool ok = horizon_store_save(db, "meta", (uint64_t)h);
+
+    /* Records of transactions that expired undecided here: no message about them is taken. */
+    ok = ok && gc_delete(db,
+                         "DELETE FROM acceptor WHERE rowid IN (SELECT rowid FROM acceptor WHERE "
+                         "born > 0 AND born < ?2 LIMIT ?1)",
+                         h, &n);
+    /* Decisions, but those this replica still owes participants (told = 0 with a list). One
+     * without born (from an older version, or learned without it) is judged by when it was
+     * recorded, a retention later, so that a clock ahead of the leader's does not matter. */
+    ok = ok && gc_delete(db,
+                         "DELETE FROM decision WHERE txid IN (SELECT txid FROM decision WHERE "
+                         "born > 0 AND born < ?2 AND (told <> 0 OR participants IS NULL) "
+                         "LIMIT ?1)",
+                         h, &n);
+    ok = ok && gc_delete(db,
+                         "DELETE FROM decision WHERE txid IN (SELECT txid FROM decision WHERE "
+                         "born = 0 AND decided_at < ?2 AND (told <> 0 OR participants IS NULL) "
+                         "LIMIT ?1)",
+                         h - s->retention_ms, &n);
+    /* A client's txid begun before the horizon: its transaction is expired everywhere. */
+    ok = ok && gc_delete(db,
+                         "DELETE FROM begun WHERE txid IN (SELECT txid FROM begun WHERE "
+                         "begun_at < ?2 LIMIT ?1)",
+                         h, &n);
+    if (!ok) {
+        snprintf(gerr, gl, "collecting: %s", sqlite3_errmsg(db));
+        return false;
+    }
+    op->round = (uint64_t)n;
+    op->born = (uint64_t)h; /* raised once the group is durable (op_result) */
+    return true;
+}
+
 static bool run_op(struct gc_job *g, sqlite3 *db)
 {
     struct acc_op *op = g->arg;
@@ -403,8 +552,7 @@ static bool run_op(struct gc_job *g, sqlite3 *db)
     case ACC_OP_ROUND:
         return run_round(op, db, g->err, sizeof(g->err));
     case ACC_OP_DECISION:
-        g->rc = insert_decision(s, op->txid, op->outcome, op->parts_text,
-                                !op->parts.n);
+        g->rc = insert_decision(s, op->txid, op->outcome, op->parts_text, !op->parts.n, op->born);
         if (g->rc == TPC_ERR_PROTOCOL)
             snprintf(g->err, sizeof(g->err), "%s: another decision is recorded", op->txid);
         return g->rc == TPC_OK;
@@ -412,6 +560,8 @@ static bool run_op(struct gc_job *g, sqlite3 *db)
         return run_learned(op);
     case ACC_OP_TOLD:
         return run_told(op);
+    case ACC_OP_COLLECT:
+        return run_collect(s, op, db, g->err, sizeof(g->err));
     }
     return false;
 }
@@ -433,6 +583,8 @@ static void op_result(struct acc_op *op)
     }
     if (op->kind == ACC_OP_ROUND && op->rc)
         op->round = 0;
+    if (op->kind == ACC_OP_COLLECT && !op->rc)
+        horizon_store_raised(&op->store->horizon, op->born);
     if (op->kind == ACC_OP_BEGIN && op->rc)
         op->fresh = false;
     if (op->rc && op->gc.err[0])
@@ -456,7 +608,8 @@ static bool op_prepare(struct acc_store *s, struct acc_op *op)
     op->store = s;
     op->rc = TPC_OK;
     op->parts_text = NULL;
-    if (op->kind == ACC_OP_DECISION && op->parts.n && !(op->parts_text = parts_to_text(&op->parts))) {
+    if (op->kind == ACC_OP_DECISION && op->parts.n &&
+        !(op->parts_text = parts_to_text(&op->parts))) {
         op->rc = TPC_ERR_NOMEM;
         return false;
     }
@@ -489,8 +642,8 @@ size_t acc_store_untold(struct acc_store *s, const char *after, struct node_txn 
 
     pthread_mutex_lock(&s->rmu);
     if (sqlite3_prepare_v2(s->rdb,
-                           "SELECT txid, outcome, participants FROM decision WHERE told = 0 AND "
-                           "participants IS NOT NULL AND txid > ? ORDER BY txid LIMIT ?",
+                           "SELECT txid, outcome, participants, born FROM decision WHERE told = 0 "
+                           "AND participants IS NOT NULL AND txid > ? ORDER BY txid LIMIT ?",
                            -1, &st, NULL) == SQLITE_OK) {
         sqlite3_bind_text(st, 1, after, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, (sqlite3_int64)cap);
@@ -505,6 +658,7 @@ size_t acc_store_untold(struct acc_store *s, const char *after, struct node_txn 
             out[n].outcome = strcmp((const char *)sqlite3_column_text(st, 1), "committed") == 0
                                  ? TPC_OUTCOME_COMMITTED
                                  : TPC_OUTCOME_ABORTED;
+            out[n].born = (uint64_t)sqlite3_column_int64(st, 3);
             n++;
         }
     }
@@ -545,19 +699,23 @@ out:
     return rc;
 }
 
-enum tpc_err acc_store_parts(struct acc_store *s, const char *txid, struct msg_parts *parts)
+enum tpc_err acc_store_parts(struct acc_store *s, const char *txid, struct msg_parts *parts,
+                             uint64_t *born)
 {
     sqlite3_stmt *st = NULL;
     enum tpc_err rc = TPC_OK;
 
     memset(parts, 0, sizeof(*parts));
+    *born = 0;
     pthread_mutex_lock(&s->rmu);
     if (!(st = stmt_get(&s->rstmts, sql_parts))) {
         rc = TPC_ERR_IO;
     } else {
         sqlite3_bind_text(st, 1, txid, -1, SQLITE_STATIC);
-        if (sqlite3_step(st) == SQLITE_ROW)
+        if (sqlite3_step(st) == SQLITE_ROW) {
             rc = parts_from_text((const char *)sqlite3_column_text(st, 0), parts);
+            *born = (uint64_t)sqlite3_column_int64(st, 1);
+        }
     }
     stmt_done(st);
     pthread_mutex_unlock(&s->rmu);
@@ -571,7 +729,8 @@ size_t acc_store_stale(struct acc_store *s, int64_t age_ms, struct node_txn *out
 
     pthread_mutex_lock(&s->smu);
     if (sqlite3_prepare_v2(s->sdb,
-                           "SELECT a.txid, max(a.participants), max(a.updated_at) FROM acceptor a "
+                           "SELECT a.txid, max(a.participants), max(a.updated_at), max(a.born) "
+                           "FROM acceptor a "
                            "WHERE NOT EXISTS (SELECT 1 FROM decision d WHERE d.txid = a.txid) "
                            "GROUP BY a.txid HAVING max(a.updated_at) <= ? LIMIT ?",
                            -1, &st, NULL) == SQLITE_OK) {
@@ -585,6 +744,7 @@ size_t acc_store_stale(struct acc_store *s, int64_t age_ms, struct node_txn *out
                     TPC_OK ||
                 out[n].parts.n == 0)
                 continue; /* no participant list known: nothing to recover with */
+            out[n].born = (uint64_t)sqlite3_column_int64(st, 3);
             n++;
         }
     }
@@ -625,8 +785,8 @@ void acc_store_recent_decisions(struct acc_store *s, enum tpc_outcome only, size
     pthread_mutex_unlock(&s->rmu);
 }
 
-void acc_store_undecided(struct acc_store *s, size_t limit,
-                         void (*fn)(void *ctx, const char *txid), void *ctx)
+void acc_store_undecided(struct acc_store *s, size_t limit, void (*fn)(void *ctx, const char *txid),
+                         void *ctx)
 {
     sqlite3_stmt *st = NULL;
 

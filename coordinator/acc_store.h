@@ -23,8 +23,9 @@
 
 struct acc_store;
 
+/* retention_ms: what is born longer ago than that is forgotten (acc_store_horizon). */
 enum tpc_err acc_store_open(const char *path, uint32_t self, uint32_t n_replicas,
-                            struct acc_store **out, char *err, size_t errlen);
+                            int64_t retention_ms, struct acc_store **out, char *err, size_t errlen);
 void acc_store_close(struct acc_store *s);
 
 /*
@@ -46,6 +47,10 @@ void acc_store_close(struct acc_store *s);
  *   ACC_OP_LEARNED   records outcomes other replicas decided (in[0..n), MSG_OUTCOME); one that
  *                    conflicts with a recorded decision is logged and left out.
  *   ACC_OP_TOLD      marks told[0..n) told (every participant acknowledged).
+ *   ACC_OP_COLLECT   makes the horizon durable and forgets what is older (DESIGN.md section
+ *                    11), up to a batch per table; round is set to the rows removed.
+ * A DECISION or LEARNED write also removes the transaction's acceptor records: the decision
+ * answers for them from then on (acceptor.h rule 4).
  */
 enum acc_op_kind {
     ACC_OP_HANDLE,
@@ -54,6 +59,7 @@ enum acc_op_kind {
     ACC_OP_DECISION,
     ACC_OP_LEARNED,
     ACC_OP_TOLD,
+    ACC_OP_COLLECT,
 };
 
 struct acc_op {
@@ -65,10 +71,11 @@ struct acc_op {
     char txid[TPC_TXID_MAX + 1]; /* BEGIN, DECISION */
     enum tpc_outcome outcome;    /* DECISION */
     struct msg_parts parts;      /* DECISION */
+    uint64_t born;               /* DECISION */
     uint64_t round;              /* ROUND: in, the least; out, the round */
     /* out */
     enum tpc_err rc;
-    bool fresh; /* BEGIN */
+    bool fresh;                      /* BEGIN */
     void (*done)(struct acc_op *op); /* on the store's thread; may free op */
     void *arg;
     /* the store's */
@@ -90,8 +97,12 @@ size_t acc_store_untold(struct acc_store *s, const char *after, struct node_txn 
 enum tpc_err acc_store_decision(struct acc_store *s, const char *txid, enum tpc_outcome *o,
                                 struct msg_parts *parts);
 
-/* The participant list this acceptor recorded for txid (n 0 when it knows none). */
-enum tpc_err acc_store_parts(struct acc_store *s, const char *txid, struct msg_parts *parts);
+/* The participant list this acceptor recorded for txid (n 0 when it knows none), and born. */
+enum tpc_err acc_store_parts(struct acc_store *s, const char *txid, struct msg_parts *parts,
+                             uint64_t *born);
+
+/* The horizon: now - retention, never below one used before (any thread). */
+uint64_t acc_store_horizon(struct acc_store *s);
 
 /*
  * Transactions this acceptor has records of, no decision, and no record
@@ -104,8 +115,8 @@ void acc_store_interrupt_scan(struct acc_store *s);
 
 /* Transactions this acceptor holds records of and no decision, in txid order, at most
  * limit: fn(ctx, txid). */
-void acc_store_undecided(struct acc_store *s, size_t limit,
-                         void (*fn)(void *ctx, const char *txid), void *ctx);
+void acc_store_undecided(struct acc_store *s, size_t limit, void (*fn)(void *ctx, const char *txid),
+                         void *ctx);
 /* Recent decisions, newest first, for listings: fn(ctx, txid, outcome, decided_at_ms). */
 void acc_store_recent_decisions(struct acc_store *s, enum tpc_outcome only, size_t limit,
                                 void (*fn)(void *ctx, const char *txid, enum tpc_outcome o,

@@ -159,6 +159,15 @@ static int load_file(const char *path, const char *base_dir, struct coord_config
             goto out;
         }
     }
+    if ((v = json_object_get(j, "retention_ms"))) {
+        if (!json_is_integer(v) || json_integer_value(v) < CONFIG_RETENTION_MIN_MS ||
+            json_integer_value(v) > CONFIG_RETENTION_MAX_MS) {
+            fprintf(stderr, "coordinator: %s: retention_ms must be %lld..%lld\n", path,
+                    CONFIG_RETENTION_MIN_MS, CONFIG_RETENTION_MAX_MS);
+            goto out;
+        }
+        cfg->retention_ms = json_integer_value(v);
+    }
     if ((v = json_object_get(j, "timeouts_ms"))) {
         struct {
             const char *name;
@@ -180,6 +189,15 @@ static int load_file(const char *path, const char *base_dir, struct coord_config
             *keys[i].field = (uint32_t)json_integer_value(t);
         }
     }
+    /* A transaction must be decided long before it is forgotten: its timeout, and the
+     * default one, are at most half the retention. */
+    if (cfg->txn_ms > cfg->retention_ms / 2) {
+        fprintf(stderr,
+                "coordinator: %s: timeouts_ms.transaction (%u) must be at most half of "
+                "retention_ms (%lld)\n",
+                path, cfg->txn_ms, (long long)cfg->retention_ms);
+        goto out;
+    }
     rc = 0;
 out:
     json_decref(j);
@@ -200,6 +218,7 @@ int config_load(int argc, char **argv, struct coord_config *cfg)
     cfg->retry_ms = 50;
     cfg->retry_max_ms = 2000;
     cfg->stale_ms = 3000;
+    cfg->retention_ms = CONFIG_RETENTION_MS;
     for (a = 1; a < argc; a++) {
         const char *o = argv[a], *val = a + 1 < argc ? argv[a + 1] : NULL;
 

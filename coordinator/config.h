@@ -7,6 +7,7 @@
  *    "participants": {"bank-a": "http://127.0.0.1:7001", "bank-b": "http://127.0.0.1:7002"},
  *    "cluster_id": "bank-cluster", "data_dir": "data",
  *    "client_token_file": "client.token", "cluster_token_file": "cluster.token",
+ *    "retention_ms": 3600000,
  *    "timeouts_ms": {"prepare": 2000, "commit": 10000, "transaction": 60000,
  *                    "retry": 50, "retry_max": 2000, "stale": 3000}}
  *
@@ -41,7 +42,13 @@ struct coord_config {
     char client_token[256];
     char cluster_token[256];
     uint32_t prepare_ms, commit_ms, txn_ms, retry_ms, retry_max_ms, stale_ms;
+    int64_t retention_ms; /* "retention_ms": forgotten once born longer ago (DESIGN.md s. 11) */
 };
+
+/* The default retention, and its range; a transaction's timeout is at most half of it. */
+#define CONFIG_RETENTION_MS     3600000LL
+#define CONFIG_RETENTION_MIN_MS 10000LL
+#define CONFIG_RETENTION_MAX_MS (30LL * 86400000LL)
 
 #define CONFIG_MAX_PARTICIPANTS (TPC_MAX_PARTICIPANTS * 4)
 

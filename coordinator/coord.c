@@ -17,6 +17,7 @@ json_t *coord_status(struct coord *c, const char *txid, int *status, struct api_
 {
     struct replica_view v;
     struct msg_parts parts;
+    uint64_t born = 0;
     json_t *r;
     bool known;
 
@@ -35,12 +36,16 @@ json_t *coord_status(struct coord *c, const char *txid, int *status, struct api_
     memset(e, 0, sizeof(*e));
     /* Known to this acceptor but not decided here: in doubt; the sweep recovers it once
      * it is stale. */
-    if (acc_store_parts(c->store, txid, &parts) == TPC_OK && parts.n) {
+    if (acc_store_parts(c->store, txid, &parts, &born) == TPC_OK && parts.n &&
+        !msg_expired(born, acc_store_horizon(c->store))) {
         *status = 200;
         return json_pack("{s:s,s:s,s:o}", "txid", txid, "state", "in_doubt", "participants",
                          codec_encode_parts(&parts));
     }
-    api_error_set(e, "unknown_transaction", "no transaction %s at this replica", txid);
+    api_error_set(e, "unknown_transaction",
+                  "no transaction %s at this replica: never begun, or forgotten (a transaction "
+                  "is kept for retention_ms, %lld ms, from its begin)",
+                  txid, (long long)c->cfg.retention_ms);
     return NULL;
 }
 
@@ -262,7 +267,8 @@ enum tpc_err coord_open(const struct coord_config *cfg, struct loop *loop, struc
     rc = txmap_init(&c->waiting);
     if (rc)
         goto fail;
-    rc = acc_store_open(cfg->db_path, cfg->self, cfg->n_replicas, &c->store, err, errlen);
+    rc = acc_store_open(cfg->db_path, cfg->self, cfg->n_replicas, cfg->retention_ms, &c->store, err,
+                        errlen);
     if (rc)
         goto fail;
     c->eng_up = true;

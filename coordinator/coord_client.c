@@ -145,7 +145,7 @@ static void begin_finish(struct creq *q)
     enum tpc_err rc;
 
     engine_enter(&c->eng);
-    rc = replica_begin(&c->eng.drv, q->txid, q->timeout_ms);
+    rc = replica_begin(&c->eng.drv, q->txid, q->timeout_ms, 0);
     engine_leave(&c->eng, NULL);
     if (rc == TPC_ERR_STATE) {
         request_error(q, "txid_exists", "transaction %s exists", q->txid);
@@ -195,6 +195,7 @@ static bool begin_parse(struct creq *q, json_t *body)
 {
     struct coord *c = q->c;
     struct msg_parts known;
+    uint64_t born;
     enum tpc_outcome o;
     json_t *v;
     const char *key;
@@ -229,8 +230,13 @@ static bool begin_parse(struct creq *q, json_t *body)
         q->first = json_incref(v);
     v = json_object_get(body, "timeout_ms");
     if (v) {
-        if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 86400000) {
-            request_error(q, "bad_request", "timeout_ms must be 1..86400000");
+        /* Decided long before it is forgotten: at most half the retention (config.h). */
+        json_int_t max = c->cfg.retention_ms / 2 < 86400000 ? c->cfg.retention_ms / 2 : 86400000;
+
+        if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > max) {
+            request_error(q, "bad_request",
+                          "timeout_ms must be 1..%lld (at most half the cluster's retention_ms)",
+                          (long long)max);
             return false;
         }
         q->timeout_ms = (uint32_t)json_integer_value(v);
@@ -265,7 +271,7 @@ static bool begin_parse(struct creq *q, json_t *body)
         request_error(q, "txid_exists", "transaction %s already %s", txid, msg_outcome_name(o));
         return false;
     }
-    if (acc_store_parts(c->store, txid, &known) == TPC_OK && known.n) {
+    if (acc_store_parts(c->store, txid, &known, &born) == TPC_OK && known.n) {
         request_error(q, "txid_exists", "transaction %s is known already", txid);
         return false;
     }
@@ -423,11 +429,15 @@ static void exec_start(struct creq *q, json_t *body)
     /* The branch gets the transaction's own deadline (plus a second, so that it does not race
      * the leader's abort): if the leader vanishes, the participant frees the branch's rows
      * then, not after its own --branch-timeout-ms. */
+    /* And its born, so that the branch's end is forgotten with the transaction (DESIGN.md
+     * section 11). */
     if (v.deadline > (uint64_t)nodert_now_ms())
-        snprintf(q->url, sizeof(q->url), "%s/v1/branches/%s/exec?timeout_ms=%llu", url, q->txid,
-                 (unsigned long long)(v.deadline - (uint64_t)nodert_now_ms() + 1000));
+        snprintf(q->url, sizeof(q->url), "%s/v1/branches/%s/exec?timeout_ms=%llu&born=%llu", url,
+                 q->txid, (unsigned long long)(v.deadline - (uint64_t)nodert_now_ms() + 1000),
+                 (unsigned long long)v.born);
     else
-        snprintf(q->url, sizeof(q->url), "%s/v1/branches/%s/exec", url, q->txid);
+        snprintf(q->url, sizeof(q->url), "%s/v1/branches/%s/exec?born=%llu", url, q->txid,
+                 (unsigned long long)v.born);
     free(q->call.response);
     memset(&q->call, 0, sizeof(q->call));
     q->call.url = q->url;

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "codec.h"
 #include "failpoint.h"
@@ -197,8 +198,10 @@ static void dispatch(struct engine *e, struct nodert_box *items, struct nodert_b
             if (it->w.kind == NODE_WRITE_TOLD) {
                 outbound_told_later(e, &it->w);
             } else if (it->w.kind == NODE_WRITE_LEARNED && learned) {
+                memset(&learned[n_learned], 0, sizeof(learned[n_learned]));
                 learned[n_learned].type = MSG_OUTCOME;
                 memcpy(learned[n_learned].txid, it->w.txid, sizeof(it->w.txid));
+                learned[n_learned].born = it->w.born;
                 learned[n_learned++].outcome = it->w.outcome;
             } else if (it->w.kind == NODE_WRITE_ROUND || it->w.kind == NODE_WRITE_DECISION) {
                 outbound_write(e, &it->w, NULL, 0);
@@ -321,13 +324,30 @@ static enum tpc_outcome io_decision(void *ctx, const char *txid, struct msg_part
     return o;
 }
 
-static void io_acceptor_parts(void *ctx, const char *txid, struct msg_parts *parts)
+static void io_acceptor_parts(void *ctx, const char *txid, struct msg_parts *parts, uint64_t *born)
 {
     struct engine *e = ctx;
 
-    memset(parts, 0, sizeof(*parts));
-    if (acc_store_parts(e->store, txid, parts) != TPC_OK)
+    if (acc_store_parts(e->store, txid, parts, born) != TPC_OK) {
         memset(parts, 0, sizeof(*parts));
+        *born = 0;
+    }
+}
+
+static uint64_t io_wall(void *ctx)
+{
+    struct timespec ts;
+
+    (void)ctx;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint64_t io_horizon(void *ctx)
+{
+    struct engine *e = ctx;
+
+    return acc_store_horizon(e->store);
 }
 
 /* The sweep's candidates, from the scanner's last result (a scan of the acceptor table must
@@ -415,6 +435,10 @@ static void tick(void *arg)
         e->announced_at = now;
         outbound_flush_announcements(e);
     }
+    if (now - e->collected_at >= ENGINE_COLLECT_MS) {
+        e->collected_at = now;
+        outbound_collect(e);
+    }
 }
 
 enum tpc_err engine_open(struct engine *e, const struct coord_config *cfg, struct acc_store *store,
@@ -434,6 +458,8 @@ enum tpc_err engine_open(struct engine *e, const struct coord_config *cfg, struc
     struct node_io io = {.ctx = e,
                          .now = nodert_io_now,
                          .random = nodert_io_random,
+                         .wall = io_wall,
+                         .horizon = io_horizon,
                          .send = io_send,
                          .persist = nodert_io_persist,
                          .decision = io_decision,

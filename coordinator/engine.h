@@ -21,8 +21,8 @@
  *     (no delay alone, fewer calls under load);
  *   - OUTCOME to the other replicas (announcements) and told marks: gathered
  *     and sent (every ENGINE_ANNOUNCE_MS) or written (every tick) in bulk, since
- *     neither is needed for safety: a lost announcement leaves the others to learn by asking, a lost
- *     told mark makes a restarted leader tell again what was told;
+ *     neither is needed for safety: a lost announcement leaves the others to learn by asking, a
+ * lost told mark makes a restarted leader tell again what was told;
  *   - writes: recovery rounds, decision records and learned outcomes go to the
  *     store at once; their completion is fed back when durable.
  *   - answers to a client (NODE_CLIENT) and changes of a transaction are
@@ -42,13 +42,14 @@
 #include "ticker.h"
 #include "txmap.h"
 
-#define ENGINE_TICK_MS     20
-#define ENGINE_ANNOUNCE_MS 100 /* outcomes announced to the other replicas at most this often */
-#define ENGINE_LATER_MAX   4096         /* announcements, told marks gathered between ticks */
-#define ENGINE_BATCH_BYTES (512 * 1024) /* about this much JSON in one batch to an acceptor */
-#define ENGINE_STALE_MAX   64           /* sweep candidates asked for at a time */
-#define ENGINE_OUTCOME_CALLS 2   /* outcome batches out to one participant at a time, at most */
-#define ENGINE_OUTCOMES_MAX  256 /* outcomes in one batch (a participant takes 1,000) */
+#define ENGINE_TICK_MS       20
+#define ENGINE_ANNOUNCE_MS   100  /* outcomes announced to the other replicas at most this often */
+#define ENGINE_LATER_MAX     4096 /* announcements, told marks gathered between ticks */
+#define ENGINE_BATCH_BYTES   (512 * 1024) /* about this much JSON in one batch to an acceptor */
+#define ENGINE_STALE_MAX     64           /* sweep candidates asked for at a time */
+#define ENGINE_COLLECT_MS    1000 /* what is older than the horizon is forgotten this often */
+#define ENGINE_OUTCOME_CALLS 2    /* outcome batches out to one participant at a time, at most */
+#define ENGINE_OUTCOMES_MAX  256  /* outcomes in one batch (a participant takes 1,000) */
 
 /* Outcomes on their way to one participant: queued while ENGINE_OUTCOME_CALLS batches to it
  * are out, sent together when one comes back. */
@@ -71,9 +72,9 @@ struct engine {
     size_t n_outcomes;
     char (*told)[TPC_TXID_MAX + 1];
     size_t n_told;
-    size_t announcing; /* announcement calls out */
+    size_t announcing;    /* announcement calls out */
     int64_t announced_at; /* when the last announcements left */
-    size_t dropped;    /* entries that found a buffer full, since the last tick */
+    size_t dropped;       /* entries that found a buffer full, since the last tick */
     struct loop_timer tick;
     struct txmap flight; /* calls and own-acceptor batches per transaction on their way */
     struct node_txn stale[ENGINE_STALE_MAX]; /* the sweep's candidates (io stale) */
@@ -87,8 +88,11 @@ struct engine {
     bool scan_posted; /* under scan_mu: scan_msg is on its way to the loop */
     struct loop_msg scan_msg;
     struct engine_outq outq[TPC_MAX_PARTICIPANTS * 4]; /* per participant of the config */
-    size_t out;       /* calls and store operations not back yet */
-    bool closing;     /* engine_close began: what the driver asks for is given up */
+    size_t out;                                        /* calls and store operations not back yet */
+    bool collecting;                                   /* an ACC_OP_COLLECT is on its way */
+    int64_t collected_at;                              /* when the last one left (mono ms) */
+    uint64_t forgotten;                                /* rows the collections removed */
+    bool closing; /* engine_close began: what the driver asks for is given up */
     /* Per replica: until when (mono ms) it counts as unresponsive, after a call to it failed. */
     int64_t quiet_until[TPC_MAX_REPLICAS];
     /* The owner's: txid's client was answered, or its state changed (on the loop). */

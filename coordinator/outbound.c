@@ -212,12 +212,18 @@ void outbound_outcomes_flush(struct engine *e, uint32_t p)
     if (!n || q->out >= ENGINE_OUTCOME_CALLS || e->closing)
         return;
     list = json_array();
-    for (i = 0; list && i < n; i++)
-        if (json_array_append_new(list, json_pack("{s:s, s:s}", "txid", q->q[i].txid, "outcome",
-                                                  msg_outcome_name(q->q[i].outcome))) != 0) {
+    for (i = 0; list && i < n; i++) {
+        json_t *item = json_pack("{s:s, s:s}", "txid", q->q[i].txid, "outcome",
+                                 msg_outcome_name(q->q[i].outcome));
+
+        /* born lets a participant that forgot the branch acknowledge (resource.h rule 6) */
+        if (item && q->q[i].born)
+            json_object_set_new(item, "born", json_integer((json_int_t)q->q[i].born));
+        if (json_array_append_new(list, item) != 0) {
             json_decref(list);
             list = NULL;
         }
+    }
     body = list ? json_pack("{s:o}", "outcomes", list) : NULL;
     k = call_new(e, e->cfg->participant_url[p], "/v1/outcomes", body, q->q, n);
     q->n -= n;
@@ -303,6 +309,17 @@ static void op_back(void *arg)
     size_t i;
 
     e->out--;
+    if (o->op.kind == ACC_OP_COLLECT) {
+        e->collecting = false;
+        if (o->op.rc == TPC_OK) {
+            e->forgotten += o->op.round;
+            if (o->op.round)
+                log_debug("forgot %llu rows older than the horizon",
+                          (unsigned long long)o->op.round);
+        }
+        eop_free(o);
+        return;
+    }
     engine_enter(e);
     if (o->op.kind == ACC_OP_HANDLE) {
         for (i = 0; i < o->op.n; i++) {
@@ -422,6 +439,7 @@ void outbound_write(struct engine *e, const struct node_write *w, const struct m
         for (i = 0; i < n; i++) {
             node_write_init(&o->writes[i], NODE_WRITE_LEARNED, learned[i].txid);
             o->writes[i].outcome = learned[i].outcome;
+            o->writes[i].born = learned[i].born;
         }
         o->op.in = o->in;
         o->op.n = n;
@@ -429,6 +447,7 @@ void outbound_write(struct engine *e, const struct node_write *w, const struct m
         o->writes[0] = *w;
         memcpy(o->op.txid, w->txid, sizeof(o->op.txid));
         o->op.outcome = w->outcome;
+        o->op.born = w->born;
         o->op.parts = w->parts;
         o->op.round = w->round;
     }
@@ -533,4 +552,16 @@ void outbound_flush_announcements(struct engine *e)
         free(body);
     }
     e->n_outcomes = 0;
+}
+
+/* ---- forgetting what is older than the horizon ---- */
+
+void outbound_collect(struct engine *e)
+{
+    struct eop *o;
+
+    if (e->collecting || e->closing || !(o = eop_new(e, ACC_OP_COLLECT)))
+        return;
+    e->collecting = true;
+    start_op(e, o);
 }

@@ -38,6 +38,8 @@ void outbound_announce_later(struct engine *e, const struct msg *m);
 void outbound_told_later(struct engine *e, const struct node_write *w);
 void outbound_flush_told(struct engine *e);
 void outbound_flush_announcements(struct engine *e);
+/* Starts a collection of what is older than the horizon unless one is on its way. */
+void outbound_collect(struct engine *e);
 
 /* engine.c's, for what comes back (each enters the driver itself; call none inside a call):
  * a message of txid counted on its way (+1) or back (-1); messages that will not be answered;

@@ -37,16 +37,20 @@ json_t *request_outcome_json(const char *txid, enum tpc_outcome o, const struct 
 json_t *request_ended(struct coord *c, const char *txid, int *status, struct api_error *e)
 {
     struct msg_parts parts;
+    uint64_t born;
     enum tpc_outcome o;
 
     if (acc_store_decision(c->store, txid, &o, &parts) == TPC_OK && o != TPC_OUTCOME_NONE) {
-        /* A decision learned from another replica has no list; its acceptor's records do. */
-        if (!parts.n && acc_store_parts(c->store, txid, &parts) != TPC_OK)
+        /* A decision learned before this version kept no list; its acceptor's records do. */
+        if (!parts.n && acc_store_parts(c->store, txid, &parts, &born) != TPC_OK)
             parts.n = 0;
         *status = 200;
         return request_outcome_json(txid, o, &parts);
     }
-    api_error_set(e, "unknown_transaction", "no transaction %s at this replica", txid);
+    api_error_set(e, "unknown_transaction",
+                  "no transaction %s at this replica: never begun, or forgotten (a transaction "
+                  "is kept for retention_ms, %lld ms, from its begin)",
+                  txid, (long long)c->cfg.retention_ms);
     return NULL;
 }
 

@@ -77,20 +77,25 @@ static void do_outcomes(struct participant *p, const struct http_request *req,
     }
     json_array_foreach(list, i, item)
     {
-        json_t *t = json_object_get(item, "txid");
+        json_t *t = json_object_get(item, "txid"), *born = json_object_get(item, "born");
         const char *o = json_string_value(json_object_get(item, "outcome"));
 
-        if (!json_is_object(item) || json_object_size(item) != 2 || !json_is_string(t) ||
+        if (!json_is_object(item) || json_object_size(item) != 2 + (born != NULL) ||
+            !json_is_string(t) ||
             !msg_txid_from(json_string_value(t), json_string_length(t), items[i].txid) || !o ||
-            (strcmp(o, "committed") && strcmp(o, "aborted"))) {
+            (strcmp(o, "committed") && strcmp(o, "aborted")) ||
+            (born && (!json_is_integer(born) || json_integer_value(born) < 1 ||
+                      (uint64_t)json_integer_value(born) > MSG_BORN_MAX))) {
             http_respond_error(res, "bad_request",
                                "outcomes[%zu]: {\"txid\": 1..%d characters of [A-Za-z0-9_-], "
-                               "\"outcome\": \"committed\" | \"aborted\"}",
+                               "\"outcome\": \"committed\" | \"aborted\", \"born\"?: ms since "
+                               "1970}",
                                i, TPC_TXID_MAX);
             goto out;
         }
-        items[i].outcome = strcmp(o, "committed") == 0 ? TPC_OUTCOME_COMMITTED
-                                                       : TPC_OUTCOME_ABORTED;
+        items[i].born = born ? (uint64_t)json_integer_value(born) : 0;
+        items[i].outcome =
+            strcmp(o, "committed") == 0 ? TPC_OUTCOME_COMMITTED : TPC_OUTCOME_ABORTED;
     }
     respond(res, participant_outcomes(p, items, n, &e), &e);
 out:
@@ -127,13 +132,19 @@ static void do_exec(struct participant *p, const char *txid, const struct http_r
     struct api_error e;
     json_t *body, *list = NULL, *seq;
     const char *key, *why = NULL, *tq = http_query(req, "timeout_ms");
-    struct participant_exec_req er = {0, 0, NULL};
+    const char *bq = http_query(req, "born");
+    struct participant_exec_req er = {0, 0, NULL, 0};
     char *text = NULL;
     json_t *v;
     size_t i;
 
     if (tq && options_parse_u32(tq, 1, 86400000, &er.timeout_ms) != 0) {
         http_respond_error(res, "bad_request", "timeout_ms is 1..86400000");
+        return;
+    }
+    if (bq && options_parse_u64(bq, 1, MSG_BORN_MAX, &er.born) != 0) {
+        http_respond_error(res, "bad_request", "born is 1..%llu (milliseconds since 1970)",
+                           (unsigned long long)MSG_BORN_MAX);
         return;
     }
     body = parse_body(req, res);

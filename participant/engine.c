@@ -64,6 +64,7 @@ static enum tpc_err write_start(struct engine *e, const struct node_write *w, st
     x->b = b;
     x->job.txid = w->txid;
     x->job.vote = w->vote;
+    x->job.born = w->born;
     switch (w->kind) {
     case NODE_WRITE_PREPARED:
         x->pj = codec_encode_parts(&w->parts);
@@ -364,6 +365,20 @@ static void tick(void *arg)
     nodert_leave(&e->rt);
     nodert_hand_off(&e->rt, &box);
     engine_check(e);
+    if (nodert_now_ms() - e->collected_at >= ENGINE_COLLECT_MS) {
+        int64_t n = store_collect(e->store);
+
+        e->collected_at = nodert_now_ms();
+        if (n > 0)
+            e->forgotten += (uint64_t)n;
+    }
+}
+
+static uint64_t io_horizon(void *ctx)
+{
+    struct engine *e = ctx;
+
+    return store_horizon(e->store);
 }
 
 static enum tpc_err io_ended(void *ctx, const char *txid, int *state, enum tpc_value *vote)
@@ -391,6 +406,7 @@ enum tpc_err engine_open(struct engine *e, const struct participant_config *cfg,
                          .random = nodert_io_random,
                          .send = nodert_io_send,
                          .persist = nodert_io_persist,
+                         .horizon = io_horizon,
                          .ended = io_ended};
     enum tpc_err r;
 

@@ -35,8 +35,13 @@ struct engine {
     struct http_pool *pool;
     struct ticker bg;
     struct metrics_hist outcome_time; /* applying an outcome, durably */
+    int64_t collected_at;             /* the ticker's last store_collect (mono ms) */
+    uint64_t forgotten;               /* ended branches store_collect removed (ticker's) */
     bool drv_up, rt_up;
 };
+
+#define ENGINE_COLLECT_MS 1000 /* ended branches older than the horizon are forgotten this often   \
+                                */
 
 enum tpc_err engine_open(struct engine *e, const struct participant_config *cfg,
                          struct store *store, struct table *branches, struct locks *locks,

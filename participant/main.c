@@ -43,6 +43,9 @@ static void usage(FILE *f)
         "  --max-rows N            result rows per statement (default 10000)\n"
         "  --statement-timeout-ms N  an exec request's statements are stopped after N ms\n"
         "                          (default 5000)\n"
+        "  --retention-ms N        ended branches are forgotten once their transaction is\n"
+        "                          this much older; a prepare of one is refused then\n"
+        "                          (default 3600000, at least 10000; DESIGN.md section 11)\n"
         "  --log-level LEVEL       debug, info, warn or error (default info)\n"
         "  --help                  this text\n"
         "\n"
@@ -67,7 +70,7 @@ int main(int argc, char **argv)
     struct participant *p = NULL;
     struct loop *loop = NULL;
     struct http_server *srv = NULL;
-    uint32_t port = 0, max_body = 0;
+    uint32_t port = 0, max_body = 0, retention = 3600000;
     enum log_level level = LOG_INFO;
     sigset_t set;
     int a, sig = 0, rc = 1;
@@ -117,6 +120,8 @@ int main(int argc, char **argv)
             bad = options_parse_u32(v, 1, 3600000, &cfg.statement_ms);
         else if (!strcmp(o, "--max-rows"))
             bad = options_parse_u32(v, 1, 100000000, &cfg.max_rows);
+        else if (!strcmp(o, "--retention-ms"))
+            bad = options_parse_u32(v, 10000, 4000000000U, &retention);
         else if (!strcmp(o, "--log-level"))
             bad = !strcmp(v, "debug")   ? (level = LOG_DEBUG, 0)
                   : !strcmp(v, "info")  ? (level = LOG_INFO, 0)
@@ -174,6 +179,7 @@ int main(int argc, char **argv)
         log_error("cannot start the event loop");
         goto out;
     }
+    cfg.retention_ms = retention;
     if (participant_open(&cfg, &p, err, sizeof(err)) != TPC_OK) {
         log_error("cannot start: %s", err);
         goto out;

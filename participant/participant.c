@@ -1,9 +1,9 @@
 /*
  * participant.c - the participant's calls (see participant.h): statements of
  * a branch over SQLite, its vote, its outcome, and start and stop (what the
- * participant reports is in participant_report.c). The branch's protocol state and every rule about it live in the
- * participant driver (shared/core/resource.h), run by engine.c; this file
- * keeps what is not protocol: SQL, changesets and row locks (branch.h).
+ * participant reports is in participant_report.c). The branch's protocol state and every rule about
+ * it live in the participant driver (shared/core/resource.h), run by engine.c; this file keeps what
+ * is not protocol: SQL, changesets and row locks (branch.h).
  *
  * Branch life:  exec* -> prepare -> commit | abort     (resource.h has the diagram)
  *
@@ -41,8 +41,8 @@ enum held {
  * to abort on its own unless prepared within timeout ms, 0: --branch-timeout-ms).
  * When not HELD_WORKING, *e says why: branch_not_active or transaction_ended.
  */
-static enum held branch_held(struct participant *p, const char *txid, bool begin,
-                             uint32_t timeout, struct api_error *e)
+static enum held branch_held(struct participant *p, const char *txid, bool begin, uint32_t timeout,
+                             uint64_t born, struct api_error *e)
 {
     struct nodert_box box = {0};
     const struct resource_branch *rb;
@@ -52,7 +52,7 @@ static enum held branch_held(struct participant *p, const char *txid, bool begin
 
     nodert_enter(&p->eng.rt, &box);
     if (begin)
-        rc = resource_begin(&p->eng.drv, txid, timeout);
+        rc = resource_begin(&p->eng.drv, txid, timeout, born);
     rb = resource_find(&p->eng.drv, txid);
     if (rb) {
         st = rb->rm.state;
@@ -87,7 +87,7 @@ static void drop_if_leftover(struct participant *p, struct branch *b)
     if (b->e.gone)
         return;
     if ((b->cs_len == 0 && b->n_keys == 0 && !b->last_seq) ||
-        branch_held(p, b->e.id, false, 0, &ignored) == HELD_NONE)
+        branch_held(p, b->e.id, false, 0, 0, &ignored) == HELD_NONE)
         branch_end(&p->branches, p->locks, b);
 }
 
@@ -189,7 +189,7 @@ json_t *participant_exec(struct participant *p, const char *txid, json_t *statem
         return answer;
     memset(&t, 0, sizeof(t));
     /* The driver says whether the branch takes statements (and begins it if new). */
-    if (branch_held(p, txid, true, req->timeout_ms, e) != HELD_WORKING) {
+    if (branch_held(p, txid, true, req->timeout_ms, req->born, e) != HELD_WORKING) {
         /* Prepared since the check above, after the first of a repeat had run: its answer. */
         struct api_error again;
 
@@ -221,7 +221,7 @@ json_t *participant_exec(struct participant *p, const char *txid, json_t *statem
         api_error_set(e, "branch_not_active", "branch %s is busy: try again", txid);
         goto out;
     }
-    if (branch_held(p, txid, false, 0, e) != HELD_WORKING) {
+    if (branch_held(p, txid, false, 0, 0, e) != HELD_WORKING) {
         drop_if_leftover(p, b);
         goto out;
     }
@@ -462,7 +462,7 @@ static enum tpc_err outcome_event(struct participant *p, const void *arg, char *
     struct node_addr caller = node_caller(0);
 
     a->in_memory = resource_find(&p->eng.drv, a->txid) != NULL;
-    return resource_outcome(&p->eng.drv, &caller, a->txid, a->o, err, errlen);
+    return resource_outcome(&p->eng.drv, &caller, a->txid, a->o, 0, err, errlen);
 }
 
 /* The answer to an outcome as participant_outcome gives it, from what the driver said. */
@@ -473,7 +473,7 @@ static json_t *outcome_answer(enum tpc_err rc, const struct outcome_arg *a, cons
 
     if (rc == TPC_ERR_PROTOCOL)
         api_error_set(e,
-                      !a->in_memory                  ? "outcome_conflict"
+                      !a->in_memory                   ? "outcome_conflict"
                       : a->o == TPC_OUTCOME_COMMITTED ? "not_prepared"
                                                       : "already_committed",
                       "%s", err);
@@ -513,8 +513,8 @@ static json_t *outcome_result(const char *txid, json_t *ack, const struct api_er
 {
     if (ack)
         return ack;
-    return json_pack("{s:s, s:i, s:{s:s, s:s}}", "txid", txid, "status", e->status, "error",
-                     "code", e->code, "message", e->message);
+    return json_pack("{s:s, s:i, s:{s:s, s:s}}", "txid", txid, "status", e->status, "error", "code",
+                     e->code, "message", e->message);
 }
 
 /*
@@ -546,8 +546,8 @@ json_t *participant_outcomes(struct participant *p, const struct participant_out
         a[i].txid = items[i].txid;
         a[i].o = items[i].outcome;
         a[i].in_memory = resource_find(&p->eng.drv, items[i].txid) != NULL;
-        rcs[i] = resource_outcome(&p->eng.drv, &caller, items[i].txid, items[i].outcome, errs[i],
-                                  sizeof(errs[i]));
+        rcs[i] = resource_outcome(&p->eng.drv, &caller, items[i].txid, items[i].outcome,
+                                  items[i].born, errs[i], sizeof(errs[i]));
     }
     nodert_leave(&p->eng.rt);
     engine_finish(&p->eng, &box, &answers);
@@ -624,7 +624,7 @@ static enum tpc_err reload_prepared(struct participant *p, char *err, size_t err
         table_put(&p->branches, &b->e);
         if (!rc) {
             nodert_enter(&p->eng.rt, &box);
-            rc = resource_load(&p->eng.drv, list[i].txid, &list[i].parts);
+            rc = resource_load(&p->eng.drv, list[i].txid, &list[i].parts, list[i].born);
             nodert_leave(&p->eng.rt);
             if (rc)
                 tpc_errbuf_set(err, errlen, rc, "cannot reload prepared branch %s", list[i].txid);
@@ -642,7 +642,8 @@ static enum tpc_err reload_prepared(struct participant *p, char *err, size_t err
 enum tpc_err participant_open(const struct participant_config *cfg, struct participant **out,
                               char *err, size_t errlen)
 {
-    struct store_config sc = {cfg->db_path, cfg->schema_file, cfg->max_rows, cfg->statement_ms};
+    struct store_config sc = {cfg->db_path, cfg->schema_file, cfg->max_rows, cfg->statement_ms,
+                              cfg->retention_ms};
     struct participant *p;
     enum tpc_err rc;
 

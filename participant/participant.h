@@ -40,6 +40,7 @@ struct participant_config {
     uint32_t max_statements;    /* per exec request */
     uint32_t max_rows;          /* per statement result */
     uint32_t statement_ms;      /* an exec request's statements may run this long */
+    int64_t retention_ms;       /* ended branches are forgotten once this much older */
 };
 
 struct participant;
@@ -62,6 +63,9 @@ struct participant_exec_req {
      * to tell a repeat from another request. */
     uint32_t seq;
     const char *text;
+    /* The transaction's begin (msg.h) as its leader says it (0: not said), kept with a new
+     * branch: its end is forgotten once that is older than the horizon (DESIGN.md s. 11). */
+    uint64_t born;
 };
 json_t *participant_exec(struct participant *p, const char *txid, json_t *statements,
                          const struct participant_exec_req *req, struct api_error *e);
@@ -78,6 +82,7 @@ json_t *participant_outcome(struct participant *p, const char *txid, enum tpc_ou
 struct participant_outcome_item {
     char txid[TPC_TXID_MAX + 1];
     enum tpc_outcome outcome;
+    uint64_t born; /* the transaction's begin, as the leader says it (0: not said) */
 };
 /* Applies items[0..n) as participant_outcome would, their writes together; answers
  * {"results": [...]}, one per item in order: its ack, or {"txid", "error"}. NULL and *e only

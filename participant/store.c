@@ -23,6 +23,7 @@
 #include "codec.h"
 #include "fsync_vfs.h"
 #include "groupcommit.h"
+#include "horizon_store.h"
 #include "log.h"
 
 #include "sqlite_reader.h"
@@ -30,9 +31,17 @@
 
 static const char bookkeeping_sql[] =
     "CREATE TABLE tpc_prepared(txid TEXT PRIMARY KEY, changeset BLOB NOT NULL,"
-    " participants TEXT NOT NULL, prepared_at INTEGER NOT NULL);"
+    " participants TEXT NOT NULL, prepared_at INTEGER NOT NULL, born INTEGER NOT NULL DEFAULT 0);"
     "CREATE TABLE tpc_outcome(txid TEXT PRIMARY KEY, outcome TEXT NOT NULL,"
-    " vote TEXT NOT NULL, decided_at INTEGER NOT NULL);";
+    " vote TEXT NOT NULL, decided_at INTEGER NOT NULL, born INTEGER NOT NULL DEFAULT 0);";
+
+/* What a database made by an older version lacks, added at every start (idempotent). */
+static const char upgrade_sql[] =
+    "CREATE TABLE IF NOT EXISTS tpc_meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS tpc_outcome_at ON tpc_outcome(decided_at);";
+
+/* Ended branches each collection forgets at most, so that its group stays short. */
+#define STORE_GC_BATCH 5000
 
 static int64_t now_ms(void)
 {
@@ -79,25 +88,120 @@ static int authorize_branch(struct store *st, int action, const char *a1, const 
 
 /*
  * The SQL functions a branch may call (http-api.md): SQLite's scalar, aggregate, window, date,
- * math and JSON functions (not the table-valued ones). Left out: whatever loads code, reads files or exposes the process
- * (load_extension, fts3_tokenizer, which returns a pointer, sqlite_offset, the
- * sqlite_compileoption_* ones), and any function an extension adds.
+ * math and JSON functions (not the table-valued ones). Left out: whatever loads code, reads files
+ * or exposes the process (load_extension, fts3_tokenizer, which returns a pointer, sqlite_offset,
+ * the sqlite_compileoption_* ones), and any function an extension adds.
  */
-static const char *const allowed_functions[] = {
-    "abs", "acos", "acosh", "asin", "asinh", "atan", "atan2", "atanh", "avg", "ceil", "ceiling",
-    "changes", "char", "coalesce", "concat", "concat_ws", "cos", "cosh", "count", "cume_dist",
-    "date", "datetime", "degrees", "dense_rank", "exp", "first_value", "floor", "format", "glob",
-    "group_concat", "hex", "ifnull", "iif", "instr", "json", "json_array", "json_array_length",
-    "json_extract", "json_group_array", "json_group_object", "json_insert",
-    "json_object", "json_patch", "json_quote", "json_remove", "json_replace", "json_set",
-    "json_type", "json_valid", "julianday", "lag", "last_insert_rowid",
-    "last_value", "lead", "length", "like", "likelihood", "likely", "ln", "log", "log10", "log2",
-    "lower", "ltrim", "max", "min", "mod", "nth_value", "ntile", "nullif", "octet_length",
-    "percent_rank", "pi", "pow", "power", "printf", "quote", "radians", "random", "randomblob",
-    "rank", "replace", "round", "row_number", "rtrim", "sign", "sin", "sinh", "sqlite_version",
-    "sqrt", "strftime", "string_agg", "substr", "substring", "sum", "tan", "tanh", "time",
-    "timediff", "total", "total_changes", "trim", "trunc", "typeof", "unhex", "unicode",
-    "unixepoch", "unlikely", "upper", "zeroblob"};
+static const char *const allowed_functions[] = {"abs",
+                                                "acos",
+                                                "acosh",
+                                                "asin",
+                                                "asinh",
+                                                "atan",
+                                                "atan2",
+                                                "atanh",
+                                                "avg",
+                                                "ceil",
+                                                "ceiling",
+                                                "changes",
+                                                "char",
+                                                "coalesce",
+                                                "concat",
+                                                "concat_ws",
+                                                "cos",
+                                                "cosh",
+                                                "count",
+                                                "cume_dist",
+                                                "date",
+                                                "datetime",
+                                                "degrees",
+                                                "dense_rank",
+                                                "exp",
+                                                "first_value",
+                                                "floor",
+                                                "format",
+                                                "glob",
+                                                "group_concat",
+                                                "hex",
+                                                "ifnull",
+                                                "iif",
+                                                "instr",
+                                                "json",
+                                                "json_array",
+                                                "json_array_length",
+                                                "json_extract",
+                                                "json_group_array",
+                                                "json_group_object",
+                                                "json_insert",
+                                                "json_object",
+                                                "json_patch",
+                                                "json_quote",
+                                                "json_remove",
+                                                "json_replace",
+                                                "json_set",
+                                                "json_type",
+                                                "json_valid",
+                                                "julianday",
+                                                "lag",
+                                                "last_insert_rowid",
+                                                "last_value",
+                                                "lead",
+                                                "length",
+                                                "like",
+                                                "likelihood",
+                                                "likely",
+                                                "ln",
+                                                "log",
+                                                "log10",
+                                                "log2",
+                                                "lower",
+                                                "ltrim",
+                                                "max",
+                                                "min",
+                                                "mod",
+                                                "nth_value",
+                                                "ntile",
+                                                "nullif",
+                                                "octet_length",
+                                                "percent_rank",
+                                                "pi",
+                                                "pow",
+                                                "power",
+                                                "printf",
+                                                "quote",
+                                                "radians",
+                                                "random",
+                                                "randomblob",
+                                                "rank",
+                                                "replace",
+                                                "round",
+                                                "row_number",
+                                                "rtrim",
+                                                "sign",
+                                                "sin",
+                                                "sinh",
+                                                "sqlite_version",
+                                                "sqrt",
+                                                "strftime",
+                                                "string_agg",
+                                                "substr",
+                                                "substring",
+                                                "sum",
+                                                "tan",
+                                                "tanh",
+                                                "time",
+                                                "timediff",
+                                                "total",
+                                                "total_changes",
+                                                "trim",
+                                                "trunc",
+                                                "typeof",
+                                                "unhex",
+                                                "unicode",
+                                                "unixepoch",
+                                                "unlikely",
+                                                "upper",
+                                                "zeroblob"};
 
 static bool function_allowed(const char *name)
 {
@@ -154,13 +258,16 @@ static int authorize_branch(struct store *st, int action, const char *a1, const 
     case SQLITE_FUNCTION:
         if (function_allowed(a2))
             return SQLITE_OK;
-        snprintf(st->why, sizeof(st->why), "function %s is not allowed in a branch (http-api.md "
-                 "lists those that are)", a2 ? a2 : "?");
+        snprintf(st->why, sizeof(st->why),
+                 "function %s is not allowed in a branch (http-api.md "
+                 "lists those that are)",
+                 a2 ? a2 : "?");
         return SQLITE_DENY;
     case SQLITE_INSERT:
     case SQLITE_UPDATE:
     case SQLITE_DELETE:
-        if (a1 && (!sqlite3_stricmp(a1, "sqlite_master") || !sqlite3_stricmp(a1, "sqlite_schema"))) {
+        if (a1 &&
+            (!sqlite3_stricmp(a1, "sqlite_master") || !sqlite3_stricmp(a1, "sqlite_schema"))) {
             /* also what a table-valued function (json_each) asks for on first use */
             snprintf(st->why, sizeof(st->why),
                      "schema changes and table-valued functions are not allowed in a branch");
@@ -363,6 +470,19 @@ enum tpc_err store_open(const struct store_config *cfg, struct store **out, char
         if (rc)
             goto fail;
     }
+    if (horizon_store_add_column(st->db, "tpc_prepared", "born", "INTEGER NOT NULL DEFAULT 0") !=
+            SQLITE_OK ||
+        horizon_store_add_column(st->db, "tpc_outcome", "born", "INTEGER NOT NULL DEFAULT 0") !=
+            SQLITE_OK) {
+        rc = tpc_errbuf_set(err, errlen, TPC_ERR_IO, "sqlite: %s", sqlite3_errmsg(st->db));
+        goto fail;
+    }
+    rc = exec_sql(st, upgrade_sql, err, errlen);
+    if (rc)
+        goto fail;
+    horizon_store_init(&st->horizon, st->db, "tpc_meta",
+                       cfg->retention_ms ? cfg->retention_ms : 3600000);
+    st->horizon_up = true;
     rc = load_tables(st, err, errlen);
     if (rc)
         goto fail;
@@ -399,6 +519,8 @@ void store_close(struct store *st)
         free(st->tables[i]);
         free(st->why_not[i]);
     }
+    if (st->horizon_up)
+        horizon_store_fini(&st->horizon);
     pthread_mutex_destroy(&st->rmu);
     pthread_mutex_destroy(&st->mu);
     free(st);
@@ -488,9 +610,9 @@ static bool run_job(struct store *st, struct store_job *job)
     if (job->kind == STORE_JOB_PREPARE)
         return step_stmt(st,
                          "INSERT OR IGNORE INTO tpc_prepared(txid, changeset, participants, "
-                         "prepared_at) VALUES (?, ?, ?, ?)",
-                         job, "tbti", job->txid, job->changeset, job->changeset_len,
-                         job->participants, (int64_t)now_ms());
+                         "prepared_at, born) VALUES (?, ?, ?, ?, ?)",
+                         job, "tbtii", job->txid, job->changeset, job->changeset_len,
+                         job->participants, (int64_t)now_ms(), (int64_t)job->born);
     /* An end is recorded once; the same one again is a no-op, another one an error. */
     if (have == want)
         return true;
@@ -512,8 +634,10 @@ static bool run_job(struct store *st, struct store_job *job)
     }
     return step_stmt(st, "DELETE FROM tpc_prepared WHERE txid = ?", job, "t", job->txid) &&
            step_stmt(st,
-                     "INSERT INTO tpc_outcome(txid, outcome, vote, decided_at) VALUES (?, ?, ?, ?)",
-                     job, "ttti", job->txid, rm_state_name(want), vote, (int64_t)now_ms());
+                     "INSERT INTO tpc_outcome(txid, outcome, vote, decided_at, born) "
+                     "VALUES (?, ?, ?, ?, ?)",
+                     job, "tttii", job->txid, rm_state_name(want), vote, (int64_t)now_ms(),
+                     (int64_t)job->born);
 }
 
 /* The group-commit job: runs a store_job inside the committer's transaction. */
@@ -645,8 +769,8 @@ enum tpc_err store_load_prepared(struct store *st, struct store_prepared **list,
     *list = NULL;
     *n = 0;
     pthread_mutex_lock(&st->mu);
-    if (sqlite3_prepare_v2(st->db, "SELECT txid, changeset, participants FROM tpc_prepared", -1, &s,
-                           NULL) != SQLITE_OK) {
+    if (sqlite3_prepare_v2(st->db, "SELECT txid, changeset, participants, born FROM tpc_prepared",
+                           -1, &s, NULL) != SQLITE_OK) {
         rc = tpc_errbuf_set(err, errlen, TPC_ERR_IO, "sqlite: %s", sqlite3_errmsg(st->db));
         goto out;
     }
@@ -682,6 +806,7 @@ enum tpc_err store_load_prepared(struct store *st, struct store_prepared **list,
             memcpy(p->changeset, cs, (size_t)cs_len);
             p->changeset_len = cs_len;
         }
+        p->born = (uint64_t)sqlite3_column_int64(s, 3);
         count++;
     }
 out:
@@ -696,4 +821,64 @@ out:
     *list = items;
     *n = count;
     return TPC_OK;
+}
+
+/* ---- forgetting ended branches (DESIGN.md section 11) ---- */
+
+uint64_t store_horizon(struct store *st)
+{
+    return horizon_store_now(&st->horizon);
+}
+
+struct collect_job {
+    struct gc_job g;
+    struct store *st;
+    uint64_t horizon;
+    int64_t removed;
+};
+
+/* Inside the committer's transaction: the horizon durable first, then what is below it: a
+ * branch whose transaction was born before the horizon (a prepare of it is refused from then
+ * on, resource.h rule 6). One whose born is not known (begun and ended without a leader that
+ * said it) goes a retention after it ended, by this clock, unless it voted prepared: then it
+ * stays (a prepare of it is never refused, and must get the same vote). */
+static bool run_collect(struct gc_job *g, sqlite3 *db)
+{
+    struct collect_job *c = g->arg;
+    int64_t h = (int64_t)c->horizon;
+    sqlite3_stmt *s = NULL;
+    bool ok = horizon_store_save(db, "tpc_meta", c->horizon);
+
+    if (ok && sqlite3_prepare_v2(db,
+                                 "DELETE FROM tpc_outcome WHERE rowid IN (SELECT rowid FROM "
+                                 "tpc_outcome WHERE decided_at < ?1 AND ((born > 0 AND born < ?1) "
+                                 "OR (born = 0 AND vote <> 'prepared')) LIMIT ?2)",
+                                 -1, &s, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(s, 1, h);
+        sqlite3_bind_int64(s, 2, STORE_GC_BATCH);
+        ok = sqlite3_step(s) == SQLITE_DONE;
+        c->removed = sqlite3_changes(db);
+    } else {
+        ok = false;
+    }
+    sqlite3_finalize(s);
+    if (!ok)
+        snprintf(g->err, sizeof(g->err), "collecting: %s", sqlite3_errmsg(db));
+    return ok;
+}
+
+int64_t store_collect(struct store *st)
+{
+    struct collect_job c = {.st = st, .horizon = store_horizon(st)};
+    struct gc_job *gp = &c.g;
+
+    c.g.run = run_collect;
+    c.g.arg = &c;
+    groupcommit_submit_all(st->gc, &gp, 1);
+    if (c.g.rc) {
+        log_error("store: %s", c.g.err);
+        return -1;
+    }
+    horizon_store_raised(&st->horizon, c.horizon);
+    return c.removed;
 }

@@ -2,8 +2,12 @@
  * store.h - the participant's SQLite database: the resource data and two
  * bookkeeping tables in one file (DESIGN.md section 4).
  *
- *   tpc_prepared(txid, changeset, participants, prepared_at)   branches voted prepared
- *   tpc_outcome(txid, outcome, vote, decided_at)               branches that ended
+ *   tpc_prepared(txid, changeset, participants, prepared_at, born)   branches voted prepared
+ *   tpc_outcome(txid, outcome, vote, decided_at, born)               branches that ended
+ *   tpc_meta(key, value)                     'horizon': the highest horizon used
+ *
+ * Ended branches are forgotten once their transaction is older than the horizon
+ * (store_collect, DESIGN.md section 11).
  *
  * Branch execution (store_exec) runs a branch's statements inside a SQLite
  * transaction on top of its earlier changes, records the cumulative
@@ -46,6 +50,7 @@ struct store_config {
     const char *schema_file; /* run once, when the database is new; may be NULL */
     uint32_t max_rows;       /* result rows per statement */
     uint32_t statement_ms;   /* one exec request's statements may run this long */
+    int64_t retention_ms;    /* ended branches are forgotten this long after (0: an hour) */
 };
 
 enum tpc_err store_open(const struct store_config *cfg, struct store **out, char *err,
@@ -90,6 +95,7 @@ struct store_job {
     int changeset_len;
     const char *participants; /* borrowed JSON array text; PREPARE */
     enum tpc_value vote;      /* COMMIT, ABORT: the branch's ballot-0 vote, or NONE */
+    uint64_t born;            /* the transaction's begin, when known (msg.h) */
     /* out */
     enum tpc_err rc;
     char err[256];
@@ -107,6 +113,7 @@ struct store_prepared {
     void *changeset; /* malloc'd */
     int changeset_len;
     struct msg_parts parts;
+    uint64_t born;
 };
 
 /* Loads every prepared record; *list is malloc'd (free each changeset, then it). */
@@ -119,6 +126,12 @@ enum tpc_err store_load_prepared(struct store *st, struct store_prepared **list,
  */
 enum tpc_err store_ended(struct store *st, const char *txid, enum rm_state *state,
                          enum tpc_value *vote);
+
+/* The horizon (horizon_store.h): prepares of transactions born before it are refused. */
+uint64_t store_horizon(struct store *st);
+/* Forgets a batch of ended branches older than the horizon, in one durable group: the rows
+ * removed, or -1 on an error (logged). */
+int64_t store_collect(struct store *st);
 
 /* fsync calls made on the database's files since start (counted by a VFS shim). */
 uint64_t store_fsyncs(void);

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "groupcommit.h"
+#include "horizon_store.h"
 #include "stmt_cache.h"
 #include "store.h"
 
@@ -23,17 +24,19 @@ struct store {
     uint32_t max_rows, statement_ms;
     int64_t exec_deadline; /* monotonic ms; while in_branch, statements stop past it */
     bool in_branch;
-    bool compiling; /* a client's statement is being prepared (not the session's own SQL) */
-    char denied[256];                /* the first refusal of the statement, for the error message */
-    char why[256];                   /* scratch for the latest refusal */
+    bool compiling;   /* a client's statement is being prepared (not the session's own SQL) */
+    char denied[256]; /* the first refusal of the statement, for the error message */
+    char why[256];    /* scratch for the latest refusal */
     char *tables[STORE_MAX_TABLES];  /* the user tables */
     char *why_not[STORE_MAX_TABLES]; /* why a branch may not write one; NULL: it may */
     size_t n_tables;
-    struct groupcommit *gc; /* durable steps (groupcommit.h) */
-    pthread_mutex_t rmu;    /* rdb */
-    sqlite3 *rdb;           /* reads that must not wait for the writer (sqlite_reader.h) */
-    struct stmt_cache wstmts; /* db's own statements (under mu) */
-    struct stmt_cache rstmts; /* rdb's (under rmu) */
+    struct groupcommit *gc;       /* durable steps (groupcommit.h) */
+    pthread_mutex_t rmu;          /* rdb */
+    sqlite3 *rdb;                 /* reads that must not wait for the writer (sqlite_reader.h) */
+    struct stmt_cache wstmts;     /* db's own statements (under mu) */
+    struct stmt_cache rstmts;     /* rdb's (under rmu) */
+    struct horizon_store horizon; /* tpc_meta 'horizon' (DESIGN.md section 11) */
+    bool horizon_up;
 };
 
 /* Monotonic milliseconds. */

@@ -124,3 +124,60 @@ enum tpc_err acceptor_phase2b(const struct acceptor_record *cur, const struct ms
     assert(acceptor_record_valid(next, n_acceptors));
     return TPC_OK;
 }
+
+bool acceptor_record_empty(const struct acceptor_record *r)
+{
+    return ballot_is_zero(r->mbal) && r->val == TPC_VALUE_NONE && r->parts.n == 0;
+}
+
+enum tpc_err acceptor_handle(const struct acceptor_record *cur, enum tpc_outcome decided,
+                             uint64_t horizon, const struct msg *in, uint32_t self,
+                             uint32_t n_acceptors, struct acceptor_record *next, struct msg *reply,
+                             enum acceptor_action *action, char *err, size_t errlen)
+{
+    static const struct acceptor_record fresh;
+    const struct acceptor_record *rec = cur;
+    enum tpc_err rc;
+
+    if (in->type != MSG_PHASE1A && in->type != MSG_PHASE2A)
+        return tpc_errbuf_set(err, errlen, TPC_ERR_INVALID, "acceptor: expected a 1a or 2a");
+    rc = msg_validate(in, n_acceptors, err, errlen);
+    if (rc)
+        return rc;
+    if (decided == TPC_OUTCOME_COMMITTED || decided == TPC_OUTCOME_ABORTED) {
+        /* Rule 4: the decision answers; no record is kept or made. */
+        memset(reply, 0, sizeof(*reply));
+        reply->type = MSG_OUTCOME;
+        memcpy(reply->txid, in->txid, sizeof(reply->txid));
+        reply->outcome = decided;
+        reply->born = in->born;
+        *next = *cur;
+        *action = ACCEPTOR_REPLY;
+        return TPC_OK;
+    }
+    /* Rule 5: a record of an expired transaction is dead (collected soon); one of another
+     * born (a txid used again) is refused while it lives; with no live record, nothing is
+     * made for an expired transaction. */
+    if (msg_expired(cur->born, horizon))
+        rec = &fresh;
+    else if (cur->born && in->born && cur->born != in->born)
+        return tpc_errbuf_set(err, errlen, TPC_ERR_PROTOCOL,
+                              "acceptor: %s was born at %llu, not %llu", in->txid,
+                              (unsigned long long)cur->born, (unsigned long long)in->born);
+    if (acceptor_record_empty(rec) && msg_expired(in->born, horizon))
+        return tpc_errbuf_set(err, errlen, TPC_ERR_EXPIRED,
+                              "acceptor: %s is older than the horizon: forgotten", in->txid);
+    if (in->type == MSG_PHASE1A)
+        rc = acceptor_phase1b(rec, in, self, n_acceptors, next, reply, action, err, errlen);
+    else
+        rc = acceptor_phase2b(rec, in, self, n_acceptors, next, reply, action, err, errlen);
+    if (rc)
+        return rc;
+    if (!next->born && in->born) {
+        next->born = in->born;
+        *action = ACCEPTOR_PERSIST_THEN_REPLY;
+    }
+    if (rec != cur)
+        *action = ACCEPTOR_PERSIST_THEN_REPLY; /* the dead record is replaced */
+    return TPC_OK;
+}

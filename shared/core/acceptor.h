@@ -20,6 +20,16 @@
  *   3. The caller persists *next durably BEFORE it sends *reply whenever the
  *      action is ACCEPTOR_PERSIST_THEN_REPLY. That is what makes an acceptor's
  *      promise and vote survive its crash; nothing here can enforce it.
+ *   4. (acceptor_handle) An acceptor that holds the transaction's decision
+ *      answers every 1a and 2a with it (an OUTCOME) and keeps no record: the
+ *      decision stands for the records it replaced (DESIGN.md section 11), and
+ *      a proposer that hears it learns the outcome instead of choosing again.
+ *   5. (acceptor_handle) It never makes a record for a transaction older than
+ *      its horizon (msg_expired): it may have held one and forgotten it, and a
+ *      fresh promise from it could let a second value be chosen. Such input is
+ *      refused (TPC_ERR_EXPIRED): nothing is stored, nothing is answered. A
+ *      stored record of an expired transaction is dead: a message that names
+ *      another born for the same txid (a txid used again) starts afresh.
  *
  * Invariants of a record: bal <= mbal; val == NONE implies bal == 0; mbal
  * never decreases; once val is set, it changes only with a higher ballot.
@@ -37,6 +47,7 @@ struct acceptor_record {
     struct ballot mbal;
     struct ballot bal;
     enum tpc_value val;
+    uint64_t born; /* the transaction's begin, from the first message with one (0: unknown) */
     struct msg_parts parts;
 };
 
@@ -64,6 +75,21 @@ enum tpc_err acceptor_phase2b(const struct acceptor_record *cur, const struct ms
                               uint32_t self, uint32_t n_acceptors, struct acceptor_record *next,
                               struct msg *reply, enum acceptor_action *action, char *err,
                               size_t errlen);
+
+/*
+ * Handles a PHASE1A or PHASE2A as a whole acceptor: rules 4 and 5 around the
+ * two actions above. decided is the decision this node holds for the
+ * transaction (TPC_OUTCOME_NONE: none), horizon its horizon (0: none). The
+ * reply may then also be an OUTCOME (rule 4); TPC_ERR_EXPIRED (rule 5) is a
+ * refusal like any error: answer nothing, change nothing.
+ */
+enum tpc_err acceptor_handle(const struct acceptor_record *cur, enum tpc_outcome decided,
+                             uint64_t horizon, const struct msg *in, uint32_t self,
+                             uint32_t n_acceptors, struct acceptor_record *next, struct msg *reply,
+                             enum acceptor_action *action, char *err, size_t errlen);
+
+/* Whether r is the record of an instance never heard of (all zero but maybe born). */
+bool acceptor_record_empty(const struct acceptor_record *r);
 
 /* Checks the record invariants listed above (for asserts and storage loads). */
 bool acceptor_record_valid(const struct acceptor_record *r, uint32_t n_acceptors);

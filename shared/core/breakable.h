@@ -20,6 +20,9 @@ enum tpc_break {
     TPC_BREAK_ANSWER_BEFORE_CHOSEN, /* replica answers "committed" once votes are in */
     TPC_BREAK_TOLD_BEFORE_ACK,      /* replica marks an outcome told before every ack */
     TPC_BREAK_VOTE_BEFORE_DURABLE,  /* participant votes before its prepared record is durable */
+    TPC_BREAK_FORGET_BEFORE_TOLD,   /* a replica's storage forgets a decision once recorded,
+                                     * before every participant has it (and before it expires);
+                                     * the simulated disk does it */
 };
 
 #ifdef TPC_BREAKABLE

@@ -35,6 +35,7 @@ enum codec_key {
     K_REPLICA,
     K_MESSAGES,
     K_READ_ONLY,
+    K_BORN,
     K_COUNT
 };
 
@@ -56,6 +57,7 @@ static const char *const codec_key_names[K_COUNT] = {
     [K_REPLICA] = "replica",
     [K_MESSAGES] = "messages",
     [K_READ_ONLY] = "read_only",
+    [K_BORN] = "born",
 };
 /* clang-format on */
 
@@ -74,14 +76,16 @@ static struct codec_shape codec_shape_of(enum msg_type t)
 
     switch (t) {
     case MSG_PREPARE:
-        s.uses = KB(K_PARTS);
+        s.uses = KB(K_PARTS) | KB(K_BORN);
+        s.optional = KB(K_BORN); /* absent: not known (0) */
         break;
     case MSG_VOTE:
         s.uses = KB(K_INSTANCE) | KB(K_VALUE) | KB(K_ACKS) | KB(K_READ_ONLY);
         s.optional = KB(K_READ_ONLY); /* present, as true, only for a read-only branch */
         break;
     case MSG_PHASE1A:
-        s.uses = KB(K_INSTANCE) | KB(K_BALLOT) | KB(K_PARTS);
+        s.uses = KB(K_INSTANCE) | KB(K_BALLOT) | KB(K_PARTS) | KB(K_BORN);
+        s.optional = KB(K_BORN);
         break;
     case MSG_PHASE1B:
         s.uses = KB(K_INSTANCE) | KB(K_ACCEPTOR) | KB(K_BALLOT) | KB(K_ACCEPTED) | KB(K_VALUE) |
@@ -91,7 +95,8 @@ static struct codec_shape codec_shape_of(enum msg_type t)
         s.optional = KB(K_ACCEPTED) | KB(K_VALUE) | KB(K_PARTS);
         break;
     case MSG_PHASE2A:
-        s.uses = KB(K_INSTANCE) | KB(K_BALLOT) | KB(K_VALUE) | KB(K_PARTS);
+        s.uses = KB(K_INSTANCE) | KB(K_BALLOT) | KB(K_VALUE) | KB(K_PARTS) | KB(K_BORN);
+        s.optional = KB(K_BORN);
         break;
     case MSG_PHASE2B:
         s.uses = KB(K_INSTANCE) | KB(K_ACCEPTOR) | KB(K_BALLOT) | KB(K_VALUE);
@@ -100,15 +105,16 @@ static struct codec_shape codec_shape_of(enum msg_type t)
         s.uses = KB(K_INSTANCE) | KB(K_ACCEPTOR) | KB(K_BALLOT) | KB(K_PROMISED);
         break;
     case MSG_OUTCOME:
-        s.uses = KB(K_OUTCOME);
+        s.uses = KB(K_OUTCOME) | KB(K_BORN);
+        s.optional = KB(K_BORN);
         break;
     case MSG_ACK:
         s.uses = KB(K_INSTANCE) | KB(K_OUTCOME);
         break;
     case MSG_STATUS:
         /* A client asks without an instance; a participant may not know the list. */
-        s.uses = KB(K_INSTANCE) | KB(K_PARTS);
-        s.optional = KB(K_INSTANCE) | KB(K_PARTS);
+        s.uses = KB(K_INSTANCE) | KB(K_PARTS) | KB(K_BORN);
+        s.optional = KB(K_INSTANCE) | KB(K_PARTS) | KB(K_BORN);
         break;
     }
     if (s.uses)
@@ -432,6 +438,16 @@ static enum tpc_err codec_decode_fields(const json_t *j, const char *tn, uint32_
         if (rc)
             return rc;
     }
+    if ((v = json_object_get(j, "born"))) {
+        uint64_t born = 0;
+
+        rc = codec_get_uint(v, tn, "born", MSG_BORN_MAX, &born, err, errlen);
+        if (rc)
+            return rc;
+        if (born == 0) /* one wire form: absent when not known */
+            return tpc_errbuf_set(err, errlen, TPC_ERR_RANGE, "%s: 'born' is positive", tn);
+        m->born = born;
+    }
     if ((v = json_object_get(j, "read_only"))) {
         /* One wire form: the key is there, as true, or absent. */
         if (!json_is_true(v))
@@ -608,6 +624,9 @@ json_t *codec_encode(const struct msg *m)
         goto fail;
     if ((uses & KB(K_READ_ONLY)) && m->read_only &&
         json_object_set_new(o, "read_only", json_true()))
+        goto fail;
+    if ((uses & KB(K_BORN)) && m->born &&
+        json_object_set_new(o, "born", json_integer((json_int_t)m->born)))
         goto fail;
     /* Validated: the list is empty only where the type allows it to be absent. */
     if ((uses & KB(K_PARTS)) && m->parts.n > 0 &&

@@ -17,6 +17,8 @@ static void msg_start(const struct leader_txn *t, enum msg_type type, const char
     memcpy(m->txid, t->txid, sizeof(m->txid));
     if (instance)
         memcpy(m->instance, instance, sizeof(m->instance));
+    if (type == MSG_PREPARE || type == MSG_PHASE1A || type == MSG_PHASE2A || type == MSG_OUTCOME)
+        m->born = t->born; /* how old the transaction is, for every receiver's horizon */
 }
 
 static void send_all_acceptors(const struct leader_txn *t, const struct msg *m,

@@ -95,6 +95,7 @@ struct leader_txn {
     uint32_t attempts;    /* resends so far, for the backoff */
     bool started;         /* leader_start was called: this replica sent the prepares */
     uint32_t relay_first; /* bit a: relay votes to acceptor a first; 0: to all (rule 5) */
+    uint64_t born;        /* the transaction's begin (msg.h), carried by its 1a, 2a, prepare */
 };
 
 /* Where an outgoing message goes. */

@@ -149,31 +149,32 @@ enum {
     F_ACKS = 1 << 7,
     F_PARTS = 1 << 8,
     F_READ_ONLY = 1 << 9,
+    F_BORN = 1 << 10,
 };
 
 static unsigned fields_of(enum msg_type t)
 {
     switch (t) {
     case MSG_PREPARE:
-        return F_PARTS;
+        return F_PARTS | F_BORN;
     case MSG_VOTE:
         return F_INSTANCE | F_VALUE | F_ACKS | F_READ_ONLY;
     case MSG_PHASE1A:
-        return F_INSTANCE | F_BALLOT | F_PARTS;
+        return F_INSTANCE | F_BALLOT | F_PARTS | F_BORN;
     case MSG_PHASE1B:
         return F_INSTANCE | F_ACCEPTOR | F_BALLOT | F_ACCEPTED | F_VALUE | F_PARTS;
     case MSG_PHASE2A:
-        return F_INSTANCE | F_BALLOT | F_VALUE | F_PARTS;
+        return F_INSTANCE | F_BALLOT | F_VALUE | F_PARTS | F_BORN;
     case MSG_PHASE2B:
         return F_INSTANCE | F_ACCEPTOR | F_BALLOT | F_VALUE;
     case MSG_REJECT:
         return F_INSTANCE | F_ACCEPTOR | F_BALLOT | F_PROMISED;
     case MSG_OUTCOME:
-        return F_OUTCOME;
+        return F_OUTCOME | F_BORN;
     case MSG_ACK:
         return F_INSTANCE | F_OUTCOME;
     case MSG_STATUS:
-        return F_INSTANCE | F_PARTS;
+        return F_INSTANCE | F_PARTS | F_BORN;
     }
     return 0;
 }
@@ -217,6 +218,10 @@ enum tpc_err msg_validate(const struct msg *m, uint32_t n_replicas, char *err, s
         FAIL(TPC_ERR_INVALID, "%s: unexpected participant list", tn);
     if (!(f & F_READ_ONLY) && m->read_only)
         FAIL(TPC_ERR_INVALID, "%s: unexpected read_only", tn);
+    if (!(f & F_BORN) && m->born)
+        FAIL(TPC_ERR_INVALID, "%s: unexpected born", tn);
+    if (m->born > MSG_BORN_MAX)
+        FAIL(TPC_ERR_RANGE, "%s: born out of range", tn);
     if (m->read_only && m->value != TPC_VALUE_PREPARED)
         FAIL(TPC_ERR_INVALID, "%s: only a prepared vote is read-only", tn);
 

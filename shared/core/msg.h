@@ -7,7 +7,7 @@
  *
  *   type          from -> to                  fields used (besides type, txid)
  *   ------------  --------------------------  -------------------------------------------
- *   PREPARE       leader -> participant        parts
+ *   PREPARE       leader -> participant        parts, born
  *   VOTE          participant -> leader        instance (the voter), value (its vote),
  *                                              acks (acceptors that answered phase 2b for the
  *                                              vote in ballot 0: 0 now that the leader
@@ -15,22 +15,26 @@
  *                                              read_only (a prepared vote
  *                                              of a branch that changed nothing: it needs no
  *                                              outcome)
- *   PHASE1A       replica -> acceptor          instance, ballot, parts
+ *   PHASE1A       replica -> acceptor          instance, ballot, parts, born
  *   PHASE1B       acceptor -> replica          instance, acceptor, ballot (now promised),
  *                                              accepted_ballot + value (TPC_VALUE_NONE when
  *                                              nothing accepted), parts (n 0 if not known)
- *   PHASE2A       replica -> acceptor (ballot  instance, ballot, value, parts
+ *   PHASE2A       replica -> acceptor (ballot  instance, ballot, value, parts, born
  *                 0: a participant's vote,
  *                 relayed by its leader)
  *   PHASE2B       acceptor -> sender of 2a     instance, acceptor, ballot, value
  *   REJECT        acceptor -> sender of a      instance, acceptor, ballot (the refused one),
  *                 refused 1a or 2a             promised (the acceptor's promise)
- *   OUTCOME       replica -> participant,      outcome
+ *   OUTCOME       replica -> participant,      outcome, born
  *                 replica or client
  *   ACK           participant -> replica       instance (the participant), outcome (applied)
  *   STATUS        participant or client ->     instance (asking participant, "" for a client),
- *                 replica                      parts
+ *                 replica                      parts, born
  *
+ * born: when the transaction began, in milliseconds since 1970 by its leader's
+ * clock (0: not known, as in a message a person wrote). Every node forgets a
+ * transaction older than its horizon and takes no message about one
+ * (DESIGN.md section 11): born is how a message says how old its transaction is.
  * An "instance" is one Paxos instance of Paxos Commit: one per (transaction,
  * participant), named by the participant's name. Every PHASE1A and PHASE2A
  * carries the full participant list so that any replica that sees one
@@ -98,8 +102,19 @@ struct msg {
     enum tpc_outcome outcome;
     uint32_t acks;  /* bit i set: acceptor i */
     bool read_only; /* VOTE only */
+    uint64_t born;  /* PREPARE, PHASE1A, PHASE2A, STATUS, OUTCOME: the transaction's begin
+                     * (0: unknown) */
     struct msg_parts parts;
 };
+
+/* Largest born: 2^53 - 1, so that it is exact in every JSON reader. */
+#define MSG_BORN_MAX 9007199254740991ULL
+
+/* Whether a transaction born at `born` is older than `horizon` (0 born: never). */
+static inline bool msg_expired(uint64_t born, uint64_t horizon)
+{
+    return born != 0 && born < horizon;
+}
 
 /* Transaction ids and participant names: 1..max characters of [A-Za-z0-9_-],
  * so they are safe in URLs, file names and logs without escaping. */

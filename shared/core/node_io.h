@@ -68,6 +68,7 @@ struct node_write {
     enum tpc_outcome outcome;
     enum tpc_value vote;
     uint64_t round;
+    uint64_t born; /* DECISION, LEARNED, PREPARED, OUTCOME: the transaction's begin (msg.h) */
     struct msg_parts parts;
 };
 
@@ -75,6 +76,7 @@ struct node_write {
 struct node_txn {
     char txid[TPC_TXID_MAX + 1];
     enum tpc_outcome outcome;
+    uint64_t born;
     struct msg_parts parts;
 };
 
@@ -82,16 +84,21 @@ struct node_io {
     void *ctx;
     uint64_t (*now)(void *ctx);    /* milliseconds (or ticks), monotonic */
     uint64_t (*random)(void *ctx); /* uniform 64 bits */
+    /* Optional (NULL: 0). wall: milliseconds since 1970, a transaction's born (msg.h).
+     * horizon: this node forgets transactions born before it, and takes no message about
+     * one (DESIGN.md section 11); it never goes down, even if the clock does. */
+    uint64_t (*wall)(void *ctx);
+    uint64_t (*horizon)(void *ctx);
     void (*send)(void *ctx, const struct node_addr *to, const struct msg *m);
     void (*persist)(void *ctx, const struct node_write *w);
 
     /* Replica reads. decision: the decision recorded or learned for txid (NONE when none),
      * with its parts when parts is not NULL. acceptor_parts: the participant list this
-     * replica's acceptor recorded for txid (n 0: none). stale: up to cap undecided
-     * transactions its acceptor has records of, unchanged for age. untold: up to cap of its
-     * own decisions not marked told, in txid order after `after` ("" first). */
+     * replica's acceptor recorded for txid (n 0: none), and its born (0: unknown). stale: up to cap
+     * undecided transactions its acceptor has records of, unchanged for age. untold: up to cap of
+     * its own decisions not marked told, in txid order after `after` ("" first). */
     enum tpc_outcome (*decision)(void *ctx, const char *txid, struct msg_parts *parts);
-    void (*acceptor_parts)(void *ctx, const char *txid, struct msg_parts *parts);
+    void (*acceptor_parts)(void *ctx, const char *txid, struct msg_parts *parts, uint64_t *born);
     size_t (*stale)(void *ctx, uint64_t age, struct node_txn *out, size_t cap);
     size_t (*untold)(void *ctx, const char *after, struct node_txn *out, size_t cap);
 

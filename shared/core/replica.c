@@ -27,6 +27,11 @@ static uint64_t rnd_of(const struct replica *r)
     return r->io.random(r->io.ctx);
 }
 
+static uint64_t horizon_of(const struct replica *r)
+{
+    return r->io.horizon ? r->io.horizon(r->io.ctx) : 0;
+}
+
 static void leader_sink(void *ctx, enum leader_dest dest, uint32_t id, const struct msg *m)
 {
     struct sink *k = ctx;
@@ -64,6 +69,7 @@ static void announce(struct replica *r, struct replica_txn *t)
     m.type = MSG_OUTCOME;
     memcpy(m.txid, t->e.id, sizeof(m.txid));
     m.outcome = t->outcome;
+    m.born = t->born;
     for (a = 0; a < r->cfg.n_replicas; a++) {
         if (a == r->cfg.self)
             continue;
@@ -125,6 +131,7 @@ static bool lead(struct replica *r, struct replica_txn *t, const struct msg_part
     if (leader_init(&t->leader, &lc, t->e.id, parts, now_of(r)) != TPC_OK)
         return false;
     t->leading = true;
+    t->leader.born = t->born;
     t->parts = *parts;
     return true;
 }
@@ -179,6 +186,7 @@ static void settle(struct replica *r, struct replica_txn *t)
     if (t->leading && t->outcome != TPC_OUTCOME_NONE && t->record == REPLICA_RECORD_NONE) {
         node_write_init(&w, NODE_WRITE_DECISION, t->e.id);
         w.outcome = t->outcome;
+        w.born = t->born;
         w.parts = t->leader.parts;
         t->record = REPLICA_RECORD_WRITING;
         r->io.persist(r->io.ctx, &w);
@@ -215,18 +223,30 @@ static void start_recovery(struct replica *r, struct replica_txn *t, const struc
     request_round(r, t);
 }
 
-/* Somebody waited long for txid: recover it here unless this replica is on it already. */
-static void ensure_recovery(struct replica *r, const char *txid, const struct msg_parts *given)
+/* Somebody waited long for txid: recover it here unless this replica is on it already, or it
+ * is expired (rule 8). born: what the asker knows of its age (0: nothing). */
+static void ensure_recovery(struct replica *r, const char *txid, const struct msg_parts *given,
+                            uint64_t born)
 {
-    struct msg_parts parts = *given;
+    struct msg_parts parts;
+    uint64_t recorded = 0;
     struct replica_txn *t;
 
-    if (parts.n == 0) {
-        r->io.acceptor_parts(r->io.ctx, txid, &parts);
-        if (parts.n == 0)
-            return; /* never a guessed list: only one an acceptor recorded */
+    r->io.acceptor_parts(r->io.ctx, txid, &parts, &recorded);
+    if (given->n)
+        parts = *given;
+    if (parts.n == 0)
+        return; /* never a guessed list: only one an acceptor recorded */
+    if (!born)
+        born = recorded;
+    t = txn_find(r, txid);
+    if (!t && msg_expired(born, horizon_of(r))) {
+        r->expired_refused++;
+        return;
     }
     t = txn_make(r, txid);
+    if (t && !t->born)
+        t->born = born;
     if (t && !t->leading && t->state != REPLICA_DECIDED)
         start_recovery(r, t, &parts);
 }
@@ -282,6 +302,8 @@ enum tpc_err replica_start(struct replica *r)
                 return TPC_ERR_NOMEM;
             if (t->leading || !lead(r, t, &page[i].parts))
                 continue;
+            t->born = page[i].born;
+            t->leader.born = page[i].born;
             t->state = REPLICA_DECIDED;
             t->outcome = page[i].outcome;
             t->record = REPLICA_RECORD_DURABLE;
@@ -296,7 +318,7 @@ enum tpc_err replica_start(struct replica *r)
 
 /* ---- client calls ---- */
 
-enum tpc_err replica_begin(struct replica *r, const char *txid, uint64_t timeout)
+enum tpc_err replica_begin(struct replica *r, const char *txid, uint64_t timeout, uint64_t born)
 {
     struct replica_txn *t;
 
@@ -309,6 +331,7 @@ enum tpc_err replica_begin(struct replica *r, const char *txid, uint64_t timeout
         return TPC_ERR_NOMEM;
     t->begun_here = true;
     t->deadline = now_of(r) + timeout;
+    t->born = born ? born : r->io.wall ? r->io.wall(r->io.ctx) : 0;
     return TPC_OK;
 }
 
@@ -376,6 +399,7 @@ static void view_of(const struct replica_txn *t, struct replica_view *v)
     v->applied = t->leading ? leader_done(&t->leader) : t->outcome != TPC_OUTCOME_NONE;
     v->decided_at = t->decided_at;
     v->deadline = t->state == REPLICA_ACTIVE ? t->deadline : 0;
+    v->born = t->born;
 }
 
 bool replica_view(const struct replica *r, const char *txid, struct replica_view *v)
@@ -434,7 +458,7 @@ static void answer_status(struct replica *r, const struct node_addr *from, const
         r->io.send(r->io.ctx, from, &reply);
         return;
     }
-    ensure_recovery(r, m->txid, &m->parts);
+    ensure_recovery(r, m->txid, &m->parts, m->born);
     if (!m->instance[0] && (t = txn_find(r, m->txid)) != NULL)
         t->client_waiting = true; /* a client asks: it gets the outcome once chosen */
 }
@@ -451,6 +475,7 @@ static void learn_outcome(struct replica *r, const struct msg *m)
     if (!t || t->outcome == TPC_OUTCOME_NONE) {
         node_write_init(&w, NODE_WRITE_LEARNED, m->txid);
         w.outcome = m->outcome;
+        w.born = m->born ? m->born : (t ? t->born : 0);
         r->io.persist(r->io.ctx, &w);
     }
     if (!t)
@@ -594,7 +619,7 @@ void replica_tick(struct replica *r)
     n = r->io.stale(r->io.ctx, r->cfg.stale_after, stale, sizeof(stale) / sizeof(stale[0]));
     for (i = 0; i < n; i++)
         if (r->io.decision(r->io.ctx, stale[i].txid, NULL) == TPC_OUTCOME_NONE)
-            ensure_recovery(r, stale[i].txid, &stale[i].parts);
+            ensure_recovery(r, stale[i].txid, &stale[i].parts, stale[i].born);
 }
 
 static void check_one(void *ctx, struct txmap_entry *e)

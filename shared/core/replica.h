@@ -45,6 +45,11 @@
  *      it (leader.h rule 5); it only recovers.
  *   7. Outcomes learned from other replicas are recorded (NODE_WRITE_LEARNED)
  *      and handed to a local leader of the same transaction, which tells.
+ *   8. A transaction older than the horizon (io->horizon, msg_expired) is
+ *      never recovered here, whoever asks: its records may be forgotten at
+ *      the acceptors (acceptor.h rule 5), so no quorum would be sound. Its
+ *      born travels with every message about it (msg.h), so every node judges
+ *      its age the same way; DESIGN.md section 11 has the whole rule.
  *
  * Invariants (replica_check() asserts them in debug builds):
  *   I1. state DECIDED <=> outcome != NONE; a leading transaction's outcome
@@ -104,6 +109,7 @@ struct replica_txn {
     bool told_writing, told;
     bool client_waiting; /* a client waits for the outcome (answer it when chosen) */
     bool foreign;        /* recovered here, begun at another replica (counted once) */
+    uint64_t born;       /* its begin (msg.h; 0: unknown) */
 };
 
 struct replica_stats {
@@ -116,6 +122,7 @@ struct replica {
     struct replica_config cfg;
     struct node_io io;
     struct txmap txns;
+    uint64_t expired_refused; /* recoveries not started: the transaction is expired (rule 8) */
     uint64_t last_sweep;
     struct replica_stats stats;
 };
@@ -129,6 +136,7 @@ struct replica_view {
     bool applied; /* every participant acknowledged the outcome */
     uint64_t decided_at;
     uint64_t deadline; /* ACTIVE, begun here: when it aborts unless committed (0: none) */
+    uint64_t born;     /* its begin (msg.h; 0: unknown) */
 };
 
 enum tpc_err replica_init(struct replica *r, const struct replica_config *cfg,
@@ -139,8 +147,9 @@ void replica_fini(struct replica *r);
 
 /* ---- client calls ---- */
 
-/* Begins txid here, to be committed within timeout. TPC_ERR_STATE: txid is in memory. */
-enum tpc_err replica_begin(struct replica *r, const char *txid, uint64_t timeout);
+/* Begins txid here, to be committed within timeout; born: when it began (msg.h), 0 for now
+ * (io->wall). TPC_ERR_STATE: txid is in memory. */
+enum tpc_err replica_begin(struct replica *r, const char *txid, uint64_t timeout, uint64_t born);
 /* Enlists participant name (TPC_ERR_STATE: not ACTIVE; TPC_ERR_RANGE: too many;
  * TPC_ERR_INVALID: not in memory). */
 enum tpc_err replica_enlist(struct replica *r, const char *txid, const char *name);

@@ -16,6 +16,11 @@ static uint64_t now_of(const struct resource *d)
     return d->io.now(d->io.ctx);
 }
 
+static uint64_t horizon_of(const struct resource *d)
+{
+    return d->io.horizon ? d->io.horizon(d->io.ctx) : 0;
+}
+
 static struct resource_branch *find(const struct resource *d, const char *txid)
 {
     return (struct resource_branch *)txmap_get(&d->branches, txid);
@@ -73,6 +78,7 @@ static void start_write(struct resource *d, struct resource_branch *b, enum node
     node_write_init(&w, kind, b->e.id);
     w.outcome = o;
     w.vote = next->vote;
+    w.born = b->born;
     w.parts = b->parts;
     b->writing = kind;
     b->next = *next;
@@ -108,7 +114,8 @@ void resource_fini(struct resource *d)
     txmap_fini(&d->branches);
 }
 
-enum tpc_err resource_load(struct resource *d, const char *txid, const struct msg_parts *parts)
+enum tpc_err resource_load(struct resource *d, const char *txid, const struct msg_parts *parts,
+                           uint64_t born)
 {
     struct resource_branch *b;
 
@@ -119,11 +126,12 @@ enum tpc_err resource_load(struct resource *d, const char *txid, const struct ms
         return TPC_ERR_NOMEM;
     b->rm = (struct rm_branch){RM_PREPARED, TPC_VALUE_PREPARED};
     b->parts = *parts;
+    b->born = born;
     b->next_query = now_of(d); /* rule 5: ask soon */
     return TPC_OK;
 }
 
-enum tpc_err resource_begin(struct resource *d, const char *txid, uint64_t timeout)
+enum tpc_err resource_begin(struct resource *d, const char *txid, uint64_t timeout, uint64_t born)
 {
     struct resource_branch *b = find(d, txid);
     enum tpc_value vote = TPC_VALUE_NONE;
@@ -141,6 +149,7 @@ enum tpc_err resource_begin(struct resource *d, const char *txid, uint64_t timeo
     if (!b)
         return TPC_ERR_NOMEM;
     b->rm.state = RM_WORKING;
+    b->born = born;
     b->deadline = now_of(d) + (timeout ? timeout : d->cfg.branch_timeout);
     return TPC_OK;
 }
@@ -176,6 +185,12 @@ enum tpc_err resource_prepare(struct resource *d, const struct node_addr *from,
         if (d->io.ended(d->io.ctx, prep->txid, &ended, &cur.vote) != TPC_OK)
             return tpc_errbuf_set(err, errlen, TPC_ERR_IO, "cannot read how %s ended", prep->txid);
         cur.state = (enum rm_state)ended;
+        if (cur.state == RM_NONE && msg_expired(prep->born, horizon_of(d))) {
+            d->stats.expired_refused++; /* rule 6: maybe forgotten, so no fresh vote */
+            return tpc_errbuf_set(err, errlen, TPC_ERR_EXPIRED,
+                                  "transaction %s is older than the horizon: forgotten",
+                                  prep->txid);
+        }
     }
     /* One transaction, one list: a prepared branch keeps the one it was prepared with. */
     if (cur.state == RM_PREPARED && !msg_parts_equal(&b->parts, &prep->parts))
@@ -189,6 +204,8 @@ enum tpc_err resource_prepare(struct resource *d, const struct node_addr *from,
     if (!b && !(b = make(d, prep->txid)))
         return TPC_ERR_NOMEM;
     b->parts = prep->parts;
+    if (!b->born)
+        b->born = prep->born;
     b->vote_owed = true;
     b->vote_to = *from;
     if (next.state == RM_PREPARED)
@@ -224,7 +241,7 @@ static enum tpc_err apply(struct resource *d, struct resource_branch *b, enum tp
 }
 
 enum tpc_err resource_outcome(struct resource *d, const struct node_addr *from, const char *txid,
-                              enum tpc_outcome o, char *err, size_t errlen)
+                              enum tpc_outcome o, uint64_t born, char *err, size_t errlen)
 {
     struct resource_branch *b = find(d, txid);
     struct rm_branch known = {RM_NONE, TPC_VALUE_NONE};
@@ -256,6 +273,10 @@ enum tpc_err resource_outcome(struct resource *d, const struct node_addr *from, 
     if (known.state != RM_NONE)
         return tpc_errbuf_set(err, errlen, TPC_ERR_PROTOCOL, "transaction %s is already %s here",
                               txid, rm_state_name(known.state));
+    if (msg_expired(born, horizon_of(d))) {
+        send_ack(d, from, txid, o); /* rule 6: ended and forgotten, or never begun here */
+        return TPC_OK;
+    }
     if (o == TPC_OUTCOME_COMMITTED)
         return tpc_errbuf_set(err, errlen, TPC_ERR_INVALID,
                               "no branch %s here, and no commit recorded for it", txid);
@@ -263,6 +284,7 @@ enum tpc_err resource_outcome(struct resource *d, const struct node_addr *from, 
     b = make(d, txid);
     if (!b)
         return TPC_ERR_NOMEM;
+    b->born = born;
     return apply(d, b, o, from, err, errlen);
 }
 
@@ -342,6 +364,7 @@ static void ask(struct resource *d, struct resource_branch *b, uint64_t now)
     memcpy(q.txid, b->e.id, sizeof(q.txid));
     msg_copy_str(q.instance, TPC_NAME_MAX, d->cfg.self);
     q.parts = b->parts;
+    q.born = b->born;
     to = node_replica(b->query_tries % d->cfg.n_replicas);
     d->io.send(d->io.ctx, &to, &q);
     /* Round robin over the replicas, with backoff and a little jitter. */

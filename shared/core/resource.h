@@ -35,6 +35,13 @@
  *   4. A prepared branch never aborts on its own: it asks the replicas, with
  *      backoff, until it learns the outcome (in-doubt resolution).
  *   5. After a restart, prepared branches come back (resource_load) and ask.
+ *   6. A prepare of a transaction older than the horizon (io->horizon,
+ *      msg_expired) is refused, with no vote and no write, unless its branch
+ *      is here (in memory, or its end recorded: that vote is repeated). Storage
+ *      forgets ended branches of such transactions (DESIGN.md section 11), so
+ *      "never seen" may mean "forgotten", and a fresh vote could contradict the
+ *      first one. Every write and question carries the branch's born. An
+ *      outcome of an expired transaction with nothing here is acknowledged.
  *
  * Invariants (resource_check() asserts them in debug builds):
  *   I1. A branch in memory is WORKING, PREPARED, or has a write on its way.
@@ -65,6 +72,7 @@ struct resource_branch {
     struct txmap_entry e; /* first; e.id is the txid */
     struct rm_branch rm;  /* as durable (or, for WORKING, as in memory) */
     struct msg_parts parts;
+    uint64_t born;                /* the transaction's begin, from its prepare (0: unknown) */
     uint64_t deadline;            /* WORKING: abort on its own after this */
     uint64_t next_query;          /* PREPARED: ask a replica at this time */
     uint32_t query_tries;         /* for the backoff and the round robin */
@@ -78,6 +86,7 @@ struct resource_branch {
 struct resource_stats {
     uint64_t committed, aborted, read_only; /* branches ended here */
     uint64_t doubts_resolved;               /* learned by asking a replica */
+    uint64_t expired_refused;               /* prepares refused: expired (rule 6) */
 };
 
 struct resource {
@@ -91,22 +100,24 @@ enum tpc_err resource_init(struct resource *d, const struct resource_config *cfg
                            const struct node_io *io);
 void resource_fini(struct resource *d);
 /* After a restart: a prepared branch from storage, in doubt (rule 5). */
-enum tpc_err resource_load(struct resource *d, const char *txid, const struct msg_parts *parts);
+enum tpc_err resource_load(struct resource *d, const char *txid, const struct msg_parts *parts,
+                           uint64_t born);
 
 /*
  * A statement for branch txid is about to run: TPC_OK when the branch is WORKING (begun now
- * if it is new, to abort on its own unless prepared within timeout, 0: cfg.branch_timeout),
+ * if it is new, to abort on its own unless prepared within timeout, 0: cfg.branch_timeout, its
+ * transaction born at born, 0: unknown),
  * TPC_ERR_STATE when it takes no statements (prepared, ending or ended).
  * Every event that reads storage (io->ended) refuses with TPC_ERR_IO when it cannot.
  */
-enum tpc_err resource_begin(struct resource *d, const char *txid, uint64_t timeout);
+enum tpc_err resource_begin(struct resource *d, const char *txid, uint64_t timeout, uint64_t born);
 
 /*
  * A PREPARE from `from` (an invalid one is TPC_ERR_INVALID and changes nothing): ok says whether
  * the branch can commit, changed whether it changed anything. The VOTE goes to `from`, now or once
  * the write behind it is durable. TPC_ERR_INVALID: the list does not name this node; TPC_ERR_STATE:
  * the branch was prepared with another list; TPC_ERR_BUSY: it is ending (a write without a vote is
- * on its way).
+ * on its way); TPC_ERR_EXPIRED: rule 6.
  */
 enum tpc_err resource_prepare(struct resource *d, const struct node_addr *from,
                               const struct msg *prepare, bool ok, bool changed, char *err,
@@ -116,10 +127,13 @@ enum tpc_err resource_prepare(struct resource *d, const struct node_addr *from,
  * A leader's outcome for txid; the ACK goes to `from` once it is applied and durable.
  * TPC_ERR_PROTOCOL: the outcome contradicts the branch (commit of one not prepared, or the
  * other outcome recorded); TPC_ERR_INVALID: commit of a branch never seen here;
- * TPC_ERR_BUSY: a write of another kind is on its way (ask again).
+ * TPC_ERR_BUSY: a write of another kind is on its way (ask again). born: the transaction's
+ * begin as the leader says it (0: not said); for an expired one with nothing here, the outcome
+ * is acknowledged and nothing written (rule 6: its end was forgotten, or it never had a branch
+ * here; a commit means it voted prepared, so it did, and applied it).
  */
 enum tpc_err resource_outcome(struct resource *d, const struct node_addr *from, const char *txid,
-                              enum tpc_outcome o, char *err, size_t errlen);
+                              enum tpc_outcome o, uint64_t born, char *err, size_t errlen);
 
 /*
  * A replica's answer to this node's STATUS question (an OUTCOME): applied like an outcome.

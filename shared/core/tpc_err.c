@@ -25,6 +25,8 @@ const char *tpc_strerror(enum tpc_err err)
         return "input/output error";
     case TPC_ERR_BUSY:
         return "busy: a step on the same object is on its way";
+    case TPC_ERR_EXPIRED:
+        return "older than the horizon: forgotten";
     }
     return "unknown error";
 }

@@ -20,6 +20,7 @@ enum tpc_err {
     TPC_ERR_STATE,    /* the request is not allowed in the current state */
     TPC_ERR_IO,       /* an operating-system or storage call failed */
     TPC_ERR_BUSY,     /* a step on the same object is on its way: ask again once it is done */
+    TPC_ERR_EXPIRED,  /* about a transaction older than this node's horizon: it is forgotten */
 };
 
 /* Static, never NULL, for any value (unknown values give a generic text). */

@@ -6,16 +6,26 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
-int options_parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
+int options_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {
     unsigned long long v;
     char *end;
 
-    if (!s || !*s || *s == '-')
+    if (!s || !*s || *s < '0' || *s > '9')
         return -1;
     errno = 0;
     v = strtoull(s, &end, 10);
     if (errno || *end || v < min || v > max)
+        return -1;
+    *out = (uint64_t)v;
+    return 0;
+}
+
+int options_parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
+{
+    uint64_t v;
+
+    if (options_parse_u64(s, min, max, &v) != 0)
         return -1;
     *out = (uint32_t)v;
     return 0;

@@ -7,6 +7,8 @@
 
 /* A decimal in [min, max] with nothing after it; 0 on success, -1 otherwise. */
 int options_parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out);
+/* The same for 64 bits. */
+int options_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 
 /* The first line of path (a token file) without trailing blanks into out; 0 or -1. Warns on
  * stderr when the file can be read by users other than its owner. */

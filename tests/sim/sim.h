@@ -57,7 +57,14 @@ struct sim_params {
     uint32_t client_abort_ppm; /* per transaction: the client aborts instead of committing */
     uint32_t write_delay;      /* a write completes 0..write_delay ticks after it starts */
     uint32_t write_fail_ppm;   /* per write, while faults are on: it fails (nothing written) */
+    uint64_t retention;        /* a transaction born longer ago is forgotten (DESIGN.md s. 11) */
+    uint32_t replay_ppm;       /* per tick: a message delivered earlier arrives again, late */
 };
+
+/* The simulated wall clock (a transaction's born) runs this far ahead of the tick count, so
+ * that no born is 0 ("unknown"). */
+#define SIM_WALL_OFFSET 1000
+#define SIM_REPLAY_KEEP 64 /* delivered messages kept to be replayed late */
 
 /* What a packet carries: a protocol message, or one of the client's requests. */
 enum sim_req {
@@ -92,6 +99,7 @@ struct sim_replica {
     /* durable: survives a crash */
     struct acceptor_record acc[SIM_MAX_T][SIM_MAX_P];
     enum tpc_outcome decided[SIM_MAX_T]; /* recorded (its own) or learned */
+    uint64_t decided_born[SIM_MAX_T];
     struct msg_parts decided_parts[SIM_MAX_T];
     bool recorded[SIM_MAX_T]; /* its own decision record: it owes the telling */
     bool told[SIM_MAX_T];
@@ -107,8 +115,11 @@ struct sim_replica {
 
 struct sim_part {
     /* durable */
-    struct rm_branch dur[SIM_MAX_T];
+    struct rm_branch dur[SIM_MAX_T]; /* as the checker knows it: kept when forgotten */
     struct msg_parts dur_parts[SIM_MAX_T];
+    uint64_t dur_born[SIM_MAX_T];
+    uint64_t dur_ended_at[SIM_MAX_T];
+    bool forgotten[SIM_MAX_T]; /* its end was collected: storage no longer knows it */
     /* volatile */
     bool drv_up;
     struct resource drv;
@@ -123,6 +134,7 @@ struct sim_txn {
     uint32_t part_node[SIM_MAX_P];
     uint32_t leader; /* replica the client asks to commit */
     uint64_t start;
+    uint64_t born; /* its begin by the simulated wall clock (the leader's first begin) */
     bool started;
     bool branch_ok[SIM_MAX_P];
     bool changed[SIM_MAX_P]; /* false: a read-only branch */
@@ -157,6 +169,7 @@ struct sim_stats {
     uint64_t seeds, ticks, sent, delivered, dropped, duplicated, crashes, midcrashes;
     uint64_t txns, committed, aborted, recoveries, recovered_by_other, dueled, wire_checked;
     uint64_t junk_refused; /* spoiled copies of messages refused (nodes; codec with --wire) */
+    uint64_t replayed, forgotten;         /* late copies delivered; records collected */
     uint64_t settle_max, settle_max_seed; /* slowest settling after faults stopped */
 };
 
@@ -177,6 +190,8 @@ struct sim {
 
     struct sim_packet *net, *due;
     uint32_t n_net, cap_net, cap_due;
+    struct sim_packet replay[SIM_REPLAY_KEEP]; /* copies of delivered messages */
+    uint32_t n_replay;
 
     struct check_inst inst[SIM_MAX_T][SIM_MAX_P];
     char violation[512]; /* first violation found; "" while none */
@@ -202,6 +217,11 @@ bool sim_write_fails(struct sim *s);
 bool sim_io_due(struct sim *s, uint32_t node, struct sim_write *pending, uint32_t *n_pending,
                 struct node_write *w);
 void sim_io_fill(struct sim *s, uint32_t node, struct sim_io_ctx *ctx, struct node_io *io);
+/* The simulated wall clock, and every node's horizon (one clock: no skew). */
+uint64_t sim_wall(const struct sim *s);
+uint64_t sim_horizon(const struct sim *s);
+/* Now and then, a message delivered before arrives again (a late copy). */
+void sim_replay(struct sim *s);
 void sim_deliver_due(struct sim *s);
 void sim_trace(struct sim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 bool sim_is_replica(const struct sim *s, uint32_t node);
@@ -216,6 +236,8 @@ void sim_replica_crash(struct sim *s, uint32_t r);
 void sim_replica_restart(struct sim *s, uint32_t r);
 void sim_replica_stop(struct sim *s, uint32_t r);
 void sim_replica_boot(struct sim *s, uint32_t r);
+/* The disk forgets what is older than the horizon (acc_store.c's ACC_OP_COLLECT). */
+void sim_replica_collect(struct sim *s, uint32_t r);
 
 /* sim_participant.c */
 void sim_part_receive(struct sim *s, uint32_t p, uint32_t from, const struct sim_packet *pk);
@@ -225,6 +247,8 @@ void sim_part_crash(struct sim *s, uint32_t p);
 void sim_part_restart(struct sim *s, uint32_t p);
 void sim_part_stop(struct sim *s, uint32_t p);
 void sim_part_boot(struct sim *s, uint32_t p);
+/* The disk forgets ended branches older than the horizon (store.c's store_collect). */
+void sim_part_collect(struct sim *s, uint32_t p);
 /* The branch of transaction t at participant p as TCommit sees it (memory if up, else disk). */
 enum rm_state sim_part_state(const struct sim *s, uint32_t p, uint32_t t);
 
@@ -241,6 +265,8 @@ void check_step(struct sim *s);
 bool check_settled(struct sim *s, char *why, size_t len);
 /* Once settled: every driver has let go of every transaction (memory does not grow). */
 bool check_drained(struct sim *s, char *why, size_t len);
+/* Once drained: storage forgot every transaction once expired (DESIGN.md section 11). */
+bool check_collected(struct sim *s, char *why, size_t len);
 void check_free(struct sim *s);
 void sim_violation(struct sim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void sim_error(struct sim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

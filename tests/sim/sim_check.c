@@ -330,3 +330,35 @@ void check_free(struct sim *s)
             memset(&s->inst[t][i], 0, sizeof(s->inst[t][i]));
         }
 }
+
+bool check_collected(struct sim *s, char *why, size_t len)
+{
+    static const struct acceptor_record none;
+    uint32_t r, p, t, i;
+
+    for (t = 0; t < s->p.n_txns; t++) {
+        if (!msg_expired(s->txn[t].born, sim_horizon(s))) {
+            snprintf(why, len, "%s is not expired yet", s->txn[t].txid);
+            return false;
+        }
+        for (r = 0; r < s->p.n_replicas; r++) {
+            if (s->rep[r].decided[t] != TPC_OUTCOME_NONE) {
+                snprintf(why, len, "r%u still holds the decision on %s", r, s->txn[t].txid);
+                return false;
+            }
+            for (i = 0; i < SIM_MAX_P; i++)
+                if (memcmp(&s->rep[r].acc[t][i], &none, sizeof(none)) != 0) {
+                    snprintf(why, len, "r%u still holds an acceptor record of %s", r,
+                             s->txn[t].txid);
+                    return false;
+                }
+        }
+        for (p = 0; p < s->p.n_parts; p++)
+            if (s->part[p].dur[t].state != RM_NONE && !s->part[p].forgotten[t]) {
+                snprintf(why, len, "p%u still holds %s (%s)", p, s->txn[t].txid,
+                         rm_state_name(s->part[p].dur[t].state));
+                return false;
+            }
+    }
+    return true;
+}

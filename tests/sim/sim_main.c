@@ -29,6 +29,7 @@ static const struct {
     {"answer-before-chosen", TPC_BREAK_ANSWER_BEFORE_CHOSEN},
     {"told-before-ack", TPC_BREAK_TOLD_BEFORE_ACK},
     {"vote-before-durable", TPC_BREAK_VOTE_BEFORE_DURABLE},
+    {"forget-before-told", TPC_BREAK_FORGET_BEFORE_TOLD},
 };
 
 void sim_before_send(struct sim *s, uint32_t node)
@@ -121,6 +122,10 @@ static void draw_params(struct sim *s, int f)
     p->client_abort_ppm = prng_below(g, 3) ? (uint32_t)prng_below(g, 200000) : 0;
     p->write_delay = (uint32_t)prng_below(g, 4);
     p->write_fail_ppm = prng_below(g, 3) ? (uint32_t)prng_below(g, 60000) : 0;
+    /* Longer than any transaction's life (its timeout is at most half of it, as a replica's
+     * config demands), shorter than the run: every seed forgets everything before it ends. */
+    p->retention = prng_range(g, 1500, 3000);
+    p->replay_ppm = prng_below(g, 3) ? (uint32_t)prng_below(g, 50000) : 0;
 }
 
 static void setup_txns(struct sim *s)
@@ -174,6 +179,7 @@ static void client_tick(struct sim *s)
             uint32_t i;
 
             x->started = true;
+            x->born = sim_wall(s); /* the leader's clock when it begins it: one clock here */
             sim_trace(s, "client: begin %s at r%u", x->txid, x->leader);
             sim_send_request(s, x->leader, t, SIM_BEGIN);
             for (i = 0; i < x->parts.n; i++)
@@ -189,6 +195,8 @@ static void client_tick(struct sim *s)
         }
         if (!x->requested || x->told != TPC_OUTCOME_NONE || s->now < x->client_timer)
             continue;
+        if (x->born && msg_expired(x->born, sim_horizon(s)))
+            continue; /* forgotten: a replica answers 404, and the client stops asking */
         /* No answer yet: ask any replica (one with a record of it recovers it), and ask the
          * leader again, as a client retries its request. */
         memset(&q, 0, sizeof(q));
@@ -225,13 +233,14 @@ static void run_seed(struct sim *s, uint64_t seed, int f, struct run_result *res
 {
     uint64_t end, settled_at = 0;
     uint32_t node, n_nodes, t;
-    bool settled = false;
+    bool settled = false, drained = false;
 
     memset(res, 0, sizeof(*res));
     s->seed = seed;
     s->now = 0;
     s->faults = true;
     s->n_net = 0;
+    s->n_replay = 0;
     s->violation[0] = s->error[0] = '\0';
     memset(s->up, 0, sizeof(s->up));
     memset(s->dying, 0, sizeof(s->dying));
@@ -278,6 +287,7 @@ static void run_seed(struct sim *s, uint64_t seed, int f, struct run_result *res
         }
         faults(s);
         client_tick(s);
+        sim_replay(s);
         sim_deliver_due(s);
         for (node = 0; node < n_nodes; node++) {
             if (!s->up[node])
@@ -295,8 +305,11 @@ static void run_seed(struct sim *s, uint64_t seed, int f, struct run_result *res
             settled = true;
             settled_at = s->now;
         }
-        /* Then every driver must let go of what it holds: no transaction stays in memory. */
-        if (settled && check_drained(s, res->why, sizeof(res->why)))
+        /* Then every driver must let go of what it holds (no transaction stays in memory),
+         * and, once every transaction is older than the retention, every disk. */
+        if (settled && !drained && check_drained(s, res->why, sizeof(res->why)))
+            drained = true;
+        if (drained && check_collected(s, res->why, sizeof(res->why)))
             break;
     }
     s->stats->seeds++;
@@ -314,14 +327,19 @@ static void run_seed(struct sim *s, uint64_t seed, int f, struct run_result *res
     } else if (s->now >= end) {
         char why[400];
 
-        if (settled)
+        if (drained)
+            check_collected(s, why, sizeof(why));
+        else if (settled)
             check_drained(s, why, sizeof(why));
         else
             check_settled(s, why, sizeof(why));
         res->stuck = true;
         snprintf(res->why, sizeof(res->why),
                  "liveness: %s %" PRIu64 " ticks after faults stopped: %s",
-                 settled ? "memory not drained" : "not settled", s->p.live_ticks, why);
+                 drained   ? "storage not collected"
+                 : settled ? "memory not drained"
+                           : "not settled",
+                 s->p.live_ticks, why);
     }
     for (t = 0; t < s->p.n_txns; t++) {
         enum tpc_outcome d = check_decision(s, t);
@@ -355,7 +373,7 @@ static void usage(FILE *f)
         "  --break RULE        break one protocol rule: accept-lower-ballot,\n"
         "                      decide-on-votes, recover-prepared, forget-aborted-vote,\n"
         "                      tell-before-record, answer-before-chosen, told-before-ack,\n"
-        "                      vote-before-durable\n"
+        "                      vote-before-durable, forget-before-told\n"
         "  --expect-violation  succeed only if some seed violates an invariant\n"
         "  --help              this text\n",
         SIM_MAX_F);
@@ -488,6 +506,10 @@ int main(int argc, char **argv)
            stats.crashes, stats.midcrashes);
     printf("%" PRIu64 " spoiled copies of messages (junk) refused by the nodes%s\n",
            stats.junk_refused, s.wire ? " and the codec" : "");
+    printf("%" PRIu64
+           " messages delivered again late (some after their transaction expired); %" PRIu64
+           " records forgotten (each run ends once storage holds nothing)\n",
+           stats.replayed, stats.forgotten);
     printf("%" PRIu64 " transactions: %" PRIu64 " committed, %" PRIu64 " aborted; %" PRIu64
            " recovery rounds; %" PRIu64 " recovered by a replica other than their leader, %" PRIu64
            " by two or more replicas at once\n",

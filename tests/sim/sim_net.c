@@ -456,6 +456,26 @@ static uint64_t io_random(void *ctx)
     return prng_next(&((struct sim_io_ctx *)ctx)->s->rng);
 }
 
+uint64_t sim_wall(const struct sim *s)
+{
+    return s->now + SIM_WALL_OFFSET;
+}
+
+uint64_t sim_horizon(const struct sim *s)
+{
+    return sim_wall(s) > s->p.retention ? sim_wall(s) - s->p.retention : 0;
+}
+
+static uint64_t io_wall(void *ctx)
+{
+    return sim_wall(((struct sim_io_ctx *)ctx)->s);
+}
+
+static uint64_t io_horizon(void *ctx)
+{
+    return sim_horizon(((struct sim_io_ctx *)ctx)->s);
+}
+
 void sim_io_fill(struct sim *s, uint32_t node, struct sim_io_ctx *ctx, struct node_io *io)
 {
     ctx->s = s;
@@ -464,6 +484,36 @@ void sim_io_fill(struct sim *s, uint32_t node, struct sim_io_ctx *ctx, struct no
     io->ctx = ctx;
     io->now = io_now;
     io->random = io_random;
+    io->wall = io_wall;
+    io->horizon = io_horizon;
+}
+
+/* Keeps a copy of a delivered protocol message, to arrive again later (sim_replay). */
+static void keep_for_replay(struct sim *s, const struct sim_packet *pk)
+{
+    uint32_t i;
+
+    if (pk->req != SIM_MSG || pk->to >= sim_client(s) || !s->p.replay_ppm)
+        return;
+    if (s->n_replay < SIM_REPLAY_KEEP) {
+        s->replay[s->n_replay++] = *pk;
+        return;
+    }
+    i = (uint32_t)prng_below(&s->rng, SIM_REPLAY_KEEP * 4);
+    if (i < SIM_REPLAY_KEEP)
+        s->replay[i] = *pk; /* a sample of the whole run, old ones included */
+}
+
+void sim_replay(struct sim *s)
+{
+    struct sim_packet pk;
+
+    if (!s->n_replay || !prng_chance(&s->rng, s->p.replay_ppm))
+        return;
+    pk = s->replay[prng_below(&s->rng, s->n_replay)];
+    pk.at = s->now + 1;
+    s->stats->replayed++;
+    push(s, &pk); /* in the network all along: whether its sender is up does not matter */
 }
 
 void sim_send_request(struct sim *s, uint32_t to, uint32_t t, enum sim_req req)
@@ -550,6 +600,7 @@ void sim_deliver_due(struct sim *s)
             continue;
         }
         s->stats->delivered++;
+        keep_for_replay(s, d);
         if (s->verbose > 1) {
             describe(s, d, line, sizeof(line));
             sim_trace(s, "%s", line);

@@ -51,7 +51,8 @@ static enum tpc_err io_ended(void *ctx, const char *txid, int *state, enum tpc_v
 {
     struct sim *s = sim_of(ctx);
     int t = sim_txn_index(s, txid);
-    const struct rm_branch *d = t < 0 ? NULL : &s->part[part_of(ctx)].dur[t];
+    const struct rm_branch *d =
+        t < 0 || s->part[part_of(ctx)].forgotten[t] ? NULL : &s->part[part_of(ctx)].dur[t];
 
     *state = d && ended_state(d->state) ? (int)d->state : RM_NONE;
     *vote = d && ended_state(d->state) ? d->vote : TPC_VALUE_NONE;
@@ -82,6 +83,14 @@ static void land(struct sim *s, uint32_t p, const struct node_write *w)
         return;
     }
     before = pa->dur[t].state;
+    if (pa->forgotten[t]) {
+        /* A write about a branch storage forgot: the checker compares it with what it was. */
+        sim_trace(s, "p%u: writes %s again after forgetting it", p, w->txid);
+        pa->forgotten[t] = false;
+    }
+    if (w->born)
+        pa->dur_born[t] = w->born;
+    pa->dur_ended_at[t] = sim_wall(s);
     switch (w->kind) {
     case NODE_WRITE_PREPARED:
         pa->dur[t] = (struct rm_branch){RM_PREPARED, TPC_VALUE_PREPARED};
@@ -129,8 +138,8 @@ static void start(struct sim *s, uint32_t p)
     pa->drv_up = true;
     /* Prepared branches come back from the disk and ask the replicas (resource.h rule 5). */
     for (t = 0; t < s->p.n_txns; t++)
-        if (pa->dur[t].state == RM_PREPARED &&
-            resource_load(&pa->drv, s->txn[t].txid, &pa->dur_parts[t]) != TPC_OK)
+        if (pa->dur[t].state == RM_PREPARED && !pa->forgotten[t] &&
+            resource_load(&pa->drv, s->txn[t].txid, &pa->dur_parts[t], pa->dur_born[t]) != TPC_OK)
             sim_error(s, "p%u: cannot reload %s", p, s->txn[t].txid);
 }
 
@@ -145,7 +154,7 @@ void sim_part_begin(struct sim *s, uint32_t p, uint32_t t)
     i = msg_parts_find(&s->txn[t].parts, name);
     if (i < 0 || !pa->drv_up)
         return;
-    if (resource_begin(&pa->drv, s->txn[t].txid, 0) == TPC_OK)
+    if (resource_begin(&pa->drv, s->txn[t].txid, 0, s->txn[t].born) == TPC_OK)
         s->txn[t].had_branch[i] = true;
 }
 
@@ -172,7 +181,8 @@ void sim_part_receive(struct sim *s, uint32_t p, uint32_t from, const struct sim
              : pk->is_answer ? resource_receive(&pa->drv, &junk, err, sizeof(err))
              : junk.outcome == m->outcome && !strcmp(junk.txid, m->txid)
                  ? TPC_ERR_INVALID /* spoiled where an outcome call does not look */
-                 : resource_outcome(&pa->drv, &caller, junk.txid, junk.outcome, err, sizeof(err));
+                 : resource_outcome(&pa->drv, &caller, junk.txid, junk.outcome, junk.born, err,
+                                    sizeof(err));
         if (rc == TPC_OK)
             sim_error(s, "p%u took junk: a spoiled %s", p, msg_type_name(m->type));
     }
@@ -180,7 +190,7 @@ void sim_part_receive(struct sim *s, uint32_t p, uint32_t from, const struct sim
     case MSG_PREPARE:
         rc = resource_prepare(&pa->drv, &caller, m, s->txn[t].branch_ok[i], s->txn[t].changed[i],
                               err, sizeof(err));
-        if (rc && rc != TPC_ERR_BUSY)
+        if (rc && rc != TPC_ERR_BUSY && rc != TPC_ERR_EXPIRED)
             sim_error(s, "p%u: prepare refused: %s", p, err);
         return;
     case MSG_OUTCOME:
@@ -189,7 +199,7 @@ void sim_part_receive(struct sim *s, uint32_t p, uint32_t from, const struct sim
                 sim_error(s, "p%u: an answer refused: %s", p, err);
             return;
         }
-        rc = resource_outcome(&pa->drv, &caller, m->txid, m->outcome, err, sizeof(err));
+        rc = resource_outcome(&pa->drv, &caller, m->txid, m->outcome, m->born, err, sizeof(err));
         if (rc == TPC_ERR_PROTOCOL || rc == TPC_ERR_INVALID)
             sim_violation(s, "p%u was told %s %s: %s", p, m->txid, msg_outcome_name(m->outcome),
                           err);
@@ -220,6 +230,29 @@ void sim_part_tick(struct sim *s, uint32_t p)
     if (!s->dying[node])
         resource_tick(&pa->drv);
     resource_check(&pa->drv);
+    sim_part_collect(s, p);
+}
+
+/* What store.c's store_collect forgets: a branch that voted prepared once its transaction is
+ * expired; any other end a retention after it ended. Prepared branches are never forgotten. */
+void sim_part_collect(struct sim *s, uint32_t p)
+{
+    struct sim_part *pa = &s->part[p];
+    uint64_t h = sim_horizon(s);
+    uint32_t t;
+
+    for (t = 0; t < s->p.n_txns; t++) {
+        const struct rm_branch *d = &pa->dur[t];
+
+        if (pa->forgotten[t] || !ended_state(d->state))
+            continue;
+        if (!msg_expired(pa->dur_born[t], h) &&
+            (pa->dur_born[t] || d->vote == TPC_VALUE_PREPARED || pa->dur_ended_at[t] >= h))
+            continue;
+        sim_trace(s, "p%u: forgets %s (%s)", p, s->txn[t].txid, rm_state_name(d->state));
+        pa->forgotten[t] = true;
+        s->stats->forgotten++;
+    }
 }
 
 void sim_part_crash(struct sim *s, uint32_t p)

@@ -69,15 +69,30 @@ static const struct msg_parts *acc_parts(const struct sim *s, uint32_t r, uint32
     return NULL;
 }
 
-static void io_acceptor_parts(void *ctx, const char *txid, struct msg_parts *parts)
+/* The born this acceptor recorded for t (0: none). */
+static uint64_t acc_born(const struct sim *s, uint32_t r, uint32_t t)
+{
+    uint64_t born = 0;
+    uint32_t i;
+
+    for (i = 0; i < s->txn[t].parts.n; i++)
+        if (s->rep[r].acc[t][i].born > born)
+            born = s->rep[r].acc[t][i].born;
+    return born;
+}
+
+static void io_acceptor_parts(void *ctx, const char *txid, struct msg_parts *parts, uint64_t *born)
 {
     struct sim *s = sim_of(ctx);
     int t = txn_of(s, txid);
     const struct msg_parts *known = t < 0 ? NULL : acc_parts(s, node_of(ctx), (uint32_t)t);
 
     memset(parts, 0, sizeof(*parts));
-    if (known)
+    *born = 0;
+    if (known) {
         *parts = *known;
+        *born = acc_born(s, node_of(ctx), (uint32_t)t);
+    }
 }
 
 static size_t io_stale(void *ctx, uint64_t age, struct node_txn *out, size_t cap)
@@ -95,6 +110,7 @@ static size_t io_stale(void *ctx, uint64_t age, struct node_txn *out, size_t cap
         memset(&out[n], 0, sizeof(out[n]));
         memcpy(out[n].txid, s->txn[t].txid, sizeof(out[n].txid));
         out[n].parts = *parts;
+        out[n].born = acc_born(s, node_of(ctx), t);
         n++;
     }
     return n;
@@ -114,6 +130,7 @@ static size_t io_untold(void *ctx, const char *after, struct node_txn *out, size
         memset(&out[n], 0, sizeof(out[n]));
         memcpy(out[n].txid, s->txn[t].txid, sizeof(out[n].txid));
         out[n].outcome = rep->decided[t];
+        out[n].born = rep->decided_born[t];
         out[n].parts = rep->decided_parts[t];
         n++;
     }
@@ -161,6 +178,10 @@ static void land(struct sim *s, uint32_t r, struct node_write *w)
             sim_trace(s, "r%u: %s %s %s", r, w->kind == NODE_WRITE_DECISION ? "records" : "learns",
                       w->txid, msg_outcome_name(w->outcome));
         }
+        if (!rep->decided_born[t])
+            rep->decided_born[t] = w->born;
+        /* The decision answers for the acceptor's records from now on (acceptor.h rule 4). */
+        memset(rep->acc[t], 0, sizeof(rep->acc[t]));
         if (w->kind == NODE_WRITE_DECISION) {
             rep->recorded[t] = true;
             rep->decided_parts[t] = w->parts;
@@ -229,12 +250,13 @@ static void on_acceptor(struct sim *s, uint32_t r, uint32_t from, uint32_t t, co
         sim_error(s, "r%u: %s has no instance %s", r, m->txid, m->instance);
         return;
     }
-    if (m->type == MSG_PHASE1A)
-        rc = acceptor_phase1b(&rep->acc[t][i], m, r, s->p.n_replicas, &next, &reply, &action, err,
-                              sizeof(err));
-    else
-        rc = acceptor_phase2b(&rep->acc[t][i], m, r, s->p.n_replicas, &next, &reply, &action, err,
-                              sizeof(err));
+    rc = acceptor_handle(&rep->acc[t][i], rep->decided[t], sim_horizon(s), m, r, s->p.n_replicas,
+                         &next, &reply, &action, err, sizeof(err));
+    if (rc == TPC_ERR_EXPIRED) {
+        sim_trace(s, "r%u: refuses %s for %s/%s: expired", r, msg_type_name(m->type), m->txid,
+                  m->instance);
+        return; /* acceptor.h rule 5: nothing stored, nothing answered */
+    }
     if (rc) {
         sim_error(s, "r%u: acceptor refused input: %s", r, err);
         return;
@@ -282,13 +304,17 @@ static void on_request(struct sim *s, uint32_t r, uint32_t t, const struct sim_p
     if (!known) {
         /* Unknown here (never begun, or lost in a crash): begun anew with its branches, as a
          * client that begins again would. Its prepares repeat the votes cast (rm.h rule 3). */
-        if (replica_begin(&rep->drv, s->txn[t].txid, s->p.txn_timeout) != TPC_OK) {
+        if (s->txn[t].born && msg_expired(s->txn[t].born, sim_horizon(s)))
+            return; /* forgotten: the client is told so (a 404) and stops asking */
+        if (replica_begin(&rep->drv, s->txn[t].txid, s->p.txn_timeout, s->txn[t].born) != TPC_OK) {
             sim_error(s, "r%u: cannot begin %s", r, s->txn[t].txid);
             return;
         }
         for (i = 0; i < s->txn[t].parts.n; i++)
             if (replica_enlist(&rep->drv, s->txn[t].txid, s->txn[t].parts.name[i]) != TPC_OK)
                 sim_error(s, "r%u: cannot enlist %s", r, s->txn[t].parts.name[i]);
+        if (!s->txn[t].born && replica_view(&rep->drv, s->txn[t].txid, &v))
+            s->txn[t].born = v.born; /* one born per transaction, whoever begins it again */
     }
     if (pk->req == SIM_COMMIT)
         replica_commit(&rep->drv, s->txn[t].txid, s->txn[t].relay_first);
@@ -357,6 +383,7 @@ void sim_replica_tick(struct sim *s, uint32_t r)
     if (!s->dying[r])
         replica_tick(&rep->drv);
     replica_check(&rep->drv);
+    sim_replica_collect(s, r);
 }
 
 void sim_replica_crash(struct sim *s, uint32_t r)
@@ -392,4 +419,36 @@ void sim_replica_stop(struct sim *s, uint32_t r)
 void sim_replica_boot(struct sim *s, uint32_t r)
 {
     start(s, r);
+}
+
+/*
+ * What acc_store.c's ACC_OP_COLLECT forgets: acceptor records of transactions expired
+ * undecided, and decisions of expired ones, but those this replica still owes participants.
+ * The broken rule forgets a decision once recorded, told or not, expired or not.
+ */
+void sim_replica_collect(struct sim *s, uint32_t r)
+{
+    struct sim_replica *rep = &s->rep[r];
+    uint64_t h = sim_horizon(s);
+    bool broken = TPC_BROKEN(TPC_BREAK_FORGET_BEFORE_TOLD);
+    uint32_t t, i;
+
+    for (t = 0; t < s->p.n_txns; t++) {
+        for (i = 0; i < SIM_MAX_P; i++)
+            if (msg_expired(rep->acc[t][i].born, h)) {
+                memset(&rep->acc[t][i], 0, sizeof(rep->acc[t][i]));
+                s->stats->forgotten++;
+            }
+        if (rep->decided[t] == TPC_OUTCOME_NONE)
+            continue;
+        if (!broken &&
+            (!msg_expired(rep->decided_born[t], h) || (rep->recorded[t] && !rep->told[t])))
+            continue;
+        sim_trace(s, "r%u: forgets %s (%s)", r, s->txn[t].txid, msg_outcome_name(rep->decided[t]));
+        rep->decided[t] = TPC_OUTCOME_NONE;
+        rep->decided_born[t] = 0;
+        memset(&rep->decided_parts[t], 0, sizeof(rep->decided_parts[t]));
+        rep->recorded[t] = rep->told[t] = false;
+        s->stats->forgotten++;
+    }
 }

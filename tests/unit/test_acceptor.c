@@ -221,11 +221,84 @@ static void test_bad_input(void)
                  TPC_ERR_STATE);
 }
 
+/* Rules 4 and 5: a decision answers instead of the record; nothing is made for an expired
+ * transaction; a dead record is replaced; another born for a live one is refused. */
+static void test_decision_and_horizon(void)
+{
+    struct acceptor_record rec, next;
+    enum acceptor_action action;
+    struct msg m, reply;
+    char err[256];
+
+    /* A fresh 2a carries born; the record keeps it, durably. */
+    memset(&rec, 0, sizeof(rec));
+    m = p2a(0, 0, TPC_VALUE_PREPARED);
+    m.born = 5000;
+    CHECK_EQ_INT(acceptor_handle(&rec, TPC_OUTCOME_NONE, 1000, &m, 1, NACC, &next, &reply, &action,
+                                 err, sizeof(err)),
+                 TPC_OK);
+    CHECK_EQ_INT(reply.type, MSG_PHASE2B);
+    CHECK_EQ_INT(action, ACCEPTOR_PERSIST_THEN_REPLY);
+    CHECK_EQ_INT(next.born, 5000);
+    rec = next;
+
+    /* With the decision held, the answer is the decision and nothing changes. */
+    m = p1a(3, 2);
+    m.born = 5000;
+    CHECK_EQ_INT(acceptor_handle(&rec, TPC_OUTCOME_COMMITTED, 1000, &m, 1, NACC, &next, &reply,
+                                 &action, err, sizeof(err)),
+                 TPC_OK);
+    CHECK_EQ_INT(reply.type, MSG_OUTCOME);
+    CHECK_EQ_INT(reply.outcome, TPC_OUTCOME_COMMITTED);
+    CHECK_EQ_INT(action, ACCEPTOR_REPLY);
+    CHECK(memcmp(&next, &rec, sizeof(rec)) == 0);
+
+    /* Another born for a live record: refused. */
+    m.born = 6000;
+    CHECK_EQ_INT(acceptor_handle(&rec, TPC_OUTCOME_NONE, 1000, &m, 1, NACC, &next, &reply, &action,
+                                 err, sizeof(err)),
+                 TPC_ERR_PROTOCOL);
+
+    /* No record, and the transaction older than the horizon: refused, nothing made, whatever
+     * the ballot (it may have been forgotten here). */
+    memset(&rec, 0, sizeof(rec));
+    m = p1a(7, 0);
+    m.born = 900;
+    CHECK_EQ_INT(acceptor_handle(&rec, TPC_OUTCOME_NONE, 1000, &m, 1, NACC, &next, &reply, &action,
+                                 err, sizeof(err)),
+                 TPC_ERR_EXPIRED);
+    m = p2a(0, 0, TPC_VALUE_ABORTED);
+    m.born = 900;
+    CHECK_EQ_INT(acceptor_handle(&rec, TPC_OUTCOME_NONE, 1000, &m, 1, NACC, &next, &reply, &action,
+                                 err, sizeof(err)),
+                 TPC_ERR_EXPIRED);
+    /* Unknown born (a message a person wrote): never expired. */
+    m.born = 0;
+    CHECK_EQ_INT(acceptor_handle(&rec, TPC_OUTCOME_NONE, 1000, &m, 1, NACC, &next, &reply, &action,
+                                 err, sizeof(err)),
+                 TPC_OK);
+
+    /* A stored record of an expired transaction is dead: a txid used again starts afresh. */
+    memset(&rec, 0, sizeof(rec));
+    rec.mbal = (struct ballot){4, 2};
+    rec.born = 900;
+    rec.parts = two_parts();
+    m = p2a(0, 0, TPC_VALUE_PREPARED);
+    m.born = 2000;
+    CHECK_EQ_INT(acceptor_handle(&rec, TPC_OUTCOME_NONE, 1000, &m, 1, NACC, &next, &reply, &action,
+                                 err, sizeof(err)),
+                 TPC_OK);
+    CHECK_EQ_INT(reply.type, MSG_PHASE2B); /* the old promise of (4,2) is gone with it */
+    CHECK_EQ_INT(next.born, 2000);
+    CHECK_EQ_INT(action, ACCEPTOR_PERSIST_THEN_REPLY);
+}
+
 void run_tests(void)
 {
     test_classic_example();
     test_ballot_zero_and_duplicates();
     test_bad_input();
+    test_decision_and_horizon();
 }
 
 CHECK_MAIN("acceptor")

@@ -541,6 +541,37 @@ static void test_read_only(void)
     CHECK(codec_encode(&msgs[2]) == NULL);
 }
 
+/* born: on prepare, 1a, 2a, status and outcome only; absent when unknown, positive, exact. */
+static void test_born(void)
+{
+    struct msg m, back;
+    char err[256], *text = NULL;
+
+    memset(&m, 0, sizeof(m));
+    m.type = MSG_OUTCOME;
+    msg_copy_str(m.txid, TPC_TXID_MAX, "t1");
+    m.outcome = TPC_OUTCOME_COMMITTED;
+    m.born = 1764560000123ULL;
+    check_text(&m, "{\"type\":\"outcome\",\"txid\":\"t1\",\"outcome\":\"committed\","
+                   "\"born\":1764560000123}");
+    CHECK_EQ_INT(codec_encode_text(&m, &text, NULL), TPC_OK);
+    CHECK_EQ_INT(codec_decode_text(text, strlen(text), NREP, &back, err, sizeof err), TPC_OK);
+    CHECK(back.born == m.born);
+    free(text);
+    reject("{\"type\":\"outcome\",\"txid\":\"t1\",\"outcome\":\"committed\",\"born\":0}",
+           TPC_ERR_RANGE, "born");
+    reject("{\"type\":\"outcome\",\"txid\":\"t1\",\"outcome\":\"committed\",\"born\":-5}",
+           TPC_ERR_RANGE, "born");
+    reject("{\"type\":\"outcome\",\"txid\":\"t1\",\"outcome\":\"committed\",\"born\":\"5\"}",
+           TPC_ERR_INVALID, "born");
+    reject("{\"type\":\"ack\",\"txid\":\"t1\",\"instance\":\"a\",\"outcome\":\"committed\","
+           "\"born\":5}",
+           TPC_ERR_INVALID, "born");
+    m.type = MSG_ACK;
+    msg_copy_str(m.instance, TPC_NAME_MAX, "a");
+    CHECK(codec_encode(&m) == NULL); /* an ack carries no born */
+}
+
 static void test_encode_invalid(void)
 {
     struct msg msgs[MAX_VALID], m;
@@ -790,6 +821,7 @@ void run_tests(void)
     test_size_limit();
     test_embedded_nul();
     test_read_only();
+    test_born();
     test_encode_invalid();
     test_batch();
     test_fuzz();
