@@ -42,20 +42,25 @@ def main():
     ap.add_argument("--window", type=float, default=60.0, help="seconds per window")
     ap.add_argument("--build", default=os.path.join(root, "build"))
     ap.add_argument("--json", help="write every window here too")
+    ap.add_argument("--retention", type=float, default=60.0,
+                    help="seconds everything about a transaction is kept (retention_ms)")
     args = ap.parse_args()
     os.environ.setdefault("TPC_PARTICIPANT_BIN", os.path.join(args.build, "participant", "participant"))
     os.environ.setdefault("TPC_COORDINATOR_BIN", os.path.join(args.build, "coordinator", "coordinator"))
     from tpclaunch import Cluster
 
+    retention_ms = int(args.retention * 1000)
     c = Cluster(n_replicas=3, participants=bench.NAMES[:2], schema=bench.SCHEMA,
-                timeouts={"transaction": 30000, "commit": 10000})
+                timeouts={"transaction": min(30000, retention_ms // 2), "commit": 10000},
+                retention_ms=retention_ms)
     windows, done, t0 = [], 0, time.monotonic()
     try:
         procs = [("replica-%d" % r.idx, r.proc.pid,
                   [os.path.join(c.dir, "data", "replica-%d.db" % r.idx)]) for r in c.replicas]
         procs += [(name, p.proc.pid, [p.db]) for name, p in c.parts.items()]
-        print("soak: F = 1, 2 participants, %d clients, %d transactions, %.0f s windows"
-              % (args.clients, args.transactions, args.window), flush=True)
+        print("soak: F = 1, 2 participants, %d clients, %d transactions, %.0f s windows, "
+              "retention %.0f s" % (args.clients, args.transactions, args.window, args.retention),
+              flush=True)
         print("| window | transactions | tx/s | commit p50 ms | commit p99 ms | disk MB (%s) | RSS MB (%s) |"
               % (", ".join(n for n, _, _ in procs), ", ".join(n for n, _, _ in procs)))
         print("|---|---|---|---|---|---|---|", flush=True)

@@ -453,8 +453,11 @@ enum tpc_err store_open(const struct store_config *cfg, struct store **out, char
     sqlite3_extended_result_codes(st->db, 1);
     sqlite3_db_config(st->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
     sqlite3_db_config(st->db, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, NULL);
-    /* WAL with synchronous=FULL: a commit is durable (its WAL frames fsync'd) when it returns. */
-    rc = exec_sql(st, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;",
+    /* WAL with synchronous=FULL: a commit is durable (its WAL frames fsync'd) when it returns.
+     * The WAL is cut back to 4 MiB after a checkpoint that empties it. */
+    rc = exec_sql(st,
+                  "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; "
+                  "PRAGMA journal_size_limit=4194304;",
                   err, errlen);
     if (rc)
         goto fail;

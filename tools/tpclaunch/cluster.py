@@ -369,29 +369,32 @@ class Cluster:
     """2F+1 coordinator replicas and some participants, all on loopback, one config file."""
 
     def __init__(self, n_replicas=3, participants=("bank-a", "bank-b"), timeouts=None,
-                 schema=BANK_SCHEMA):
+                 schema=BANK_SCHEMA, retention_ms=None):
         # Ports are chosen free and then bound by the processes: another test may take one
         # in between. A start that fails stops what it started, and is tried again anew.
         for attempt in range(3):
             self.replicas, self.parts = [], {}
             try:
-                self._start(n_replicas, participants, timeouts, schema)
+                self._start(n_replicas, participants, timeouts, schema, retention_ms)
                 return
             except (AssertionError, OSError):
                 self.stop(strict=False)
                 if attempt == 2:
                     raise
 
-    def _start(self, n_replicas, participants, timeouts, schema):
+    def _start(self, n_replicas, participants, timeouts, schema, retention_ms):
         self.dir = tempfile.mkdtemp(prefix="tpc-cluster-")
         self.replica_urls = ["http://127.0.0.1:%d" % free_port() for _ in range(n_replicas)]
         for name, tok in (("client.token", CLIENT_TOKEN), ("cluster.token", TOKEN)):
             write_secret(os.path.join(self.dir, name), tok)
         fake_replicas = [type("R", (), {"url": u}) for u in self.replica_urls]
         self.parts = {}
+        # retention_ms: how long everything about a transaction is kept (DESIGN.md section 11),
+        # the same at the replicas and the participants.
+        keep = {"retention_ms": retention_ms} if retention_ms else {}
         for name in participants:
             self.parts[name] = Participant(name, replicas=fake_replicas, schema=schema,
-                                           doubt_ms=300, lock_timeout_ms=300)
+                                           doubt_ms=300, lock_timeout_ms=300, **keep)
         cfg = {"replicas": self.replica_urls,
                "participants": {n: p.url for n, p in self.parts.items()},
                "data_dir": "data", "client_token_file": "client.token",
@@ -399,6 +402,7 @@ class Cluster:
                "timeouts_ms": dict({"prepare": 1000, "commit": 3000, "transaction": 20000,
                                     "retry": 50, "retry_max": 500, "stale": 1000},
                                    **(timeouts or {}))}
+        cfg.update(keep)
         os.mkdir(os.path.join(self.dir, "data"))
         self.config = os.path.join(self.dir, "cluster.json")
         with open(self.config, "w") as f:
