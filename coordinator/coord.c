@@ -176,6 +176,13 @@ void coord_metrics(void *ctx, struct metrics_text *t)
     metrics_histogram(t, "tpc_commit_duration_seconds",
                       "Client commit calls on this replica, from request to answer.",
                       &c->commit_time);
+    metrics_counter(t, "tpc_expired_refused_total",
+                    "Recoveries not started, or undecided transactions let go of: older than the "
+                    "retention.",
+                    c->eng.drv.expired_refused);
+    metrics_counter(t, "tpc_forgotten_rows_total",
+                    "Rows of transactions older than the retention removed from the state file.",
+                    c->eng.forgotten);
     metrics_counter(t, "tpc_commit_groups_total",
                     "SQLite transactions of the acceptor store (each one fsync group).", groups);
     metrics_counter(t, "tpc_durable_jobs_total",

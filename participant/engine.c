@@ -370,7 +370,7 @@ static void tick(void *arg)
 
         e->collected_at = nodert_now_ms();
         if (n > 0)
-            e->forgotten += (uint64_t)n;
+            atomic_fetch_add(&e->forgotten, (uint_fast64_t)n);
     }
 }
 

@@ -13,6 +13,8 @@
 #ifndef TPC_PART_ENGINE_H
 #define TPC_PART_ENGINE_H
 
+#include <stdatomic.h>
+
 #include "http_client.h"
 #include "locks.h"
 #include "metrics.h"
@@ -36,7 +38,7 @@ struct engine {
     struct ticker bg;
     struct metrics_hist outcome_time; /* applying an outcome, durably */
     int64_t collected_at;             /* the ticker's last store_collect (mono ms) */
-    uint64_t forgotten;               /* ended branches store_collect removed (ticker's) */
+    atomic_uint_fast64_t forgotten;   /* ended branches store_collect removed (the ticker adds) */
     bool drv_up, rt_up;
 };
 

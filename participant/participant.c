@@ -325,6 +325,8 @@ static void call_error(struct api_error *e, enum tpc_err rc, const char *err, co
         api_error_set(e, "branch_busy", "%s", err);
     else if (rc == TPC_ERR_IO)
         api_error_set(e, "storage_error", "%s", err);
+    else if (rc == TPC_ERR_EXPIRED)
+        api_error_set(e, "transaction_forgotten", "%s", err);
     else if (rc)
         api_error_set(e, "internal", "%s", tpc_strerror(rc));
     else

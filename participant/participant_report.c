@@ -123,6 +123,12 @@ void participant_metrics(void *ctx, struct metrics_text *t)
         t, "tpc_in_doubt_resolved_total",
         "Prepared branches whose outcome this participant learned by asking the replicas.",
         s.doubts_resolved);
+    metrics_counter(t, "tpc_expired_refused_total",
+                    "Prepares refused: the transaction is older than the retention, unknown here.",
+                    s.expired_refused);
+    metrics_counter(t, "tpc_forgotten_branches_total",
+                    "Ended branches older than the retention removed from the database.",
+                    (uint64_t)atomic_load(&p->eng.forgotten));
     metrics_histogram(t, "tpc_prepare_duration_seconds",
                       "Prepare calls: the durable prepared record, then the vote.",
                       &p->prepare_time);

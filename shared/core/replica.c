@@ -574,7 +574,7 @@ void replica_persisted(struct replica *r, const struct node_write *w, enum tpc_e
 
 struct tick_ctx {
     struct replica *r;
-    uint64_t now;
+    uint64_t now, horizon;
 };
 
 static void tick_one(void *ctx, struct txmap_entry *e)
@@ -586,6 +586,14 @@ static void tick_one(void *ctx, struct txmap_entry *e)
     struct leader_out out = out_of(&k);
     bool finished;
 
+    /* Rule 8: an undecided transaction that expired can be decided by nobody any more (no
+     * acceptor takes a message about it): memory lets go of it. Its timeout is at most half
+     * the retention, so this happens only after a long outage of F+1 replicas. */
+    if (t->state != REPLICA_DECIDED && msg_expired(t->born, c->horizon)) {
+        r->expired_refused++;
+        txn_forget(r, t);
+        return;
+    }
     if (t->state == REPLICA_ACTIVE && !t->leading && t->deadline && c->now >= t->deadline) {
         if (t->parts.n)
             start_recovery(r, t, &t->parts); /* rule 5 */
@@ -606,7 +614,7 @@ static void tick_one(void *ctx, struct txmap_entry *e)
 
 void replica_tick(struct replica *r)
 {
-    struct tick_ctx c = {r, now_of(r)};
+    struct tick_ctx c = {r, now_of(r), horizon_of(r)};
     struct node_txn stale[64];
     size_t n, i;
 

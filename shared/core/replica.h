@@ -122,7 +122,7 @@ struct replica {
     struct replica_config cfg;
     struct node_io io;
     struct txmap txns;
-    uint64_t expired_refused; /* recoveries not started: the transaction is expired (rule 8) */
+    uint64_t expired_refused; /* recoveries not started, or let go of undecided: expired (rule 8) */
     uint64_t last_sweep;
     struct replica_stats stats;
 };

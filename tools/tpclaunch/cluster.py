@@ -137,6 +137,8 @@ class Participant:
             args += ["--" + k, str(v)]
         if getattr(self, "port", None):
             args += ["--port", str(self.port)]  # a restart keeps its address
+        if getattr(self, "log", None) and not self.log.closed:
+            self.log.close()  # the last run's, if it ended on its own (a failpoint)
         self.log = open(os.path.join(self.dir, "log"), "a")
         self.started_at = time.monotonic()
         env = dict(os.environ)
