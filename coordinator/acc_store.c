@@ -132,6 +132,15 @@ enum tpc_err acc_store_open(const char *path, uint32_t self, uint32_t n_replicas
     stmt_cache_init(&s->rstmts, s->rdb);
     horizon_store_init(&s->horizon, s->db, "meta", retention_ms);
     s->horizon_up = true;
+    /* A state file of an older version kept acceptor records of decided transactions: the
+     * decision answers for them now (acceptor.h rule 4), and they would never expire (no
+     * born). Idempotent, and quick once done. */
+    if (sqlite3_exec(s->db, "DELETE FROM acceptor WHERE txid IN (SELECT txid FROM decision)", NULL,
+                     NULL, &msg) != SQLITE_OK) {
+        rc = tpc_errbuf_set(err, errlen, TPC_ERR_IO, "%s: %s", path, msg ? msg : "?");
+        sqlite3_free(msg);
+        goto fail;
+    }
     if (groupcommit_start(s->db, &s->mu, &s->gc) != TPC_OK) {
         rc = tpc_errbuf_set(err, errlen, TPC_ERR_IO, "cannot start the group commit");
         goto fail;
@@ -200,13 +209,16 @@ static const char sql_save[] =
     "INSERT OR REPLACE INTO acceptor(txid, instance, mbal_round, mbal_replica, bal_round, "
     "bal_replica, val, participants, updated_at, born) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 static const char sql_forget_records[] = "DELETE FROM acceptor WHERE txid = ?";
-static const char sql_decided[] = "SELECT outcome FROM decision WHERE txid = ?";
-static const char sql_take_over[] = "UPDATE decision SET participants = ?, told = 0 "
-                                    "WHERE txid = ? AND (participants IS NULL OR told = 2)";
+static const char sql_decided[] = "SELECT outcome, born FROM decision WHERE txid = ?";
+static const char sql_take_over[] =
+    "UPDATE decision SET participants = ?, told = 0, born = max(born, ?) "
+    "WHERE txid = ? AND (participants IS NULL OR told = 2)";
+static const char sql_forget_decision[] = "DELETE FROM decision WHERE txid = ?";
 static const char sql_decide[] = "INSERT INTO decision(txid, outcome, participants, decided_at, "
                                  "told, born) VALUES (?, ?, ?, ?, ?, ?)";
 static const char sql_told[] = "UPDATE decision SET told = 1 WHERE txid = ?";
-static const char sql_decision[] = "SELECT outcome, participants FROM decision WHERE txid = ?";
+static const char sql_decision[] =
+    "SELECT outcome, participants, born FROM decision WHERE txid = ?";
 static const char sql_parts[] = "SELECT participants, born FROM acceptor WHERE txid = ? AND "
                                 "participants IS NOT NULL LIMIT 1";
 
@@ -265,21 +277,26 @@ static enum tpc_err save_record(struct acc_store *s, const char *txid, const cha
     return step == SQLITE_DONE ? TPC_OK : TPC_ERR_IO;
 }
 
-/* The decision recorded for txid (TPC_OUTCOME_NONE: none), on the writer's connection. */
-static enum tpc_err decided_of(struct acc_store *s, const char *txid, enum tpc_outcome *o)
+/* The decision recorded for txid (TPC_OUTCOME_NONE: none) and its born, on the writer's
+ * connection. */
+static enum tpc_err decided_of(struct acc_store *s, const char *txid, enum tpc_outcome *o,
+                               uint64_t *born)
 {
     sqlite3_stmt *st = stmt_get(&s->wstmts, sql_decided);
     int step;
 
     *o = TPC_OUTCOME_NONE;
+    *born = 0;
     if (!st)
         return TPC_ERR_IO;
     sqlite3_bind_text(st, 1, txid, -1, SQLITE_STATIC);
     step = sqlite3_step(st);
-    if (step == SQLITE_ROW)
+    if (step == SQLITE_ROW) {
         *o = strcmp((const char *)sqlite3_column_text(st, 0), "committed") == 0
                  ? TPC_OUTCOME_COMMITTED
                  : TPC_OUTCOME_ABORTED;
+        *born = (uint64_t)sqlite3_column_int64(st, 1);
+    }
     stmt_done(st);
     return step == SQLITE_ROW || step == SQLITE_DONE ? TPC_OK : TPC_ERR_IO;
 }
@@ -296,7 +313,7 @@ static bool run_handle(struct acc_store *s, struct acc_op *op, sqlite3 *db, char
     struct acceptor_record cur, next;
     enum acceptor_action action;
     enum tpc_outcome decided;
-    uint64_t horizon = acc_store_horizon(s);
+    uint64_t horizon = acc_store_horizon(s), decided_born;
     char err[128];
     size_t i;
 
@@ -308,13 +325,13 @@ static bool run_handle(struct acc_store *s, struct acc_op *op, sqlite3 *db, char
         err[0] = '\0';
         if (m->type != MSG_PHASE1A && m->type != MSG_PHASE2A) {
             rc = TPC_ERR_INVALID;
-        } else if ((rc = decided_of(s, m->txid, &decided)) != TPC_OK ||
+        } else if ((rc = decided_of(s, m->txid, &decided, &decided_born)) != TPC_OK ||
                    (rc = load_record(s, m->txid, m->instance, &cur)) != TPC_OK) {
             snprintf(gerr, gl, "cannot read acceptor state: %s", sqlite3_errmsg(db));
             return false;
         } else {
-            rc = acceptor_handle(&cur, decided, horizon, m, s->self, s->n_replicas, &next,
-                                 &op->out[i], &action, err, sizeof(err));
+            rc = acceptor_handle(&cur, decided, decided_born, horizon, m, s->self, s->n_replicas,
+                                 &next, &op->out[i], &action, err, sizeof(err));
         }
         if (rc) {
             memset(&op->out[i], 0, sizeof(op->out[i])); /* refused: no answer, nothing stored */
@@ -360,10 +377,11 @@ static bool run_begun(struct acc_op *op, sqlite3 *db, char *gerr, size_t gl)
 {
     sqlite3_stmt *st = NULL;
     enum tpc_outcome decided = TPC_OUTCOME_NONE;
+    uint64_t born;
     bool ok = false;
 
     /* A txid whose decision is still kept is not fresh, even once its begun row is gone. */
-    if (decided_of(op->store, op->txid, &decided) != TPC_OK) {
+    if (decided_of(op->store, op->txid, &decided, &born) != TPC_OK) {
         snprintf(gerr, gl, "sqlite: %s", sqlite3_errmsg(db));
         return false;
     }
@@ -384,56 +402,70 @@ static bool run_begun(struct acc_op *op, sqlite3 *db, char *gerr, size_t gl)
     return ok;
 }
 
-/* Inserts a decision unless one is recorded: TPC_OK (also when the same one is), or
- * TPC_ERR_PROTOCOL (another one is recorded), or TPC_ERR_IO. A leader's own decision (parts
- * given, not told) over the same outcome learned from another replica takes the row over:
- * it owes the telling now (replica.h rule 2), and a restart must find that (io->untold). */
+/* Runs sql on the writer's connection with txid as its one parameter. */
+static bool run_txid(struct acc_store *s, const char *sql, const char *txid)
+{
+    sqlite3_stmt *st = stmt_get(&s->wstmts, sql);
+    int step = SQLITE_ERROR;
+
+    if (st) {
+        sqlite3_bind_text(st, 1, txid, -1, SQLITE_STATIC);
+        step = sqlite3_step(st);
+    }
+    stmt_done(st);
+    return step == SQLITE_DONE;
+}
+
+/*
+ * Records a decision unless one is: TPC_OK (also when the same one is), TPC_ERR_PROTOCOL
+ * (another one is recorded, or one of another born that is not expired), or TPC_ERR_IO. A
+ * leader's own decision (parts given, not told) over the same outcome learned from another
+ * replica takes the row over: it owes the telling now (replica.h rule 2), and a restart must
+ * find that (io->untold). A learned one keeps the list its acceptor's records had, for status
+ * answers. Once the decision is recorded, the acceptor's records of the transaction go: the
+ * decision answers for them (acceptor.h rule 4).
+ */
 static enum tpc_err insert_decision(struct acc_store *s, const char *txid, enum tpc_outcome o,
                                     const char *parts, int told, uint64_t born)
 {
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     char *kept = NULL;
+    enum tpc_outcome had;
+    uint64_t had_born;
+    enum tpc_err rc = TPC_ERR_IO;
     int step = SQLITE_ERROR;
 
-    /* A learned decision keeps the list its acceptor's records had, for status answers. */
+    if (decided_of(s, txid, &had, &had_born) != TPC_OK)
+        return TPC_ERR_IO;
+    if (had != TPC_OUTCOME_NONE && had_born && born && had_born != born) {
+        /* Another transaction of the same txid (begun again): its decision is dead once it
+         * expired, and gives way; while it lives, this one is refused. */
+        if (!msg_expired(had_born, acc_store_horizon(s)))
+            return TPC_ERR_PROTOCOL;
+        if (!run_txid(s, sql_forget_decision, txid))
+            return TPC_ERR_IO;
+        had = TPC_OUTCOME_NONE;
+    }
+    if (had != TPC_OUTCOME_NONE) {
+        if (had != o)
+            return TPC_ERR_PROTOCOL;
+        if (parts && !told && (st = stmt_get(&s->wstmts, sql_take_over)) != NULL) {
+            sqlite3_bind_text(st, 1, parts, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(st, 2, (sqlite3_int64)born);
+            sqlite3_bind_text(st, 3, txid, -1, SQLITE_STATIC);
+            step = sqlite3_step(st);
+            stmt_done(st);
+            if (step != SQLITE_DONE)
+                return TPC_ERR_IO;
+        }
+        return run_txid(s, sql_forget_records, txid) ? TPC_OK : TPC_ERR_IO;
+    }
     if (!parts && (st = stmt_get(&s->wstmts, sql_parts)) != NULL) {
         sqlite3_bind_text(st, 1, txid, -1, SQLITE_STATIC);
         if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
             kept = strdup((const char *)sqlite3_column_text(st, 0));
         stmt_done(st);
     }
-    /* The decision answers for the acceptor's records from now on (acceptor.h rule 4). */
-    if ((st = stmt_get(&s->wstmts, sql_forget_records)) != NULL) {
-        sqlite3_bind_text(st, 1, txid, -1, SQLITE_STATIC);
-        step = sqlite3_step(st);
-    }
-    stmt_done(st);
-    if (step != SQLITE_DONE) {
-        free(kept);
-        return TPC_ERR_IO;
-    }
-    step = SQLITE_ERROR;
-    if ((st = stmt_get(&s->wstmts, sql_decided)) != NULL) {
-        sqlite3_bind_text(st, 1, txid, -1, SQLITE_STATIC);
-        if (sqlite3_step(st) == SQLITE_ROW) {
-            bool same = strcmp((const char *)sqlite3_column_text(st, 0), msg_outcome_name(o)) == 0;
-
-            stmt_done(st);
-            free(kept);
-            if (!same)
-                return TPC_ERR_PROTOCOL;
-            if (!parts || told)
-                return TPC_OK;
-            if ((st = stmt_get(&s->wstmts, sql_take_over)) != NULL) {
-                sqlite3_bind_text(st, 1, parts, -1, SQLITE_STATIC);
-                sqlite3_bind_text(st, 2, txid, -1, SQLITE_STATIC);
-                step = sqlite3_step(st);
-            }
-            stmt_done(st);
-            return step == SQLITE_DONE ? TPC_OK : TPC_ERR_IO;
-        }
-    }
-    stmt_done(st);
     if ((st = stmt_get(&s->wstmts, sql_decide)) != NULL) {
         sqlite3_bind_text(st, 1, txid, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, msg_outcome_name(o), -1, SQLITE_STATIC);
@@ -446,7 +478,9 @@ static enum tpc_err insert_decision(struct acc_store *s, const char *txid, enum 
     }
     stmt_done(st);
     free(kept);
-    return step == SQLITE_DONE ? TPC_OK : TPC_ERR_IO;
+    if (step == SQLITE_DONE && run_txid(s, sql_forget_records, txid))
+        rc = TPC_OK;
+    return rc;
 }
 
 static bool run_learned(struct acc_op *op)
@@ -507,6 +541,10 @@ static bool run_collect(struct acc_store *s, struct acc_op *op, sqlite3 *db, cha
     int64_t h = (int64_t)acc_store_horizon(s), n = 0;
     bool ok = horizon_store_save(db, "meta", (uint64_t)h);
 
+    /* Raised in memory before anything is deleted under it: a higher horizon only refuses
+     * more, so a clock that steps back meanwhile cannot let a message in below it. */
+    horizon_store_raised(&s->horizon, (uint64_t)h);
+
     /* Records of transactions that expired undecided here: no message about them is taken. */
     ok = ok && gc_delete(db,
                          "DELETE FROM acceptor WHERE rowid IN (SELECT rowid FROM acceptor WHERE "
@@ -525,17 +563,19 @@ static bool run_collect(struct acc_store *s, struct acc_op *op, sqlite3 *db, cha
                          "born = 0 AND decided_at < ?2 AND (told <> 0 OR participants IS NULL) "
                          "LIMIT ?1)",
                          h - s->retention_ms, &n);
-    /* A client's txid begun before the horizon: its transaction is expired everywhere. */
+    /* A client's txid, a retention after its transaction expired here: by then it is
+     * forgotten everywhere whose clock is less than a retention off, so that a transaction
+     * begun again with it meets nothing of the first one (acceptor.h rule 4 and 5 refuse the
+     * rest). */
     ok = ok && gc_delete(db,
                          "DELETE FROM begun WHERE txid IN (SELECT txid FROM begun WHERE "
                          "begun_at < ?2 LIMIT ?1)",
-                         h, &n);
+                         h - s->retention_ms, &n);
     if (!ok) {
         snprintf(gerr, gl, "collecting: %s", sqlite3_errmsg(db));
         return false;
     }
     op->round = (uint64_t)n;
-    op->born = (uint64_t)h; /* raised once the group is durable (op_result) */
     return true;
 }
 
@@ -583,8 +623,6 @@ static void op_result(struct acc_op *op)
     }
     if (op->kind == ACC_OP_ROUND && op->rc)
         op->round = 0;
-    if (op->kind == ACC_OP_COLLECT && !op->rc)
-        horizon_store_raised(&op->store->horizon, op->born);
     if (op->kind == ACC_OP_BEGIN && op->rc)
         op->fresh = false;
     if (op->rc && op->gc.err[0])
@@ -668,13 +706,15 @@ size_t acc_store_untold(struct acc_store *s, const char *after, struct node_txn 
 }
 
 enum tpc_err acc_store_decision(struct acc_store *s, const char *txid, enum tpc_outcome *o,
-                                struct msg_parts *parts)
+                                struct msg_parts *parts, uint64_t *born)
 {
     sqlite3_stmt *st = NULL;
     enum tpc_err rc = TPC_OK;
     int step;
 
     *o = TPC_OUTCOME_NONE;
+    if (born)
+        *born = 0;
     if (parts)
         memset(parts, 0, sizeof(*parts));
     pthread_mutex_lock(&s->rmu);
@@ -690,6 +730,8 @@ enum tpc_err acc_store_decision(struct acc_store *s, const char *txid, enum tpc_
                  : TPC_OUTCOME_ABORTED;
         if (parts)
             parts_from_text((const char *)sqlite3_column_text(st, 1), parts);
+        if (born)
+            *born = (uint64_t)sqlite3_column_int64(st, 2);
     } else if (step != SQLITE_DONE) {
         rc = TPC_ERR_IO;
     }

@@ -93,9 +93,9 @@ enum tpc_err acc_store_run(struct acc_store *s, struct acc_op *op);
 /* Up to cap of them, in txid order, after txid `after` ("" for the first page). */
 size_t acc_store_untold(struct acc_store *s, const char *after, struct node_txn *out, size_t cap);
 
-/* The decision recorded for txid, or TPC_OUTCOME_NONE; parts may be NULL. */
+/* The decision recorded for txid, or TPC_OUTCOME_NONE; parts and born may be NULL. */
 enum tpc_err acc_store_decision(struct acc_store *s, const char *txid, enum tpc_outcome *o,
-                                struct msg_parts *parts);
+                                struct msg_parts *parts, uint64_t *born);
 
 /* The participant list this acceptor recorded for txid (n 0 when it knows none), and born. */
 enum tpc_err acc_store_parts(struct acc_store *s, const char *txid, struct msg_parts *parts,

@@ -267,7 +267,7 @@ static bool begin_parse(struct creq *q, json_t *body)
         for (i = 0; i < sizeof(raw); i++)
             snprintf(txid + 3 + 2 * i, 3, "%02x", raw[i]);
     }
-    if (acc_store_decision(c->store, txid, &o, NULL) == TPC_OK && o != TPC_OUTCOME_NONE) {
+    if (acc_store_decision(c->store, txid, &o, NULL, NULL) == TPC_OK && o != TPC_OUTCOME_NONE) {
         request_error(q, "txid_exists", "transaction %s already %s", txid, msg_outcome_name(o));
         return false;
     }

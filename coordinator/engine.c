@@ -312,14 +312,15 @@ uint32_t engine_relay_targets(struct engine *e)
 
 /* ---- node_io reads, from the acceptor store ---- */
 
-static enum tpc_outcome io_decision(void *ctx, const char *txid, struct msg_parts *parts)
+static enum tpc_outcome io_decision(void *ctx, const char *txid, struct msg_parts *parts,
+                                    uint64_t *born)
 {
     struct engine *e = ctx;
     enum tpc_outcome o = TPC_OUTCOME_NONE;
 
     if (parts)
         memset(parts, 0, sizeof(*parts));
-    if (acc_store_decision(e->store, txid, &o, parts) != TPC_OK)
+    if (acc_store_decision(e->store, txid, &o, parts, born) != TPC_OK)
         return TPC_OUTCOME_NONE;
     return o;
 }

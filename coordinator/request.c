@@ -40,7 +40,7 @@ json_t *request_ended(struct coord *c, const char *txid, int *status, struct api
     uint64_t born;
     enum tpc_outcome o;
 
-    if (acc_store_decision(c->store, txid, &o, &parts) == TPC_OK && o != TPC_OUTCOME_NONE) {
+    if (acc_store_decision(c->store, txid, &o, &parts, NULL) == TPC_OK && o != TPC_OUTCOME_NONE) {
         /* A decision learned before this version kept no list; its acceptor's records do. */
         if (!parts.n && acc_store_parts(c->store, txid, &parts, &born) != TPC_OK)
             parts.n = 0;

@@ -381,14 +381,15 @@ static uint64_t io_horizon(void *ctx)
     return store_horizon(e->store);
 }
 
-static enum tpc_err io_ended(void *ctx, const char *txid, int *state, enum tpc_value *vote)
+static enum tpc_err io_ended(void *ctx, const char *txid, int *state, enum tpc_value *vote,
+                             uint64_t *born)
 {
     struct engine *e = ctx;
     enum rm_state st = RM_NONE;
 
     *vote = TPC_VALUE_NONE;
     *state = RM_NONE;
-    if (store_ended(e->store, txid, &st, vote) != TPC_OK) {
+    if (store_ended(e->store, txid, &st, vote, born) != TPC_OK) {
         log_error("%s: cannot read how it ended", txid);
         return TPC_ERR_IO;
     }

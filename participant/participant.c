@@ -66,6 +66,13 @@ static enum held branch_held(struct participant *p, const char *txid, bool begin
         api_error_set(e, "storage_error", "cannot read how transaction %s ended", txid);
         return HELD_OTHER;
     }
+    if (rc == TPC_ERR_EXPIRED) {
+        api_error_set(e, "transaction_forgotten",
+                      "transaction %s is older than the retention: it may have ended here and "
+                      "been forgotten, so it takes no statement",
+                      txid);
+        return HELD_OTHER;
+    }
     if (rb) {
         api_error_set(e, "branch_not_active", "branch %s is %s: it takes no more statements", txid,
                       busy ? "ending" : rm_state_name(st));

@@ -18,6 +18,7 @@ json_t *participant_status(struct participant *p, const char *txid, struct api_e
     struct resource_branch copy;
     enum rm_state o = RM_NONE;
     enum tpc_value vote = TPC_VALUE_NONE;
+    uint64_t born = 0;
     size_t keys = 0;
     int cs = 0;
     bool known;
@@ -45,7 +46,7 @@ json_t *participant_status(struct participant *p, const char *txid, struct api_e
             json_object_set_new(r, "participants", codec_encode_parts(&copy.parts));
         return r;
     }
-    if (store_ended(p->store, txid, &o, &vote) != TPC_OK) {
+    if (store_ended(p->store, txid, &o, &vote, &born) != TPC_OK) {
         api_error_set(e, "storage_error", "cannot read the outcome of %s", txid);
         return NULL;
     }
@@ -147,4 +148,3 @@ const struct participant_config *participant_config(const struct participant *p)
 {
     return &p->cfg;
 }
-

@@ -577,7 +577,7 @@ static enum rm_state end_state(const char *t)
 }
 
 static const char sql_recorded[] = "SELECT outcome FROM tpc_outcome WHERE txid = ?";
-static const char sql_ended[] = "SELECT outcome, vote FROM tpc_outcome WHERE txid = ?";
+static const char sql_ended[] = "SELECT outcome, vote, born FROM tpc_outcome WHERE txid = ?";
 
 /* The end already recorded for txid, inside the committer's transaction. */
 enum rm_state store_recorded(struct store *st, const char *txid)
@@ -725,7 +725,7 @@ static enum tpc_value value_from(const char *s)
 }
 
 enum tpc_err store_ended(struct store *st, const char *txid, enum rm_state *state,
-                         enum tpc_value *vote)
+                         enum tpc_value *vote, uint64_t *born)
 {
     sqlite3_stmt *s = NULL;
     enum tpc_err rc = TPC_OK;
@@ -733,6 +733,7 @@ enum tpc_err store_ended(struct store *st, const char *txid, enum rm_state *stat
 
     *state = RM_NONE;
     *vote = TPC_VALUE_NONE;
+    *born = 0;
     pthread_mutex_lock(&st->rmu); /* the reader: never behind a statement or an fsync */
     if (!(s = stmt_get(&st->rstmts, sql_ended))) {
         rc = TPC_ERR_IO;
@@ -743,6 +744,7 @@ enum tpc_err store_ended(struct store *st, const char *txid, enum rm_state *stat
     if (r == SQLITE_ROW) {
         *state = end_state((const char *)sqlite3_column_text(s, 0));
         *vote = value_from((const char *)sqlite3_column_text(s, 1));
+        *born = (uint64_t)sqlite3_column_int64(s, 2);
     } else if (r != SQLITE_DONE) {
         rc = TPC_ERR_IO;
     }
@@ -841,16 +843,19 @@ struct collect_job {
 };
 
 /* Inside the committer's transaction: the horizon durable first, then what is below it: a
- * branch whose transaction was born before the horizon (a prepare of it is refused from then
- * on, resource.h rule 6). One whose born is not known (begun and ended without a leader that
- * said it) goes a retention after it ended, by this clock, unless it voted prepared: then it
- * stays (a prepare of it is never refused, and must get the same vote). */
+ * branch that ended before the horizon and whose transaction was born before it (a prepare of it is
+ * refused from then on, resource.h rule 6). One whose born is not known (begun and ended without a
+ * leader that said it) goes a retention after it ended, by this clock, unless it voted prepared:
+ * then it stays (a prepare of it is never refused, and must get the same vote). */
 static bool run_collect(struct gc_job *g, sqlite3 *db)
 {
     struct collect_job *c = g->arg;
     int64_t h = (int64_t)c->horizon;
     sqlite3_stmt *s = NULL;
     bool ok = horizon_store_save(db, "tpc_meta", c->horizon);
+
+    /* Raised before anything is deleted under it (a higher horizon only refuses more). */
+    horizon_store_raised(&c->st->horizon, c->horizon);
 
     if (ok && sqlite3_prepare_v2(db,
                                  "DELETE FROM tpc_outcome WHERE rowid IN (SELECT rowid FROM "
@@ -882,6 +887,5 @@ int64_t store_collect(struct store *st)
         log_error("store: %s", c.g.err);
         return -1;
     }
-    horizon_store_raised(&st->horizon, c.horizon);
     return c.removed;
 }

@@ -122,10 +122,10 @@ enum tpc_err store_load_prepared(struct store *st, struct store_prepared **list,
 
 /*
  * How txid's branch ended here: RM_COMMITTED, RM_ABORTED, RM_READONLY, or
- * RM_NONE when nothing is recorded; and the vote it cast.
+ * RM_NONE when nothing is recorded; the vote it cast, and its transaction's born (0: unknown).
  */
 enum tpc_err store_ended(struct store *st, const char *txid, enum rm_state *state,
-                         enum tpc_value *vote);
+                         enum tpc_value *vote, uint64_t *born);
 
 /* The horizon (horizon_store.h): prepares of transactions born before it are refused. */
 uint64_t store_horizon(struct store *st);

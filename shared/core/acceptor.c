@@ -131,12 +131,14 @@ bool acceptor_record_empty(const struct acceptor_record *r)
 }
 
 enum tpc_err acceptor_handle(const struct acceptor_record *cur, enum tpc_outcome decided,
-                             uint64_t horizon, const struct msg *in, uint32_t self,
-                             uint32_t n_acceptors, struct acceptor_record *next, struct msg *reply,
-                             enum acceptor_action *action, char *err, size_t errlen)
+                             uint64_t decided_born, uint64_t horizon, const struct msg *in,
+                             uint32_t self, uint32_t n_acceptors, struct acceptor_record *next,
+                             struct msg *reply, enum acceptor_action *action, char *err,
+                             size_t errlen)
 {
     static const struct acceptor_record fresh;
     const struct acceptor_record *rec = cur;
+    bool held = decided == TPC_OUTCOME_COMMITTED || decided == TPC_OUTCOME_ABORTED;
     enum tpc_err rc;
 
     if (in->type != MSG_PHASE1A && in->type != MSG_PHASE2A)
@@ -144,13 +146,21 @@ enum tpc_err acceptor_handle(const struct acceptor_record *cur, enum tpc_outcome
     rc = msg_validate(in, n_acceptors, err, errlen);
     if (rc)
         return rc;
-    if (decided == TPC_OUTCOME_COMMITTED || decided == TPC_OUTCOME_ABORTED) {
+    /* Rule 4: the decision of another born is another transaction's (a txid begun again). */
+    if (held && decided_born && in->born && decided_born != in->born) {
+        if (!msg_expired(decided_born, horizon))
+            return tpc_errbuf_set(err, errlen, TPC_ERR_PROTOCOL,
+                                  "acceptor: %s was decided as born at %llu, not %llu", in->txid,
+                                  (unsigned long long)decided_born, (unsigned long long)in->born);
+        held = false; /* dead: collected soon */
+    }
+    if (held) {
         /* Rule 4: the decision answers; no record is kept or made. */
         memset(reply, 0, sizeof(*reply));
         reply->type = MSG_OUTCOME;
         memcpy(reply->txid, in->txid, sizeof(reply->txid));
         reply->outcome = decided;
-        reply->born = in->born;
+        reply->born = decided_born ? decided_born : in->born;
         *next = *cur;
         *action = ACCEPTOR_REPLY;
         return TPC_OK;

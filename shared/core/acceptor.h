@@ -21,9 +21,12 @@
  *      action is ACCEPTOR_PERSIST_THEN_REPLY. That is what makes an acceptor's
  *      promise and vote survive its crash; nothing here can enforce it.
  *   4. (acceptor_handle) An acceptor that holds the transaction's decision
- *      answers every 1a and 2a with it (an OUTCOME) and keeps no record: the
- *      decision stands for the records it replaced (DESIGN.md section 11), and
- *      a proposer that hears it learns the outcome instead of choosing again.
+ *      answers every 1a and 2a with it (an OUTCOME, with the decision's born)
+ *      and keeps no record: the decision stands for the records it replaced
+ *      (DESIGN.md section 11), and a proposer that hears it learns the outcome
+ *      instead of choosing again. A decision of another born (a txid begun
+ *      again) is not this transaction's: an expired one is dead (as if absent),
+ *      a live one makes the input refused.
  *   5. (acceptor_handle) It never makes a record for a transaction older than
  *      its horizon (msg_expired): it may have held one and forgotten it, and a
  *      fresh promise from it could let a second value be chosen. Such input is
@@ -79,14 +82,16 @@ enum tpc_err acceptor_phase2b(const struct acceptor_record *cur, const struct ms
 /*
  * Handles a PHASE1A or PHASE2A as a whole acceptor: rules 4 and 5 around the
  * two actions above. decided is the decision this node holds for the
- * transaction (TPC_OUTCOME_NONE: none), horizon its horizon (0: none). The
+ * transaction (TPC_OUTCOME_NONE: none) and decided_born that decision's born
+ * (0: unknown), horizon its horizon (0: none). The
  * reply may then also be an OUTCOME (rule 4); TPC_ERR_EXPIRED (rule 5) is a
  * refusal like any error: answer nothing, change nothing.
  */
 enum tpc_err acceptor_handle(const struct acceptor_record *cur, enum tpc_outcome decided,
-                             uint64_t horizon, const struct msg *in, uint32_t self,
-                             uint32_t n_acceptors, struct acceptor_record *next, struct msg *reply,
-                             enum acceptor_action *action, char *err, size_t errlen);
+                             uint64_t decided_born, uint64_t horizon, const struct msg *in,
+                             uint32_t self, uint32_t n_acceptors, struct acceptor_record *next,
+                             struct msg *reply, enum acceptor_action *action, char *err,
+                             size_t errlen);
 
 /* Whether r is the record of an instance never heard of (all zero but maybe born). */
 bool acceptor_record_empty(const struct acceptor_record *r);

@@ -93,11 +93,13 @@ struct node_io {
     void (*persist)(void *ctx, const struct node_write *w);
 
     /* Replica reads. decision: the decision recorded or learned for txid (NONE when none),
-     * with its parts when parts is not NULL. acceptor_parts: the participant list this
-     * replica's acceptor recorded for txid (n 0: none), and its born (0: unknown). stale: up to cap
-     * undecided transactions its acceptor has records of, unchanged for age. untold: up to cap of
-     * its own decisions not marked told, in txid order after `after` ("" first). */
-    enum tpc_outcome (*decision)(void *ctx, const char *txid, struct msg_parts *parts);
+     * with its parts when parts is not NULL, and its born (0: unknown) when born is not NULL.
+     * acceptor_parts: the participant list this replica's acceptor recorded for txid (n 0: none),
+     * and its born (0: unknown). stale: up to cap undecided transactions its acceptor has records
+     * of, unchanged for age. untold: up to cap of its own decisions not marked told, in txid order
+     * after `after` ("" first). */
+    enum tpc_outcome (*decision)(void *ctx, const char *txid, struct msg_parts *parts,
+                                 uint64_t *born);
     void (*acceptor_parts)(void *ctx, const char *txid, struct msg_parts *parts, uint64_t *born);
     size_t (*stale)(void *ctx, uint64_t age, struct node_txn *out, size_t cap);
     size_t (*untold)(void *ctx, const char *after, struct node_txn *out, size_t cap);
@@ -107,9 +109,11 @@ struct node_io {
      * would only follow them (a transport that carries a round of calls at a time). */
     bool (*in_flight)(void *ctx, const char *txid);
 
-    /* Participant read: how branch txid ended here (RM_NONE: not ended), and its vote. An
-     * error (storage unreadable) makes the driver refuse the event that asked. */
-    enum tpc_err (*ended)(void *ctx, const char *txid, int *rm_state, enum tpc_value *vote);
+    /* Participant read: how branch txid ended here (RM_NONE: not ended), its vote and its
+     * transaction's born (0: unknown). An error (storage unreadable) makes the driver refuse
+     * the event that asked. */
+    enum tpc_err (*ended)(void *ctx, const char *txid, int *rm_state, enum tpc_value *vote,
+                          uint64_t *born);
 };
 
 /* Helpers for drivers. */

@@ -442,19 +442,32 @@ size_t replica_size(const struct replica *r)
 
 /* ---- events ---- */
 
+/* Whether a message of born `in` may be about what is known here as born `here`: not when both
+ * are known and differ (a txid begun again once the first transaction was forgotten). */
+static bool same_born(uint64_t here, uint64_t in)
+{
+    return !here || !in || here == in;
+}
+
 static void answer_status(struct replica *r, const struct node_addr *from, const struct msg *m)
 {
     struct replica_txn *t = txn_find(r, m->txid);
     enum tpc_outcome o = t ? t->outcome : TPC_OUTCOME_NONE;
+    uint64_t born = t ? t->born : 0;
     struct msg reply;
 
+    if (t && !same_born(t->born, m->born))
+        return; /* about another transaction of this txid than the one held here */
     if (o == TPC_OUTCOME_NONE)
-        o = r->io.decision(r->io.ctx, m->txid, NULL);
+        o = r->io.decision(r->io.ctx, m->txid, NULL, &born);
+    if (o != TPC_OUTCOME_NONE && !same_born(born, m->born))
+        o = TPC_OUTCOME_NONE; /* that decision is another transaction's (dead, collected soon) */
     if (o != TPC_OUTCOME_NONE) {
         memset(&reply, 0, sizeof(reply));
         reply.type = MSG_OUTCOME;
         memcpy(reply.txid, m->txid, sizeof(reply.txid));
         reply.outcome = o;
+        reply.born = born ? born : m->born;
         r->io.send(r->io.ctx, from, &reply);
         return;
     }
@@ -470,8 +483,10 @@ static void learn_outcome(struct replica *r, const struct msg *m)
     struct leader_out out = out_of(&k);
     struct node_write w;
 
-    if (m->outcome == TPC_OUTCOME_NONE)
-        return;
+    if (m->outcome == TPC_OUTCOME_NONE || (t && !same_born(t->born, m->born)))
+        return; /* nothing, or another transaction's of this txid */
+    if (!t && msg_expired(m->born, horizon_of(r)))
+        return; /* a late word on a forgotten transaction: nothing is written again */
     if (!t || t->outcome == TPC_OUTCOME_NONE) {
         node_write_init(&w, NODE_WRITE_LEARNED, m->txid);
         w.outcome = m->outcome;
@@ -626,7 +641,7 @@ void replica_tick(struct replica *r)
     r->last_sweep = c.now;
     n = r->io.stale(r->io.ctx, r->cfg.stale_after, stale, sizeof(stale) / sizeof(stale[0]));
     for (i = 0; i < n; i++)
-        if (r->io.decision(r->io.ctx, stale[i].txid, NULL) == TPC_OUTCOME_NONE)
+        if (r->io.decision(r->io.ctx, stale[i].txid, NULL, NULL) == TPC_OUTCOME_NONE)
             ensure_recovery(r, stale[i].txid, &stale[i].parts, stale[i].born);
 }
 

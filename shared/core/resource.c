@@ -135,16 +135,19 @@ enum tpc_err resource_begin(struct resource *d, const char *txid, uint64_t timeo
 {
     struct resource_branch *b = find(d, txid);
     enum tpc_value vote = TPC_VALUE_NONE;
+    uint64_t ended_born = 0;
     int ended = RM_NONE;
 
     if (b)
         return b->rm.state == RM_WORKING && !b->writing ? TPC_OK : TPC_ERR_STATE;
     if (!msg_txid_valid(txid))
         return TPC_ERR_INVALID;
-    if (d->io.ended(d->io.ctx, txid, &ended, &vote) != TPC_OK)
+    if (d->io.ended(d->io.ctx, txid, &ended, &vote, &ended_born) != TPC_OK)
         return TPC_ERR_IO;
     if (ended != RM_NONE)
         return TPC_ERR_STATE; /* it ended here: no statement may start it again */
+    if (msg_expired(born, horizon_of(d)))
+        return TPC_ERR_EXPIRED; /* rule 6: it may have ended here and been forgotten */
     b = make(d, txid);
     if (!b)
         return TPC_ERR_NOMEM;
@@ -160,6 +163,7 @@ enum tpc_err resource_prepare(struct resource *d, const struct node_addr *from,
 {
     struct resource_branch *b = find(d, prep->txid);
     struct rm_branch cur = {RM_NONE, TPC_VALUE_NONE}, next;
+    uint64_t held_born = 0;
     int ended = RM_NONE;
     bool persist;
 
@@ -181,16 +185,26 @@ enum tpc_err resource_prepare(struct resource *d, const struct node_addr *from,
     }
     if (b) {
         cur = b->rm;
+        held_born = b->born;
     } else {
-        if (d->io.ended(d->io.ctx, prep->txid, &ended, &cur.vote) != TPC_OK)
+        if (d->io.ended(d->io.ctx, prep->txid, &ended, &cur.vote, &held_born) != TPC_OK)
             return tpc_errbuf_set(err, errlen, TPC_ERR_IO, "cannot read how %s ended", prep->txid);
         cur.state = (enum rm_state)ended;
-        if (cur.state == RM_NONE && msg_expired(prep->born, horizon_of(d))) {
-            d->stats.expired_refused++; /* rule 6: maybe forgotten, so no fresh vote */
-            return tpc_errbuf_set(err, errlen, TPC_ERR_EXPIRED,
-                                  "transaction %s is older than the horizon: forgotten",
-                                  prep->txid);
-        }
+    }
+    /* A branch of another transaction of this txid (begun again once the first was
+     * forgotten elsewhere) gives no vote for this one. */
+    if (held_born && prep->born && held_born != prep->born)
+        return tpc_errbuf_set(err, errlen, TPC_ERR_STATE,
+                              "branch %s belongs to the transaction born at %llu, not %llu",
+                              prep->txid, (unsigned long long)held_born,
+                              (unsigned long long)prep->born);
+    /* Rule 6: no fresh vote for an expired transaction (it may have voted and forgotten);
+     * a vote already decided (prepared, or an end recorded) is repeated. */
+    if ((cur.state == RM_NONE || cur.state == RM_WORKING) &&
+        msg_expired(prep->born, horizon_of(d))) {
+        d->stats.expired_refused++;
+        return tpc_errbuf_set(err, errlen, TPC_ERR_EXPIRED,
+                              "transaction %s is older than the horizon: forgotten", prep->txid);
     }
     /* One transaction, one list: a prepared branch keeps the one it was prepared with. */
     if (cur.state == RM_PREPARED && !msg_parts_equal(&b->parts, &prep->parts))
@@ -245,6 +259,7 @@ enum tpc_err resource_outcome(struct resource *d, const struct node_addr *from, 
 {
     struct resource_branch *b = find(d, txid);
     struct rm_branch known = {RM_NONE, TPC_VALUE_NONE};
+    uint64_t ended_born = 0;
     int ended = RM_NONE;
 
     if (o != TPC_OUTCOME_COMMITTED && o != TPC_OUTCOME_ABORTED)
@@ -262,7 +277,7 @@ enum tpc_err resource_outcome(struct resource *d, const struct node_addr *from, 
     if (b)
         return apply(d, b, o, from, err, errlen);
     /* Not in memory: it ended before, or never began here. */
-    if (d->io.ended(d->io.ctx, txid, &ended, &known.vote) != TPC_OK)
+    if (d->io.ended(d->io.ctx, txid, &ended, &known.vote, &ended_born) != TPC_OK)
         return tpc_errbuf_set(err, errlen, TPC_ERR_IO, "cannot read how %s ended", txid);
     known.state = (enum rm_state)ended;
     if (known.state == RM_READONLY || (known.state == RM_COMMITTED && o == TPC_OUTCOME_COMMITTED) ||

@@ -25,7 +25,7 @@ static const struct api_error_code table[] = {
     {"unknown_branch", 404, "participant", "a branch this participant does not know"},
     {"method_not_allowed", 405, "both", "a method the path does not take"},
     {"transaction_forgotten", 410, "participant",
-     "a prepare of a transaction older than the retention, unknown here"},
+     "a prepare or a new branch's exec of a transaction older than the retention, unknown here"},
     {"txid_exists", 409, "coordinator", "begin with a txid that is known already"},
     {"transaction_not_active", 409, "coordinator", "exec on a transaction committing or ended"},
     {"transaction_ended", 409, "both", "a statement for a transaction that ended"},

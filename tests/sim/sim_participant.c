@@ -47,7 +47,8 @@ static bool ended_state(enum rm_state st)
     return st == RM_COMMITTED || st == RM_ABORTED || st == RM_READONLY;
 }
 
-static enum tpc_err io_ended(void *ctx, const char *txid, int *state, enum tpc_value *vote)
+static enum tpc_err io_ended(void *ctx, const char *txid, int *state, enum tpc_value *vote,
+                             uint64_t *born)
 {
     struct sim *s = sim_of(ctx);
     int t = sim_txn_index(s, txid);
@@ -56,6 +57,7 @@ static enum tpc_err io_ended(void *ctx, const char *txid, int *state, enum tpc_v
 
     *state = d && ended_state(d->state) ? (int)d->state : RM_NONE;
     *vote = d && ended_state(d->state) ? d->vote : TPC_VALUE_NONE;
+    *born = d && ended_state(d->state) ? s->part[part_of(ctx)].dur_born[t] : 0;
     return TPC_OK;
 }
 
@@ -246,8 +248,9 @@ void sim_part_collect(struct sim *s, uint32_t p)
 
         if (pa->forgotten[t] || !ended_state(d->state))
             continue;
-        if (!msg_expired(pa->dur_born[t], h) &&
-            (pa->dur_born[t] || d->vote == TPC_VALUE_PREPARED || pa->dur_ended_at[t] >= h))
+        /* store.c: ended before the horizon, and expired (or, born unknown, not a prepared vote) */
+        if (pa->dur_ended_at[t] >= h ||
+            (pa->dur_born[t] ? !msg_expired(pa->dur_born[t], h) : d->vote == TPC_VALUE_PREPARED))
             continue;
         sim_trace(s, "p%u: forgets %s (%s)", p, s->txn[t].txid, rm_state_name(d->state));
         pa->forgotten[t] = true;

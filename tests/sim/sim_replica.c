@@ -46,7 +46,8 @@ static void io_persist(void *ctx, const struct node_write *w)
     sim_io_persist(sim_of(ctx), node_of(ctx), rep->pending, &rep->n_pending, w);
 }
 
-static enum tpc_outcome io_decision(void *ctx, const char *txid, struct msg_parts *parts)
+static enum tpc_outcome io_decision(void *ctx, const char *txid, struct msg_parts *parts,
+                                    uint64_t *born)
 {
     struct sim *s = sim_of(ctx);
     int t = txn_of(s, txid);
@@ -55,6 +56,8 @@ static enum tpc_outcome io_decision(void *ctx, const char *txid, struct msg_part
         return TPC_OUTCOME_NONE;
     if (parts)
         *parts = s->rep[node_of(ctx)].decided_parts[t];
+    if (born)
+        *born = s->rep[node_of(ctx)].decided_born[t];
     return s->rep[node_of(ctx)].decided[t];
 }
 
@@ -250,8 +253,8 @@ static void on_acceptor(struct sim *s, uint32_t r, uint32_t from, uint32_t t, co
         sim_error(s, "r%u: %s has no instance %s", r, m->txid, m->instance);
         return;
     }
-    rc = acceptor_handle(&rep->acc[t][i], rep->decided[t], sim_horizon(s), m, r, s->p.n_replicas,
-                         &next, &reply, &action, err, sizeof(err));
+    rc = acceptor_handle(&rep->acc[t][i], rep->decided[t], rep->decided_born[t], sim_horizon(s), m,
+                         r, s->p.n_replicas, &next, &reply, &action, err, sizeof(err));
     if (rc == TPC_ERR_EXPIRED) {
         sim_trace(s, "r%u: refuses %s for %s/%s: expired", r, msg_type_name(m->type), m->txid,
                   m->instance);

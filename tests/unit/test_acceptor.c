@@ -234,8 +234,8 @@ static void test_decision_and_horizon(void)
     memset(&rec, 0, sizeof(rec));
     m = p2a(0, 0, TPC_VALUE_PREPARED);
     m.born = 5000;
-    CHECK_EQ_INT(acceptor_handle(&rec, TPC_OUTCOME_NONE, 1000, &m, 1, NACC, &next, &reply, &action,
-                                 err, sizeof(err)),
+    CHECK_EQ_INT(acceptor_handle(&rec, TPC_OUTCOME_NONE, 0, 1000, &m, 1, NACC, &next, &reply,
+                                 &action, err, sizeof(err)),
                  TPC_OK);
     CHECK_EQ_INT(reply.type, MSG_PHASE2B);
     CHECK_EQ_INT(action, ACCEPTOR_PERSIST_THEN_REPLY);
@@ -245,7 +245,7 @@ static void test_decision_and_horizon(void)
     /* With the decision held, the answer is the decision and nothing changes. */
     m = p1a(3, 2);
     m.born = 5000;
-    CHECK_EQ_INT(acceptor_handle(&rec, TPC_OUTCOME_COMMITTED, 1000, &m, 1, NACC, &next, &reply,
+    CHECK_EQ_INT(acceptor_handle(&rec, TPC_OUTCOME_COMMITTED, 0, 1000, &m, 1, NACC, &next, &reply,
                                  &action, err, sizeof(err)),
                  TPC_OK);
     CHECK_EQ_INT(reply.type, MSG_OUTCOME);
@@ -253,10 +253,26 @@ static void test_decision_and_horizon(void)
     CHECK_EQ_INT(action, ACCEPTOR_REPLY);
     CHECK(memcmp(&next, &rec, sizeof(rec)) == 0);
 
+    /* A decision of another born is another transaction's: refused while it lives, as if
+     * absent once expired (then the record below answers). */
+    CHECK_EQ_INT(acceptor_handle(&rec, TPC_OUTCOME_COMMITTED, 4000, 1000, &m, 1, NACC, &next,
+                                 &reply, &action, err, sizeof(err)),
+                 TPC_ERR_PROTOCOL);
+    CHECK_EQ_INT(acceptor_handle(&rec, TPC_OUTCOME_COMMITTED, 900, 1000, &m, 1, NACC, &next, &reply,
+                                 &action, err, sizeof(err)),
+                 TPC_OK);
+    CHECK_EQ_INT(reply.type, MSG_PHASE1B);
+    /* The same born: the decision answers, with its born. */
+    CHECK_EQ_INT(acceptor_handle(&rec, TPC_OUTCOME_ABORTED, 5000, 1000, &m, 1, NACC, &next, &reply,
+                                 &action, err, sizeof(err)),
+                 TPC_OK);
+    CHECK_EQ_INT(reply.type, MSG_OUTCOME);
+    CHECK(reply.born == 5000);
+
     /* Another born for a live record: refused. */
     m.born = 6000;
-    CHECK_EQ_INT(acceptor_handle(&rec, TPC_OUTCOME_NONE, 1000, &m, 1, NACC, &next, &reply, &action,
-                                 err, sizeof(err)),
+    CHECK_EQ_INT(acceptor_handle(&rec, TPC_OUTCOME_NONE, 0, 1000, &m, 1, NACC, &next, &reply,
+                                 &action, err, sizeof(err)),
                  TPC_ERR_PROTOCOL);
 
     /* No record, and the transaction older than the horizon: refused, nothing made, whatever
@@ -264,18 +280,18 @@ static void test_decision_and_horizon(void)
     memset(&rec, 0, sizeof(rec));
     m = p1a(7, 0);
     m.born = 900;
-    CHECK_EQ_INT(acceptor_handle(&rec, TPC_OUTCOME_NONE, 1000, &m, 1, NACC, &next, &reply, &action,
-                                 err, sizeof(err)),
+    CHECK_EQ_INT(acceptor_handle(&rec, TPC_OUTCOME_NONE, 0, 1000, &m, 1, NACC, &next, &reply,
+                                 &action, err, sizeof(err)),
                  TPC_ERR_EXPIRED);
     m = p2a(0, 0, TPC_VALUE_ABORTED);
     m.born = 900;
-    CHECK_EQ_INT(acceptor_handle(&rec, TPC_OUTCOME_NONE, 1000, &m, 1, NACC, &next, &reply, &action,
-                                 err, sizeof(err)),
+    CHECK_EQ_INT(acceptor_handle(&rec, TPC_OUTCOME_NONE, 0, 1000, &m, 1, NACC, &next, &reply,
+                                 &action, err, sizeof(err)),
                  TPC_ERR_EXPIRED);
     /* Unknown born (a message a person wrote): never expired. */
     m.born = 0;
-    CHECK_EQ_INT(acceptor_handle(&rec, TPC_OUTCOME_NONE, 1000, &m, 1, NACC, &next, &reply, &action,
-                                 err, sizeof(err)),
+    CHECK_EQ_INT(acceptor_handle(&rec, TPC_OUTCOME_NONE, 0, 1000, &m, 1, NACC, &next, &reply,
+                                 &action, err, sizeof(err)),
                  TPC_OK);
 
     /* A stored record of an expired transaction is dead: a txid used again starts afresh. */
@@ -285,8 +301,8 @@ static void test_decision_and_horizon(void)
     rec.parts = two_parts();
     m = p2a(0, 0, TPC_VALUE_PREPARED);
     m.born = 2000;
-    CHECK_EQ_INT(acceptor_handle(&rec, TPC_OUTCOME_NONE, 1000, &m, 1, NACC, &next, &reply, &action,
-                                 err, sizeof(err)),
+    CHECK_EQ_INT(acceptor_handle(&rec, TPC_OUTCOME_NONE, 0, 1000, &m, 1, NACC, &next, &reply,
+                                 &action, err, sizeof(err)),
                  TPC_OK);
     CHECK_EQ_INT(reply.type, MSG_PHASE2B); /* the old promise of (4,2) is gone with it */
     CHECK_EQ_INT(next.born, 2000);
