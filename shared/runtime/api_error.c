@@ -24,8 +24,7 @@ static const struct api_error_code table[] = {
     {"unknown_transaction", 404, "coordinator", "a transaction this replica does not know"},
     {"unknown_branch", 404, "participant", "a branch this participant does not know"},
     {"method_not_allowed", 405, "both", "a method the path does not take"},
-    {"transaction_forgotten", 410, "participant",
-     "a prepare or a new branch's exec of a transaction older than the retention, unknown here"},
+    {"transaction_forgotten", 410, "participant", "a transaction older than the retention"},
     {"txid_exists", 409, "coordinator", "begin with a txid that is known already"},
     {"transaction_not_active", 409, "coordinator", "exec on a transaction committing or ended"},
     {"transaction_ended", 409, "both", "a statement for a transaction that ended"},
@@ -87,4 +86,9 @@ void api_error_vset(struct api_error *e, const char *code, const char *fmt, va_l
         }
     }
     vsnprintf(e->message, sizeof(e->message), fmt, ap);
+    /* A message may quote what a client sent (a path, a txid): printable ASCII only, so that
+     * it is valid JSON text whatever the client's bytes (found by fuzz_participant_api). */
+    for (i = 0; e->message[i]; i++)
+        if ((unsigned char)e->message[i] < 0x20 || (unsigned char)e->message[i] >= 0x7f)
+            e->message[i] = '?';
 }

@@ -1,5 +1,6 @@
 /* http_client.c - see http_client.h. */
 #include "http_client.h"
+#include "http_server.h"
 
 #include <curl/curl.h>
 #include <pthread.h>
@@ -120,6 +121,9 @@ static void easy_setup(CURL *e, struct curl_slist *headers, struct http_call *ca
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    /* A kept connection idle for longer is not reused: servers close theirs after
+     * HTTP_IDLE_TIMEOUT_S, and a request sent as one closes would be lost. */
+    curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, (long)(HTTP_IDLE_TIMEOUT_S * 2 / 3));
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 }
 

@@ -12,6 +12,7 @@
  */
 #include "http_server.h"
 
+#include "log.h"
 #include "msg.h"
 
 #include <arpa/inet.h>
@@ -23,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 struct http_server {
@@ -510,6 +512,21 @@ static void server_io(void *arg, int fd, uint32_t events)
     server_run(arg);
 }
 
+/* Room for HTTP_MAX_CONNECTIONS and the process's own files: the soft limit on open files is
+ * raised towards the hard one (often 1024 by default, which a thousand idle clients would
+ * exhaust). */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    rlim_t want = HTTP_MAX_CONNECTIONS + 512;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
+        return;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        log_warn("cannot raise the open-file limit to %llu", (unsigned long long)rl.rlim_cur);
+}
+
 enum tpc_err http_server_start(const struct http_server_config *cfg, struct http_server **out,
                                char *err, size_t errlen)
 {
@@ -524,6 +541,7 @@ enum tpc_err http_server_start(const struct http_server_config *cfg, struct http
     if (inet_pton(AF_INET, cfg->address, &addr.sin_addr) != 1)
         return tpc_errbuf_set(err, errlen, TPC_ERR_INVALID, "bad listen address '%s'",
                               cfg->address);
+    raise_fd_limit();
     s = calloc(1, sizeof(*s));
     if (!s)
         return TPC_ERR_NOMEM;
@@ -537,8 +555,9 @@ enum tpc_err http_server_start(const struct http_server_config *cfg, struct http
                                  cfg->port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR,
                                  (struct sockaddr *)&addr, MHD_OPTION_NOTIFY_COMPLETED,
                                  on_completed, NULL, MHD_OPTION_UNESCAPE_CALLBACK, unescape,
-                                 NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)60,
-                                 MHD_OPTION_END);
+                                 NULL, MHD_OPTION_CONNECTION_TIMEOUT,
+                                 (unsigned int)HTTP_IDLE_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT,
+                                 (unsigned int)HTTP_MAX_CONNECTIONS, MHD_OPTION_END);
     info = s->daemon ? MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_EPOLL_FD) : NULL;
     if (info)
         s->epfd = info->epoll_fd;
@@ -571,6 +590,8 @@ const char *http_query(const struct http_request *req, const char *name)
 {
     const struct http_later *st = req->impl;
 
+    if (!st)
+        return NULL; /* a request made up by a test or fuzzer: no query string */
     return MHD_lookup_connection_value(st->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 

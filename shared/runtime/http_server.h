@@ -27,6 +27,13 @@
 #define HTTP_MAX_POOLS   4
 #define HTTP_POOL_THREADS 64 /* at most, per pool */
 
+/* Connections one server holds at most (more wait in the kernel's backlog, or are refused),
+ * and how long a connection may stay idle, a request half sent included, before it is
+ * closed: a thousand silent clients, or one trickling its headers, take slots, not the
+ * server (http-api.md, Conventions). */
+#define HTTP_MAX_CONNECTIONS 4096
+#define HTTP_IDLE_TIMEOUT_S  30
+
 struct http_request {
     const char *method; /* "GET", "POST", ... */
     const char *path;   /* URL path without the query string */

@@ -1,0 +1,113 @@
+/*
+ * fuzz_participant_api.c - libFuzzer target: a participant's HTTP API (participant/api.c) on
+ * any method, path and body, as its server hands them over: the routing of paths (txids
+ * included), the JSON bodies of exec, prepare and outcomes, and the calls behind them on a
+ * real participant (its database in a temporary directory, no replicas).
+ *
+ * An input is one byte of flags (bit 0: POST or GET; bit 1: the right token or none), the
+ * path up to a newline, and the body. Every answer must be a JSON object with a status of
+ * 200..599, and an error answer must be {"error": {"code", "message"}} with a code of the
+ * table (http-api.md, "Error codes") and that code's status.
+ */
+#include <jansson.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "api_error.h"
+#include "http_server.h"
+#include "participant.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static struct participant *p;
+
+static void check(int ok)
+{
+    if (!ok)
+        abort();
+}
+
+static void setup(void)
+{
+    static char dir[] = "/tmp/fuzz-api-XXXXXX", db[64], schema_path[64];
+    struct participant_config cfg = {0};
+    char err[256];
+    FILE *f;
+
+    check(mkdtemp(dir) != NULL);
+    snprintf(db, sizeof(db), "%s/db", dir);
+    snprintf(schema_path, sizeof(schema_path), "%s/schema.sql", dir);
+    f = fopen(schema_path, "w");
+    check(f != NULL);
+    fputs("CREATE TABLE accounts(id INTEGER PRIMARY KEY, balance INTEGER NOT NULL);"
+          "INSERT INTO accounts VALUES (1, 100), (2, 100);",
+          f);
+    fclose(f);
+    snprintf(cfg.name, sizeof(cfg.name), "bank-a");
+    cfg.db_path = db;
+    cfg.schema_file = schema_path;
+    cfg.token = "fuzz-token";
+    cfg.lock_timeout_ms = 1;
+    cfg.branch_timeout_ms = 60000;
+    cfg.vote_timeout_ms = 10;
+    cfg.doubt_ms = 60000;
+    cfg.max_statements = 16;
+    cfg.max_rows = 100;
+    cfg.statement_ms = 100;
+    cfg.retention_ms = 3600000;
+    check(participant_open(&cfg, &p, err, sizeof(err)) == TPC_OK);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    struct http_request req = {0};
+    struct http_response res = {0};
+    const uint8_t *nl;
+    char *path, *body;
+    size_t n_path, i, n_codes;
+    const struct api_error_code *codes = api_error_table(&n_codes);
+    json_t *e;
+
+    if (size < 1)
+        return 0;
+    if (!p)
+        setup();
+    nl = memchr(data + 1, '\n', size - 1);
+    n_path = nl ? (size_t)(nl - data - 1) : size - 1;
+    if (n_path > 512)
+        return 0;
+    path = strndup((const char *)data + 1, n_path);
+    body = nl ? strndup((const char *)nl + 1, size - n_path - 2) : strdup("");
+    if (!path || !body || !strcmp(path, "/v1/admin/faults")) {
+        free(path);
+        free(body);
+        return 0; /* network faults would only slow the next inputs down */
+    }
+    req.method = data[0] & 1 ? "POST" : "GET";
+    req.path = path;
+    req.body = body;
+    req.body_len = strlen(body);
+    req.authorization = data[0] & 2 ? "Bearer fuzz-token" : NULL;
+    api_handle(p, &req, &res);
+    check(res.status >= 200 && res.status <= 599);
+    check(json_is_object(res.body));
+    if (res.status >= 400) {
+        const char *code;
+
+        e = json_object_get(res.body, "error");
+        check(json_is_object(e) && json_object_size(res.body) == 1);
+        code = json_string_value(json_object_get(e, "code"));
+        check(code && json_is_string(json_object_get(e, "message")));
+        for (i = 0; i < n_codes && strcmp(codes[i].code, code); i++)
+            ;
+        check(i < n_codes && codes[i].status == res.status);
+    }
+    json_decref(res.body);
+    free(path);
+    free(body);
+    return 0;
+}
