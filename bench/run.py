@@ -293,9 +293,19 @@ def write_report(args, results, started, took):
     out.append("## How to run it\n")
     out.append("`scripts/bench` (full matrix, about ten minutes) or `scripts/bench --quick` "
                "(about two minutes). It installs what it needs (PostgreSQL, psycopg2, libpq, "
-               "gnuplot from Debian), builds, runs `bench/run.py`, and rewrites this file.\n")
+               "gnuplot from Debian), builds, runs `bench/run.py`, and rewrites this file up to "
+               "its soak section, which `scripts/soak` measures (hours) and this run keeps.\n")
+    kept = ""
+    if os.path.exists(args.out):
+        with open(args.out) as f:
+            text = f.read()
+        at = text.find("\n" + SOAK_HEADING)
+        kept = text[at:] if at >= 0 else ""
+    text = "\n".join(out) + "\n"
+    if kept:
+        text += "\n" + kept.lstrip("\n")
     with open(args.out, "w") as f:
-        f.write("\n".join(out) + "\n")
+        f.write(text)
 
 
 def system_name(r):
@@ -357,6 +367,9 @@ def targets(results, lim):
                    % (", ".join(fmt(x["server_cpu_ms_per_tx"]) for x in cells),
                       "met" if worst <= 0.8 else "not met"))
     return out
+
+
+SOAK_HEADING = "## Soak: 1,000,000 transactions"
 
 
 def main():
