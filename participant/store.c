@@ -40,9 +40,6 @@ static const char upgrade_sql[] =
     "CREATE TABLE IF NOT EXISTS tpc_meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
     "CREATE INDEX IF NOT EXISTS tpc_outcome_at ON tpc_outcome(decided_at);";
 
-/* Ended branches each collection forgets at most, so that its group stays short. */
-#define STORE_GC_BATCH 5000
-
 static int64_t now_ms(void)
 {
     struct timespec ts;
@@ -565,7 +562,7 @@ fail:
 }
 
 /* How a recorded end reads: "committed", "aborted" or "read_only". */
-static enum rm_state end_state(const char *t)
+enum rm_state store_end_state(const char *t)
 {
     if (!t)
         return RM_NONE;
@@ -577,7 +574,6 @@ static enum rm_state end_state(const char *t)
 }
 
 static const char sql_recorded[] = "SELECT outcome FROM tpc_outcome WHERE txid = ?";
-static const char sql_ended[] = "SELECT outcome, vote, born FROM tpc_outcome WHERE txid = ?";
 
 /* The end already recorded for txid, inside the committer's transaction. */
 enum rm_state store_recorded(struct store *st, const char *txid)
@@ -588,7 +584,7 @@ enum rm_state store_recorded(struct store *st, const char *txid)
     if ((s = stmt_get(&st->wstmts, sql_recorded)) != NULL) {
         sqlite3_bind_text(s, 1, txid, -1, SQLITE_STATIC);
         if (sqlite3_step(s) == SQLITE_ROW)
-            o = end_state((const char *)sqlite3_column_text(s, 0));
+            o = store_end_state((const char *)sqlite3_column_text(s, 0));
     }
     stmt_done(s);
     return o;
@@ -711,181 +707,4 @@ void store_group_stats(struct store *st, uint64_t *groups, uint64_t *jobs)
 uint64_t store_fsyncs(void)
 {
     return fsync_vfs_count();
-}
-
-/* ---- reads ---- */
-
-static enum tpc_value value_from(const char *s)
-{
-    if (s && strcmp(s, "prepared") == 0)
-        return TPC_VALUE_PREPARED;
-    if (s && strcmp(s, "aborted") == 0)
-        return TPC_VALUE_ABORTED;
-    return TPC_VALUE_NONE;
-}
-
-enum tpc_err store_ended(struct store *st, const char *txid, enum rm_state *state,
-                         enum tpc_value *vote, uint64_t *born)
-{
-    sqlite3_stmt *s = NULL;
-    enum tpc_err rc = TPC_OK;
-    int r;
-
-    *state = RM_NONE;
-    *vote = TPC_VALUE_NONE;
-    *born = 0;
-    pthread_mutex_lock(&st->rmu); /* the reader: never behind a statement or an fsync */
-    if (!(s = stmt_get(&st->rstmts, sql_ended))) {
-        rc = TPC_ERR_IO;
-        goto out;
-    }
-    sqlite3_bind_text(s, 1, txid, -1, SQLITE_STATIC);
-    r = sqlite3_step(s);
-    if (r == SQLITE_ROW) {
-        *state = end_state((const char *)sqlite3_column_text(s, 0));
-        *vote = value_from((const char *)sqlite3_column_text(s, 1));
-        *born = (uint64_t)sqlite3_column_int64(s, 2);
-    } else if (r != SQLITE_DONE) {
-        rc = TPC_ERR_IO;
-    }
-out:
-    stmt_done(s);
-    pthread_mutex_unlock(&st->rmu);
-    return rc;
-}
-
-static enum tpc_err parse_parts(const char *text, struct msg_parts *parts)
-{
-    json_t *a = text ? json_loads(text, 0, NULL) : NULL;
-    enum tpc_err rc = a ? codec_decode_parts(a, parts, NULL, 0) : TPC_ERR_INVALID;
-
-    json_decref(a);
-    return rc;
-}
-
-enum tpc_err store_load_prepared(struct store *st, struct store_prepared **list, size_t *n,
-                                 char *err, size_t errlen)
-{
-    sqlite3_stmt *s = NULL;
-    struct store_prepared *items = NULL, *bigger;
-    size_t count = 0, cap = 0, i;
-    enum tpc_err rc = TPC_OK;
-
-    *list = NULL;
-    *n = 0;
-    pthread_mutex_lock(&st->mu);
-    if (sqlite3_prepare_v2(st->db, "SELECT txid, changeset, participants, born FROM tpc_prepared",
-                           -1, &s, NULL) != SQLITE_OK) {
-        rc = tpc_errbuf_set(err, errlen, TPC_ERR_IO, "sqlite: %s", sqlite3_errmsg(st->db));
-        goto out;
-    }
-    while (sqlite3_step(s) == SQLITE_ROW) {
-        const char *txid = (const char *)sqlite3_column_text(s, 0);
-        const void *cs = sqlite3_column_blob(s, 1);
-        int cs_len = sqlite3_column_bytes(s, 1);
-        struct store_prepared *p;
-
-        if (count == cap) {
-            cap = cap ? cap * 2 : 16;
-            bigger = realloc(items, cap * sizeof(*items));
-            if (!bigger) {
-                rc = TPC_ERR_NOMEM;
-                goto out;
-            }
-            items = bigger;
-        }
-        p = &items[count];
-        memset(p, 0, sizeof(*p));
-        if (!txid || msg_copy_str(p->txid, TPC_TXID_MAX, txid) != TPC_OK ||
-            parse_parts((const char *)sqlite3_column_text(s, 2), &p->parts) != TPC_OK) {
-            rc = tpc_errbuf_set(err, errlen, TPC_ERR_INVALID, "corrupt prepared record %s",
-                                txid ? txid : "?");
-            goto out;
-        }
-        if (cs_len > 0) {
-            p->changeset = malloc((size_t)cs_len);
-            if (!p->changeset) {
-                rc = TPC_ERR_NOMEM;
-                goto out;
-            }
-            memcpy(p->changeset, cs, (size_t)cs_len);
-            p->changeset_len = cs_len;
-        }
-        p->born = (uint64_t)sqlite3_column_int64(s, 3);
-        count++;
-    }
-out:
-    sqlite3_finalize(s);
-    pthread_mutex_unlock(&st->mu);
-    if (rc) {
-        for (i = 0; i < count; i++)
-            free(items[i].changeset);
-        free(items);
-        return rc;
-    }
-    *list = items;
-    *n = count;
-    return TPC_OK;
-}
-
-/* ---- forgetting ended branches (DESIGN.md section 11) ---- */
-
-uint64_t store_horizon(struct store *st)
-{
-    return horizon_store_now(&st->horizon);
-}
-
-struct collect_job {
-    struct gc_job g;
-    struct store *st;
-    uint64_t horizon;
-    int64_t removed;
-};
-
-/* Inside the committer's transaction: the horizon durable first, then what is below it: a
- * branch that ended before the horizon and whose transaction was born before it (a prepare of it is
- * refused from then on, resource.h rule 6). One whose born is not known (begun and ended without a
- * leader that said it) goes a retention after it ended, by this clock, unless it voted prepared:
- * then it stays (a prepare of it is never refused, and must get the same vote). */
-static bool run_collect(struct gc_job *g, sqlite3 *db)
-{
-    struct collect_job *c = g->arg;
-    int64_t h = (int64_t)c->horizon;
-    sqlite3_stmt *s = NULL;
-    bool ok = horizon_store_save(db, "tpc_meta", c->horizon);
-
-    /* Raised before anything is deleted under it (a higher horizon only refuses more). */
-    horizon_store_raised(&c->st->horizon, c->horizon);
-
-    if (ok && sqlite3_prepare_v2(db,
-                                 "DELETE FROM tpc_outcome WHERE rowid IN (SELECT rowid FROM "
-                                 "tpc_outcome WHERE decided_at < ?1 AND ((born > 0 AND born < ?1) "
-                                 "OR (born = 0 AND vote <> 'prepared')) LIMIT ?2)",
-                                 -1, &s, NULL) == SQLITE_OK) {
-        sqlite3_bind_int64(s, 1, h);
-        sqlite3_bind_int64(s, 2, STORE_GC_BATCH);
-        ok = sqlite3_step(s) == SQLITE_DONE;
-        c->removed = sqlite3_changes(db);
-    } else {
-        ok = false;
-    }
-    sqlite3_finalize(s);
-    if (!ok)
-        snprintf(g->err, sizeof(g->err), "collecting: %s", sqlite3_errmsg(db));
-    return ok;
-}
-
-int64_t store_collect(struct store *st)
-{
-    struct collect_job c = {.st = st, .horizon = store_horizon(st)};
-    struct gc_job *gp = &c.g;
-
-    c.g.run = run_collect;
-    c.g.arg = &c;
-    groupcommit_submit_all(st->gc, &gp, 1);
-    if (c.g.rc) {
-        log_error("store: %s", c.g.err);
-        return -1;
-    }
-    return c.removed;
 }

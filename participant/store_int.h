@@ -43,6 +43,8 @@ struct store {
 int64_t store_mono_ms(void);
 /* A bookkeeping or SQLite table: no branch may touch it. */
 bool store_is_reserved(const char *table);
+/* The end a tpc_outcome row's text names. */
+enum rm_state store_end_state(const char *t);
 /* How txid ended here (RM_NONE: it did not). Under st->mu. */
 enum rm_state store_recorded(struct store *st, const char *txid);
 /* sqlite3changeset_apply's conflict handler: any conflict aborts the apply. */
