@@ -14,15 +14,11 @@
 #include "codec.h"
 #include "msg.h"
 
+#include "fuzz_util.h"
+
 #define NREP 5
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static void check(int ok)
-{
-    if (!ok)
-        abort(); /* libFuzzer reports the input */
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -18,6 +18,8 @@
 #include "store.h"
 #include "store_int.h"
 
+#include "fuzz_util.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char schema[] =
@@ -32,12 +34,6 @@ static struct store *st;
 static char *baseline;
 static void *cs;
 static int cs_len;
-
-static void check(int ok)
-{
-    if (!ok)
-        abort();
-}
 
 static bool accept_all(void *ctx, const void *changeset, int len)
 {
@@ -92,17 +88,10 @@ static char *snapshot(void)
 
 static void setup(void)
 {
-    char dir[] = "/tmp/fuzz-sql-XXXXXX", path[64], schema_path[64], err[256];
+    char path[64], schema_path[64], err[256];
     struct store_config cfg = {0};
-    FILE *f;
 
-    check(mkdtemp(dir) != NULL);
-    snprintf(path, sizeof(path), "%s/db", dir);
-    snprintf(schema_path, sizeof(schema_path), "%s/schema.sql", dir);
-    f = fopen(schema_path, "w");
-    check(f != NULL);
-    fputs(schema, f);
-    fclose(f);
+    fuzz_database_dir(schema, path, schema_path);
     cfg.path = path;
     cfg.schema_file = schema_path;
     cfg.max_rows = 100;

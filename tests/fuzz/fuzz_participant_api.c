@@ -21,32 +21,21 @@
 #include "http_server.h"
 #include "participant.h"
 
+#include "fuzz_util.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct participant *p;
 
-static void check(int ok)
-{
-    if (!ok)
-        abort();
-}
-
 static void setup(void)
 {
-    static char dir[] = "/tmp/fuzz-api-XXXXXX", db[64], schema_path[64];
+    static char db[64], schema_path[64]; /* the participant keeps these pointers */
     struct participant_config cfg = {0};
     char err[256];
-    FILE *f;
 
-    check(mkdtemp(dir) != NULL);
-    snprintf(db, sizeof(db), "%s/db", dir);
-    snprintf(schema_path, sizeof(schema_path), "%s/schema.sql", dir);
-    f = fopen(schema_path, "w");
-    check(f != NULL);
-    fputs("CREATE TABLE accounts(id INTEGER PRIMARY KEY, balance INTEGER NOT NULL);"
-          "INSERT INTO accounts VALUES (1, 100), (2, 100);",
-          f);
-    fclose(f);
+    fuzz_database_dir("CREATE TABLE accounts(id INTEGER PRIMARY KEY, balance INTEGER NOT NULL);"
+                      "INSERT INTO accounts VALUES (1, 100), (2, 100);",
+                      db, schema_path);
     snprintf(cfg.name, sizeof(cfg.name), "bank-a");
     cfg.db_path = db;
     cfg.schema_file = schema_path;
