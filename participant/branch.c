@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lockset.h"
 #include "store.h"
 
 struct table_entry *branch_create(void *ctx, const char *txid)
@@ -43,7 +44,7 @@ void branch_destroy(struct table_entry *e)
     free(b);
 }
 
-static void collect_key(void *ctx, const void *key, size_t n)
+static void collect_key(void *ctx, const void *key, size_t n, bool shared)
 {
     struct branch_take *t = ctx;
     struct lock_key *bigger;
@@ -68,6 +69,7 @@ static void collect_key(void *ctx, const void *key, size_t n)
     memcpy(copy, key, n);
     t->keys[t->n].data = copy;
     t->keys[t->n].len = n;
+    t->keys[t->n].shared = shared;
     t->n++;
 }
 
@@ -83,16 +85,24 @@ void branch_take_free(struct branch_take *t)
 bool branch_take_locks(void *ctx, const void *changeset, int len)
 {
     struct branch_take *t = ctx;
+    size_t blocked = 0;
 
     branch_take_free(t);
     t->oom = false;
-    if (store_changeset_keys(changeset, len, collect_key, t) != TPC_OK || t->oom ||
-        !(t->fresh = calloc(t->n ? t->n : 1, sizeof(*t->fresh)))) {
+    t->what[0] = '\0';
+    t->rc = store_branch_keys(t->store, changeset, len, collect_key, t);
+    if (!t->rc && (t->oom || !(t->fresh = calloc(t->n ? t->n : 1, sizeof(*t->fresh)))))
+        t->rc = TPC_ERR_NOMEM;
+    if (t->rc) {
         t->oom = true;
         return false;
     }
-    return locks_try_take(t->locks, t->b->e.id, t->keys, t->n, t->blocker, sizeof(t->blocker),
-                          &t->gen, t->fresh);
+    if (locks_try_take(t->locks, t->b->e.id, t->keys, t->n, &blocked, t->blocker,
+                       sizeof(t->blocker), &t->gen, t->fresh))
+        return true;
+    if (blocked < t->n)
+        lockset_describe(t->keys[blocked].data, t->keys[blocked].len, t->what, sizeof(t->what));
+    return false;
 }
 
 bool branch_remember_keys(struct branch_take *t)

@@ -1,7 +1,7 @@
 /*
  * branch.h - what the participant program keeps of a branch besides its
  * protocol state (which the driver, shared/core/resource.h, keeps): the
- * cumulative changeset of its statements and the row locks it holds.
+ * cumulative changeset of its statements and the locks it holds.
  *
  * A branch lives in the table from its first statement (or its reload after a
  * restart) until the write that ends it is durable; then its locks are
@@ -45,19 +45,22 @@ struct branch {
 struct table_entry *branch_create(void *ctx, const char *txid);
 void branch_destroy(struct table_entry *e);
 
-/* The keys a changeset touches, locked for the branch (store_exec's accept callback). */
+/* The locks a changeset needs, taken for the branch (store_exec's accept callback). */
 struct branch_take {
     struct locks *locks;
+    struct store *store;
     struct branch *b;
     struct lock_key *keys;
     size_t n, cap;
     bool oom;
+    enum tpc_err rc; /* why the keys could not be made (oom set too) */
     char blocker[TPC_TXID_MAX + 1];
+    char what[160]; /* the key blocked, as lockset_describe says it */
     uint64_t gen;
     bool *fresh; /* keys[i] newly taken by the last try */
 };
 
-/* store_accept_fn: locks the rows the changeset touches (all or none). */
+/* store_accept_fn: takes the locks the changeset needs (lockset.h), all or none. */
 bool branch_take_locks(void *ctx, const void *changeset, int len);
 /*
  * Adds the keys the last try newly locked to the branch's list, for release at its end.
@@ -66,7 +69,7 @@ bool branch_take_locks(void *ctx, const void *changeset, int len);
 bool branch_remember_keys(struct branch_take *t);
 void branch_take_free(struct branch_take *t);
 
-/* Releases the branch's row locks and takes it out of the table (under b->mu). */
+/* Releases the branch's locks and takes it out of the table (under b->mu). */
 void branch_end(struct table *branches, struct locks *locks, struct branch *b);
 
 #endif

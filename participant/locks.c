@@ -1,10 +1,15 @@
 /*
- * locks.c - the key lock table of locks.h: a chained hash table of
- * (key -> owner), one mutex, one condition variable broadcast on release.
- * Releases are rare compared with lookups, so a broadcast is cheap enough.
+ * locks.c - the key lock table of locks.h: a chained hash table with one
+ * entry per (key, owner) held, one mutex, one condition variable broadcast
+ * on release. Releases are rare compared with lookups, so a broadcast is
+ * cheap enough.
+ *
+ * Invariant (asserted): a key's entries are one exclusive, or any number
+ * shared, each of a different owner.
  */
 #include "locks.h"
 
+#include <assert.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +22,7 @@
 struct lock_entry {
     struct lock_entry *next;
     char owner[TPC_TXID_MAX + 1];
+    bool shared;
     size_t len;
     unsigned char key[]; /* len bytes */
 };
@@ -75,18 +81,47 @@ void locks_free(struct locks *l)
     free(l);
 }
 
-static struct lock_entry *find(struct locks *l, const struct lock_key *k)
+static bool same_key(const struct lock_entry *e, const struct lock_key *k)
+{
+    return e->len == k->len && memcmp(e->key, k->data, k->len) == 0;
+}
+
+/* owner's entry for k, or NULL. */
+static struct lock_entry *find_own(struct locks *l, const struct lock_key *k, const char *owner)
 {
     struct lock_entry *e = l->bucket[hash(k->data, k->len) % LOCKS_BUCKETS];
 
     for (; e; e = e->next)
-        if (e->len == k->len && memcmp(e->key, k->data, k->len) == 0)
+        if (same_key(e, k) && strcmp(e->owner, owner) == 0)
             return e;
     return NULL;
 }
 
+/* Another owner's entry that keeps owner from holding k in k's mode, or NULL. */
+static struct lock_entry *find_conflict(struct locks *l, const struct lock_key *k,
+                                        const char *owner)
+{
+    struct lock_entry *e = l->bucket[hash(k->data, k->len) % LOCKS_BUCKETS];
+    size_t exclusive = 0, holders = 0;
+    struct lock_entry *found = NULL;
+
+    for (; e; e = e->next) {
+        if (!same_key(e, k))
+            continue;
+        holders++;
+        exclusive += !e->shared;
+        if (!found && strcmp(e->owner, owner) != 0 && (!k->shared || !e->shared))
+            found = e;
+    }
+    assert(exclusive == 0 || holders == 1);
+    (void)exclusive;
+    (void)holders;
+    return found;
+}
+
 bool locks_try_take(struct locks *l, const char *owner, const struct lock_key *keys, size_t n,
-                    char *blocker, size_t blocker_len, uint64_t *gen, bool *fresh_out)
+                    size_t *blocked, char *blocker, size_t blocker_len, uint64_t *gen,
+                    bool *fresh_out)
 {
     struct lock_entry **fresh = calloc(n ? n : 1, sizeof(*fresh));
     bool ok = fresh != NULL;
@@ -94,23 +129,25 @@ bool locks_try_take(struct locks *l, const char *owner, const struct lock_key *k
 
     if (blocker_len)
         blocker[0] = '\0';
+    *blocked = 0;
     for (i = 0; fresh_out && i < n; i++)
         fresh_out[i] = false;
     pthread_mutex_lock(&l->mu);
     *gen = l->generation;
-    /* 1: any key held by another owner means none is taken. */
+    /* 1: any key another owner's hold conflicts with means none is taken. */
     for (i = 0; ok && i < n; i++) {
-        struct lock_entry *e = find(l, &keys[i]);
+        struct lock_entry *e = find_conflict(l, &keys[i], owner);
 
-        if (e && strcmp(e->owner, owner) != 0) {
+        if (e) {
             if (blocker_len)
                 snprintf(blocker, blocker_len, "%s", e->owner);
+            *blocked = i;
             ok = false;
         }
     }
     /* 2: allocate every new entry before inserting any, so failure leaves nothing behind. */
     for (i = 0; ok && i < n; i++) {
-        if (find(l, &keys[i]))
+        if (find_own(l, &keys[i], owner))
             continue;
         fresh[i] = malloc(sizeof(*fresh[i]) + keys[i].len);
         if (!fresh[i]) {
@@ -119,20 +156,27 @@ bool locks_try_take(struct locks *l, const char *owner, const struct lock_key *k
                 snprintf(blocker, blocker_len, "(out of memory)");
         }
     }
-    /* 3: insert (a key given twice in this call is inserted once). */
+    /* 3: insert, or make a shared hold exclusive (a key given twice is held once, in the
+     * stronger mode). */
     for (i = 0; i < n && fresh; i++) {
-        struct lock_entry *e = fresh[i];
+        struct lock_entry *e = fresh[i], *own;
         uint32_t b;
 
-        if (!e)
-            continue;
-        if (!ok || find(l, &keys[i])) {
+        if (!ok) {
             free(e);
+            continue;
+        }
+        own = find_own(l, &keys[i], owner);
+        if (own) {
+            free(e);
+            if (!keys[i].shared)
+                own->shared = false;
             continue;
         }
         if (fresh_out)
             fresh_out[i] = true;
         snprintf(e->owner, sizeof(e->owner), "%s", owner);
+        e->shared = keys[i].shared;
         e->len = keys[i].len;
         memcpy(e->key, keys[i].data, keys[i].len);
         b = hash(keys[i].data, keys[i].len) % LOCKS_BUCKETS;
@@ -156,12 +200,10 @@ void locks_release(struct locks *l, const char *owner, const struct lock_key *ke
         for (; *pp; pp = &(*pp)->next) {
             struct lock_entry *e = *pp;
 
-            if (e->len == keys[i].len && memcmp(e->key, keys[i].data, keys[i].len) == 0) {
-                if (strcmp(e->owner, owner) == 0) {
-                    *pp = e->next;
-                    free(e);
-                    any = true;
-                }
+            if (same_key(e, &keys[i]) && strcmp(e->owner, owner) == 0) {
+                *pp = e->next;
+                free(e);
+                any = true;
                 break;
             }
         }

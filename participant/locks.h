@@ -1,12 +1,13 @@
 /*
- * locks.h - per-primary-key write locks of transaction branches (DESIGN.md section 4).
+ * locks.h - the locks of transaction branches (DESIGN.md section 5).
  *
- * A key is a byte string naming one row: table name and primary-key values
- * (made by branch.c from a changeset). A branch takes the keys its changes
- * touch and holds them until its outcome is applied, so no two branches have
- * uncommitted changes to one row. Waiting for a key happens outside the
- * database lock, bounded by a deadline: a conflict ends in an error, never a
- * hang.
+ * A key is a byte string naming a row, a UNIQUE value or a referenced key
+ * (lockset.h makes them from a branch's changes). A branch takes the keys its
+ * changes need and holds them until its outcome is applied. A key is held
+ * exclusively by one branch, or shared by any number (a child row's hold on
+ * its parent); a branch that alone shares a key may make its hold exclusive.
+ * Waiting for a key happens outside the database lock, bounded by a deadline:
+ * a conflict ends in an error, never a hang.
  *
  * Thread-safe; all functions take the table's own mutex.
  */
@@ -23,22 +24,26 @@ struct locks;
 struct lock_key {
     const void *data;
     size_t len;
+    bool shared;
 };
 
 struct locks *locks_new(void);
 void locks_free(struct locks *l);
 
 /*
- * Takes every key for owner, all or none. Keys the owner holds already are
- * fine. Returns true when all are taken; otherwise takes none and copies the
- * first conflicting owner's id into blocker (of blocker_len bytes). *gen is
- * set to the release count seen, for locks_wait. When fresh is not NULL,
- * fresh[i] says whether keys[i] was taken by this call (not held before).
+ * Takes every key for owner, all or none, each in its mode. A key the owner
+ * holds already is fine (a shared hold becomes exclusive when asked and no one
+ * else holds it). Returns true when all are taken; otherwise takes none and
+ * sets *blocked to the index of the first conflicting key and copies its
+ * holder's id into blocker (of blocker_len bytes). *gen is set to the release
+ * count seen, for locks_wait. When fresh is not NULL, fresh[i] says whether
+ * keys[i] was taken by this call (not held before).
  */
 bool locks_try_take(struct locks *l, const char *owner, const struct lock_key *keys, size_t n,
-                    char *blocker, size_t blocker_len, uint64_t *gen, bool *fresh_out);
+                    size_t *blocked, char *blocker, size_t blocker_len, uint64_t *gen,
+                    bool *fresh_out);
 
-/* Releases those of keys that owner holds, and wakes the waiters. */
+/* Releases those of keys that owner holds (whatever the mode), and wakes the waiters. */
 void locks_release(struct locks *l, const char *owner, const struct lock_key *keys, size_t n);
 
 /*

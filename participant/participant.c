@@ -221,6 +221,7 @@ json_t *participant_exec(struct participant *p, const char *txid, json_t *statem
         table_put(&p->branches, &b->e);
     }
     t.locks = p->locks;
+    t.store = p->store;
     t.b = b;
     /* Asked again under the branch's mutex: it may have been prepared or ended meanwhile.
      * Prepared, its changes and locks stay; ended, this entry is a leftover, and goes. */
@@ -246,8 +247,8 @@ json_t *participant_exec(struct participant *p, const char *txid, json_t *statem
                           &t, &results, &cs, &cs_len, msg, sizeof(msg));
         if (fail != STORE_FAIL_LOCKED || t.oom)
             break;
-        /* A row it changes is locked by another branch: wait for a release, then re-run
-         * the statements so they read the value that branch committed (invariant 1). */
+        /* A row or value it changes is locked by another branch: wait for a release, then
+         * re-run the statements so they read what that branch committed (invariant 1). */
         deadline.tv_sec = until / 1000;
         deadline.tv_nsec = (until % 1000) * 1000000;
         pthread_mutex_lock(&p->mu);
@@ -259,9 +260,9 @@ json_t *participant_exec(struct participant *p, const char *txid, json_t *statem
         pthread_mutex_unlock(&p->mu);
         if (!waited) {
             api_error_set(e, "lock_timeout",
-                          "a row this statement changes is locked by transaction %s; still locked "
-                          "after %u ms",
-                          t.blocker, p->cfg.lock_timeout_ms);
+                          "%s, which these statements need, is locked by transaction %s; still "
+                          "locked after %u ms",
+                          t.what[0] ? t.what : "a row", t.blocker, p->cfg.lock_timeout_ms);
             goto out;
         }
     }
@@ -296,7 +297,17 @@ json_t *participant_exec(struct participant *p, const char *txid, json_t *statem
         drop_if_leftover(p, b); /* it ended meanwhile */
         break;
     default:
-        api_error_set(e, "internal", "%s", t.oom ? "out of memory" : msg);
+        if (t.rc == TPC_ERR_TOO_BIG)
+            api_error_set(e, "sql_error",
+                          "a key these statements change is longer than %d bytes and cannot be "
+                          "locked",
+                          LOCKSET_KEY_MAX);
+        else
+            api_error_set(e, "internal", "%s",
+                          t.oom ? (t.rc == TPC_ERR_NOMEM ? "out of memory"
+                                                         : "cannot work out the locks of these "
+                                                           "changes")
+                                : msg);
         break;
     }
     /* Failed after the last try took its locks (e.g. out of memory copying the changeset):
@@ -619,14 +630,16 @@ static enum tpc_err reload_prepared(struct participant *p, char *err, size_t err
         }
         memset(&t, 0, sizeof(t));
         t.locks = p->locks;
+        t.store = p->store;
         t.b = b;
         b->changeset = list[i].changeset;
         b->cs_len = list[i].changeset_len;
         list[i].changeset = NULL;
-        if (!branch_take_locks(&t, b->changeset, b->cs_len))
-            rc =
-                tpc_errbuf_set(err, errlen, TPC_ERR_STATE,
-                               "prepared branches %s and %s hold the same row", b->e.id, t.blocker);
+        if (!store_with_branch(p->store, b->changeset, b->cs_len, branch_take_locks, &t))
+            rc = tpc_errbuf_set(err, errlen, TPC_ERR_STATE,
+                                t.blocker[0] ? "prepared branches %s and %s hold the same lock"
+                                             : "prepared branch %s: its locks cannot be taken%s",
+                                b->e.id, t.blocker);
         else if (!branch_remember_keys(&t))
             rc = TPC_ERR_NOMEM;
         branch_take_free(&t);

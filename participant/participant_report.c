@@ -130,6 +130,9 @@ void participant_metrics(void *ctx, struct metrics_text *t)
     metrics_counter(t, "tpc_forgotten_branches_total",
                     "Ended branches older than the retention removed from the database.",
                     (uint64_t)atomic_load(&p->eng.forgotten));
+    metrics_counter(t, "tpc_apply_failures_total",
+                    "Commits whose changes did not apply (the locks make this never happen).",
+                    store_apply_failures(p->store));
     metrics_histogram(t, "tpc_prepare_duration_seconds",
                       "Prepare calls: the durable prepared record, then the vote.",
                       &p->prepare_time);

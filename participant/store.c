@@ -48,17 +48,6 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Why a branch may not write table name, or NULL when it may (or the table is unknown). */
-static const char *why_not_writable(const struct store *st, const char *name)
-{
-    size_t i;
-
-    for (i = 0; i < st->n_tables; i++)
-        if (sqlite3_stricmp(st->tables[i], name) == 0)
-            return st->why_not[i];
-    return NULL;
-}
-
 int64_t store_mono_ms(void)
 {
     struct timespec ts;
@@ -275,9 +264,9 @@ static int authorize_branch(struct store *st, int action, const char *a1, const 
                      a1 ? a1 : "?");
             return SQLITE_DENY;
         }
-        if (why_not_writable(st, a1)) {
+        if (store_why_not_writable(st, a1)) {
             snprintf(st->why, sizeof(st->why), "table %s cannot be written in a branch: %s", a1,
-                     why_not_writable(st, a1));
+                     store_why_not_writable(st, a1));
             return SQLITE_DENY;
         }
         return SQLITE_OK;
@@ -368,61 +357,6 @@ static enum tpc_err create_schema(struct store *st, const char *schema_file, cha
     return rc;
 }
 
-/*
- * Which user tables a branch may write. Row locks cover primary keys only, and a prepared
- * branch's changes must re-apply cleanly at commit; so a branch writes only tables whose rows
- * are independent: a declared PRIMARY KEY (the session extension needs one), no other UNIQUE
- * constraint, no FOREIGN KEY either way, no trigger. (Each of these lets two branches that
- * lock different rows still conflict, and the second commit could then never be applied.)
- */
-static enum tpc_err load_tables(struct store *st, char *err, size_t errlen)
-{
-    static const char sql[] =
-        "SELECT m.name, CASE"
-        " WHEN NOT EXISTS (SELECT 1 FROM pragma_table_info(m.name) p WHERE p.pk > 0)"
-        "  THEN 'it has no declared PRIMARY KEY'"
-        " WHEN EXISTS (SELECT 1 FROM sqlite_schema t WHERE t.type = 'trigger'"
-        "  AND t.tbl_name = m.name COLLATE NOCASE) THEN 'it has a trigger'"
-        " WHEN EXISTS (SELECT 1 FROM pragma_index_list(m.name) i WHERE i.\"unique\""
-        "  AND i.origin <> 'pk') THEN 'it has a UNIQUE constraint besides its primary key'"
-        " WHEN EXISTS (SELECT 1 FROM pragma_foreign_key_list(m.name))"
-        "  THEN 'it has a FOREIGN KEY'"
-        " WHEN EXISTS (SELECT 1 FROM sqlite_schema o, pragma_foreign_key_list(o.name) f"
-        "  WHERE o.type = 'table' AND f.\"table\" = m.name COLLATE NOCASE)"
-        "  THEN 'a FOREIGN KEY of another table refers to it'"
-        " END FROM sqlite_schema m WHERE m.type = 'table'";
-    sqlite3_stmt *s = NULL;
-    enum tpc_err rc = TPC_OK;
-
-    if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK)
-        return tpc_errbuf_set(err, errlen, TPC_ERR_IO, "sqlite: %s", sqlite3_errmsg(st->db));
-    while (sqlite3_step(s) == SQLITE_ROW) {
-        const char *name = (const char *)sqlite3_column_text(s, 0);
-        const char *why = (const char *)sqlite3_column_text(s, 1);
-
-        if (!name || store_is_reserved(name))
-            continue;
-        if (st->n_tables == STORE_MAX_TABLES) {
-            rc = tpc_errbuf_set(err, errlen, TPC_ERR_TOO_BIG, "more than %d tables",
-                                STORE_MAX_TABLES);
-            break;
-        }
-        st->tables[st->n_tables] = strdup(name);
-        st->why_not[st->n_tables] = why ? strdup(why) : NULL;
-        if (!st->tables[st->n_tables] || (why && !st->why_not[st->n_tables])) {
-            free(st->tables[st->n_tables]);
-            free(st->why_not[st->n_tables]);
-            rc = TPC_ERR_NOMEM;
-            break;
-        }
-        if (why)
-            log_info("table %s is read-only to branches: %s", name, why);
-        st->n_tables++;
-    }
-    sqlite3_finalize(s);
-    return rc;
-}
-
 enum tpc_err store_open(const struct store_config *cfg, struct store **out, char *err,
                         size_t errlen)
 {
@@ -483,7 +417,7 @@ enum tpc_err store_open(const struct store_config *cfg, struct store **out, char
     horizon_store_init(&st->horizon, st->db, "tpc_meta",
                        cfg->retention_ms ? cfg->retention_ms : 3600000);
     st->horizon_up = true;
-    rc = load_tables(st, err, errlen);
+    rc = store_keys_load(st, err, errlen);
     if (rc)
         goto fail;
     rc = sqlite_reader_open(cfg->path, &st->rdb, err, errlen);
@@ -506,19 +440,14 @@ fail:
 
 void store_close(struct store *st)
 {
-    size_t i;
-
     if (!st)
         return;
     groupcommit_stop(st->gc);
     stmt_cache_fini(&st->wstmts);
     stmt_cache_fini(&st->rstmts);
+    store_keys_free(st); /* its statements before their connection */
     sqlite3_close(st->rdb);
     sqlite3_close(st->db);
-    for (i = 0; i < st->n_tables; i++) {
-        free(st->tables[i]);
-        free(st->why_not[i]);
-    }
     if (st->horizon_up)
         horizon_store_fini(&st->horizon);
     pthread_mutex_destroy(&st->rmu);
@@ -623,9 +552,9 @@ static bool run_job(struct store *st, struct store_job *job)
     }
     if (job->kind == STORE_JOB_READONLY)
         vote = msg_value_name(TPC_VALUE_PREPARED);
-    if (job->kind == STORE_JOB_COMMIT && job->changeset_len > 0 &&
-        sqlite3changeset_apply(st->db, job->changeset_len, (void *)job->changeset, NULL,
-                               store_conflict_abort, NULL) != SQLITE_OK) {
+    if (job->kind == STORE_JOB_COMMIT && !store_apply(st, job->changeset, job->changeset_len)) {
+        /* Never, by the locks (DESIGN.md section 5); counted, so that it shows if it does. */
+        __atomic_add_fetch(&st->apply_failures, 1, __ATOMIC_RELAXED);
         snprintf(job->err, sizeof(job->err), "cannot apply the changeset: %s",
                  sqlite3_errmsg(st->db));
         job->rc = TPC_ERR_STATE;
@@ -702,6 +631,11 @@ out:
 void store_group_stats(struct store *st, uint64_t *groups, uint64_t *jobs)
 {
     groupcommit_stats(st->gc, groups, jobs);
+}
+
+uint64_t store_apply_failures(struct store *st)
+{
+    return __atomic_load_n(&st->apply_failures, __ATOMIC_RELAXED);
 }
 
 uint64_t store_fsyncs(void)

@@ -26,6 +26,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "lockset.h"
 #include "msg.h"
 #include "rm.h"
 #include "tpc_err.h"
@@ -76,9 +77,23 @@ enum store_fail store_exec(struct store *st, const char *txid, const void *chang
                            json_t *statements, store_accept_fn accept, void *ctx, json_t **results,
                            void **out, int *out_len, char *msg, size_t msglen);
 
-/* Calls fn(ctx, table, pk bytes, n) for each row key a changeset touches. */
-enum tpc_err store_changeset_keys(const void *changeset, int len,
-                                  void (*fn)(void *ctx, const void *key, size_t n), void *ctx);
+/*
+ * Calls emit for each lock a branch's changeset needs (lockset.h: its rows, UNIQUE values,
+ * parent keys). Only from an accept callback of store_exec or store_with_branch, where the
+ * branch's changes are in place: an update's unchanged columns and a child's parent are read
+ * there. TPC_ERR_TOO_BIG: a key too long; TPC_ERR_STATE: the changes are not in place.
+ */
+enum tpc_err store_branch_keys(struct store *st, const void *changeset, int len,
+                               lockset_emit_fn emit, void *ctx);
+
+/*
+ * Calls accept(ctx, changeset, len) with the branch's changes in place (inside a SQLite
+ * transaction, rolled back after), as store_exec does after its statements: for a branch
+ * reloaded at start, whose locks are taken again. False when the changes do not apply or
+ * accept says false.
+ */
+bool store_with_branch(struct store *st, const void *changeset, int len, store_accept_fn accept,
+                       void *ctx);
 
 /* A durable step, committed in a group (groupcommit.h). */
 enum store_job_kind {
@@ -133,6 +148,8 @@ uint64_t store_horizon(struct store *st);
  * removed, or -1 on an error (logged). */
 int64_t store_collect(struct store *st);
 
+/* Commits whose changeset did not apply (DESIGN.md section 5 says never). */
+uint64_t store_apply_failures(struct store *st);
 /* fsync calls made on the database's files since start (counted by a VFS shim). */
 uint64_t store_fsyncs(void);
 /* SQLite transactions the committer made, and jobs they carried. */

@@ -2,7 +2,7 @@
  * store_exec.c - a branch's statements (see store.h): run inside a SQLite
  * transaction on top of the branch's earlier changes, the cumulative
  * changeset recorded with the session extension, then rolled back (store.c
- * invariant 2); and the row keys a changeset touches.
+ * invariant 2); and how a changeset is applied.
  */
 #define SQLITE_ENABLE_SESSION 1
 
@@ -20,12 +20,29 @@ static int user_tables_only(void *ctx, const char *table)
     return !store_is_reserved(table);
 }
 
-int store_conflict_abort(void *ctx, int kind, sqlite3_changeset_iter *it)
+static int conflict_abort(void *ctx, int kind, sqlite3_changeset_iter *it)
 {
     (void)ctx;
     (void)kind;
     (void)it;
     return SQLITE_CHANGESET_ABORT;
+}
+
+bool store_apply(struct store *st, const void *changeset, int len)
+{
+    bool ok;
+
+    if (len <= 0)
+        return true;
+    sqlite3_db_config(st->db, SQLITE_DBCONFIG_ENABLE_FKEY, 0, NULL);
+    /* sqlite3changeset_apply changes rows in place, one at a time, and undoes them all when one
+     * fails; a branch that moved UNIQUE values between its rows (a swap) cannot be applied that
+     * way, whatever the order, and goes row by row instead. */
+    ok = sqlite3changeset_apply(st->db, len, (void *)changeset, NULL, conflict_abort, NULL) ==
+             SQLITE_OK ||
+         store_apply_rows(st, changeset, len);
+    sqlite3_db_config(st->db, SQLITE_DBCONFIG_ENABLE_FKEY, 1, NULL);
+    return ok;
 }
 
 static char *base64(const unsigned char *p, size_t n)
@@ -288,9 +305,8 @@ enum store_fail store_exec(struct store *st, const char *txid, const void *chang
     sqlite3session_table_filter(sess, user_tables_only, NULL);
     if (sqlite3session_attach(sess, NULL) != SQLITE_OK)
         FAIL(STORE_FAIL_INTERNAL, "cannot attach the session");
-    /* The branch's earlier changes first: its keys are locked, so they apply cleanly. */
-    if (len > 0 && sqlite3changeset_apply(st->db, len, (void *)changeset, NULL,
-                                          store_conflict_abort, NULL) != SQLITE_OK)
+    /* The branch's earlier changes first: its locks keep them valid, so they apply cleanly. */
+    if (!store_apply(st, changeset, len))
         FAIL(STORE_FAIL_INTERNAL, "cannot re-apply the branch's changes: %s",
              sqlite3_errmsg(st->db));
     res = json_array();
@@ -303,6 +319,18 @@ enum store_fail store_exec(struct store *st, const char *txid, const void *chang
     st->in_branch = false;
     if (fail)
         goto out;
+    /* A DEFERRABLE INITIALLY DEFERRED foreign key is checked here, at the end of each request:
+     * the changeset must hold every foreign key, so that it applies with enforcement off. */
+    {
+        int pending = 0, high = 0;
+
+        if (sqlite3_db_status(st->db, SQLITE_DBSTATUS_DEFERRED_FKS, &pending, &high, 0) !=
+                SQLITE_OK ||
+            pending)
+            FAIL(STORE_FAIL_CONSTRAINT,
+                 "FOREIGN KEY constraint failed (a deferred foreign key must hold at the end "
+                 "of each exec request)");
+    }
     if (sqlite3session_changeset(sess, &cs_len, &cs) != SQLITE_OK)
         FAIL(STORE_FAIL_INTERNAL, "cannot read the changeset");
     if (accept && !accept(ctx, cs, cs_len))
@@ -329,77 +357,15 @@ out:
 
 #undef FAIL
 
-enum tpc_err store_changeset_keys(const void *changeset, int len,
-                                  void (*fn)(void *ctx, const void *key, size_t n), void *ctx)
+bool store_with_branch(struct store *st, const void *changeset, int len, store_accept_fn accept,
+                       void *ctx)
 {
-    sqlite3_changeset_iter *it = NULL;
-    unsigned char key[4096];
-    enum tpc_err rc = TPC_OK;
-    int r;
+    bool ok;
 
-    if (len <= 0)
-        return TPC_OK;
-    if (sqlite3changeset_start(&it, len, (void *)changeset) != SQLITE_OK)
-        return TPC_ERR_INVALID;
-    while ((r = sqlite3changeset_next(it)) == SQLITE_ROW) {
-        const char *table;
-        unsigned char *pk;
-        int ncol, op, indirect, i, npk;
-        size_t n;
-
-        sqlite3changeset_op(it, &table, &ncol, &op, &indirect);
-        sqlite3changeset_pk(it, &pk, &npk);
-        /* The key: table name, NUL, then each primary-key value as type byte + bytes. */
-        n = strlen(table) + 1;
-        if (n > sizeof(key)) {
-            rc = TPC_ERR_TOO_BIG;
-            break;
-        }
-        memcpy(key, table, n);
-        for (i = 0; i < ncol && !rc; i++) {
-            sqlite3_value *v = NULL;
-            const void *p = NULL;
-            sqlite3_int64 iv;
-            double dv;
-            size_t vn = 0;
-            int type;
-
-            if (!pk[i])
-                continue;
-            if (op == SQLITE_INSERT)
-                sqlite3changeset_new(it, i, &v);
-            else
-                sqlite3changeset_old(it, i, &v);
-            type = v ? sqlite3_value_type(v) : SQLITE_NULL;
-            if (type == SQLITE_INTEGER) {
-                iv = sqlite3_value_int64(v);
-                p = &iv;
-                vn = sizeof(iv);
-            } else if (type == SQLITE_FLOAT) {
-                dv = sqlite3_value_double(v);
-                p = &dv;
-                vn = sizeof(dv);
-            } else if (type == SQLITE_TEXT || type == SQLITE_BLOB) {
-                p = type == SQLITE_TEXT ? (const void *)sqlite3_value_text(v)
-                                        : sqlite3_value_blob(v);
-                vn = (size_t)sqlite3_value_bytes(v);
-            }
-            if (n + 1 + sizeof(uint32_t) + vn > sizeof(key)) {
-                rc = TPC_ERR_TOO_BIG;
-                break;
-            }
-            key[n++] = (unsigned char)type;
-            memcpy(key + n, &(uint32_t){(uint32_t)vn}, sizeof(uint32_t));
-            n += sizeof(uint32_t);
-            if (vn)
-                memcpy(key + n, p, vn);
-            n += vn;
-        }
-        if (!rc)
-            fn(ctx, key, n);
-    }
-    if (!rc && r != SQLITE_DONE)
-        rc = TPC_ERR_INVALID;
-    sqlite3changeset_finalize(it);
-    return rc;
+    pthread_mutex_lock(&st->mu);
+    ok = sqlite3_exec(st->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK &&
+         store_apply(st, changeset, len) && accept(ctx, changeset, len);
+    sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL); /* invariant 2 */
+    pthread_mutex_unlock(&st->mu);
+    return ok;
 }

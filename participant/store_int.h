@@ -13,10 +13,21 @@
 
 #include "groupcommit.h"
 #include "horizon_store.h"
+#include "lockset.h"
 #include "stmt_cache.h"
 #include "store.h"
 
 #define STORE_MAX_TABLES 1024
+
+/* A user table: its constraints (lockset.h), and the statements store_keys.c reads with. */
+struct store_table {
+    struct lockset_table t;
+    char *why_not;              /* why a branch may not write it; NULL: it may */
+    sqlite3_stmt *row_stmt;     /* its row by primary key, every column */
+    sqlite3_stmt *delete_stmt;  /* DELETE by primary key */
+    sqlite3_stmt *insert_stmt;  /* INSERT of every column */
+    sqlite3_stmt **parent_stmt; /* per t.fks[i]: the parent's key values by the child's */
+};
 
 struct store {
     pthread_mutex_t mu;
@@ -27,9 +38,9 @@ struct store {
     bool compiling;   /* a client's statement is being prepared (not the session's own SQL) */
     char denied[256]; /* the first refusal of the statement, for the error message */
     char why[256];    /* scratch for the latest refusal */
-    char *tables[STORE_MAX_TABLES];  /* the user tables */
-    char *why_not[STORE_MAX_TABLES]; /* why a branch may not write one; NULL: it may */
+    struct store_table *tables; /* the user tables (store_keys.c) */
     size_t n_tables;
+    uint64_t apply_failures; /* commits whose changeset did not apply (atomic) */
     struct groupcommit *gc;       /* durable steps (groupcommit.h) */
     pthread_mutex_t rmu;          /* rdb */
     sqlite3 *rdb;                 /* reads that must not wait for the writer (sqlite_reader.h) */
@@ -47,7 +58,21 @@ bool store_is_reserved(const char *table);
 enum rm_state store_end_state(const char *t);
 /* How txid ended here (RM_NONE: it did not). Under st->mu. */
 enum rm_state store_recorded(struct store *st, const char *txid);
-/* sqlite3changeset_apply's conflict handler: any conflict aborts the apply. */
-int store_conflict_abort(void *ctx, int kind, sqlite3_changeset_iter *it);
+/*
+ * Applies a branch's changeset (under st->mu, inside a transaction) with foreign-key
+ * enforcement off: the changeset holds what the actions (CASCADE, SET NULL) did when its
+ * statements ran, which must not happen twice, and its locks keep every foreign key it relied
+ * on true (DESIGN.md section 5). Any conflict aborts it: false.
+ */
+bool store_apply(struct store *st, const void *changeset, int len);
+
+/* The tables' constraints and statements (store_keys.c), loaded at open. */
+enum tpc_err store_keys_load(struct store *st, char *err, size_t errlen);
+void store_keys_free(struct store *st);
+/* store_apply's way when sqlite3changeset_apply cannot: every old row out, then every new row
+ * in (a branch that swapped two UNIQUE values). Under st->mu, foreign keys off. */
+bool store_apply_rows(struct store *st, const void *changeset, int len);
+/* Why a branch may not write table (NULL: it may, or it is not a user table). */
+const char *store_why_not_writable(struct store *st, const char *table);
 
 #endif

@@ -29,7 +29,7 @@ static const struct api_error_code table[] = {
     {"transaction_not_active", 409, "coordinator", "exec on a transaction committing or ended"},
     {"transaction_ended", 409, "both", "a statement for a transaction that ended"},
     {"commit_in_progress", 409, "coordinator", "abort while a commit is under way"},
-    {"lock_timeout", 409, "participant", "a row stayed locked by another transaction"},
+    {"lock_timeout", 409, "participant", "a lock stayed held by another transaction"},
     {"constraint_violation", 409, "participant", "a constraint failed"},
     {"branch_not_active", 409, "participant", "a statement for a prepared or ending branch"},
     {"exec_out_of_order", 409, "participant", "an exec's seq is not the branch's next one"},

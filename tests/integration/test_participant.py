@@ -600,22 +600,22 @@ class ParticipantTest(unittest.TestCase):
         self.assertEqual(self.p.dump(), before)
         self.assertNotIn("test-cluster-token", self.p.read_log())
 
-    def test_tables_whose_rows_are_not_independent_are_read_only(self):
-        # Row locks cover primary keys only; a write that another branch's different row
-        # could conflict with at commit is refused up front, with the reason.
+    def test_tables_a_branch_cannot_lock_are_read_only(self):
+        # A table without a declared primary key (rows cannot be locked), one with a trigger
+        # (its writes could not be locked), and one whose foreign key refers to such a table
+        # (its parent could not be held): refused up front, with the reason. UNIQUE and
+        # FOREIGN KEY constraints are fine (test_constraints.py).
         self.p.stop()
         self.p = Participant(replicas=self.replicas, schema="""
             CREATE TABLE users(id INTEGER PRIMARY KEY, email TEXT UNIQUE);
-            CREATE TABLE parent(id INTEGER PRIMARY KEY);
-            CREATE TABLE child(id INTEGER PRIMARY KEY, p INTEGER REFERENCES parent(id));
+            CREATE TABLE loose(v INTEGER UNIQUE);
+            CREATE TABLE child(id INTEGER PRIMARY KEY, v INTEGER REFERENCES loose(v));
             CREATE TABLE audited(id INTEGER PRIMARY KEY, v INTEGER);
             CREATE TABLE audit_log(id INTEGER PRIMARY KEY, note TEXT);
             CREATE TRIGGER t AFTER UPDATE ON audited BEGIN INSERT INTO audit_log(note) VALUES ('x'); END;
-            CREATE TABLE plain(id INTEGER PRIMARY KEY, v INTEGER);
             INSERT INTO users VALUES (1, 'a@x'); INSERT INTO audited VALUES (1, 1);""")
-        cases = {"INSERT INTO users VALUES (2, 'b@x')": "UNIQUE",
-                 "INSERT INTO parent VALUES (1)": "FOREIGN KEY",
-                 "INSERT INTO child VALUES (1, NULL)": "FOREIGN KEY",
+        cases = {"INSERT INTO loose VALUES (1)": "PRIMARY KEY",
+                 "INSERT INTO child VALUES (1, NULL)": "loose, which is read-only",
                  "UPDATE audited SET v = 2 WHERE id = 1": "trigger"}
         for sql, why in cases.items():
             code, err = self.p.exec("t1", sql)
@@ -623,7 +623,7 @@ class ParticipantTest(unittest.TestCase):
             self.assertIn(why, err["error"]["message"], sql)
         self.assertEqual(self.p.exec("t1", "SELECT email FROM users")[1]["results"][0]["rows"],
                          [["a@x"]])
-        self.assertEqual(self.p.exec("t1", "INSERT INTO plain VALUES (1, 1)")[0], 200)
+        self.assertEqual(self.p.exec("t1", "INSERT INTO users VALUES (2, 'b@x')")[0], 200)
 
     def test_limits(self):
         code, err = self.p.call("POST", "/v1/branches/t1/exec",
