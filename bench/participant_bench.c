@@ -1,8 +1,14 @@
 /*
  * participant_bench.c - drives one participant with N concurrent branches on
- * disjoint rows: exec (one UPDATE), prepare, commit, in a loop, over keep-alive
+ * disjoint rows: exec, prepare, commit, in a loop, over keep-alive
  * connections. Prints transactions per second, latency of each step, and the
  * participant's fsyncs and commit groups per transaction (from /health).
+ *
+ * The exec, by --workload:
+ *   accounts    one UPDATE of a row of accounts (the default)
+ *   shop        a new UNIQUE email for the client's customer, and a new order of it (a
+ *               UNIQUE ref, a FOREIGN KEY to customers): the locks of lockset.h
+ *   shop-plain  the same statements on twin tables without UNIQUE or FOREIGN KEY
  *
  *   participant_bench --url http://127.0.0.1:PORT --token-file F --clients 16 --seconds 5
  */
@@ -27,7 +33,7 @@ struct worker {
     size_t n_lat;
 };
 
-static const char *base_url, *participant_name = "bench";
+static const char *base_url, *participant_name = "bench", *workload = "accounts";
 static char auth[600];
 static volatile int stop_flag;
 
@@ -45,7 +51,7 @@ static void *work(void *arg)
     struct worker *w = arg;
     struct curl_slist *h = bench_headers(auth);
     CURL *c = curl_easy_init();
-    char path[256], body[512];
+    char path[256], body[1024];
     uint64_t i;
 
     for (i = 0; !stop_flag; i++) {
@@ -54,10 +60,23 @@ static void *work(void *arg)
 
         snprintf(txid, sizeof(txid), "b%d-%" PRIu64 "-%ld", w->id, i, (long)time(NULL));
         snprintf(path, sizeof(path), "/v1/branches/%s/exec", txid);
-        snprintf(body, sizeof(body),
-                 "{\"sql\":\"UPDATE accounts SET balance = balance + 1 WHERE id = ?\","
-                 "\"params\":[%d]}",
-                 w->id + 1);
+        if (strcmp(workload, "accounts") == 0) {
+            snprintf(body, sizeof(body),
+                     "{\"sql\":\"UPDATE accounts SET balance = balance + 1 WHERE id = ?\","
+                     "\"params\":[%d]}",
+                     w->id + 1);
+        } else {
+            const char *suffix = strcmp(workload, "shop") == 0 ? "" : "_plain";
+            int64_t order = (int64_t)w->id * 1000000000 + (int64_t)i;
+
+            snprintf(body, sizeof(body),
+                     "{\"statements\":["
+                     "{\"sql\":\"UPDATE customers%s SET email = ? WHERE id = ?\","
+                     "\"params\":[\"c%d-%" PRIu64 "@example.com\",%d]},"
+                     "{\"sql\":\"INSERT INTO orders%s VALUES (?, ?, ?)\","
+                     "\"params\":[%" PRId64 ",%d,\"r-%" PRId64 "\"]}]}",
+                     suffix, w->id, i, w->id + 1, suffix, order, w->id + 1, order);
+        }
         if (post(c, h, path, body) != 200)
             goto fail;
         t1 = bench_now();
@@ -129,16 +148,20 @@ int main(int argc, char **argv)
             seconds = strtod(argv[a + 1], NULL);
         else if (!strcmp(argv[a], "--name"))
             participant_name = argv[a + 1];
+        else if (!strcmp(argv[a], "--workload"))
+            workload = argv[a + 1];
         else if (!strcmp(argv[a], "--token-file") &&
                  bench_auth_from_file(argv[a + 1], auth, sizeof(auth)) != 0) {
             fprintf(stderr, "cannot read %s\n", argv[a + 1]);
             return 2;
         }
     }
-    if (!base_url || clients < 1 || clients > MAX_CLIENTS || seconds <= 0) {
+    if (!base_url || clients < 1 || clients > MAX_CLIENTS || seconds <= 0 ||
+        (strcmp(workload, "accounts") && strcmp(workload, "shop") &&
+         strcmp(workload, "shop-plain"))) {
         fprintf(stderr,
                 "usage: participant_bench --url URL [--token-file F] [--name NAME] "
-                "[--clients 1..%d] [--seconds S]\n",
+                "[--clients 1..%d] [--seconds S] [--workload accounts|shop|shop-plain]\n",
                 MAX_CLIENTS);
         return 2;
     }
@@ -172,9 +195,9 @@ int main(int argc, char **argv)
             memcpy(all[a] + n_all, w[k].lat[a], w[k].n_lat * sizeof(double));
         n_all += w[k].n_lat;
     }
-    printf("clients %d: %.0f transactions/s (exec+prepare+commit) = %.0f prepares/s and %.0f "
+    printf("%s, clients %d: %.0f transactions/s (exec+prepare+commit) = %.0f prepares/s and %.0f "
            "commits/s; %" PRIu64 " errors\n",
-           clients, done / el, done / el, done / el, errors);
+           workload, clients, done / el, done / el, done / el, errors);
     for (a = 0; a < 3 && n_all; a++) {
         bench_sort(all[a], n_all);
         printf("  %-7s latency ms: p50 %.3f  p99 %.3f\n", names[a], bench_pct(all[a], n_all, 0.5),

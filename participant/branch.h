@@ -35,9 +35,9 @@ struct branch {
     size_t n_keys, cap_keys;
     /* The last exec that carried a sequence number: a repeat of it gets its answer again and
      * runs nothing (participant.c). */
-    uint32_t last_seq;     /* 0: none yet */
-    char *last_req;        /* its statements, as canonical JSON */
-    json_t *last_answer;   /* its answer, or NULL and last_error */
+    uint32_t last_seq;   /* 0: none yet */
+    char *last_req;      /* its statements, as canonical JSON */
+    json_t *last_answer; /* its answer, or NULL and last_error */
     struct api_error last_error;
 };
 

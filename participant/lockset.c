@@ -14,7 +14,7 @@
 #include <string.h>
 
 #define LONG_VALUE 128 /* longer texts and blobs go in as length, hash and prefix */
-#define PREFIX 32
+#define PREFIX     32
 
 struct keybuf {
     unsigned char b[LOCKSET_KEY_MAX];
@@ -178,9 +178,9 @@ static enum tpc_err emit_key(char kind, const char *table, const char *name,
 }
 
 /* The key of c in row (a full row of the table). */
-static enum tpc_err emit_row_key(char kind, const struct lockset_table *t, const struct lockset_key *key,
-                                 const struct lockset_value *row, bool shared,
-                                 lockset_emit_fn emit, void *ctx)
+static enum tpc_err emit_row_key(char kind, const struct lockset_table *t,
+                                 const struct lockset_key *key, const struct lockset_value *row,
+                                 bool shared, lockset_emit_fn emit, void *ctx)
 {
     const struct lockset_value *vals[LOCKSET_MAX_COLS];
     size_t i;
@@ -291,7 +291,8 @@ void lockset_describe(const void *key, size_t len, char *buf, size_t buflen)
         return;
     table = (const char *)p + 1;
     cols = table + strlen(table) + 1;
-    if ((const unsigned char *)cols >= end || !memchr(cols, '\0', (size_t)(end - (const unsigned char *)cols)))
+    if ((const unsigned char *)cols >= end ||
+        !memchr(cols, '\0', (size_t)(end - (const unsigned char *)cols)))
         return;
     say(&o, "%s %s(%s) = (",
         p[0] == 'R'   ? "the row"
@@ -329,7 +330,8 @@ void lockset_describe(const void *key, size_t len, char *buf, size_t buflen)
         } else if (tag == 'T' && end - p >= 8 + PREFIX) {
             say_text(&o, p + 8, PREFIX, true);
             p += 8 + PREFIX;
-        } else if ((tag == 'b' && (size_t)(end - p) >= n) || (tag == 'B' && end - p >= 8 + PREFIX)) {
+        } else if ((tag == 'b' && (size_t)(end - p) >= n) ||
+                   (tag == 'B' && end - p >= 8 + PREFIX)) {
             say(&o, "a blob of %u bytes", n);
             p += tag == 'b' ? n : 8 + PREFIX;
         } else {

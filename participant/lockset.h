@@ -31,8 +31,8 @@
 
 #include "tpc_err.h"
 
-#define LOCKSET_MAX_COLS 64  /* columns in one key */
-#define LOCKSET_KEY_MAX 4096 /* bytes in one lock key */
+#define LOCKSET_MAX_COLS 64   /* columns in one key */
+#define LOCKSET_KEY_MAX  4096 /* bytes in one lock key */
 
 enum lockset_type { LOCKSET_NULL, LOCKSET_INT, LOCKSET_REAL, LOCKSET_TEXT, LOCKSET_BLOB };
 

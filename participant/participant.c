@@ -253,6 +253,7 @@ json_t *participant_exec(struct participant *p, const char *txid, json_t *statem
         deadline.tv_nsec = (until % 1000) * 1000000;
         pthread_mutex_lock(&p->mu);
         p->lock_waiters++;
+        p->lock_waits++;
         pthread_mutex_unlock(&p->mu);
         waited = nodert_now_ms() < until && locks_wait(p->locks, t.gen, &deadline);
         pthread_mutex_lock(&p->mu);

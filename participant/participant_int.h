@@ -21,7 +21,8 @@ struct participant {
     struct table branches;            /* branch.h: changesets and row locks */
     struct engine eng;                /* the driver */
     pthread_mutex_t mu;               /* lock_waiters */
-    size_t lock_waiters;              /* under mu: branches waiting for a row lock now */
+    size_t lock_waiters;              /* under mu: branches waiting for a lock now */
+    uint64_t lock_waits;              /* under mu: waits for a lock another branch held, ever */
     struct metrics_hist prepare_time; /* prepare calls */
 };
 

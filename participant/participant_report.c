@@ -77,7 +77,8 @@ json_t *participant_list_prepared(struct participant *p)
     return json_pack("{s:o}", "prepared", list ? list : json_array());
 }
 
-static struct resource_stats stats_of(struct participant *p, size_t *live, size_t *waiting)
+static struct resource_stats stats_of(struct participant *p, size_t *live, size_t *waiting,
+                                      uint64_t *waits)
 {
     struct resource_stats s;
 
@@ -87,6 +88,7 @@ static struct resource_stats stats_of(struct participant *p, size_t *live, size_
     pthread_mutex_unlock(&p->eng.rt.mu);
     pthread_mutex_lock(&p->mu);
     *waiting = p->lock_waiters;
+    *waits = p->lock_waits;
     pthread_mutex_unlock(&p->mu);
     return s;
 }
@@ -95,7 +97,8 @@ json_t *participant_health(struct participant *p)
 {
     uint64_t groups, jobs;
     size_t n, waiting;
-    struct resource_stats s = stats_of(p, &n, &waiting);
+    uint64_t waits;
+    struct resource_stats s = stats_of(p, &n, &waiting, &waits);
 
     store_group_stats(p->store, &groups, &jobs);
     return json_pack("{s:s,s:s,s:I,s:I,s:I,s:{s:I,s:I,s:I}}", "status", "ok", "name", p->cfg.name,
@@ -110,7 +113,8 @@ void participant_metrics(void *ctx, struct metrics_text *t)
     struct participant *p = ctx;
     uint64_t groups, jobs;
     size_t n, waiting;
-    struct resource_stats s = stats_of(p, &n, &waiting);
+    uint64_t waits;
+    struct resource_stats s = stats_of(p, &n, &waiting, &waits);
 
     store_group_stats(p->store, &groups, &jobs);
     metrics_family(t, "tpc_branches_total", "counter",
@@ -130,6 +134,8 @@ void participant_metrics(void *ctx, struct metrics_text *t)
     metrics_counter(t, "tpc_forgotten_branches_total",
                     "Ended branches older than the retention removed from the database.",
                     (uint64_t)atomic_load(&p->eng.forgotten));
+    metrics_counter(t, "tpc_lock_waits_total",
+                    "Statements that found a lock another branch held, and waited for it.", waits);
     metrics_counter(t, "tpc_apply_failures_total",
                     "Commits whose changes did not apply (the locks make this never happen).",
                     store_apply_failures(p->store));

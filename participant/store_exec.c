@@ -156,9 +156,8 @@ static bool only_blanks(const char *p)
 static const char *const allowed_words[] = {"SELECT",  "INSERT", "UPDATE", "DELETE",
                                             "REPLACE", "WITH",   "VALUES"};
 static const char *const refused_words[] = {
-    "ALTER", "ANALYZE",  "ATTACH",  "BEGIN",     "COMMIT", "CREATE", "DETACH",
-    "DROP",  "END",      "EXPLAIN", "PRAGMA",    "REINDEX", "RELEASE", "ROLLBACK",
-    "SAVEPOINT", "VACUUM"};
+    "ALTER", "ANALYZE", "ATTACH", "BEGIN",   "COMMIT",  "CREATE",   "DETACH",    "DROP",
+    "END",   "EXPLAIN", "PRAGMA", "REINDEX", "RELEASE", "ROLLBACK", "SAVEPOINT", "VACUUM"};
 
 static bool word_in(const char *p, size_t n, const char *const *words, size_t n_words)
 {

@@ -40,7 +40,7 @@ struct store {
     char why[256];    /* scratch for the latest refusal */
     struct store_table *tables; /* the user tables (store_keys.c) */
     size_t n_tables;
-    uint64_t apply_failures; /* commits whose changeset did not apply (atomic) */
+    uint64_t apply_failures;      /* commits whose changeset did not apply (atomic) */
     struct groupcommit *gc;       /* durable steps (groupcommit.h) */
     pthread_mutex_t rmu;          /* rdb */
     sqlite3 *rdb;                 /* reads that must not wait for the writer (sqlite_reader.h) */

@@ -246,10 +246,18 @@ static enum tpc_err load_table(sqlite3 *db, struct store_table *st)
     if (sqlite3_step(s) == SQLITE_ROW)
         REFUSE("it has a trigger (a trigger's writes could not be locked for it)");
     sqlite3_finalize(s);
+    s = prepare(db, "SELECT 1 FROM pragma_table_xinfo(?1) WHERE hidden IN (2, 3)");
+    if (!s)
+        return TPC_ERR_IO;
+    sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
+    if (sqlite3_step(s) == SQLITE_ROW)
+        REFUSE("it has a generated column (SQLite's session extension, which records a "
+               "branch's changes, cannot)");
+    sqlite3_finalize(s);
 
     /* Indexes: the primary key's collations, and every other UNIQUE one. */
     s = prepare(db, "SELECT name, origin, \"unique\", partial FROM pragma_index_list(?1)");
-    x = prepare(db, "SELECT cid, coll FROM pragma_index_xinfo(?1) WHERE key ORDER BY seqno");
+    x = prepare(db, "SELECT name, coll FROM pragma_index_xinfo(?1) WHERE key ORDER BY seqno");
     if (!s || !x) {
         rc = TPC_ERR_IO;
         goto out;
@@ -265,12 +273,15 @@ static enum tpc_err load_table(sqlite3 *db, struct store_table *st)
         memset(&k, 0, sizeof(k));
         sqlite3_bind_text(x, 1, iname, -1, SQLITE_TRANSIENT);
         while (sqlite3_step(x) == SQLITE_ROW) {
-            int cid = sqlite3_column_int(x, 0);
+            /* By name: the index counts generated columns, which rows here leave out. */
+            int cid = col_of(t, (const char *)sqlite3_column_text(x, 0));
             enum lockset_coll coll;
             size_t i;
 
-            if (cid < 0 || cid >= (int)t->ncol) {
-                REFUSE("it has a UNIQUE index on an expression or a generated column");
+            if (cid < 0) {
+                REFUSE("it has a UNIQUE index on %s", sqlite3_column_type(x, 0) == SQLITE_NULL
+                                                          ? "an expression"
+                                                          : "a generated column");
                 continue;
             }
             if (!coll_of((const char *)sqlite3_column_text(x, 1), &coll)) {
@@ -298,8 +309,7 @@ static enum tpc_err load_table(sqlite3 *db, struct store_table *st)
         if (!(k.name = cols_name(t, &k.cols)))
             goto nomem;
         {
-            struct lockset_key *bigger =
-                realloc(t->unique, (t->n_unique + 1) * sizeof(*bigger));
+            struct lockset_key *bigger = realloc(t->unique, (t->n_unique + 1) * sizeof(*bigger));
 
             if (!bigger) {
                 free(k.name);
@@ -748,8 +758,8 @@ static enum tpc_err change_keys(struct store_table *t, sqlite3_changeset_iter *i
 {
     size_t ncol = t->t.ncol, i;
     struct lockset_value *oldv = calloc(ncol, sizeof(*oldv)), *newv = calloc(ncol, sizeof(*newv));
-    struct lockset_value *pvals = calloc(t->t.n_fks ? t->t.n_fks : 1,
-                                         LOCKSET_MAX_COLS * sizeof(*pvals));
+    struct lockset_value *pvals =
+        calloc(t->t.n_fks ? t->t.n_fks : 1, LOCKSET_MAX_COLS * sizeof(*pvals));
     const struct lockset_value **parents = calloc(t->t.n_fks ? t->t.n_fks : 1, sizeof(*parents));
     bool whole = t->t.n_unique || t->t.n_fks || t->t.n_parent_keys;
     enum tpc_err rc = TPC_OK;
