@@ -36,6 +36,7 @@ struct worker {
 static const char *base_url, *participant_name = "bench", *workload = "accounts";
 static char auth[600];
 static volatile int stop_flag;
+static int64_t run_base; /* this run's ids and emails differ from an earlier run's */
 
 static long post(CURL *c, struct curl_slist *h, const char *path, const char *body)
 {
@@ -67,15 +68,15 @@ static void *work(void *arg)
                      w->id + 1);
         } else {
             const char *suffix = strcmp(workload, "shop") == 0 ? "" : "_plain";
-            int64_t order = (int64_t)w->id * 1000000000 + (int64_t)i;
+            int64_t order = (run_base * MAX_CLIENTS + w->id) * 10000000 + (int64_t)i;
 
             snprintf(body, sizeof(body),
                      "{\"statements\":["
                      "{\"sql\":\"UPDATE customers%s SET email = ? WHERE id = ?\","
-                     "\"params\":[\"c%d-%" PRIu64 "@example.com\",%d]},"
+                     "\"params\":[\"c%d-%" PRId64 "@example.com\",%d]},"
                      "{\"sql\":\"INSERT INTO orders%s VALUES (?, ?, ?)\","
                      "\"params\":[%" PRId64 ",%d,\"r-%" PRId64 "\"]}]}",
-                     suffix, w->id, i, w->id + 1, suffix, order, w->id + 1, order);
+                     suffix, w->id, order, w->id + 1, suffix, order, w->id + 1, order);
         }
         if (post(c, h, path, body) != 200)
             goto fail;
@@ -165,6 +166,7 @@ int main(int argc, char **argv)
                 MAX_CLIENTS);
         return 2;
     }
+    run_base = (int64_t)time(NULL) % 1000000;
     curl_global_init(CURL_GLOBAL_DEFAULT);
     if (health(&f0, &g0, &j0) != 0) {
         fprintf(stderr, "participant_bench: cannot read %s/health\n", base_url);
