@@ -20,28 +20,39 @@ static int user_tables_only(void *ctx, const char *table)
     return !store_is_reserved(table);
 }
 
+/* sqlite3changeset_apply's conflict handler: any conflict aborts the apply; its kind is kept. */
 static int conflict_abort(void *ctx, int kind, sqlite3_changeset_iter *it)
 {
-    (void)ctx;
-    (void)kind;
     (void)it;
+    *(int *)ctx = kind;
     return SQLITE_CHANGESET_ABORT;
 }
 
 bool store_apply(struct store *st, const void *changeset, int len)
 {
-    bool ok;
+    bool fk_off = store_fires_actions(st, changeset, len), ok;
+    int kind = 0;
 
     if (len <= 0)
         return true;
-    sqlite3_db_config(st->db, SQLITE_DBCONFIG_ENABLE_FKEY, 0, NULL);
-    /* sqlite3changeset_apply changes rows in place, one at a time, and undoes them all when one
-     * fails; a branch that moved UNIQUE values between its rows (a swap) cannot be applied that
-     * way, whatever the order, and goes row by row instead. */
-    ok = sqlite3changeset_apply(st->db, len, (void *)changeset, NULL, conflict_abort, NULL) ==
-             SQLITE_OK ||
-         store_apply_rows(st, changeset, len);
-    sqlite3_db_config(st->db, SQLITE_DBCONFIG_ENABLE_FKEY, 1, NULL);
+    /* Turning enforcement off and on makes SQLite prepare the connection's statements again,
+     * so only when an action could fire. */
+    if (fk_off)
+        sqlite3_db_config(st->db, SQLITE_DBCONFIG_ENABLE_FKEY, 0, NULL);
+    ok = sqlite3changeset_apply(st->db, len, (void *)changeset, NULL, conflict_abort, &kind) ==
+         SQLITE_OK;
+    /* In place, one row at a time, a changeset that moved UNIQUE values between its own rows
+     * (a swap) fails in any order (a CONSTRAINT conflict, SQLite having retried the failed rows
+     * last); then it goes row by row, every old row out, then every new row in, with
+     * enforcement off (a parent may go before its child). Any other conflict is a failure. */
+    if (!ok && kind == SQLITE_CHANGESET_CONSTRAINT) {
+        if (!fk_off)
+            sqlite3_db_config(st->db, SQLITE_DBCONFIG_ENABLE_FKEY, 0, NULL);
+        fk_off = true;
+        ok = store_apply_rows(st, changeset, len);
+    }
+    if (fk_off)
+        sqlite3_db_config(st->db, SQLITE_DBCONFIG_ENABLE_FKEY, 1, NULL);
     return ok;
 }
 

@@ -27,6 +27,8 @@ struct store_table {
     sqlite3_stmt *delete_stmt;  /* DELETE by primary key */
     sqlite3_stmt *insert_stmt;  /* INSERT of every column */
     sqlite3_stmt **parent_stmt; /* per t.fks[i]: the parent's key values by the child's */
+    bool fires_actions;         /* a foreign key refers to it with ON DELETE/UPDATE CASCADE,
+                                   SET NULL or SET DEFAULT */
 };
 
 struct store {
@@ -40,6 +42,7 @@ struct store {
     char why[256];    /* scratch for the latest refusal */
     struct store_table *tables; /* the user tables (store_keys.c) */
     size_t n_tables;
+    bool any_actions;        /* some table fires_actions */
     uint64_t apply_failures;      /* commits whose changeset did not apply (atomic) */
     struct groupcommit *gc;       /* durable steps (groupcommit.h) */
     pthread_mutex_t rmu;          /* rdb */
@@ -59,12 +62,15 @@ enum rm_state store_end_state(const char *t);
 /* How txid ended here (RM_NONE: it did not). Under st->mu. */
 enum rm_state store_recorded(struct store *st, const char *txid);
 /*
- * Applies a branch's changeset (under st->mu, inside a transaction) with foreign-key
- * enforcement off: the changeset holds what the actions (CASCADE, SET NULL) did when its
- * statements ran, which must not happen twice, and its locks keep every foreign key it relied
- * on true (DESIGN.md section 5). Any conflict aborts it: false.
+ * Applies a branch's changeset (under st->mu, inside a transaction); false when it does not
+ * apply (nothing of it is left then). Foreign keys are enforced, but for a changeset that
+ * deletes or updates a row foreign keys refer to with an action (CASCADE, SET NULL): the
+ * changeset holds what the action did when its statements ran, which must not happen twice,
+ * so it applies with enforcement off (DESIGN.md section 5.1).
  */
 bool store_apply(struct store *st, const void *changeset, int len);
+/* Whether applying changeset with foreign keys enforced could fire an action. */
+bool store_fires_actions(struct store *st, const void *changeset, int len);
 
 /* The tables' constraints and statements (store_keys.c), loaded at open. */
 enum tpc_err store_keys_load(struct store *st, char *err, size_t errlen);

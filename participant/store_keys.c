@@ -470,6 +470,29 @@ static enum tpc_err load_fks(struct store *store, struct store_table *st)
 
 #undef REFUSE
 
+/* Marks the tables that st's foreign keys refer to with an action (CASCADE, SET NULL, SET
+ * DEFAULT): a delete or key change of theirs makes SQLite change other rows. */
+static enum tpc_err load_actions(struct store *store, struct store_table *st)
+{
+    sqlite3_stmt *s = prepare(store->db, "SELECT \"table\" FROM pragma_foreign_key_list(?1) "
+                                         "WHERE on_update NOT IN ('NO ACTION', 'RESTRICT') "
+                                         "OR on_delete NOT IN ('NO ACTION', 'RESTRICT')");
+
+    if (!s)
+        return TPC_ERR_IO;
+    sqlite3_bind_text(s, 1, st->t.name, -1, SQLITE_STATIC);
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        struct store_table *parent = find_table(store, (const char *)sqlite3_column_text(s, 0));
+
+        if (parent) {
+            parent->fires_actions = true;
+            store->any_actions = true;
+        }
+    }
+    sqlite3_finalize(s);
+    return TPC_OK;
+}
+
 /* The statements that read a row, and each foreign key's parent. */
 static enum tpc_err prepare_reads(struct store *store, struct store_table *st)
 {
@@ -547,6 +570,8 @@ enum tpc_err store_keys_load(struct store *st, char *err, size_t errlen)
     sqlite3_finalize(s);
     for (i = 0; i < st->n_tables && !rc; i++)
         rc = load_fks(st, &st->tables[i]);
+    for (i = 0; i < st->n_tables && !rc; i++)
+        rc = load_actions(st, &st->tables[i]);
     /* A table refers to one read-only to branches: it is too (its rows' parents could not be
      * held). Repeat until nothing changes: chains of references. */
     for (bool more = true; more && !rc;) {
@@ -597,6 +622,28 @@ void store_keys_free(struct store *st)
     free(st->tables);
     st->tables = NULL;
     st->n_tables = 0;
+}
+
+bool store_fires_actions(struct store *st, const void *changeset, int len)
+{
+    sqlite3_changeset_iter *it = NULL;
+    bool fires = false;
+
+    if (!st->any_actions || len <= 0)
+        return false;
+    if (sqlite3changeset_start(&it, len, (void *)changeset) != SQLITE_OK)
+        return true; /* the apply will say what is wrong */
+    while (!fires && sqlite3changeset_next(it) == SQLITE_ROW) {
+        const char *table;
+        int ncol, op, indirect;
+        struct store_table *t;
+
+        sqlite3changeset_op(it, &table, &ncol, &op, &indirect);
+        t = find_table(st, table);
+        fires = op != SQLITE_INSERT && (!t || t->fires_actions);
+    }
+    sqlite3changeset_finalize(it);
+    return fires;
 }
 
 const char *store_why_not_writable(struct store *st, const char *table)
