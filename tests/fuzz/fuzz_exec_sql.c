@@ -6,7 +6,9 @@
  * branch's changeset so far (a changeset carried from one exec to the next). Whatever the
  * SQL, nothing may outlive the exec: it commits nothing, so the database's schema and rows are
  * what they were, the bookkeeping tables are untouched, no other database is attached, no
- * pragma changed (journal mode, foreign keys), and extension loading stays off.
+ * pragma changed (journal mode, foreign keys), and extension loading stays off. The locks of
+ * every changeset are worked out as an exec does (store_keys.c, lockset.c): they must be made,
+ * and read as printable ASCII.
  */
 #include <jansson.h>
 #include <stdint.h>
@@ -27,6 +29,14 @@ static const char schema[] =
     " CHECK (balance >= 0));"
     "CREATE TABLE notes(k TEXT PRIMARY KEY, v BLOB);"
     "CREATE TABLE ledger(id INTEGER PRIMARY KEY, ref TEXT UNIQUE);"
+    "CREATE TABLE customers(id INTEGER PRIMARY KEY, email TEXT UNIQUE COLLATE NOCASE,"
+    " code BLOB UNIQUE);"
+    "CREATE TABLE orders(id INTEGER PRIMARY KEY, cid REFERENCES customers(id) ON DELETE CASCADE"
+    " ON UPDATE CASCADE, tag TEXT COLLATE RTRIM, UNIQUE (cid, tag));"
+    "CREATE TABLE notes2(a, b, PRIMARY KEY (a, b), FOREIGN KEY (a) REFERENCES customers(email)"
+    " ON DELETE SET NULL) WITHOUT ROWID;"
+    "INSERT INTO customers VALUES (1, 'Ann', x'01'), (2, 'bob', NULL);"
+    "INSERT INTO orders VALUES (10, 1, 'a '), (11, 2, NULL);"
     "INSERT INTO accounts VALUES (1, 'alice', 100), (2, 'bob', 50);"
     "INSERT INTO notes VALUES ('a', x'00ff');";
 
@@ -35,11 +45,24 @@ static char *baseline;
 static void *cs;
 static int cs_len;
 
+static void described(void *ctx, const void *key, size_t len, bool shared)
+{
+    char text[200];
+    size_t i;
+
+    (void)ctx;
+    (void)shared;
+    lockset_describe(key, len, text, sizeof(text));
+    check(text[0] != '\0');
+    for (i = 0; text[i]; i++)
+        check(text[i] >= 0x20 && text[i] < 0x7f);
+}
+
 static bool accept_all(void *ctx, const void *changeset, int len)
 {
-    (void)ctx;
-    (void)changeset;
-    (void)len;
+    enum tpc_err rc = store_branch_keys(st, changeset, len, described, ctx);
+
+    check(rc == TPC_OK || rc == TPC_ERR_TOO_BIG);
     return true;
 }
 
@@ -53,6 +76,10 @@ static char *snapshot(void)
         "SELECT group_concat(id || owner || balance, ';') FROM accounts",
         "SELECT group_concat(k || hex(v), ';') FROM notes",
         "SELECT count(*) FROM ledger",
+        "SELECT group_concat(id || ifnull(email, '-') || ifnull(hex(code), '-'), ';') FROM "
+        "customers",
+        "SELECT group_concat(id || ifnull(cid, '-') || ifnull(tag, '-'), ';') FROM orders",
+        "SELECT count(*) FROM notes2",
         "SELECT count(*) FROM tpc_prepared",
         "SELECT count(*) FROM tpc_outcome",
         "SELECT group_concat(name, ';') FROM pragma_database_list",
