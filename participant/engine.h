@@ -42,8 +42,9 @@ struct engine {
     bool drv_up, rt_up;
 };
 
-#define ENGINE_COLLECT_MS 1000 /* ended branches older than the horizon are forgotten this often   \
-                                */
+#define ENGINE_COLLECT_MS                                                                          \
+    1000 /* ended branches older than the horizon are forgotten this often                         \
+          */
 
 enum tpc_err engine_open(struct engine *e, const struct participant_config *cfg,
                          struct store *store, struct table *branches, struct locks *locks,

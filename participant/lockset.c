@@ -42,17 +42,23 @@ static unsigned char fold(unsigned char c, bool nocase)
     return nocase && c >= 'A' && c <= 'Z' ? (unsigned char)(c + 32) : c;
 }
 
-/* Text or blob bytes (tag 't' or 'b'), NOCASE-folded when asked; a long one as its length, a
- * hash and a prefix (tag 'T' or 'B'). */
-static void put_bytes(struct keybuf *k, char tag, const unsigned char *p, size_t n, bool nocase)
+/*
+ * Text or blob bytes (tag 't' or 'b'): its length, then n of its bytes, NOCASE-folded when asked
+ * (n is less than len for NOCASE text with a NUL: SQLite's NOCASE compares the lengths and the
+ * bytes up to the first NUL only); a long one as its length, a hash and a prefix (tag 'T' or
+ * 'B').
+ */
+static void put_bytes(struct keybuf *k, char tag, const unsigned char *p, size_t len, size_t n,
+                      bool nocase)
 {
-    uint32_t len = (uint32_t)n;
+    uint32_t len32 = (uint32_t)len, n32 = (uint32_t)n;
     uint64_t h = 14695981039346656037ull; /* FNV-1a */
     size_t i;
 
     if (n <= LONG_VALUE) {
         put_byte(k, (unsigned char)tag);
-        put(k, &len, sizeof(len));
+        put(k, &len32, sizeof(len32));
+        put(k, &n32, sizeof(n32));
         for (i = 0; i < n; i++)
             put_byte(k, fold(p[i], nocase));
         return;
@@ -62,7 +68,7 @@ static void put_bytes(struct keybuf *k, char tag, const unsigned char *p, size_t
         h *= 1099511628211ull;
     }
     put_byte(k, (unsigned char)(tag == 't' ? 'T' : 'B'));
-    put(k, &len, sizeof(len));
+    put(k, &len32, sizeof(len32));
     put(k, &h, sizeof(h));
     for (i = 0; i < PREFIX; i++)
         put_byte(k, fold(p[i], nocase));
@@ -96,14 +102,21 @@ static void put_value(struct keybuf *k, const struct lockset_value *v, enum lock
             put(k, &v->r, sizeof(v->r));
         }
         return;
-    case LOCKSET_TEXT:
+    case LOCKSET_TEXT: {
+        const unsigned char *nul;
+
         if (coll == LOCKSET_RTRIM)
             while (n > 0 && ((const unsigned char *)v->p)[n - 1] == ' ')
                 n--;
-        put_bytes(k, 't', v->p, n, coll == LOCKSET_NOCASE);
+        if (coll == LOCKSET_NOCASE && n > 0 && (nul = memchr(v->p, '\0', n)) != NULL) {
+            put_bytes(k, 't', v->p, n, (size_t)(nul - (const unsigned char *)v->p) + 1, true);
+            return;
+        }
+        put_bytes(k, 't', v->p, n, n, coll == LOCKSET_NOCASE);
         return;
+    }
     case LOCKSET_BLOB:
-        put_bytes(k, 'b', v->p, n, false);
+        put_bytes(k, 'b', v->p, n, n, false);
         return;
     case LOCKSET_NULL:
     default:
@@ -213,7 +226,7 @@ enum tpc_err lockset_change(const struct lockset_table *t, const struct lockset_
     for (i = 0; i < t->n_unique && !rc; i++) {
         const struct lockset_key *u = &t->unique[i];
 
-        if (old && new_ && !changed(&u->cols, old, new_))
+        if (old && new_ && !u->partial && !changed(&u->cols, old, new_))
             continue;
         if (old && all_set(&u->cols, old))
             rc = emit_row_key('U', t, u, old, false, emit, ctx);
@@ -322,18 +335,26 @@ void lockset_describe(const void *key, size_t len, char *buf, size_t buflen)
         }
         if (end - p < 4)
             break;
-        memcpy(&n, p, 4);
+        memcpy(&n, p, 4); /* the value's length */
         p += 4;
-        if (tag == 't' && (size_t)(end - p) >= n) {
-            say_text(&o, p, n, false);
-            p += n;
-        } else if (tag == 'T' && end - p >= 8 + PREFIX) {
-            say_text(&o, p + 8, PREFIX, true);
+        if ((tag == 't' || tag == 'b') && end - p >= 4) {
+            uint32_t bytes;
+
+            memcpy(&bytes, p, 4);
+            p += 4;
+            if ((size_t)(end - p) < bytes)
+                break;
+            if (tag == 't')
+                say_text(&o, p, bytes, bytes < n);
+            else
+                say(&o, "a blob of %u bytes", n);
+            p += bytes;
+        } else if ((tag == 'T' || tag == 'B') && end - p >= 8 + PREFIX) {
+            if (tag == 'T')
+                say_text(&o, p + 8, PREFIX, true);
+            else
+                say(&o, "a blob of %u bytes", n);
             p += 8 + PREFIX;
-        } else if ((tag == 'b' && (size_t)(end - p) >= n) ||
-                   (tag == 'B' && end - p >= 8 + PREFIX)) {
-            say(&o, "a blob of %u bytes", n);
-            p += tag == 'b' ? n : 8 + PREFIX;
         } else {
             break;
         }

@@ -8,7 +8,8 @@
  *
  *   row      R  the primary key                    insert, update, delete: exclusive
  *   unique   U  each UNIQUE index's key values     insert: new; delete: old; update that
- *                                                  changes them: old and new; exclusive
+ *                                                  changes them (any update, for a partial
+ *                                                  index): old and new; exclusive
  *   parent   F  a key other tables' FOREIGN KEYs   delete, or update that changes it: old,
  *               refer to (this table's side)       exclusive (no new child meanwhile)
  *   child    F  the parent key a row refers to     insert, or update that changes the
@@ -16,8 +17,9 @@
  *                                                  stays; other children may join)
  *
  * A value is locked as the constraint compares it: text under the index's
- * collation (NOCASE folds ASCII letters, RTRIM drops trailing spaces), a real
- * with an integral value as that integer; a key holding a NULL constrains
+ * collation (NOCASE folds ASCII letters and, as SQLite's does, compares up to a
+ * NUL character and the lengths; RTRIM drops trailing spaces), a real with an
+ * integral value as that integer; a key holding a NULL constrains
  * nothing and locks nothing. Long texts and blobs are locked by length, hash and
  * prefix: two different values may then share a lock (a needless wait, never a
  * missed conflict).
@@ -58,6 +60,7 @@ struct lockset_cols {
 struct lockset_key {
     char *name;
     struct lockset_cols cols;
+    bool partial; /* a partial UNIQUE index: whether a row is in it may change with any column */
 };
 
 /* A FOREIGN KEY of this table: cols refer to key `keyname` of table `parent` (whose columns
@@ -65,6 +68,7 @@ struct lockset_key {
 struct lockset_fk {
     char *parent;
     char *keyname;
+    size_t parent_key; /* its index in the parent's parent_keys */
     struct lockset_cols cols;
 };
 

@@ -43,13 +43,15 @@ bool store_apply(struct store *st, const void *changeset, int len)
          SQLITE_OK;
     /* In place, one row at a time, a changeset that moved UNIQUE values between its own rows
      * (a swap) fails in any order (a CONSTRAINT conflict, SQLite having retried the failed rows
-     * last); then it goes row by row, every old row out, then every new row in, with
-     * enforcement off (a parent may go before its child). Any other conflict is a failure. */
+     * last); then it goes row by row, every old row out, then every new row in, foreign keys
+     * checked at its end (a parent may go before its child). Any other conflict is a
+     * failure. */
     if (!ok && kind == SQLITE_CHANGESET_CONSTRAINT) {
         if (!fk_off)
-            sqlite3_db_config(st->db, SQLITE_DBCONFIG_ENABLE_FKEY, 0, NULL);
-        fk_off = true;
-        ok = store_apply_rows(st, changeset, len);
+            sqlite3_exec(st->db, "PRAGMA defer_foreign_keys = ON", NULL, NULL, NULL);
+        ok = store_apply_rows(st, changeset, len, !fk_off);
+        if (!fk_off)
+            sqlite3_exec(st->db, "PRAGMA defer_foreign_keys = OFF", NULL, NULL, NULL);
     }
     if (fk_off)
         sqlite3_db_config(st->db, SQLITE_DBCONFIG_ENABLE_FKEY, 1, NULL);
@@ -293,6 +295,7 @@ enum store_fail store_exec(struct store *st, const char *txid, const void *chang
 {
     enum store_fail fail = STORE_FAIL_NONE;
     enum rm_state ended = RM_NONE;
+    const char *null_key;
     sqlite3_session *sess = NULL;
     json_t *res = NULL;
     void *cs = NULL;
@@ -323,12 +326,19 @@ enum store_fail store_exec(struct store *st, const char *txid, const void *chang
     if (!res)
         FAIL(STORE_FAIL_INTERNAL, "out of memory");
     st->exec_deadline = store_mono_ms() + st->statement_ms;
+    store_null_keys(st, false); /* what an earlier exec that failed may have noted */
     st->in_branch = true;
     for (i = 0; i < json_array_size(statements) && !fail; i++)
         fail = run_statement(st, i, json_array_get(statements, i), res, msg, msglen);
     st->in_branch = false;
     if (fail)
         goto out;
+    null_key = store_null_keys(st, true);
+    if (null_key)
+        FAIL(STORE_FAIL_CONSTRAINT,
+             "a row of %s has a NULL in its PRIMARY KEY, which a branch cannot record: declare "
+             "the key's columns NOT NULL",
+             null_key);
     /* A DEFERRABLE INITIALLY DEFERRED foreign key is checked here, at the end of each request:
      * the changeset must hold every foreign key, so that it applies with enforcement off. */
     {

@@ -22,13 +22,16 @@
 /* A user table: its constraints (lockset.h), and the statements store_keys.c reads with. */
 struct store_table {
     struct lockset_table t;
-    char *why_not;              /* why a branch may not write it; NULL: it may */
-    sqlite3_stmt *row_stmt;     /* its row by primary key, every column */
-    sqlite3_stmt *delete_stmt;  /* DELETE by primary key */
-    sqlite3_stmt *insert_stmt;  /* INSERT of every column */
-    sqlite3_stmt **parent_stmt; /* per t.fks[i]: the parent's key values by the child's */
-    bool fires_actions;         /* a foreign key refers to it with ON DELETE/UPDATE CASCADE,
-                                   SET NULL or SET DEFAULT */
+    char *why_not;               /* why a branch may not write it; NULL: it may */
+    sqlite3_stmt *row_stmt;      /* its row by primary key, every column */
+    sqlite3_stmt *delete_stmt;   /* DELETE by primary key */
+    sqlite3_stmt *insert_stmt;   /* INSERT of every column */
+    sqlite3_stmt **parent_stmt;  /* per t.fks[i]: the parent's key values by the child's */
+    bool fires_actions;          /* a foreign key refers to it with ON DELETE/UPDATE CASCADE,
+                                    SET NULL or SET DEFAULT */
+    bool nullable_key;           /* a rowid table whose PRIMARY KEY may hold NULL */
+    sqlite3_stmt *null_key_stmt; /* whether a row's key holds a NULL */
+    bool written;                /* a statement of the running exec may write it */
 };
 
 struct store {
@@ -42,7 +45,7 @@ struct store {
     char why[256];    /* scratch for the latest refusal */
     struct store_table *tables; /* the user tables (store_keys.c) */
     size_t n_tables;
-    bool any_actions;        /* some table fires_actions */
+    bool any_actions;             /* some table fires_actions */
     uint64_t apply_failures;      /* commits whose changeset did not apply (atomic) */
     struct groupcommit *gc;       /* durable steps (groupcommit.h) */
     pthread_mutex_t rmu;          /* rdb */
@@ -76,9 +79,15 @@ bool store_fires_actions(struct store *st, const void *changeset, int len);
 enum tpc_err store_keys_load(struct store *st, char *err, size_t errlen);
 void store_keys_free(struct store *st);
 /* store_apply's way when sqlite3changeset_apply cannot: every old row out, then every new row
- * in (a branch that swapped two UNIQUE values). Under st->mu, foreign keys off. */
-bool store_apply_rows(struct store *st, const void *changeset, int len);
-/* Why a branch may not write table (NULL: it may, or it is not a user table). */
+ * in (a branch that swapped two UNIQUE values). Under st->mu; check_fks: foreign keys are
+ * enforced and deferred, and none may be left failing at the end. */
+bool store_apply_rows(struct store *st, const void *changeset, int len, bool check_fks);
+/* Why a branch may not write table (NULL: it may, or it is not a user table); asked while a
+ * branch's statement compiles, notes that the exec may write table. */
 const char *store_why_not_writable(struct store *st, const char *table);
+/* After an exec's statements (check): a table it wrote that holds a row whose PRIMARY KEY has
+ * a NULL (the session extension would record nothing of that row), or NULL. Forgets what was
+ * written, which is all it does when check is false. */
+const char *store_null_keys(struct store *st, bool check);
 
 #endif

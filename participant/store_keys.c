@@ -189,6 +189,34 @@ static sqlite3_stmt *prepare(sqlite3 *db, const char *sql)
     return s;
 }
 
+/* The first ON CONFLICT REPLACE, IGNORE or ROLLBACK in a table's definition, or NULL. (ABORT
+ * and FAIL, the default's kind, are fine.) A comment that says so refuses too: harmless. */
+static const char *conflict_clause(const char *sql)
+{
+    static const char *const words[] = {"REPLACE", "IGNORE", "ROLLBACK"};
+    size_t at, i;
+
+    for (at = 0; sql && sql[at]; at++) {
+        const char *q = sql + at;
+        char before = at ? sql[at - 1] : ' ';
+
+        if ((before >= 'A' && before <= 'Z') || (before >= 'a' && before <= 'z') ||
+            (before >= '0' && before <= '9') || before == '_' ||
+            sqlite3_strnicmp(q, "ON", 2) != 0 || !strchr(" \t\r\n", q[2]))
+            continue;
+        for (q += 2; *q && strchr(" \t\r\n", *q); q++)
+            ;
+        if (sqlite3_strnicmp(q, "CONFLICT", 8) != 0)
+            continue;
+        for (q += 8; *q && strchr(" \t\r\n", *q); q++)
+            ;
+        for (i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+            if (sqlite3_strnicmp(q, words[i], (int)strlen(words[i])) == 0)
+                return words[i];
+    }
+    return NULL;
+}
+
 #define REFUSE(...)                                                                                \
     do {                                                                                           \
         if (!st->why_not)                                                                          \
@@ -203,12 +231,23 @@ static enum tpc_err load_table(sqlite3 *db, struct store_table *st)
     enum tpc_err rc = TPC_OK;
     size_t cap = 0;
 
-    s = prepare(db, "SELECT name, pk FROM pragma_table_info(?1) ORDER BY cid");
+    bool int_key = false, null_key = false;
+
+    /* A rowid table's PRIMARY KEY other than an INTEGER one takes NULL (an old quirk of
+     * SQLite's) unless its columns say NOT NULL; the session extension records nothing of a row
+     * whose key holds one (store_null_keys). */
+    s = prepare(db, "SELECT name, pk, upper(type) = 'INTEGER', \"notnull\" FROM "
+                    "pragma_table_info(?1) ORDER BY cid");
     if (!s)
         return TPC_ERR_IO;
     sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
     while (sqlite3_step(s) == SQLITE_ROW) {
         int pk = sqlite3_column_int(s, 1);
+
+        if (pk > 0) {
+            int_key = sqlite3_column_int(s, 2) != 0;
+            null_key = null_key || !sqlite3_column_int(s, 3);
+        }
 
         if (t->ncol == cap) {
             char **bigger = realloc(t->colnames, (cap ? cap * 2 : 8) * sizeof(*bigger));
@@ -233,6 +272,15 @@ static enum tpc_err load_table(sqlite3 *db, struct store_table *st)
     }
     sqlite3_finalize(s);
     s = NULL;
+    if (null_key && !(int_key && t->pk.cols.n == 1)) {
+        s = prepare(db, "SELECT NOT wr FROM pragma_table_list(?1)");
+        if (!s)
+            return TPC_ERR_IO;
+        sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
+        st->nullable_key = sqlite3_step(s) == SQLITE_ROW && sqlite3_column_int(s, 0);
+        sqlite3_finalize(s);
+        s = NULL;
+    }
     if (t->pk.cols.n == 0)
         REFUSE("it has no declared PRIMARY KEY");
     if (!(t->pk.name = cols_name(t, &t->pk.cols)))
@@ -245,6 +293,15 @@ static enum tpc_err load_table(sqlite3 *db, struct store_table *st)
     sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
     if (sqlite3_step(s) == SQLITE_ROW)
         REFUSE("it has a trigger (a trigger's writes could not be locked for it)");
+    sqlite3_finalize(s);
+    s = prepare(db, "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?1");
+    if (!s)
+        return TPC_ERR_IO;
+    sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
+    if (sqlite3_step(s) == SQLITE_ROW && conflict_clause((const char *)sqlite3_column_text(s, 0)))
+        REFUSE("a constraint of it says ON CONFLICT %s (a commit would then replace, skip or "
+               "roll back rows instead of applying the branch's changes as they were made)",
+               conflict_clause((const char *)sqlite3_column_text(s, 0)));
     sqlite3_finalize(s);
     s = prepare(db, "SELECT 1 FROM pragma_table_xinfo(?1) WHERE hidden IN (2, 3)");
     if (!s)
@@ -271,6 +328,7 @@ static enum tpc_err load_table(sqlite3 *db, struct store_table *st)
         if (!is_pk && !sqlite3_column_int(s, 2))
             continue;
         memset(&k, 0, sizeof(k));
+        k.partial = sqlite3_column_int(s, 3) != 0;
         sqlite3_bind_text(x, 1, iname, -1, SQLITE_TRANSIENT);
         while (sqlite3_step(x) == SQLITE_ROW) {
             /* By name: the index counts generated columns, which rows here leave out. */
@@ -305,7 +363,8 @@ static enum tpc_err load_table(sqlite3 *db, struct store_table *st)
         if (is_pk || k.cols.n == 0)
             continue;
         /* A partial index constrains only the rows it holds; its values are locked for every
-         * row (more waiting than needed, never less). */
+         * row (more waiting than needed, never less), and at any update (its WHERE may read
+         * another column). */
         if (!(k.name = cols_name(t, &k.cols)))
             goto nomem;
         {
@@ -425,6 +484,7 @@ static enum tpc_err load_fks(struct store *store, struct store_table *st)
 
                 fk.parent = strdup(parent->t.name);
                 fk.keyname = strdup(parent->t.parent_keys[k].name);
+                fk.parent_key = (size_t)k;
                 if (fk.parent && fk.keyname)
                     bigger = realloc(st->t.fks, (st->t.n_fks + 1) * sizeof(*bigger));
                 if (!bigger) {
@@ -514,17 +574,31 @@ static enum tpc_err prepare_reads(struct store *store, struct store_table *st)
     free(sql);
     if (!st->delete_stmt || !st->insert_stmt)
         return TPC_ERR_IO;
+    if (st->nullable_key) {
+        struct sqlbuf b = {0};
+
+        sql_str(&b, "SELECT 1 FROM ");
+        sql_ident(&b, st->t.name);
+        for (i = 0; i < st->t.pk.cols.n; i++) {
+            sql_str(&b, i ? " OR " : " WHERE ");
+            sql_ident(&b, st->t.colnames[st->t.pk.cols.col[i]]);
+            sql_str(&b, " IS NULL");
+        }
+        sql_str(&b, " LIMIT 1");
+        st->null_key_stmt = b.s ? prepare(store->db, b.s) : NULL;
+        free(b.s);
+        if (!st->null_key_stmt)
+            return TPC_ERR_IO;
+    }
     st->parent_stmt = calloc(st->t.n_fks ? st->t.n_fks : 1, sizeof(*st->parent_stmt));
     if (!st->parent_stmt)
         return TPC_ERR_NOMEM;
     for (i = 0; i < st->t.n_fks; i++) {
         struct store_table *p = find_table(store, st->t.fks[i].parent);
-        struct lockset_cols *pc = NULL;
-        size_t k;
+        struct lockset_cols *pc = p && st->t.fks[i].parent_key < p->t.n_parent_keys
+                                      ? &p->t.parent_keys[st->t.fks[i].parent_key].cols
+                                      : NULL;
 
-        for (k = 0; p && k < p->t.n_parent_keys; k++)
-            if (strcmp(p->t.parent_keys[k].name, st->t.fks[i].keyname) == 0)
-                pc = &p->t.parent_keys[k].cols;
         sql = pc ? select_sql(&p->t, pc, pc) : NULL;
         st->parent_stmt[i] = sql ? prepare(store->db, sql) : NULL;
         free(sql);
@@ -613,6 +687,7 @@ void store_keys_free(struct store *st)
         sqlite3_finalize(t->row_stmt);
         sqlite3_finalize(t->delete_stmt);
         sqlite3_finalize(t->insert_stmt);
+        sqlite3_finalize(t->null_key_stmt);
         for (f = 0; t->parent_stmt && f < t->t.n_fks; f++)
             sqlite3_finalize(t->parent_stmt[f]);
         free(t->parent_stmt);
@@ -650,7 +725,27 @@ const char *store_why_not_writable(struct store *st, const char *table)
 {
     struct store_table *t = find_table(st, table);
 
+    if (t && st->in_branch)
+        t->written = true; /* asked while a branch's statement compiles: it may write t */
     return t ? t->why_not : NULL;
+}
+
+const char *store_null_keys(struct store *st, bool check)
+{
+    const char *bad = NULL;
+    size_t i;
+
+    for (i = 0; i < st->n_tables; i++) {
+        struct store_table *t = &st->tables[i];
+
+        if (check && t->written && t->null_key_stmt && !bad &&
+            sqlite3_step(t->null_key_stmt) == SQLITE_ROW)
+            bad = t->t.name;
+        if (t->null_key_stmt)
+            sqlite3_reset(t->null_key_stmt);
+        t->written = false;
+    }
+    return bad;
 }
 
 /* ---- the locks of a changeset ---- */
@@ -952,7 +1047,7 @@ static bool take_out(struct store_table *t, sqlite3_changeset_iter *it, int op, 
     return ok;
 }
 
-bool store_apply_rows(struct store *st, const void *changeset, int len)
+bool store_apply_rows(struct store *st, const void *changeset, int len, bool check_fks)
 {
     sqlite3_changeset_iter *it = NULL;
     struct new_row *rows = NULL;
@@ -1000,6 +1095,13 @@ bool store_apply_rows(struct store *st, const void *changeset, int len)
         ok = sqlite3_step(s) == SQLITE_DONE;
         sqlite3_reset(s);
         sqlite3_clear_bindings(s);
+    }
+    if (ok && check_fks) {
+        int pending = 0, high = 0;
+
+        ok = sqlite3_db_status(st->db, SQLITE_DBSTATUS_DEFERRED_FKS, &pending, &high, 0) ==
+                 SQLITE_OK &&
+             pending == 0;
     }
     for (i = 0; i < n; i++)
         free(rows[i].v);

@@ -26,12 +26,17 @@ CREATE TABLE pending(id INTEGER PRIMARY KEY,
                      customer_id INTEGER REFERENCES customers(id) DEFERRABLE INITIALLY DEFERRED);
 CREATE TABLE slugs(id INTEGER PRIMARY KEY, slug TEXT);
 CREATE UNIQUE INDEX slugs_lower ON slugs(lower(slug));
+CREATE TABLE tags(id INTEGER PRIMARY KEY, name TEXT UNIQUE ON CONFLICT REPLACE);
+CREATE TABLE seats(id INTEGER PRIMARY KEY, holder TEXT, active INTEGER NOT NULL);
+CREATE UNIQUE INDEX one_active_seat ON seats(holder) WHERE active = 1;
+CREATE TABLE kv(k TEXT PRIMARY KEY, v INTEGER);
 CREATE TABLE audited(id INTEGER PRIMARY KEY, v INTEGER);
 CREATE TABLE audit_log(id INTEGER PRIMARY KEY, note TEXT);
 CREATE TRIGGER audit AFTER UPDATE ON audited BEGIN INSERT INTO audit_log(note) VALUES ('x'); END;
 INSERT INTO customers VALUES (1, 'ann@example.com', 'Ann'), (2, 'bob@example.com', 'Bob');
 INSERT INTO orders VALUES (10, 1, 'A-10', 5);
 INSERT INTO audited VALUES (1, 1);
+INSERT INTO seats VALUES (1, 'x', 0), (2, 'x', 0);
 """
 
 
@@ -205,8 +210,43 @@ class ConstraintsTest(unittest.TestCase):
         self.commit("t1")
         self.check_database()
 
+    def test_partial_unique_index_locks_at_any_update(self):
+        # Whether a row is in the index depends on another column: two branches activating
+        # two seats of one holder would both be valid alone.
+        self.ok("a1", "UPDATE seats SET active = 1 WHERE id = 1")
+        code, kind, msg = self.err("a2", "UPDATE seats SET active = 1 WHERE id = 2")
+        self.assertEqual((code, kind), (409, "lock_timeout"), msg)
+        self.assertIn("UNIQUE value seats(holder) = ('x')", msg)
+        self.commit("a1")
+        code, kind, msg = self.err("a2", "UPDATE seats SET active = 1 WHERE id = 2")
+        self.assertEqual((code, kind), (409, "constraint_violation"), msg)
+        self.abort("a2")
+        self.check_database()
+
+    def test_nocase_values_equal_up_to_a_nul_share_a_lock(self):
+        # SQLite's NOCASE compares the lengths and the bytes up to a NUL character.
+        self.ok("n1", "INSERT INTO customers VALUES (7, 'q' || char(0) || 'x', 'Q')")
+        code, kind, msg = self.err("n2", "INSERT INTO customers VALUES (8, 'Q' || char(0) || 'y', "
+                                         "'R')")
+        self.assertEqual((code, kind), (409, "lock_timeout"), msg)
+        self.abort("n2")
+        self.commit("n1")
+        self.check_database()
+
+    def test_a_null_primary_key_is_refused(self):
+        # A rowid table's TEXT PRIMARY KEY takes NULL; the changes of such a row could not be
+        # recorded, so the exec fails instead of losing them at commit.
+        code, kind, msg = self.err("k1", "INSERT INTO kv VALUES (NULL, 1)")
+        self.assertEqual((code, kind), (409, "constraint_violation"), msg)
+        self.assertIn("NOT NULL", msg)
+        self.ok("k1", "INSERT INTO kv VALUES ('a', 1)")
+        self.commit("k1")
+        self.assertEqual(self.p.rows("SELECT k, v FROM kv"), [("a", 1)])
+        self.check_database()
+
     def test_what_stays_read_only_and_why(self):
         cases = {"INSERT INTO slugs VALUES (1, 'a')": "expression",
+                 "INSERT INTO tags VALUES (1, 'a')": "ON CONFLICT REPLACE",
                  "UPDATE audited SET v = 2 WHERE id = 1": "trigger"}
         for sql, why in cases.items():
             code, kind, msg = self.err("t1", sql)

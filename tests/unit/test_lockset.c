@@ -63,27 +63,33 @@ N(void) {
 static char *customer_cols[] = {"id", "email", "name"};
 static char *order_cols[] = {"id", "customer_id", "ref", "note"};
 
-static struct lockset_key customer_unique[] = {
-    {"email", {1, {1}, {LOCKSET_NOCASE}}},
-};
-static struct lockset_key customer_parent_keys[] = {
-    {"id", {1, {0}, {LOCKSET_BINARY}}},
-};
-static struct lockset_table customers = {
-    "customers",          3, customer_cols, {"id", {1, {0}, {LOCKSET_BINARY}}},
-    customer_unique,      1, NULL,          0,
-    customer_parent_keys, 1};
+#define KEY(n, c, coll)                                                                            \
+    {                                                                                              \
+        .name = (n), .cols = { 1, {(c)}, {(coll)} }                                                \
+    }
+static struct lockset_key customer_unique[] = {KEY("email", 1, LOCKSET_NOCASE)};
+static struct lockset_key customer_parent_keys[] = {KEY("id", 0, LOCKSET_BINARY)};
+static struct lockset_table customers = {.name = "customers",
+                                         .ncol = 3,
+                                         .colnames = customer_cols,
+                                         .pk = KEY("id", 0, LOCKSET_BINARY),
+                                         .unique = customer_unique,
+                                         .n_unique = 1,
+                                         .parent_keys = customer_parent_keys,
+                                         .n_parent_keys = 1};
 
-static struct lockset_key order_unique[] = {
-    {"ref", {1, {2}, {LOCKSET_BINARY}}},
-    {"note", {1, {3}, {LOCKSET_RTRIM}}},
-};
+static struct lockset_key order_unique[] = {KEY("ref", 2, LOCKSET_BINARY),
+                                            KEY("note", 3, LOCKSET_RTRIM)};
 static struct lockset_fk order_fks[] = {
-    {"customers", "id", {1, {1}, {LOCKSET_BINARY}}},
-};
-static struct lockset_table orders = {
-    "orders", 4,    order_cols, {"id", {1, {0}, {LOCKSET_BINARY}}}, order_unique, 2, order_fks,
-    1,        NULL, 0};
+    {.parent = "customers", .keyname = "id", .cols = {1, {1}, {LOCKSET_BINARY}}}};
+static struct lockset_table orders = {.name = "orders",
+                                      .ncol = 4,
+                                      .colnames = order_cols,
+                                      .pk = KEY("id", 0, LOCKSET_BINARY),
+                                      .unique = order_unique,
+                                      .n_unique = 2,
+                                      .fks = order_fks,
+                                      .n_fks = 1};
 
 static struct got change(const struct lockset_table *t, const struct lockset_value *old,
                          const struct lockset_value *new_, const struct lockset_value *parent)
@@ -231,6 +237,39 @@ static void test_equal_values_share_a_key(void)
     }
 }
 
+/* NOCASE compares lengths and the bytes up to a NUL, as SQLite's does. */
+static void test_nocase_stops_at_nul(void)
+{
+    struct lockset_value a[] = {I(1), {.type = LOCKSET_TEXT, .p = "a\0x", .n = 3}, N()};
+    struct lockset_value b[] = {I(1), {.type = LOCKSET_TEXT, .p = "A\0y", .n = 3}, N()};
+    struct lockset_value c[] = {I(1), {.type = LOCKSET_TEXT, .p = "a\0xy", .n = 4}, N()};
+    struct got ga = change(&customers, NULL, a, NULL), gb = change(&customers, NULL, b, NULL),
+               gc = change(&customers, NULL, c, NULL);
+
+    CHECK(ga.len[1] == gb.len[1] && memcmp(ga.key[1], gb.key[1], ga.len[1]) == 0);
+    CHECK(!(ga.len[1] == gc.len[1] && memcmp(ga.key[1], gc.key[1], ga.len[1]) == 0));
+}
+
+/* A partial UNIQUE index: whether a row is in it may change with any column, so any update
+ * locks its values (old and new, here the same). */
+static void test_partial_index_locks_at_any_update(void)
+{
+    static struct lockset_key partial[] = {
+        {.name = "email", .cols = {1, {1}, {LOCKSET_BINARY}}, .partial = true}};
+    static struct lockset_table t = {.name = "u",
+                                     .ncol = 3,
+                                     .colnames = customer_cols,
+                                     .pk = KEY("id", 0, LOCKSET_BINARY),
+                                     .unique = partial,
+                                     .n_unique = 1};
+    struct lockset_value before[] = {I(1), T("x"), I(0)}, after[] = {I(1), T("x"), I(1)};
+    struct got g = change(&t, before, after, NULL);
+
+    expect(&g, "xxx",
+           (const char *[]){"the row u(id) = (1)", "the UNIQUE value u(email) = ('x')",
+                            "the UNIQUE value u(email) = ('x')"});
+}
+
 static void test_shared_and_exclusive_holds(void)
 {
     struct locks *l = locks_new();
@@ -276,6 +315,8 @@ int main(void)
     test_customer_changes();
     test_order_changes();
     test_equal_values_share_a_key();
+    test_nocase_stops_at_nul();
+    test_partial_index_locks_at_any_update();
     test_shared_and_exclusive_holds();
     printf("%d checks, %d failed\n", check_count, check_failures);
     return check_failures != 0;
