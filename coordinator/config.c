@@ -32,7 +32,10 @@ static void usage(FILE *f)
             "\n"
             "Tokens are read from the files the cluster file names (client_token_file,\n"
             "cluster_token_file) or from TPC_CLIENT_TOKEN and TPC_CLUSTER_TOKEN; they are\n"
-            "never logged. Stops cleanly on SIGTERM or SIGINT.\n");
+            "never logged. With \"tls\" in the cluster file ({\"cert\", \"key\", \"ca\"}: PEM\n"
+            "files) the replica serves HTTPS only and verifies the certificates of the others\n"
+            "(replicas, participants) against the CA; every URL is then https://. Stops\n"
+            "cleanly on SIGTERM or SIGINT.\n");
 }
 
 static int fail(const char *what, const char *a)
@@ -41,10 +44,13 @@ static int fail(const char *what, const char *a)
     return 2;
 }
 
-/* "http://host:port[/...]" -> host, port */
+/* "http://host:port[/...]" or "https://..." -> host, port */
 static int split_url(const char *url, char *host, size_t hlen, uint32_t *port)
 {
-    const char *p = strncmp(url, "http://", 7) == 0 ? url + 7 : NULL, *colon, *end;
+    const char *p = strncmp(url, "http://", 7) == 0    ? url + 7
+                    : strncmp(url, "https://", 8) == 0 ? url + 8
+                                                       : NULL,
+               *colon, *end;
     char num[8];
     size_t n;
 
@@ -64,6 +70,41 @@ static int split_url(const char *url, char *host, size_t hlen, uint32_t *port)
     return options_parse_u32(num, 0, 65535, port);
 }
 
+/* A URL of the cluster's scheme: https:// with "tls", http:// without. */
+static bool url_ok(const char *u, const struct coord_config *cfg)
+{
+    const char *scheme = cfg->tls_cert[0] ? "https://" : "http://";
+
+    return u && strlen(u) < CONFIG_URL_MAX && strncmp(u, scheme, strlen(scheme)) == 0;
+}
+
+/* "tls": {"cert": FILE, "key": FILE, "ca": FILE}, relative to the cluster file's directory. */
+static int load_tls(json_t *v, const char *path, const char *base_dir, struct coord_config *cfg)
+{
+    static const char *const keys[] = {"cert", "key", "ca"};
+    char *out[] = {cfg->tls_cert, cfg->tls_key, cfg->tls_ca};
+    size_t i;
+
+    if (!json_is_object(v) || json_object_size(v) != 3) {
+        fprintf(stderr,
+                "coordinator: %s: \"tls\" must be {\"cert\": FILE, \"key\": FILE, "
+                "\"ca\": FILE}\n",
+                path);
+        return 2;
+    }
+    for (i = 0; i < 3; i++) {
+        const char *f = json_string_value(json_object_get(v, keys[i]));
+
+        if (!f || !*f) {
+            fprintf(stderr, "coordinator: %s: \"tls\" needs \"%s\", a file name\n", path, keys[i]);
+            return 2;
+        }
+        snprintf(out[i], sizeof(cfg->tls_cert), "%s%s%s", f[0] == '/' ? "" : base_dir,
+                 f[0] == '/' ? "" : "/", f);
+    }
+    return 0;
+}
+
 static int load_file(const char *path, const char *base_dir, struct coord_config *cfg,
                      char *data_dir, size_t ddlen)
 {
@@ -78,6 +119,8 @@ static int load_file(const char *path, const char *base_dir, struct coord_config
         fprintf(stderr, "coordinator: %s: %s (line %d)\n", path, jerr.text, jerr.line);
         return 2;
     }
+    if ((v = json_object_get(j, "tls")) && load_tls(v, path, base_dir, cfg) != 0)
+        goto out;
     v = json_object_get(j, "replicas");
     if (!json_is_array(v) || json_array_size(v) < 1 || json_array_size(v) > TPC_MAX_REPLICAS ||
         json_array_size(v) % 2 == 0) {
@@ -88,8 +131,10 @@ static int load_file(const char *path, const char *base_dir, struct coord_config
     for (i = 0; i < cfg->n_replicas; i++) {
         const char *u = json_string_value(json_array_get(v, i));
 
-        if (!u || strlen(u) >= CONFIG_URL_MAX || strncmp(u, "http://", 7) != 0) {
-            fprintf(stderr, "coordinator: %s: replicas[%zu] must be an http:// URL\n", path, i);
+        if (!url_ok(u, cfg)) {
+            fprintf(stderr, "coordinator: %s: replicas[%zu] must be an %s URL%s\n", path, i,
+                    cfg->tls_cert[0] ? "https://" : "http://",
+                    cfg->tls_cert[0] ? " (\"tls\" is set)" : " (https:// needs \"tls\")");
             goto out;
         }
         snprintf(cfg->replicas[i], CONFIG_URL_MAX, "%s", u);
@@ -103,9 +148,12 @@ static int load_file(const char *path, const char *base_dir, struct coord_config
     {
         const char *u = json_string_value(t);
 
-        if (cfg->n_participants == CONFIG_MAX_PARTICIPANTS || !msg_name_valid(key) || !u ||
-            strlen(u) >= CONFIG_URL_MAX || strncmp(u, "http://", 7) != 0) {
-            fprintf(stderr, "coordinator: %s: bad participant \"%s\"\n", path, key);
+        if (cfg->n_participants == CONFIG_MAX_PARTICIPANTS || !msg_name_valid(key) ||
+            !url_ok(u, cfg)) {
+            fprintf(stderr,
+                    "coordinator: %s: bad participant \"%s\" (a name of [A-Za-z0-9_-] "
+                    "and an %s URL)\n",
+                    path, key, cfg->tls_cert[0] ? "https://" : "http://");
             goto out;
         }
         snprintf(cfg->participant_name[cfg->n_participants], TPC_NAME_MAX + 1, "%s", key);

@@ -8,6 +8,7 @@
  *    "cluster_id": "bank-cluster", "data_dir": "data",
  *    "client_token_file": "client.token", "cluster_token_file": "cluster.token",
  *    "retention_ms": 3600000,
+ *    "tls": {"cert": "certs/node.pem", "key": "certs/node.key", "ca": "certs/ca.pem"},
  *    "timeouts_ms": {"prepare": 2000, "commit": 10000, "transaction": 60000,
  *                    "retry": 50, "retry_max": 2000, "stale": 3000}}
  *
@@ -43,6 +44,9 @@ struct coord_config {
     char cluster_token[256];
     uint32_t prepare_ms, commit_ms, txn_ms, retry_ms, retry_max_ms, stale_ms;
     int64_t retention_ms; /* "retention_ms": forgotten once born longer ago (DESIGN.md s. 11) */
+    /* "tls": the replica's certificate chain and key (PEM), and the CA its peers' certificates
+     * are verified against; all "" without TLS (then every URL is http://) */
+    char tls_cert[1200], tls_key[1200], tls_ca[1200];
 };
 
 /* The default retention, and its range; a transaction's timeout is at most half of it. */

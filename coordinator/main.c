@@ -6,14 +6,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "api.h"
 #include "config.h"
 #include "coord.h"
 #include "identity.h"
+#include "http_client.h"
 #include "http_server.h"
 #include "log.h"
 #include "loop.h"
+#include "options.h"
 
 int main(int argc, char **argv)
 {
@@ -24,7 +27,7 @@ int main(int argc, char **argv)
     struct http_server *srv = NULL;
     struct coord *c = NULL;
     struct loop *loop = NULL;
-    char name[32], err[512];
+    char name[32], err[512], *cert = NULL, *key = NULL;
     sigset_t set;
     int a, sig = 0, rc;
 
@@ -71,6 +74,21 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 
     rc = 1;
+    if (cfg->tls_cert[0]) {
+        /* HTTPS on its port; its calls to the others verify their certificates against ca. */
+        if (options_read_pem(cfg->tls_cert, false, &cert) != 0 ||
+            options_read_pem(cfg->tls_key, true, &key) != 0) {
+            log_error("cannot read the TLS certificate %s or key %s", cfg->tls_cert, cfg->tls_key);
+            goto out;
+        }
+        if (access(cfg->tls_ca, R_OK) != 0) {
+            log_error("cannot read the TLS CA file %s", cfg->tls_ca);
+            goto out;
+        }
+        hc.tls_cert_pem = cert;
+        hc.tls_key_pem = key;
+        http_client_tls(cfg->tls_ca, NULL, NULL);
+    }
     if (loop_new(&loop) != TPC_OK || loop_quit_on(loop, &set, &sig) != TPC_OK) {
         log_error("cannot start the event loop");
         goto out;
@@ -87,9 +105,9 @@ int main(int argc, char **argv)
         log_error("cannot start: %s", err);
         goto out;
     }
-    log_info("replica %u of %u listening on %s:%u, state in %s, %u participant(s) known", cfg->self,
-             cfg->n_replicas, cfg->listen, http_server_port(srv), cfg->db_path,
-             cfg->n_participants);
+    log_info("replica %u of %u listening on %s:%u (%s), state in %s, %u participant(s) known",
+             cfg->self, cfg->n_replicas, cfg->listen, http_server_port(srv),
+             cert ? "HTTPS" : "HTTP", cfg->db_path, cfg->n_participants);
     loop_run(loop);
     log_info("stopping (signal %d)", sig);
     rc = 0;
@@ -98,6 +116,8 @@ out:
     http_server_stop(srv);
     coord_close(c);
     loop_free(loop);
+    free(cert);
+    free(key);
     free(cfg);
     return rc;
 }

@@ -7,8 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "api.h"
+#include "http_client.h"
 #include "http_server.h"
 #include "log.h"
 #include "loop.h"
@@ -32,7 +34,11 @@ static void usage(FILE *f)
         "  --replicas URL,...      coordinator replicas' base URLs, in replica-id order\n"
         "  --token-file FILE       cluster token: required from callers, sent to replicas\n"
         "                          (or the TPC_CLUSTER_TOKEN environment variable)\n"
-        "  --lock-timeout-ms N     wait for a locked row at most this long (default 2000)\n"
+        "  --tls-cert FILE, --tls-key FILE, --tls-ca FILE\n"
+        "                          serve HTTPS only, with this certificate chain and key (PEM),\n"
+        "                          and verify the replicas' certificates against this CA; the\n"
+        "                          --replicas URLs are then https:// (all three, or none)\n"
+        "  --lock-timeout-ms N     wait for a lock at most this long (default 2000)\n"
         "  --branch-timeout-ms N   abort a branch not prepared within N ms (default 60000)\n"
         "  --vote-timeout-ms N     wait this long for a replica's answer to an in-doubt question,\n"
         "                          or for another call on the same branch (default 1000)\n"
@@ -65,8 +71,9 @@ int main(int argc, char **argv)
         .statement_ms = 5000,
     };
     struct http_server_config hc = {.address = "127.0.0.1", .max_body = 1024 * 1024};
-    const char *port_file = NULL, *token_file = NULL;
-    char *replicas = NULL, *token = NULL, err[512];
+    const char *port_file = NULL, *token_file = NULL, *tls_cert = NULL, *tls_key = NULL,
+               *tls_ca = NULL;
+    char *replicas = NULL, *token = NULL, *cert = NULL, *key = NULL, err[512];
     struct participant *p = NULL;
     struct loop *loop = NULL;
     struct http_server *srv = NULL;
@@ -104,6 +111,12 @@ int main(int argc, char **argv)
             bad = !(replicas = strdup(v));
         else if (!strcmp(o, "--token-file"))
             token_file = v;
+        else if (!strcmp(o, "--tls-cert"))
+            tls_cert = v;
+        else if (!strcmp(o, "--tls-key"))
+            tls_key = v;
+        else if (!strcmp(o, "--tls-ca"))
+            tls_ca = v;
         else if (!strcmp(o, "--lock-timeout-ms"))
             bad = options_parse_u32(v, 1, 3600000, &cfg.lock_timeout_ms);
         else if (!strcmp(o, "--branch-timeout-ms"))
@@ -141,17 +154,40 @@ int main(int argc, char **argv)
         fprintf(stderr, "participant: --name and --db are required (see --help)\n");
         return 2;
     }
+    if (!tls_cert != !tls_key || !tls_cert != !tls_ca) {
+        fprintf(stderr, "participant: --tls-cert, --tls-key and --tls-ca go together (see "
+                        "--help)\n");
+        return 2;
+    }
     log_init(cfg.name, level);
     if (replicas) {
         char *save = NULL, *tok;
+        const char *scheme = tls_cert ? "https://" : "http://";
 
         for (tok = strtok_r(replicas, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
             if (cfg.n_replicas == PARTICIPANT_MAX_REPLICAS) {
                 fprintf(stderr, "participant: at most %d replicas\n", PARTICIPANT_MAX_REPLICAS);
                 goto out;
             }
+            if (strncmp(tok, scheme, strlen(scheme)) != 0) {
+                fprintf(stderr, "participant: replica URL %s is not %s (%s)\n", tok, scheme,
+                        tls_cert ? "--tls-cert is given"
+                                 : "https:// needs --tls-cert, --tls-key "
+                                   "and --tls-ca");
+                goto out;
+            }
             cfg.replicas[cfg.n_replicas++] = tok;
         }
+    }
+    if (tls_cert) {
+        if (options_read_pem(tls_cert, false, &cert) != 0 ||
+            options_read_pem(tls_key, true, &key) != 0 || access(tls_ca, R_OK) != 0) {
+            fprintf(stderr, "participant: cannot read %s, %s or %s\n", tls_cert, tls_key, tls_ca);
+            goto out;
+        }
+        hc.tls_cert_pem = cert;
+        hc.tls_key_pem = key;
+        http_client_tls(tls_ca, NULL, NULL);
     }
     if (token_file) {
         token = malloc(512);
@@ -213,8 +249,8 @@ int main(int argc, char **argv)
             goto out;
         }
     }
-    log_info("listening on %s:%u, database %s, %u replica(s)", hc.address, http_server_port(srv),
-             cfg.db_path, cfg.n_replicas);
+    log_info("listening on %s:%u (%s), database %s, %u replica(s)", hc.address,
+             http_server_port(srv), cert ? "HTTPS" : "HTTP", cfg.db_path, cfg.n_replicas);
     loop_run(loop);
     log_info("stopping (signal %d)", sig);
     rc = 0;
@@ -224,5 +260,7 @@ out:
     loop_free(loop);
     free(replicas);
     free(token);
+    free(cert);
+    free(key);
     return rc;
 }

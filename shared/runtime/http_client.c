@@ -38,6 +38,15 @@ void http_client_metrics(struct metrics_text *t)
                     atomic_load(&calls_failed));
 }
 
+static char tls_ca[1024], tls_cert[1024], tls_key[1024];
+
+void http_client_tls(const char *ca_file, const char *cert_file, const char *key_file)
+{
+    snprintf(tls_ca, sizeof(tls_ca), "%s", ca_file ? ca_file : "");
+    snprintf(tls_cert, sizeof(tls_cert), "%s", cert_file ? cert_file : "");
+    snprintf(tls_key, sizeof(tls_key), "%s", key_file ? key_file : "");
+}
+
 static void curl_init_once(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -107,8 +116,7 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *userdata)
 }
 
 /* The options every call sets on its easy handle. */
-static void easy_setup(CURL *e, struct curl_slist *headers, struct http_call *call,
-                       long timeout_ms)
+static void easy_setup(CURL *e, struct curl_slist *headers, struct http_call *call, long timeout_ms)
 {
     curl_easy_setopt(e, CURLOPT_URL, call->url);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, call->body);
@@ -125,6 +133,14 @@ static void easy_setup(CURL *e, struct curl_slist *headers, struct http_call *ca
      * HTTP_IDLE_TIMEOUT_S, and a request sent as one closes would be lost. */
     curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, (long)(HTTP_IDLE_TIMEOUT_S * 2 / 3));
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    call->detail[0] = '\0';
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, call->detail);
+    if (tls_ca[0])
+        curl_easy_setopt(e, CURLOPT_CAINFO, tls_ca);
+    if (tls_cert[0]) {
+        curl_easy_setopt(e, CURLOPT_SSLCERT, tls_cert);
+        curl_easy_setopt(e, CURLOPT_SSLKEY, tls_key[0] ? tls_key : tls_cert);
+    }
 }
 
 /* Resets a call's out fields to "no answer yet". */
@@ -144,6 +160,9 @@ static void call_result(struct http_call *call, CURL *e, CURLcode result)
         call->err = TPC_OK;
         curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &call->status);
         call->error[0] = '\0';
+    } else if (call->detail[0]) {
+        /* e.g. "SSL certificate problem: unable to get local issuer certificate" */
+        snprintf(call->error, sizeof(call->error), "%.200s", call->detail);
     } else {
         snprintf(call->error, sizeof(call->error), "%s", curl_easy_strerror(result));
     }
@@ -164,6 +183,7 @@ static CURL *easy_get(struct http_client *c)
 
 static void easy_put(struct http_client *c, CURL *e)
 {
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, NULL); /* the call's buffer goes with the call */
     if (c->n_spare < HTTP_CLIENT_SPARES)
         c->spare[c->n_spare++] = e;
     else
@@ -375,6 +395,7 @@ static void agent_reap(struct http_agent *a)
         curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&call);
         call_result(call, e, result);
         curl_multi_remove_handle(a->multi, e);
+        curl_easy_setopt(e, CURLOPT_ERRORBUFFER, NULL); /* the call's goes with the call */
         call->easy = NULL;
         out_remove(a, call);
         /* A finished transfer's handle is kept for the next call; one cut off is not. */

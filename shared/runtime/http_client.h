@@ -39,10 +39,20 @@ struct http_call {
     void (*done)(struct http_call *call); /* on the loop, once; it may free the call */
     void *arg;
     /* the agent's own */
+    char detail[256]; /* curl's own words on a failure (CURL_ERROR_SIZE) */
     void *easy;
     int64_t start_at; /* a call delayed by a network fault: when it leaves */
     struct http_call *prev, *next;
 };
+
+/*
+ * TLS for every call of the process, set once at start before any call (NULL or "": none):
+ * peers' certificates are verified against the CA in ca_file (PEM) instead of the system's,
+ * and cert_file/key_file, when given, are shown to peers that ask for a client certificate.
+ * An https:// URL is then verified against it; the names in a peer's certificate must match
+ * the URL's host.
+ */
+void http_client_tls(const char *ca_file, const char *cert_file, const char *key_file);
 
 struct http_agent;
 

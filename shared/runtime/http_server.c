@@ -31,10 +31,10 @@ struct http_server {
     struct MHD_Daemon *daemon;
     struct http_server_config cfg;
     uint16_t port;
-    int epfd; /* libmicrohttpd's epoll set, watched by the loop */
-    struct loop_timer timer; /* libmicrohttpd's next timeout */
-    bool resumed;            /* a connection was resumed since MHD_run last began */
-    bool stopping;           /* http_server_stop began: new requests get 503 at once */
+    int epfd;                    /* libmicrohttpd's epoll set, watched by the loop */
+    struct loop_timer timer;     /* libmicrohttpd's next timeout */
+    bool resumed;                /* a connection was resumed since MHD_run last began */
+    bool stopping;               /* http_server_stop began: new requests get 503 at once */
     struct http_later *deferred; /* suspended requests, not answered yet */
     struct pool {
         pthread_mutex_t mu;
@@ -55,15 +55,15 @@ struct http_later {
     char *body;
     size_t len;
     bool too_big;
-    bool deferred;           /* suspended, waiting for its answer */
-    bool answered;           /* res holds the answer, to queue when libmicrohttpd calls again */
-    bool suspended;          /* its connection is suspended (and st is in s->deferred) */
+    bool deferred;  /* suspended, waiting for its answer */
+    bool answered;  /* res holds the answer, to queue when libmicrohttpd calls again */
+    bool suspended; /* its connection is suspended (and st is in s->deferred) */
     struct http_response res;
     uint64_t started;
     struct http_request req;
-    struct loop_msg back;       /* a pool handler's answer, posted to the loop */
-    bool ran;                   /* a pool handler ran: res holds its answer */
-    struct http_later *queued;  /* next in its pool's queue */
+    struct loop_msg back;           /* a pool handler's answer, posted to the loop */
+    bool ran;                       /* a pool handler ran: res holds its answer */
+    struct http_later *queued;      /* next in its pool's queue */
     struct http_later *prev, *next; /* in s->deferred */
 };
 
@@ -348,7 +348,7 @@ static enum tpc_err pools_start(struct http_server *s)
 
 static int hex_digit(char c)
 {
-    return c >= '0' && c <= '9' ? c - '0'
+    return c >= '0' && c <= '9'   ? c - '0'
            : c >= 'a' && c <= 'f' ? c - 'a' + 10
            : c >= 'A' && c <= 'F' ? c - 'A' + 10
                                   : -1;
@@ -551,21 +551,37 @@ enum tpc_err http_server_start(const struct http_server_config *cfg, struct http
     s->epfd = -1;
     s->timer.fn = server_run;
     s->timer.arg = s;
-    s->daemon = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO,
-                                 cfg->port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR,
-                                 (struct sockaddr *)&addr, MHD_OPTION_NOTIFY_COMPLETED,
-                                 on_completed, NULL, MHD_OPTION_UNESCAPE_CALLBACK, unescape,
-                                 NULL, MHD_OPTION_CONNECTION_TIMEOUT,
-                                 (unsigned int)HTTP_IDLE_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT,
-                                 (unsigned int)HTTP_MAX_CONNECTIONS, MHD_OPTION_END);
+    {
+        struct MHD_OptionItem opts[] = {
+            {MHD_OPTION_SOCK_ADDR, 0, &addr},
+            {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, NULL},
+            {MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)unescape, NULL},
+            {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)HTTP_IDLE_TIMEOUT_S, NULL},
+            {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)HTTP_MAX_CONNECTIONS, NULL},
+            /* the last two only with TLS (else they end the list) */
+            {MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)cfg->tls_cert_pem},
+            {MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)cfg->tls_key_pem},
+            {MHD_OPTION_END, 0, NULL},
+        };
+        bool tls = cfg->tls_cert_pem && cfg->tls_key_pem;
+
+        if (!tls)
+            opts[5].option = MHD_OPTION_END;
+        s->daemon = MHD_start_daemon(
+            MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO | (tls ? MHD_USE_TLS : 0),
+            cfg->port, NULL, NULL, on_request, s, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+    }
     info = s->daemon ? MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_EPOLL_FD) : NULL;
     if (info)
         s->epfd = info->epoll_fd;
     if (!s->daemon || s->epfd < 0 || pools_start(s) != TPC_OK ||
         loop_watch(cfg->loop, s->epfd, EPOLLIN, server_io, s) != TPC_OK) {
         http_server_stop(s);
-        return tpc_errbuf_set(err, errlen, TPC_ERR_IO, "cannot listen on %s:%u", cfg->address,
-                              cfg->port);
+        return tpc_errbuf_set(err, errlen, TPC_ERR_IO, "cannot listen on %s:%u%s", cfg->address,
+                              cfg->port,
+                              cfg->tls_cert_pem ? " (or the TLS certificate and key are not a "
+                                                  "pair of PEM texts that GnuTLS takes)"
+                                                : "");
     }
     info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
     s->port = info ? info->port : cfg->port;

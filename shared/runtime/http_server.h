@@ -72,6 +72,10 @@ struct http_server_config {
     /* Optional: appends the program's own metrics to GET /metrics, after the server's
      * request counters. Runs on the loop. */
     void (*metrics)(void *ctx, struct metrics_text *t);
+    /* Optional: HTTPS only (GnuTLS, through libmicrohttpd), with this certificate chain and
+     * private key (PEM texts, borrowed until the server stops); a plain HTTP request on the
+     * port gets no answer. Both NULL: plain HTTP. */
+    const char *tls_cert_pem, *tls_key_pem;
 };
 
 struct http_server;

@@ -52,3 +52,29 @@ int options_read_token(const char *path, char *out, size_t len)
         out[--n] = '\0';
     return 0;
 }
+
+int options_read_pem(const char *path, bool secret, char **out)
+{
+    FILE *f = fopen(path, "rb");
+    struct stat st;
+    char *buf = NULL;
+    size_t n;
+
+    *out = NULL;
+    if (!f)
+        return -1;
+    if (fstat(fileno(f), &st) != 0 || st.st_size > 1024 * 1024 ||
+        !(buf = malloc((size_t)st.st_size + 1))) {
+        fclose(f);
+        return -1;
+    }
+    if (secret && (st.st_mode & 077))
+        fprintf(stderr,
+                "warning: key file %s can be read by other users (mode %03o): chmod 600 it\n", path,
+                (unsigned)(st.st_mode & 0777));
+    n = fread(buf, 1, (size_t)st.st_size, f);
+    fclose(f);
+    buf[n] = '\0';
+    *out = buf;
+    return 0;
+}

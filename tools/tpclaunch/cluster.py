@@ -19,6 +19,29 @@ import urllib.error
 import urllib.request
 
 PARTICIPANT = os.environ.get("TPC_PARTICIPANT_BIN", "participant")
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# The CA each https:// origin's certificate is verified against (dev_certs registers them);
+# an origin not here is verified against the system's CAs, which fails for a development CA.
+CA_BY_ORIGIN = {}
+
+
+def ssl_context(url):
+    """None for http://; for https://, a context that verifies against the origin's CA."""
+    import ssl
+    if not url.startswith("https://"):
+        return None
+    origin = "/".join(url.split("/")[:3])
+    return ssl.create_default_context(cafile=CA_BY_ORIGIN.get(origin))
+
+
+def dev_certs(directory):
+    """A development CA and certificate for 127.0.0.1 (scripts/dev-certs): {"cert", "key",
+    "ca"} file paths."""
+    subprocess.run([os.path.join(ROOT, "scripts", "dev-certs"), directory], check=True,
+                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, timeout=60)
+    return {"cert": os.path.join(directory, "node.pem"),
+            "key": os.path.join(directory, "node.key"), "ca": os.path.join(directory, "ca.pem")}
 TOKEN = "test-cluster-token"
 
 SCHEMA = """
@@ -109,9 +132,11 @@ class FakeReplica:
 class Participant:
     """One participant process over a database file in its own temporary folder."""
 
-    def __init__(self, name="bank-a", replicas=(), schema=SCHEMA, **opts):
+    def __init__(self, name="bank-a", replicas=(), schema=SCHEMA, tls=None, **opts):
+        """tls: {"cert", "key", "ca"} file paths (dev_certs): HTTPS only."""
         self.dir = tempfile.mkdtemp(prefix="tpc-part-")
         self.name = name
+        self.tls = tls
         self.db = os.path.join(self.dir, name + ".db")
         self.failpoints = None
         with open(os.path.join(self.dir, "schema.sql"), "w") as f:
@@ -133,6 +158,9 @@ class Participant:
                 "--token-file", os.path.join(self.dir, "token"), "--port-file", port_file]
         if self.replicas:
             args += ["--replicas", ",".join(r.url for r in self.replicas)]
+        if self.tls:
+            args += ["--tls-cert", self.tls["cert"], "--tls-key", self.tls["key"],
+                     "--tls-ca", self.tls["ca"]]
         for k, v in self.opts.items():
             args += ["--" + k, str(v)]
         if getattr(self, "port", None):
@@ -155,7 +183,9 @@ class Participant:
         self.ready_after = time.monotonic() - self.started_at
         with open(port_file) as f:
             self.port = int(f.read())
-        self.url = "http://127.0.0.1:%d" % self.port
+        self.url = "%s://127.0.0.1:%d" % ("https" if self.tls else "http", self.port)
+        if self.tls:
+            CA_BY_ORIGIN[self.url] = self.tls["ca"]
 
     def read_log(self):
         with open(os.path.join(self.dir, "log")) as f:
@@ -184,7 +214,7 @@ class Participant:
             req.add_header("Authorization", "Bearer " + token)
         req.add_header("Content-Type", "application/json")
         try:
-            with urllib.request.urlopen(req, timeout=timeout) as r:
+            with urllib.request.urlopen(req, timeout=timeout, context=ssl_context(self.url)) as r:
                 return r.status, json.loads(r.read())
         except urllib.error.HTTPError as e:
             return e.code, json.loads(e.read())
@@ -264,7 +294,7 @@ def http_call(method, url, body=None, token=None, timeout=30):
         req.add_header("Authorization", "Bearer " + token)
     req.add_header("Content-Type", "application/json")
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
+        with urllib.request.urlopen(req, timeout=timeout, context=ssl_context(url)) as r:
             return r.status, parse_body(r.read())
     except urllib.error.HTTPError as e:
         return e.code, parse_body(e.read())
@@ -282,7 +312,7 @@ def metrics(url):
     METRIC_LINE = METRIC_LINE or re.compile(
         r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[a-zA-Z_][a-zA-Z0-9_]*="[^"]*"(,[a-zA-Z_][a-zA-Z0-9_]*="[^"]*")*\})? '
         r'([0-9]+(\.[0-9]+)?)$')
-    with urllib.request.urlopen(url + "/metrics", timeout=10) as r:
+    with urllib.request.urlopen(url + "/metrics", timeout=10, context=ssl_context(url)) as r:
         assert r.status == 200
         assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
         text = r.read().decode()
@@ -371,22 +401,30 @@ class Cluster:
     """2F+1 coordinator replicas and some participants, all on loopback, one config file."""
 
     def __init__(self, n_replicas=3, participants=("bank-a", "bank-b"), timeouts=None,
-                 schema=BANK_SCHEMA, retention_ms=None):
+                 schema=BANK_SCHEMA, retention_ms=None, tls=False):
         # Ports are chosen free and then bound by the processes: another test may take one
         # in between. A start that fails stops what it started, and is tried again anew.
         for attempt in range(3):
             self.replicas, self.parts = [], {}
             try:
-                self._start(n_replicas, participants, timeouts, schema, retention_ms)
+                self._start(n_replicas, participants, timeouts, schema, retention_ms, tls)
                 return
             except (AssertionError, OSError):
                 self.stop(strict=False)
                 if attempt == 2:
                     raise
 
-    def _start(self, n_replicas, participants, timeouts, schema, retention_ms):
+    def _start(self, n_replicas, participants, timeouts, schema, retention_ms, tls):
+        """tls: HTTPS on every link, with a development CA (scripts/dev-certs) in the cluster's
+        folder; self.tls holds its files."""
         self.dir = tempfile.mkdtemp(prefix="tpc-cluster-")
-        self.replica_urls = ["http://127.0.0.1:%d" % free_port() for _ in range(n_replicas)]
+        self.tls = dev_certs(os.path.join(self.dir, "certs")) if tls else None
+        scheme = "https" if tls else "http"
+        self.replica_urls = ["%s://127.0.0.1:%d" % (scheme, free_port())
+                             for _ in range(n_replicas)]
+        for u in self.replica_urls:
+            if tls:
+                CA_BY_ORIGIN[u] = self.tls["ca"]
         for name, tok in (("client.token", CLIENT_TOKEN), ("cluster.token", TOKEN)):
             write_secret(os.path.join(self.dir, name), tok)
         fake_replicas = [type("R", (), {"url": u}) for u in self.replica_urls]
@@ -396,7 +434,8 @@ class Cluster:
         keep = {"retention_ms": retention_ms} if retention_ms else {}
         for name in participants:
             self.parts[name] = Participant(name, replicas=fake_replicas, schema=schema,
-                                           doubt_ms=300, lock_timeout_ms=300, **keep)
+                                           tls=self.tls, doubt_ms=300, lock_timeout_ms=300,
+                                           **keep)
         cfg = {"replicas": self.replica_urls,
                "participants": {n: p.url for n, p in self.parts.items()},
                "data_dir": "data", "client_token_file": "client.token",
@@ -405,6 +444,8 @@ class Cluster:
                                     "retry": 50, "retry_max": 500, "stale": 1000},
                                    **(timeouts or {}))}
         cfg.update(keep)
+        if self.tls:
+            cfg["tls"] = {k: os.path.relpath(v, self.dir) for k, v in self.tls.items()}
         os.mkdir(os.path.join(self.dir, "data"))
         self.config = os.path.join(self.dir, "cluster.json")
         with open(self.config, "w") as f:
@@ -482,4 +523,4 @@ class Cluster:
         shutil.rmtree(self.dir, ignore_errors=True)
         assert not (strict and problems), "\n".join(problems)
 
-__all__ = ['Cluster', 'FakeReplica', 'Participant', 'Replica', 'free_port', 'http_call', 'metrics', 'parse_body', 'wait_until']
+__all__ = ['Cluster', 'FakeReplica', 'Participant', 'Replica', 'dev_certs', 'free_port', 'http_call', 'metrics', 'parse_body', 'ssl_context', 'wait_until']
