@@ -6,6 +6,19 @@
 #include <string.h>
 #include <time.h>
 
+static const char *ca;
+
+void bench_set_ca(const char *ca_file)
+{
+    ca = ca_file;
+}
+
+void bench_tls(CURL *c)
+{
+    if (ca && *ca)
+        curl_easy_setopt(c, CURLOPT_CAINFO, ca);
+}
+
 double bench_now(void)
 {
     struct timespec ts;
@@ -43,6 +56,7 @@ long bench_post(CURL *c, struct curl_slist *h, const char *url, const char *body
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, bench_collect);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
     curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
+    bench_tls(c);
     if (curl_easy_perform(c) != CURLE_OK)
         return 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);

@@ -21,6 +21,10 @@ struct curl_slist *bench_headers(const char *auth);
 /* Sorts v and returns its p-quantile (0 <= p <= 1); 0 when n is 0. */
 void bench_sort(double *v, size_t n);
 double bench_pct(const double *v, size_t n, double p);
+/* The CA (PEM file) https:// servers' certificates are verified against, for every handle
+ * bench_tls is given (NULL: the system's). */
+void bench_set_ca(const char *ca_file);
+void bench_tls(CURL *c);
 /* Fills auth ("Authorization: Bearer <first line of path>"); 0 or -1. */
 int bench_auth_from_file(const char *path, char *auth, size_t len);
 

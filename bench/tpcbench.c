@@ -175,6 +175,7 @@ static void client_send(struct run *r, CURLM *multi, struct client *c)
         break;
     }
     curl_easy_setopt(c->easy, CURLOPT_URL, c->url);
+    bench_tls(c->easy);
     curl_easy_setopt(c->easy, CURLOPT_POSTFIELDS, c->body);
     curl_multi_add_handle(multi, c->easy);
 }
@@ -304,6 +305,7 @@ static bool scrape(CURL *easy, const char *base, struct proc_metrics *m)
     out.data[0] = '\0';
     snprintf(url, sizeof(url), "%s/metrics", base);
     curl_easy_setopt(easy, CURLOPT_URL, url);
+    bench_tls(easy);
     curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, text_collect);
     curl_easy_setopt(easy, CURLOPT_WRITEDATA, &out);
     curl_easy_setopt(easy, CURLOPT_TIMEOUT, 10L);
@@ -359,7 +361,9 @@ static int usage(void)
     fprintf(stderr, "usage: tpcbench --url URL [--url URL ...] --participants A[,B,...]\n"
                     "                [--participant-url URL ...] [--token-file F] [--clients N]\n"
                     "                [--seconds S] [--warmup S] [--accounts N] [--label NAME]\n"
-                    "                [--json FILE] [--samples FILE] [--mode interactive|oneshot]\n");
+                    "                [--json FILE] [--samples FILE] [--mode interactive|oneshot]\n"
+                    "                [--ca FILE (https:// URLs: the CA their certificates are\n"
+                    "                 verified against)]\n");
     return 2;
 }
 
@@ -394,6 +398,8 @@ static int parse_args(struct run *r, int argc, char **argv)
             r->samples_path = v;
         else if (!strcmp(k, "--mode") && (!strcmp(v, "oneshot") || !strcmp(v, "interactive")))
             r->oneshot = !strcmp(v, "oneshot");
+        else if (!strcmp(k, "--ca"))
+            bench_set_ca(v);
         else if (!strcmp(k, "--token-file")) {
             if (bench_auth_from_file(v, r->auth, sizeof(r->auth)) != 0) {
                 fprintf(stderr, "cannot read %s\n", v);

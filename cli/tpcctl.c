@@ -37,9 +37,12 @@ struct body {
     size_t n;
 };
 
+static const char *ca_file; /* --ca: the CA an https:// replica's certificate is checked with */
+static char why[CURL_ERROR_SIZE]; /* curl's words when a call got no answer */
+
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: tpcctl [--url URL] [--token-file FILE] [--json] COMMAND [ARGS]\n"
+    fprintf(f, "usage: tpcctl [--url URL] [--token-file FILE] [--ca FILE] [--json] COMMAND [ARGS]\n"
                "\n"
                "  begin [--txid ID] [--timeout-ms N]      begin a transaction; prints its id\n"
                "  exec [--seq N] TXID PARTICIPANT SQL [PARAM...]\n"
@@ -61,6 +64,8 @@ static void usage(FILE *f)
                "\n"
                "  --url URL         a replica (default $TPC_URL or http://127.0.0.1:7101)\n"
                "  --token-file F    the client token (default: $TPC_CLIENT_TOKEN)\n"
+               "  --ca FILE         the CA (PEM) an https:// replica's certificate is verified\n"
+               "                    against (default: $TPC_CA, else the system's CAs)\n"
                "  --json            print the replica's JSON answer as it is\n"
                "\n"
                "Exit status: 0 done (commit: committed), 1 commit answered aborted, 2 usage,\n"
@@ -110,6 +115,10 @@ static long call(const char *method, const char *url, const char *token, const c
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+    if (ca_file && *ca_file)
+        curl_easy_setopt(c, CURLOPT_CAINFO, ca_file);
+    why[0] = '\0';
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, why);
     if (curl_easy_perform(c) == CURLE_OK) {
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
         *out = b.data ? json_loadb(b.data, b.n, 0, NULL) : NULL;
@@ -151,7 +160,7 @@ static void print_error(long status, json_t *j, const char *url)
     json_t *e = json_object_get(j, "error");
 
     if (!status)
-        fprintf(stderr, "tpcctl: no answer from %s\n", url);
+        fprintf(stderr, "tpcctl: no answer from %s%s%s\n", url, why[0] ? ": " : "", why);
     else if (e)
         fprintf(stderr, "tpcctl: %s (%ld %s)\n", json_string_value(json_object_get(e, "message")),
                 status, json_string_value(json_object_get(e, "code")));
@@ -229,6 +238,7 @@ int main(int argc, char **argv)
 
     if (token_env)
         snprintf(token, sizeof(token), "%s", token_env);
+    ca_file = getenv("TPC_CA");
     for (; a < argc && argv[a][0] == '-'; a++) {
         if (!strcmp(argv[a], "--help") || !strcmp(argv[a], "-h")) {
             usage(stdout);
@@ -237,6 +247,8 @@ int main(int argc, char **argv)
             json = true;
         } else if (!strcmp(argv[a], "--url") && a + 1 < argc) {
             url = argv[++a];
+        } else if (!strcmp(argv[a], "--ca") && a + 1 < argc) {
+            ca_file = argv[++a];
         } else if (!strcmp(argv[a], "--token-file") && a + 1 < argc) {
             if (options_read_token(argv[++a], token, sizeof(token)) != 0) {
                 fprintf(stderr, "tpcctl: cannot read %s\n", argv[a]);
