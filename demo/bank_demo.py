@@ -6,6 +6,7 @@ concurrent transfers between the banks through the REST API, kills the leading r
 the middle of a commit and a participant right after it voted (failpoints), restarts both,
 and audits: the total is conserved, every transfer is in both databases or in neither, every
 commit the clients were told about is there, and nothing is left prepared.
+With --tls every link is HTTPS, verified against a development CA (scripts/dev-certs).
 Exit status 0 when the audit passes, 1 when it does not.
 """
 import os
@@ -33,13 +34,17 @@ def say(msg):
 def main():
     global T0
     T0 = time.monotonic()
+    tls = "--tls" in sys.argv[1:]
     print("== Paxos Commit: two bank databases, one atomic transfer at a time ==")
-    c = Cluster(n_replicas=3, schema=SCHEMA, timeouts={"commit": 5000, "stale": 1000})
+    c = Cluster(n_replicas=3, schema=SCHEMA, timeouts={"commit": 5000, "stale": 1000}, tls=tls)
     work = None
     try:
         a, b = c.parts["bank-a"], c.parts["bank-b"]
         say("started 3 coordinator replicas (%s) and 2 participants (bank-a, bank-b), "
             "%d accounts of %d each per bank" % (", ".join(c.replica_urls), ACCOUNTS, BALANCE))
+        if tls:
+            say("every link is HTTPS: each process serves TLS only and verifies its peers "
+                "against the development CA %s" % c.tls["ca"])
         before = total(c)
         work = Workload(c, clients=CLIENTS).start()
         say("%d clients are transferring money between the banks through random replicas"
