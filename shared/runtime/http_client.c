@@ -14,6 +14,7 @@
 #include "netfault.h"
 
 #define HTTP_CLIENT_SPARES 16
+#define HTTP_KEPT_CONNECTIONS 256 /* idle connections one multi handle keeps for reuse */
 
 struct http_client {
     CURLM *multi; /* owns the connection cache shared by the easy handles */
@@ -82,6 +83,7 @@ struct http_client *http_client_new(const char *token)
         http_client_free(c);
         return NULL;
     }
+    curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, (long)HTTP_KEPT_CONNECTIONS);
     return c;
 }
 
@@ -548,6 +550,10 @@ struct http_agent *http_agent_new(struct loop *l, const char *token)
     curl_multi_setopt(a->multi, CURLMOPT_TIMERDATA, a);
     /* Many calls to the same peer at once: more connections, not a queue behind one. */
     curl_multi_setopt(a->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 0L);
+    /* Keep them all between calls: by default curl keeps four per call under way, so a loop
+     * with a few calls out at a time to several peers closed and opened connections all along
+     * (a TCP set-up, and with TLS a handshake, per call). */
+    curl_multi_setopt(a->multi, CURLMOPT_MAXCONNECTS, (long)HTTP_KEPT_CONNECTIONS);
     return a;
 }
 
