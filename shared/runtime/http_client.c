@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "log.h"
 #include "netfault.h"
 
 #define HTTP_CLIENT_SPARES 16
@@ -155,6 +156,29 @@ static void call_reset(struct http_call *call, long timeout_ms)
     snprintf(call->error, sizeof(call->error), "no answer within %ld ms", timeout_ms);
 }
 
+/* A failure of TLS itself (a certificate not trusted or not for this host, no TLS on the other
+ * side, a key that does not load): a configuration to mend, not a peer that is down. */
+static bool tls_failure(CURLcode r)
+{
+    return r == CURLE_SSL_CONNECT_ERROR || r == CURLE_PEER_FAILED_VERIFICATION ||
+           r == CURLE_SSL_CERTPROBLEM || r == CURLE_SSL_CIPHER || r == CURLE_SSL_CACERT_BADFILE ||
+           r == CURLE_SSL_ISSUER_ERROR || r == CURLE_SSL_CRL_BADFILE ||
+           r == CURLE_SSL_PINNEDPUBKEYNOTMATCH || r == CURLE_SSL_INVALIDCERTSTATUS ||
+           r == CURLE_USE_SSL_FAILED || r == CURLE_SSL_ENGINE_INITFAILED ||
+           r == CURLE_SSL_CLIENTCERT;
+}
+
+/* Said in the log at once (a peer that does not answer is only a debug line: peers go down),
+ * at most every 10 s, so that a cluster with a bad certificate says why it stalls. */
+static void warn_tls(const struct http_call *call)
+{
+    static _Atomic int64_t last;
+    int64_t now = (int64_t)time(NULL), was = atomic_load(&last);
+
+    if (now - was >= 10 && atomic_compare_exchange_strong(&last, &was, now))
+        log_warn("TLS failed calling %s: %s", call->url, call->error);
+}
+
 /* Fills a finished call's out fields from curl's result. */
 static void call_result(struct http_call *call, CURL *e, CURLcode result)
 {
@@ -168,6 +192,8 @@ static void call_result(struct http_call *call, CURL *e, CURLcode result)
     } else {
         snprintf(call->error, sizeof(call->error), "%s", curl_easy_strerror(result));
     }
+    if (result != CURLE_OK && tls_failure(result))
+        warn_tls(call);
 }
 
 static void count_call(const struct http_call *call)

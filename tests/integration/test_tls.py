@@ -89,6 +89,8 @@ class TlsTest(unittest.TestCase):
                                               "WHERE id = 1")
             self.assertEqual((code, r["error"]["code"]), (502, "participant_unavailable"), r)
             self.assertIn("certificate", r["error"]["message"])
+            # ... and the replica's log says why, at the default level.
+            self.assertIn("TLS failed calling " + b.url, c.replicas[0].read_log())
             code, r = c.abort(0, tx)
             self.assertEqual(code, 200, r)
         finally:
