@@ -14,7 +14,7 @@
 #include "log.h"
 #include "netfault.h"
 
-#define HTTP_CLIENT_SPARES 16
+#define HTTP_CLIENT_SPARES    16
 #define HTTP_KEPT_CONNECTIONS 256 /* idle connections one multi handle keeps for reuse */
 
 struct http_client {
