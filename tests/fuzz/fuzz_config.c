@@ -5,8 +5,10 @@
  * An input is a first line of flags (split at spaces, at most 8) and then the cluster file's
  * text. config_load must answer 0, 1 or 2, and a configuration it takes must be coherent:
  * 1..9 replicas with this one among them, a participant URL per name, timeouts in range and
- * the transaction timeout within half the retention.
+ * the transaction timeout within half the retention, and with "tls" all three files and every
+ * URL https:// (without it, every URL http://).
  */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +56,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check(rc == 0 || rc == 1 || rc == 2);
     if (rc == 0) {
         uint32_t i;
+        bool tls;
 
         check(cfg->n_replicas >= 1 && cfg->n_replicas <= TPC_MAX_REPLICAS);
         check(cfg->self < cfg->n_replicas);
@@ -64,6 +67,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
               cfg->retention_ms <= CONFIG_RETENTION_MAX_MS);
         check(cfg->txn_ms >= 1 && cfg->txn_ms <= cfg->retention_ms / 2);
         check(cfg->prepare_ms >= 1 && cfg->commit_ms >= 1 && cfg->stale_ms >= 1);
+        tls = cfg->tls_cert[0] != '\0';
+        check(!tls == !cfg->tls_key[0] && !tls == !cfg->tls_ca[0]);
+        for (i = 0; i < cfg->n_replicas; i++)
+            check(strncmp(cfg->replicas[i], tls ? "https://" : "http://", tls ? 8 : 7) == 0);
+        for (i = 0; i < cfg->n_participants; i++)
+            check(strncmp(cfg->participant_url[i], tls ? "https://" : "http://", tls ? 8 : 7) ==
+                  0);
     }
     free(cfg);
     free(line);
