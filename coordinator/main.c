@@ -81,13 +81,12 @@ int main(int argc, char **argv)
             log_error("cannot read the TLS certificate %s or key %s", cfg->tls_cert, cfg->tls_key);
             goto out;
         }
-        if (access(cfg->tls_ca, R_OK) != 0) {
-            log_error("cannot read the TLS CA file %s", cfg->tls_ca);
+        if (http_client_tls(cfg->tls_ca, NULL, NULL, err, sizeof(err)) != TPC_OK) {
+            log_error("cannot start: %s", err);
             goto out;
         }
         hc.tls_cert_pem = cert;
         hc.tls_key_pem = key;
-        http_client_tls(cfg->tls_ca, NULL, NULL);
     }
     if (loop_new(&loop) != TPC_OK || loop_quit_on(loop, &set, &sig) != TPC_OK) {
         log_error("cannot start the event loop");

@@ -181,13 +181,16 @@ int main(int argc, char **argv)
     }
     if (tls_cert) {
         if (options_read_pem(tls_cert, false, &cert) != 0 ||
-            options_read_pem(tls_key, true, &key) != 0 || access(tls_ca, R_OK) != 0) {
-            fprintf(stderr, "participant: cannot read %s, %s or %s\n", tls_cert, tls_key, tls_ca);
+            options_read_pem(tls_key, true, &key) != 0) {
+            fprintf(stderr, "participant: cannot read %s or %s\n", tls_cert, tls_key);
+            goto out;
+        }
+        if (http_client_tls(tls_ca, NULL, NULL, err, sizeof(err)) != TPC_OK) {
+            fprintf(stderr, "participant: %s\n", err);
             goto out;
         }
         hc.tls_cert_pem = cert;
         hc.tls_key_pem = key;
-        http_client_tls(tls_ca, NULL, NULL);
     }
     if (token_file) {
         token = malloc(512);

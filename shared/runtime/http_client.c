@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "options.h"
 #include "netfault.h"
 
 #define HTTP_CLIENT_SPARES    16
@@ -42,11 +43,31 @@ void http_client_metrics(struct metrics_text *t)
 
 static char tls_ca[1024], tls_cert[1024], tls_key[1024];
 
-void http_client_tls(const char *ca_file, const char *cert_file, const char *key_file)
+enum tpc_err http_client_tls(const char *ca_file, const char *cert_file, const char *key_file,
+                             char *err, size_t errlen)
 {
+    char *pem = NULL;
+    bool is_ca;
+
+    if ((ca_file && strlen(ca_file) >= sizeof(tls_ca)) ||
+        (cert_file && strlen(cert_file) >= sizeof(tls_cert)) ||
+        (key_file && strlen(key_file) >= sizeof(tls_key)))
+        return tpc_errbuf_set(err, errlen, TPC_ERR_TOO_BIG, "a TLS file name is longer than %zu",
+                              sizeof(tls_ca) - 1);
+    /* Checked here, at start, rather than by every call failing later. */
+    if (ca_file && *ca_file) {
+        if (options_read_pem(ca_file, false, &pem) != 0)
+            return tpc_errbuf_set(err, errlen, TPC_ERR_IO, "cannot read the CA file %s", ca_file);
+        is_ca = strstr(pem, "-----BEGIN CERTIFICATE-----") != NULL;
+        free(pem);
+        if (!is_ca)
+            return tpc_errbuf_set(err, errlen, TPC_ERR_INVALID,
+                                  "the CA file %s holds no PEM certificate", ca_file);
+    }
     snprintf(tls_ca, sizeof(tls_ca), "%s", ca_file ? ca_file : "");
     snprintf(tls_cert, sizeof(tls_cert), "%s", cert_file ? cert_file : "");
     snprintf(tls_key, sizeof(tls_key), "%s", key_file ? key_file : "");
+    return TPC_OK;
 }
 
 static void curl_init_once(void)
@@ -172,9 +193,12 @@ static bool tls_failure(CURLcode r)
  * at most every 10 s, so that a cluster with a bad certificate says why it stalls. */
 static void warn_tls(const struct http_call *call)
 {
-    static _Atomic int64_t last;
-    int64_t now = (int64_t)time(NULL), was = atomic_load(&last);
+    static _Atomic int64_t last = -10;
+    struct timespec ts;
+    int64_t now, was = atomic_load(&last);
 
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    now = (int64_t)ts.tv_sec;
     if (now - was >= 10 && atomic_compare_exchange_strong(&last, &was, now))
         log_warn("TLS failed calling %s: %s", call->url, call->error);
 }

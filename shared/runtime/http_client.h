@@ -50,9 +50,11 @@ struct http_call {
  * peers' certificates are verified against the CA in ca_file (PEM) instead of the system's,
  * and cert_file/key_file, when given, are shown to peers that ask for a client certificate.
  * An https:// URL is then verified against it; the names in a peer's certificate must match
- * the URL's host.
+ * the URL's host. Refused (err says why): a path too long, a CA file that holds no PEM
+ * certificate.
  */
-void http_client_tls(const char *ca_file, const char *cert_file, const char *key_file);
+enum tpc_err http_client_tls(const char *ca_file, const char *cert_file, const char *key_file,
+                             char *err, size_t errlen);
 
 struct http_agent;
 

@@ -527,6 +527,29 @@ static void raise_fd_limit(void)
         log_warn("cannot raise the open-file limit to %llu", (unsigned long long)rl.rlim_cur);
 }
 
+/* libmicrohttpd's own words: while a server starts, the first is kept for its error (a TLS
+ * certificate and key that do not match, a port taken); later ones (a client that closed
+ * mid-handshake, a plain-HTTP request on a TLS port) are debug lines. Servers start on one
+ * thread, before their loop runs. */
+static char start_error[256];
+static bool starting;
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char line[256];
+    size_t n;
+
+    (void)cls;
+    vsnprintf(line, sizeof(line), fmt, ap);
+    n = strlen(line);
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '.'))
+        line[--n] = '\0';
+    if (starting && !start_error[0])
+        snprintf(start_error, sizeof(start_error), "%s", line);
+    else
+        log_debug("http: %s", line);
+}
+
 enum tpc_err http_server_start(const struct http_server_config *cfg, struct http_server **out,
                                char *err, size_t errlen)
 {
@@ -565,11 +588,21 @@ enum tpc_err http_server_start(const struct http_server_config *cfg, struct http
         };
         bool tls = cfg->tls_cert_pem && cfg->tls_key_pem;
 
+        if (!cfg->tls_cert_pem != !cfg->tls_key_pem) {
+            free(s);
+            return tpc_errbuf_set(err, errlen, TPC_ERR_INVALID,
+                                  "a TLS certificate without its key, or a key without one");
+        }
         if (!tls)
             opts[5].option = MHD_OPTION_END;
-        s->daemon = MHD_start_daemon(
-            MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO | (tls ? MHD_USE_TLS : 0),
-            cfg->port, NULL, NULL, on_request, s, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+        start_error[0] = '\0';
+        starting = true;
+        s->daemon =
+            MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO |
+                                 MHD_USE_ERROR_LOG | (tls ? MHD_USE_TLS : 0),
+                             cfg->port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
+                             mhd_log, NULL, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+        starting = false;
     }
     info = s->daemon ? MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_EPOLL_FD) : NULL;
     if (info)
@@ -577,11 +610,8 @@ enum tpc_err http_server_start(const struct http_server_config *cfg, struct http
     if (!s->daemon || s->epfd < 0 || pools_start(s) != TPC_OK ||
         loop_watch(cfg->loop, s->epfd, EPOLLIN, server_io, s) != TPC_OK) {
         http_server_stop(s);
-        return tpc_errbuf_set(err, errlen, TPC_ERR_IO, "cannot listen on %s:%u%s", cfg->address,
-                              cfg->port,
-                              cfg->tls_cert_pem ? " (or the TLS certificate and key are not a "
-                                                  "pair of PEM texts that GnuTLS takes)"
-                                                : "");
+        return tpc_errbuf_set(err, errlen, TPC_ERR_IO, "cannot listen on %s:%u%s%s", cfg->address,
+                              cfg->port, start_error[0] ? ": " : "", start_error);
     }
     info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
     s->port = info ? info->port : cfg->port;
