@@ -6,6 +6,7 @@
  *   tpcctl [options] commit TXID | abort TXID | status TXID
  *   tpcctl [options] list [active|preparing|in_doubt|committed|aborted]
  *   tpcctl [options] health [URL...]
+ *   tpcctl cluster up|down [...]          a local cluster (local_cluster.h)
  *
  * Readable output by default, the server's JSON with --json. Exit codes (for scripts):
  * see usage() and README.md.
@@ -17,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "local_cluster.h"
 #include "options.h"
 
 enum exit_code {
@@ -61,6 +63,12 @@ static void usage(FILE *f)
                "                                          (active, preparing, in_doubt,\n"
                "                                          committed, aborted)\n"
                "  health [URL...]                         each replica's health (default: --url)\n"
+               "  cluster up [--dir DIR] [--replicas N] [--participants a,b] [--schema FILE]\n"
+               "                                          start a cluster on free loopback\n"
+               "                                          ports (DIR: ./tpc-cluster); prints\n"
+               "                                          its URLs and the environment for\n"
+               "                                          tpcctl\n"
+               "  cluster down [--dir DIR]                stop it\n"
                "\n"
                "  --url URL         a replica (default $TPC_URL or http://127.0.0.1:7101)\n"
                "  --token-file F    the client token (default: $TPC_CLIENT_TOKEN)\n"
@@ -265,6 +273,10 @@ int main(int argc, char **argv)
     }
     cmd = argv[a++];
     curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (!strcmp(cmd, "cluster")) {
+        rc = local_cluster_main(argc - a, argv + a);
+        goto out;
+    }
     if (!strcmp(cmd, "begin")) {
         body = json_object();
         for (; a + 1 < argc; a += 2) {

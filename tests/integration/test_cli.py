@@ -102,5 +102,70 @@ class CliTest(unittest.TestCase):
         self.assertEqual(self.run_cli("health", "http://127.0.0.1:1")[0], 8)
 
 
+class LocalClusterTest(unittest.TestCase):
+    """tpcctl cluster up / down: a whole cluster on free loopback ports in one command."""
+
+    def setUp(self):
+        import tempfile
+        self.dir = os.path.join(tempfile.mkdtemp(prefix="tpc-lc-"), "c")
+        self.up = False
+
+    def tearDown(self):
+        if self.up:  # a failed test still stops what it started
+            subprocess.run([TPCCTL, "cluster", "down", "--dir", self.dir], timeout=60,
+                           capture_output=True)
+        import shutil
+        shutil.rmtree(os.path.dirname(self.dir), ignore_errors=True)
+
+    def cli(self, *args, env=None):
+        p = subprocess.run([TPCCTL] + list(args), capture_output=True, text=True, timeout=60,
+                           env=env)
+        return p.returncode, p.stdout, p.stderr
+
+    def test_up_transfer_down(self):
+        schema = os.path.join(os.path.dirname(self.dir), "schema.sql")
+        with open(schema, "w") as f:
+            f.write("CREATE TABLE accounts(id INTEGER PRIMARY KEY, balance INTEGER NOT NULL);"
+                    "INSERT INTO accounts VALUES (1, 50);")
+        rc, out, err = self.cli("cluster", "up", "--dir", self.dir, "--replicas", "3",
+                                "--participants", "east,west", "--schema", schema)
+        self.up = rc == 0
+        self.assertEqual(rc, 0, err)
+        self.assertIn("3 replica(s), 2 participant(s)", out)
+        url = out.split("export TPC_URL=")[1].split()[0]
+        with open(os.path.join(self.dir, "client.token")) as f:
+            token = f.read().strip()
+        env = dict(os.environ, TPC_URL=url, TPC_CLIENT_TOKEN=token)
+        # A second up in the same directory is refused; the cluster is untouched.
+        rc, _, err = self.cli("cluster", "up", "--dir", self.dir)
+        self.assertEqual(rc, 2, err)
+        self.assertIn("already", err)
+        rc, tx, err = self.cli("begin", env=env)
+        self.assertEqual(rc, 0, err)
+        tx = tx.strip()
+        for name, sql in (("east", "UPDATE accounts SET balance = balance - 5 WHERE id = 1"),
+                          ("west", "UPDATE accounts SET balance = balance + 5 WHERE id = 1")):
+            rc, _, err = self.cli("exec", tx, name, sql, env=env)
+            self.assertEqual(rc, 0, err)
+        rc, out, err = self.cli("commit", tx, env=env)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("committed", out)
+        with open(os.path.join(self.dir, "pids")) as f:
+            pids = [int(x) for x in f.read().split()]
+        self.assertEqual(len(pids), 5)
+        rc, out, err = self.cli("cluster", "down", "--dir", self.dir)
+        self.assertEqual(rc, 0, err)
+        self.up = False
+        self.assertIn("5 process(es)", out)
+        for pid in pids:  # gone (or a zombie its parent has yet to reap)
+            try:
+                with open("/proc/%d/stat" % pid) as f:
+                    self.assertIn(f.read().split(") ")[1][0], "ZX", pid)
+            except FileNotFoundError:
+                pass
+        rc, _, err = self.cli("cluster", "down", "--dir", self.dir)
+        self.assertEqual(rc, 4, err)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -1,0 +1,448 @@
+/* local_cluster.c - see local_cluster.h. */
+#define _GNU_SOURCE /* realpath */
+#include "local_cluster.h"
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "msg.h"
+
+#define LC_MAX_REPLICAS 9
+#define LC_MAX_PARTS    8
+#define LC_WAIT_MS      15000 /* for a process to answer, or to stop */
+
+struct lc {
+    char dir[PATH_MAX];
+    int n_replicas, n_parts;
+    char parts[LC_MAX_PARTS][TPC_NAME_MAX + 1];
+    const char *schema;
+    int port[LC_MAX_REPLICAS + LC_MAX_PARTS]; /* replicas, then participants */
+    pid_t pid[LC_MAX_REPLICAS + LC_MAX_PARTS];
+    int n_pids;
+};
+
+static const char default_schema[] =
+    "CREATE TABLE accounts(id INTEGER PRIMARY KEY, balance INTEGER NOT NULL "
+    "CHECK (balance >= 0));\n"
+    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10)\n"
+    "INSERT INTO accounts SELECT i, 100 FROM n;\n";
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void pause_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+    nanosleep(&ts, NULL);
+}
+
+/* A program of this build (next to tpcctl: build/cli/../coordinator/coordinator), or from
+ * env, or from PATH. */
+static void program(const char *env, const char *rel, const char *name, char *out, size_t len)
+{
+    char self[PATH_MAX];
+    ssize_t n;
+
+    if (getenv(env) && *getenv(env)) {
+        snprintf(out, len, "%s", getenv(env));
+        return;
+    }
+    n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n > 0) {
+        self[n] = '\0';
+        *strrchr(self, '/') = '\0';
+        if (snprintf(out, len, "%s/../%s", self, rel) < (int)len && access(out, X_OK) == 0)
+            return;
+    }
+    snprintf(out, len, "%s", name);
+}
+
+static int free_port(void)
+{
+    struct sockaddr_in a;
+    socklen_t alen = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &alen) == 0)
+        port = ntohs(a.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+static int write_file(const char *path, const char *text, mode_t mode)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
+    size_t n = strlen(text);
+    bool ok = fd >= 0 && write(fd, text, n) == (ssize_t)n;
+
+    if (fd >= 0)
+        ok = close(fd) == 0 && ok;
+    return ok ? 0 : -1;
+}
+
+/* A fresh secret: 32 hex digits from the kernel's random source. */
+static int make_token(const char *path)
+{
+    unsigned char r[16];
+    char hex[34];
+    FILE *f = fopen("/dev/urandom", "rb");
+    size_t i;
+
+    if (!f || fread(r, 1, sizeof(r), f) != sizeof(r)) {
+        if (f)
+            fclose(f);
+        return -1;
+    }
+    fclose(f);
+    for (i = 0; i < sizeof(r); i++)
+        snprintf(hex + 2 * i, 3, "%02x", r[i]);
+    hex[32] = '\n';
+    hex[33] = '\0';
+    return write_file(path, hex, 0600);
+}
+
+/* Starts argv in a session of its own, its output appended to log; its pid, or -1. */
+static pid_t spawn(char *const argv[], const char *log)
+{
+    pid_t pid = fork();
+
+    if (pid == 0) {
+        int in = open("/dev/null", O_RDONLY), out = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+
+        setsid();
+        if (in < 0 || out < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0)
+            _exit(127);
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+static size_t discard(char *p, size_t s, size_t n, void *ud)
+{
+    (void)p;
+    (void)ud;
+    return s * n;
+}
+
+static bool healthy(const char *base)
+{
+    CURL *c = curl_easy_init();
+    char url[128];
+    long code = 0;
+
+    if (!c)
+        return false;
+    snprintf(url, sizeof(url), "%s/health", base);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 1000L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+    curl_easy_cleanup(c);
+    return code == 200;
+}
+
+/* Whether pid runs and is one of this cluster's (its command line names dir): a pid
+ * recorded earlier may belong to another process since. A zombie does not run. */
+static bool ours(pid_t pid, const char *dir)
+{
+    char path[64], buf[8192], state = '?';
+    size_t n, i;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    if (!(f = fopen(path, "r")))
+        return false;
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    if (strrchr(buf, ')') && strrchr(buf, ')')[1] == ' ')
+        state = strrchr(buf, ')')[2];
+    if (state == 'Z' || state == 'X')
+        return false;
+    snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+    if (!(f = fopen(path, "r")))
+        return false;
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    for (i = 0; i < n; i++)
+        if (!buf[i])
+            buf[i] = ' ';
+    buf[n] = '\0';
+    return strstr(buf, dir) != NULL;
+}
+
+static void stop_all(const struct lc *c)
+{
+    int64_t until = mono_ms() + LC_WAIT_MS;
+    int i;
+
+    for (i = 0; i < c->n_pids; i++)
+        if (c->pid[i] > 0 && ours(c->pid[i], c->dir))
+            kill(c->pid[i], SIGTERM);
+    for (i = 0; i < c->n_pids; i++) {
+        while (c->pid[i] > 0 && ours(c->pid[i], c->dir) && mono_ms() < until) {
+            waitpid(c->pid[i], NULL, WNOHANG); /* our child when up failed half-way */
+            pause_ms(20);
+        }
+        if (c->pid[i] > 0 && ours(c->pid[i], c->dir))
+            fprintf(stderr, "tpcctl: process %d did not stop within %d s\n", (int)c->pid[i],
+                    LC_WAIT_MS / 1000);
+    }
+}
+
+static const char *url_of(const struct lc *c, int i, char *buf, size_t len)
+{
+    snprintf(buf, len, "http://127.0.0.1:%d", c->port[i]);
+    return buf;
+}
+
+static int up(struct lc *c)
+{
+    char path[PATH_MAX + 64], coord[PATH_MAX], part[PATH_MAX], urls[1024] = "", u[64];
+    char cfg[4096], port[16], *schema = NULL;
+    int i, n = c->n_replicas + c->n_parts, at;
+    int64_t until;
+    FILE *f;
+
+    program("TPC_COORDINATOR_BIN", "coordinator/coordinator", "coordinator", coord, sizeof(coord));
+    program("TPC_PARTICIPANT_BIN", "participant/participant", "participant", part, sizeof(part));
+    if (mkdir(c->dir, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "tpcctl: cannot make %s: %s\n", c->dir, strerror(errno));
+        return 9;
+    }
+    errno = 0;
+    if (!realpath(c->dir, path) || snprintf(c->dir, sizeof(c->dir), "%s", path) >= 1024) {
+        fprintf(stderr, "tpcctl: %s: %s\n", c->dir,
+                errno ? strerror(errno) : "its path is longer than 1023 characters");
+        return 9;
+    }
+    snprintf(path, sizeof(path), "%s/pids", c->dir);
+    if (access(path, F_OK) == 0) {
+        fprintf(stderr, "tpcctl: a cluster is up in %s already (tpcctl cluster down --dir %s)\n",
+                c->dir, c->dir);
+        return 2;
+    }
+    snprintf(path, sizeof(path), "%s/data", c->dir);
+    if (mkdir(path, 0700) != 0) {
+        fprintf(stderr, "tpcctl: %s exists: start in an empty directory (--dir)\n", path);
+        return 2;
+    }
+    for (i = 0; i < n; i++)
+        if ((c->port[i] = free_port()) < 0) {
+            fprintf(stderr, "tpcctl: no free port\n");
+            return 9;
+        }
+    /* The files: tokens, schema, cluster file. */
+    snprintf(path, sizeof(path), "%s/client.token", c->dir);
+    if (make_token(path) != 0)
+        goto io;
+    snprintf(path, sizeof(path), "%s/cluster.token", c->dir);
+    if (make_token(path) != 0)
+        goto io;
+    if (c->schema && !(f = fopen(c->schema, "r"))) {
+        fprintf(stderr, "tpcctl: cannot read %s\n", c->schema);
+        return 2;
+    } else if (c->schema) {
+        schema = calloc(1, 1024 * 1024 + 1);
+        if (!schema || fread(schema, 1, 1024 * 1024, f) == 1024 * 1024) {
+            fclose(f);
+            free(schema);
+            fprintf(stderr, "tpcctl: %s: 1 MiB at most\n", c->schema);
+            return 2;
+        }
+        fclose(f);
+    }
+    snprintf(path, sizeof(path), "%s/schema.sql", c->dir);
+    i = write_file(path, schema ? schema : default_schema, 0644);
+    free(schema);
+    if (i != 0)
+        goto io;
+    at = snprintf(cfg, sizeof(cfg), "{\"replicas\": [");
+    for (i = 0; i < c->n_replicas; i++) {
+        at += snprintf(cfg + at, sizeof(cfg) - (size_t)at, "%s\"%s\"", i ? ", " : "",
+                       url_of(c, i, u, sizeof(u)));
+        snprintf(urls + strlen(urls), sizeof(urls) - strlen(urls), "%s%s", i ? "," : "", u);
+    }
+    at += snprintf(cfg + at, sizeof(cfg) - (size_t)at, "],\n \"participants\": {");
+    for (i = 0; i < c->n_parts; i++)
+        at += snprintf(cfg + at, sizeof(cfg) - (size_t)at, "%s\"%s\": \"%s\"", i ? ", " : "",
+                       c->parts[i], url_of(c, c->n_replicas + i, u, sizeof(u)));
+    snprintf(cfg + at, sizeof(cfg) - (size_t)at,
+             "},\n \"data_dir\": \"data\", \"client_token_file\": \"client.token\",\n"
+             " \"cluster_token_file\": \"cluster.token\"}\n");
+    snprintf(path, sizeof(path), "%s/cluster.json", c->dir);
+    if (write_file(path, cfg, 0644) != 0)
+        goto io;
+
+    /* The participants, then the replicas' state files, then the replicas. */
+    for (i = 0; i < c->n_parts; i++) {
+        char db[PATH_MAX + 64], sch[PATH_MAX + 64], tok[PATH_MAX + 64], log[PATH_MAX + 64];
+        char *argv[] = {part, "--name", c->parts[i], "--db",       db,   "--schema",
+                        sch,  "--port", port,        "--replicas", urls, "--token-file",
+                        tok,  NULL};
+
+        snprintf(db, sizeof(db), "%s/data/%s.db", c->dir, c->parts[i]);
+        snprintf(sch, sizeof(sch), "%s/schema.sql", c->dir);
+        snprintf(tok, sizeof(tok), "%s/cluster.token", c->dir);
+        snprintf(log, sizeof(log), "%s/%s.log", c->dir, c->parts[i]);
+        snprintf(port, sizeof(port), "%d", c->port[c->n_replicas + i]);
+        c->pid[c->n_pids++] = spawn(argv, log);
+    }
+    snprintf(path, sizeof(path), "%s/cluster.json", c->dir);
+    for (i = 0; i < c->n_replicas; i++) {
+        char id[16], log[PATH_MAX + 64];
+        char *init[] = {coord, "--config", path, "--id", id, "--init", NULL};
+        char *argv[] = {coord, "--config", path, "--id", id, NULL};
+        int status = -1;
+        pid_t p;
+
+        snprintf(id, sizeof(id), "%d", i);
+        snprintf(log, sizeof(log), "%s/replica-%d.log", c->dir, i);
+        p = spawn(init, log);
+        if (p < 0 || waitpid(p, &status, 0) != p || !WIFEXITED(status) ||
+            WEXITSTATUS(status) != 0) {
+            fprintf(stderr, "tpcctl: replica %d --init failed (see %s)\n", i, log);
+            goto failed;
+        }
+        c->pid[c->n_pids++] = spawn(argv, log);
+    }
+    /* Up when each answers its health check; a process that exits is a failure. */
+    until = mono_ms() + LC_WAIT_MS;
+    for (i = 0; i < n; i++) {
+        while (!healthy(url_of(c, i, u, sizeof(u)))) {
+            int k = i < c->n_replicas ? c->n_parts + i : i - c->n_replicas;
+
+            if (c->pid[k] <= 0 || waitpid(c->pid[k], NULL, WNOHANG) == c->pid[k] ||
+                mono_ms() > until) {
+                fprintf(stderr, "tpcctl: %s did not come up (see the logs in %s)\n", u, c->dir);
+                goto failed;
+            }
+            pause_ms(20);
+        }
+    }
+    snprintf(path, sizeof(path), "%s/pids", c->dir);
+    if (!(f = fopen(path, "w")))
+        goto io;
+    for (i = 0; i < c->n_pids; i++)
+        fprintf(f, "%d\n", (int)c->pid[i]);
+    if (fclose(f) != 0)
+        goto io;
+    printf("cluster up in %s: %d replica(s), %d participant(s)\n", c->dir, c->n_replicas,
+           c->n_parts);
+    for (i = 0; i < c->n_replicas; i++)
+        printf("  replica %d       %s\n", i, url_of(c, i, u, sizeof(u)));
+    for (i = 0; i < c->n_parts; i++)
+        printf("  %-15s %s\n", c->parts[i], url_of(c, c->n_replicas + i, u, sizeof(u)));
+    printf("  logs            %s/*.log; stop it with: tpcctl cluster down --dir %s\n", c->dir,
+           c->dir);
+    printf("export TPC_URL=%s TPC_CLIENT_TOKEN=$(cat %s/client.token)\n",
+           url_of(c, 0, u, sizeof(u)), c->dir);
+    return 0;
+io:
+    fprintf(stderr, "tpcctl: cannot write %s: %s\n", path, strerror(errno));
+failed:
+    stop_all(c);
+    return 9;
+}
+
+static int down(struct lc *c)
+{
+    char path[PATH_MAX + 64], line[64], resolved[PATH_MAX];
+    int stopped = 0, i;
+    FILE *f;
+
+    if (!realpath(c->dir, resolved)) {
+        fprintf(stderr, "tpcctl: %s: %s\n", c->dir, strerror(errno));
+        return 4;
+    }
+    snprintf(c->dir, sizeof(c->dir), "%s", resolved);
+    snprintf(path, sizeof(path), "%s/pids", c->dir);
+    if (!(f = fopen(path, "r"))) {
+        fprintf(stderr, "tpcctl: no cluster is up in %s (no %s)\n", c->dir, path);
+        return 4;
+    }
+    while (c->n_pids < LC_MAX_REPLICAS + LC_MAX_PARTS && fgets(line, sizeof(line), f))
+        c->pid[c->n_pids++] = (pid_t)atoi(line);
+    fclose(f);
+    for (i = 0; i < c->n_pids; i++)
+        stopped += c->pid[i] > 0 && ours(c->pid[i], c->dir);
+    stop_all(c);
+    for (i = 0; i < c->n_pids; i++)
+        if (c->pid[i] > 0 && ours(c->pid[i], c->dir))
+            return 9;
+    unlink(path);
+    printf("cluster in %s stopped: %d process(es)\n", c->dir, stopped);
+    return 0;
+}
+
+int local_cluster_main(int argc, char **argv)
+{
+    struct lc *c = calloc(1, sizeof(*c));
+    int a, rc = 2;
+    char *list = NULL, *tok, *save = NULL;
+
+    if (!c || argc < 1 || (strcmp(argv[0], "up") && strcmp(argv[0], "down")))
+        goto usage;
+    snprintf(c->dir, sizeof(c->dir), "tpc-cluster");
+    c->n_replicas = 3;
+    for (a = 1; a + 1 < argc; a += 2) {
+        if (!strcmp(argv[a], "--dir"))
+            snprintf(c->dir, sizeof(c->dir), "%s", argv[a + 1]);
+        else if (!strcmp(argv[0], "up") && !strcmp(argv[a], "--replicas"))
+            c->n_replicas = atoi(argv[a + 1]);
+        else if (!strcmp(argv[0], "up") && !strcmp(argv[a], "--participants"))
+            list = argv[a + 1];
+        else if (!strcmp(argv[0], "up") && !strcmp(argv[a], "--schema"))
+            c->schema = argv[a + 1];
+        else
+            goto usage;
+    }
+    if (a != argc || c->n_replicas < 1 || c->n_replicas > LC_MAX_REPLICAS || c->n_replicas % 2 == 0)
+        goto usage;
+    for (tok = list ? strtok_r(list, ",", &save) : NULL; tok; tok = strtok_r(NULL, ",", &save)) {
+        if (c->n_parts == LC_MAX_PARTS || !msg_name_valid(tok))
+            goto usage;
+        snprintf(c->parts[c->n_parts++], TPC_NAME_MAX + 1, "%s", tok);
+    }
+    if (!list) {
+        snprintf(c->parts[c->n_parts++], TPC_NAME_MAX + 1, "bank-a");
+        snprintf(c->parts[c->n_parts++], TPC_NAME_MAX + 1, "bank-b");
+    }
+    signal(SIGPIPE, SIG_IGN);
+    rc = !strcmp(argv[0], "up") ? up(c) : down(c);
+    free(c);
+    return rc;
+usage:
+    fprintf(stderr, "usage: tpcctl cluster up [--dir DIR] [--replicas 1|3|5|7|9] "
+                    "[--participants a,b,...] [--schema FILE]\n"
+                    "       tpcctl cluster down [--dir DIR]\n");
+    free(c);
+    return rc;
+}

@@ -1,0 +1,19 @@
+/*
+ * local_cluster.h - `tpcctl cluster up` and `tpcctl cluster down`: a whole cluster on free
+ * loopback ports in one command, for trying the system by hand (README).
+ *
+ *   tpcctl cluster up [--dir DIR] [--replicas N] [--participants a,b] [--schema FILE]
+ *   tpcctl cluster down [--dir DIR]
+ *
+ * `up` makes DIR (default ./tpc-cluster: tokens, cluster.json, schema, databases, logs),
+ * starts the participants and the replicas (their own sessions: they outlive tpcctl), waits
+ * until each answers /health, writes DIR/pids and prints the URLs and the environment for
+ * tpcctl. `down` stops each process in DIR/pids with SIGTERM and waits for it (bounded).
+ */
+#ifndef TPC_LOCAL_CLUSTER_H
+#define TPC_LOCAL_CLUSTER_H
+
+/* argv[0] is "up" or "down"; the exit status. */
+int local_cluster_main(int argc, char **argv);
+
+#endif
