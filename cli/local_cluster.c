@@ -6,6 +6,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -77,21 +78,29 @@ static void program(const char *env, const char *rel, const char *name, char *ou
     snprintf(out, len, "%s", name);
 }
 
-static int free_port(void)
+/* n distinct free ports: each socket stays bound until all are picked (a port closed at once
+ * may be handed out again by the next bind). 0, or -1. */
+static int free_ports(int *ports, int n)
 {
-    struct sockaddr_in a;
-    socklen_t alen = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+    int fds[LC_MAX_REPLICAS + LC_MAX_PARTS], i, rc = 0;
 
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &alen) == 0)
-        port = ntohs(a.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
+    for (i = 0; i < n; i++) {
+        struct sockaddr_in a;
+        socklen_t alen = sizeof(a);
+
+        memset(&a, 0, sizeof(a));
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+        if (fds[i] < 0 || bind(fds[i], (struct sockaddr *)&a, sizeof(a)) != 0 ||
+            getsockname(fds[i], (struct sockaddr *)&a, &alen) != 0)
+            rc = -1;
+        ports[i] = ntohs(a.sin_port);
+    }
+    for (i = 0; i < n; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    return rc;
 }
 
 static int write_file(const char *path, const char *text, mode_t mode)
@@ -143,29 +152,53 @@ static pid_t spawn(char *const argv[], const char *log)
     return pid;
 }
 
-static size_t discard(char *p, size_t s, size_t n, void *ud)
+struct answer {
+    char b[4096];
+    size_t n;
+};
+
+static size_t keep(char *p, size_t s, size_t n, void *ud)
 {
-    (void)p;
-    (void)ud;
-    return s * n;
+    struct answer *a = ud;
+    size_t k = s * n;
+
+    if (a->n + k >= sizeof(a->b))
+        return 0;
+    memcpy(a->b + a->n, p, k);
+    a->n += k;
+    a->b[a->n] = '\0';
+    return k;
 }
 
-static bool healthy(const char *base)
+/* Whether the process at base answers its health check as the one it should be (participant
+ * name, or replica id): not another server that took the port meanwhile. */
+static bool healthy(const char *base, const char *name, int replica)
 {
+    struct answer a = {.n = 0};
     CURL *c = curl_easy_init();
+    json_t *j = NULL;
     char url[128];
     long code = 0;
+    bool ok;
 
     if (!c)
         return false;
     snprintf(url, sizeof(url), "%s/health", base);
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 1000L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, keep);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &a);
     if (curl_easy_perform(c) == CURLE_OK)
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
     curl_easy_cleanup(c);
-    return code == 200;
+    if (code == 200)
+        j = json_loadb(a.b, a.n, 0, NULL);
+    ok = name ? json_is_string(json_object_get(j, "name")) &&
+                    !strcmp(json_string_value(json_object_get(j, "name")), name)
+              : json_is_integer(json_object_get(j, "replica")) &&
+                    json_integer_value(json_object_get(j, "replica")) == replica;
+    json_decref(j);
+    return ok;
 }
 
 /* Whether pid runs and is one of this cluster's (its command line names dir): a pid
@@ -254,11 +287,10 @@ static int up(struct lc *c)
         fprintf(stderr, "tpcctl: %s exists: start in an empty directory (--dir)\n", path);
         return 2;
     }
-    for (i = 0; i < n; i++)
-        if ((c->port[i] = free_port()) < 0) {
-            fprintf(stderr, "tpcctl: no free port\n");
-            return 9;
-        }
+    if (free_ports(c->port, n) != 0) {
+        fprintf(stderr, "tpcctl: no free port\n");
+        return 9;
+    }
     /* The files: tokens, schema, cluster file. */
     snprintf(path, sizeof(path), "%s/client.token", c->dir);
     if (make_token(path) != 0)
@@ -336,7 +368,8 @@ static int up(struct lc *c)
     /* Up when each answers its health check; a process that exits is a failure. */
     until = mono_ms() + LC_WAIT_MS;
     for (i = 0; i < n; i++) {
-        while (!healthy(url_of(c, i, u, sizeof(u)))) {
+        while (!healthy(url_of(c, i, u, sizeof(u)),
+                        i < c->n_replicas ? NULL : c->parts[i - c->n_replicas], i)) {
             int k = i < c->n_replicas ? c->n_parts + i : i - c->n_replicas;
 
             if (c->pid[k] <= 0 || waitpid(c->pid[k], NULL, WNOHANG) == c->pid[k] ||
