@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@
 #include <unistd.h>
 
 #include "msg.h"
+#include "options.h"
 
 #define LC_MAX_REPLICAS 9
 #define LC_MAX_PARTS    8
@@ -421,8 +423,13 @@ static int down(struct lc *c)
         fprintf(stderr, "tpcctl: no cluster is up in %s (no %s)\n", c->dir, path);
         return 4;
     }
-    while (c->n_pids < LC_MAX_REPLICAS + LC_MAX_PARTS && fgets(line, sizeof(line), f))
-        c->pid[c->n_pids++] = (pid_t)atoi(line);
+    while (c->n_pids < LC_MAX_REPLICAS + LC_MAX_PARTS && fgets(line, sizeof(line), f)) {
+        uint32_t pid = 0;
+
+        line[strcspn(line, "\n")] = '\0';
+        if (options_parse_u32(line, 1, INT32_MAX, &pid) == 0)
+            c->pid[c->n_pids++] = (pid_t)pid;
+    }
     fclose(f);
     for (i = 0; i < c->n_pids; i++)
         stopped += c->pid[i] > 0 && ours(c->pid[i], c->dir);
@@ -439,6 +446,7 @@ int local_cluster_main(int argc, char **argv)
 {
     struct lc *c = calloc(1, sizeof(*c));
     int a, rc = 2;
+    uint32_t n;
     char *list = NULL, *tok, *save = NULL;
 
     if (!c || argc < 1 || (strcmp(argv[0], "up") && strcmp(argv[0], "down")))
@@ -448,8 +456,9 @@ int local_cluster_main(int argc, char **argv)
     for (a = 1; a + 1 < argc; a += 2) {
         if (!strcmp(argv[a], "--dir"))
             snprintf(c->dir, sizeof(c->dir), "%s", argv[a + 1]);
-        else if (!strcmp(argv[0], "up") && !strcmp(argv[a], "--replicas"))
-            c->n_replicas = atoi(argv[a + 1]);
+        else if (!strcmp(argv[0], "up") && !strcmp(argv[a], "--replicas") &&
+                 options_parse_u32(argv[a + 1], 1, LC_MAX_REPLICAS, &n) == 0)
+            c->n_replicas = (int)n;
         else if (!strcmp(argv[0], "up") && !strcmp(argv[a], "--participants"))
             list = argv[a + 1];
         else if (!strcmp(argv[0], "up") && !strcmp(argv[a], "--schema"))
