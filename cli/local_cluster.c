@@ -209,7 +209,7 @@ static bool ours(pid_t pid, const char *dir)
 {
     char path[64], buf[8192], state = '?';
     size_t n, i;
-    FILE *f;
+    FILE *f = NULL;
 
     snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
     if (!(f = fopen(path, "r")))
@@ -264,7 +264,7 @@ static int up(struct lc *c)
     char cfg[4096], port[16], *schema = NULL;
     int i, n = c->n_replicas + c->n_parts, at;
     int64_t until;
-    FILE *f;
+    FILE *f = NULL;
 
     program("TPC_COORDINATOR_BIN", "coordinator/coordinator", "coordinator", coord, sizeof(coord));
     program("TPC_PARTICIPANT_BIN", "participant/participant", "participant", part, sizeof(part));
@@ -411,7 +411,7 @@ static int down(struct lc *c)
 {
     char path[PATH_MAX + 64], line[64], resolved[PATH_MAX];
     int stopped = 0, i;
-    FILE *f;
+    FILE *f = NULL;
 
     if (!realpath(c->dir, resolved)) {
         fprintf(stderr, "tpcctl: %s: %s\n", c->dir, strerror(errno));
