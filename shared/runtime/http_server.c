@@ -534,6 +534,8 @@ static void raise_fd_limit(void)
 static char start_error[256];
 static bool starting;
 
+static void mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     char line[256];
