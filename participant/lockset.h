@@ -2,7 +2,7 @@
  * lockset.h - which locks a change to one row needs, so that a branch that
  * voted prepared can always be applied (DESIGN.md section 5, "Locks").
  *
- * Pure: a table's constraints as the participant loaded them (store_keys.c
+ * Pure: a table's constraints as the participant loaded them (store_schema.c
  * reads them from SQLite), a row's values before and after, and out come the
  * lock keys (locks.h), each exclusive or shared:
  *

@@ -269,6 +269,7 @@ static int authorize_branch(struct store *st, int action, const char *a1, const 
                      store_why_not_writable(st, a1));
             return SQLITE_DENY;
         }
+        store_note_written(st, a1);
         return SQLITE_OK;
     case SQLITE_PRAGMA:
         /* The session extension reads table_info while recording changes (its own SQL, run
@@ -417,7 +418,7 @@ enum tpc_err store_open(const struct store_config *cfg, struct store **out, char
     horizon_store_init(&st->horizon, st->db, "tpc_meta",
                        cfg->retention_ms ? cfg->retention_ms : 3600000);
     st->horizon_up = true;
-    rc = store_keys_load(st, err, errlen);
+    rc = store_schema_load(st, err, errlen);
     if (rc)
         goto fail;
     rc = sqlite_reader_open(cfg->path, &st->rdb, err, errlen);
@@ -445,7 +446,7 @@ void store_close(struct store *st)
     groupcommit_stop(st->gc);
     stmt_cache_fini(&st->wstmts);
     stmt_cache_fini(&st->rstmts);
-    store_keys_free(st); /* its statements before their connection */
+    store_schema_free(st); /* its statements before their connection */
     sqlite3_close(st->rdb);
     sqlite3_close(st->db);
     if (st->horizon_up)

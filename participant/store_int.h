@@ -19,7 +19,8 @@
 
 #define STORE_MAX_TABLES 1024
 
-/* A user table: its constraints (lockset.h), and the statements store_keys.c reads with. */
+/* A user table: its constraints (lockset.h), and the statements store_rows.c reads and writes
+ * its rows with. */
 struct store_table {
     struct lockset_table t;
     char *why_not;               /* why a branch may not write it; NULL: it may */
@@ -43,7 +44,7 @@ struct store {
     bool compiling;   /* a client's statement is being prepared (not the session's own SQL) */
     char denied[256]; /* the first refusal of the statement, for the error message */
     char why[256];    /* scratch for the latest refusal */
-    struct store_table *tables; /* the user tables (store_keys.c) */
+    struct store_table *tables; /* the user tables (store_schema.c) */
     size_t n_tables;
     bool any_actions;             /* some table fires_actions */
     uint64_t apply_failures;      /* commits whose changeset did not apply (atomic) */
@@ -75,16 +76,22 @@ bool store_apply(struct store *st, const void *changeset, int len);
 /* Whether applying changeset with foreign keys enforced could fire an action. */
 bool store_fires_actions(struct store *st, const void *changeset, int len);
 
-/* The tables' constraints and statements (store_keys.c), loaded at open. */
-enum tpc_err store_keys_load(struct store *st, char *err, size_t errlen);
-void store_keys_free(struct store *st);
+/* The tables' constraints and statements (store_schema.c), loaded at open. */
+enum tpc_err store_schema_load(struct store *st, char *err, size_t errlen);
+void store_schema_free(struct store *st);
+/* The user table name (any case), or NULL. */
+struct store_table *store_table_find(struct store *st, const char *name);
+/* The table a changeset's current change is to, and its op; NULL (logged) when no branch could
+ * have made it (a table unknown, read-only, or of another shape). */
+struct store_table *store_change_table(struct store *st, sqlite3_changeset_iter *it, int *op);
 /* store_apply's way when sqlite3changeset_apply cannot: every old row out, then every new row
  * in (a branch that swapped two UNIQUE values). Under st->mu; check_fks: foreign keys are
  * enforced and deferred, and none may be left failing at the end. */
 bool store_apply_rows(struct store *st, const void *changeset, int len, bool check_fks);
-/* Why a branch may not write table (NULL: it may, or it is not a user table); asked while a
- * branch's statement compiles, notes that the exec may write table. */
+/* Why a branch may not write table (NULL: it may, or it is not a user table). */
 const char *store_why_not_writable(struct store *st, const char *table);
+/* A branch's statement being compiled may write table: store_null_keys looks at it. */
+void store_note_written(struct store *st, const char *table);
 /* After an exec's statements (check): a table it wrote that holds a row whose PRIMARY KEY has
  * a NULL (the session extension would record nothing of that row), or NULL. Forgets what was
  * written, which is all it does when check is false. */

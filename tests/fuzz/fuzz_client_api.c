@@ -29,7 +29,7 @@
 #include "identity.h"
 #include "loop.h"
 
-#include "fuzz_util.h"
+#include "fuzz_http.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -105,13 +105,12 @@ static size_t collect(char *p, size_t s, size_t n, void *ud)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const char hex[] = "0123456789ABCDEF";
-    const struct api_error_code *codes;
     struct curl_slist *h = NULL;
     const uint8_t *nl;
-    size_t n_path, i, n_codes, at;
+    size_t n_path, i, at;
     char url[64 + 1 + 3 * 512 + 1], *answer = NULL;
     long status = 0;
-    json_t *j, *e;
+    json_t *j;
 
     if (size < 1)
         return 0;
@@ -164,22 +163,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0; /* Prometheus text, not JSON */
     }
     j = answer ? json_loads(answer, 0, NULL) : NULL;
-    check(json_is_object(j));
-    if (status >= 400) {
-        const char *code;
-
-        /* A begin whose first statement failed says its txid too (http-api.md, begin). */
-        e = json_object_get(j, "error");
-        check(json_is_object(e) &&
-              (json_object_size(j) == 1 ||
-               (json_object_size(j) == 2 && json_is_string(json_object_get(j, "txid")))));
-        code = json_string_value(json_object_get(e, "code"));
-        check(code && json_is_string(json_object_get(e, "message")));
-        codes = api_error_table(&n_codes);
-        for (i = 0; i < n_codes && strcmp(codes[i].code, code); i++)
-            ;
-        check(i < n_codes && codes[i].status == status);
-    }
+    /* A begin whose first statement failed says its txid too (http-api.md, begin). */
+    fuzz_check_answer(status, j, "txid");
     json_decref(j);
     free(answer);
     curl_slist_free_all(h);

@@ -72,8 +72,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (i = 0; i < cfg->n_replicas; i++)
             check(strncmp(cfg->replicas[i], tls ? "https://" : "http://", tls ? 8 : 7) == 0);
         for (i = 0; i < cfg->n_participants; i++)
-            check(strncmp(cfg->participant_url[i], tls ? "https://" : "http://", tls ? 8 : 7) ==
-                  0);
+            check(strncmp(cfg->participant_url[i], tls ? "https://" : "http://", tls ? 8 : 7) == 0);
     }
     free(cfg);
     free(line);

@@ -7,7 +7,7 @@
  * SQL, nothing may outlive the exec: it commits nothing, so the database's schema and rows are
  * what they were, the bookkeeping tables are untouched, no other database is attached, no
  * pragma changed (journal mode, foreign keys), and extension loading stays off. The locks of
- * every changeset are worked out as an exec does (store_keys.c, lockset.c): they must be made,
+ * every changeset are worked out as an exec does (store_rows.c, lockset.c): they must be made,
  * and read as printable ASCII.
  */
 #include <jansson.h>

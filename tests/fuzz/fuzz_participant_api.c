@@ -21,7 +21,7 @@
 #include "http_server.h"
 #include "participant.h"
 
-#include "fuzz_util.h"
+#include "fuzz_http.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -57,9 +57,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct http_response res = {0};
     const uint8_t *nl;
     char *path, *body;
-    size_t n_path, i, n_codes;
-    const struct api_error_code *codes = api_error_table(&n_codes);
-    json_t *e;
+    size_t n_path;
 
     if (size < 1)
         return 0;
@@ -82,19 +80,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     req.body_len = strlen(body);
     req.authorization = data[0] & 2 ? "Bearer fuzz-token" : NULL;
     api_handle(p, &req, &res);
-    check(res.status >= 200 && res.status <= 599);
-    check(json_is_object(res.body));
-    if (res.status >= 400) {
-        const char *code;
-
-        e = json_object_get(res.body, "error");
-        check(json_is_object(e) && json_object_size(res.body) == 1);
-        code = json_string_value(json_object_get(e, "code"));
-        check(code && json_is_string(json_object_get(e, "message")));
-        for (i = 0; i < n_codes && strcmp(codes[i].code, code); i++)
-            ;
-        check(i < n_codes && codes[i].status == res.status);
-    }
+    fuzz_check_answer(res.status, res.body, NULL);
     json_decref(res.body);
     free(path);
     free(body);
