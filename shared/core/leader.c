@@ -364,6 +364,15 @@ bool leader_done(const struct leader_txn *t)
     return t->decision != TPC_OUTCOME_NONE && (t->acked & all) == all;
 }
 
+void leader_hurry(struct leader_txn *t, uint64_t now)
+{
+    if (t->decision != TPC_OUTCOME_NONE)
+        return;
+    if (t->deadline > now)
+        t->deadline = now;
+    t->timer = now;
+}
+
 bool leader_tick(struct leader_txn *t, uint64_t now, uint64_t rnd, const struct leader_out *out)
 {
     bool need_round = false;

@@ -137,6 +137,14 @@ enum tpc_err leader_receive(struct leader_txn *t, const struct msg *m, uint64_t 
  */
 bool leader_tick(struct leader_txn *t, uint64_t now, uint64_t rnd, const struct leader_out *out);
 
+/*
+ * An operator wants the transaction ended now (replica_resolve): every instance whose vote
+ * is not chosen yet is recovered at the next leader_tick instead of after the prepare
+ * timeout or the backoff. Recovery is still Paxos (rule 3): it can only choose aborted where
+ * no prepared vote may have been chosen.
+ */
+void leader_hurry(struct leader_txn *t, uint64_t now);
+
 /* The lowest round that leader_recover() may be given. */
 uint64_t leader_min_round(const struct leader_txn *t);
 

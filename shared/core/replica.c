@@ -389,6 +389,29 @@ enum tpc_err replica_abort(struct replica *r, const char *txid)
     return TPC_OK;
 }
 
+enum tpc_err replica_resolve(struct replica *r, const char *txid)
+{
+    struct replica_txn *t = txn_find(r, txid);
+    struct msg_parts none = {0};
+    uint64_t expired = r->expired_refused;
+
+    if (t && t->state == REPLICA_ACTIVE && !t->leading)
+        return replica_abort(r, txid);
+    if (!t) {
+        ensure_recovery(r, txid, &none, 0);
+        t = txn_find(r, txid);
+        if (!t)
+            return r->expired_refused != expired ? TPC_ERR_EXPIRED : TPC_ERR_INVALID;
+    }
+    t->client_waiting = true;
+    if (t->state != REPLICA_DECIDED && !t->leading)
+        ensure_recovery(r, txid, &t->parts, t->born);
+    if (t->leading)
+        leader_hurry(&t->leader, now_of(r));
+    settle(r, t);
+    return TPC_OK;
+}
+
 static void view_of(const struct replica_txn *t, struct replica_view *v)
 {
     v->state = t->state;

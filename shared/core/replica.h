@@ -158,6 +158,16 @@ enum tpc_err replica_enlist(struct replica *r, const char *txid, const char *nam
 enum tpc_err replica_commit(struct replica *r, const char *txid, uint32_t relay_first);
 /* Aborts txid through Paxos. TPC_ERR_STATE: a commit is under way (PREPARING). */
 enum tpc_err replica_abort(struct replica *r, const char *txid);
+/*
+ * An operator ends txid now, at any replica (http-api.md, resolve): ACTIVE here, it is aborted
+ * as replica_abort does; committing or recovering here, every vote not chosen yet is recovered
+ * at once (leader_hurry); not in memory, it is recovered with the participant list this
+ * replica's acceptor recorded. Always through Paxos (rule 5): aborted is chosen only where no
+ * prepared vote can have been chosen, so the outcome may be committed. The client waits for
+ * it. TPC_ERR_INVALID: this acceptor holds no list of it; TPC_ERR_EXPIRED: older than the
+ * horizon (rule 8).
+ */
+enum tpc_err replica_resolve(struct replica *r, const char *txid);
 /* Fills *v for txid when it is in memory. */
 bool replica_view(const struct replica *r, const char *txid, struct replica_view *v);
 void replica_foreach(const struct replica *r,

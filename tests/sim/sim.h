@@ -73,6 +73,7 @@ enum sim_req {
     SIM_BEGIN,  /* begin (with the participants enlisted), to the leader */
     SIM_COMMIT, /* commit, to the leader */
     SIM_ABORT,  /* abort, to the leader */
+    SIM_RESOLVE, /* an operator's resolve (abort through Paxos), to any replica */
 };
 
 struct sim_packet {
@@ -168,6 +169,7 @@ struct check_inst {
 struct sim_stats {
     uint64_t seeds, ticks, sent, delivered, dropped, duplicated, crashes, midcrashes;
     uint64_t txns, committed, aborted, recoveries, recovered_by_other, dueled, wire_checked;
+    uint64_t resolves;     /* operators' resolve requests (replica_resolve) */
     uint64_t junk_refused; /* spoiled copies of messages refused (nodes; codec with --wire) */
     uint64_t replayed, forgotten;         /* late copies delivered; records collected */
     uint64_t settle_max, settle_max_seed; /* slowest settling after faults stopped */

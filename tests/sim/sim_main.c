@@ -202,7 +202,14 @@ static void client_tick(struct sim *s)
         memset(&q, 0, sizeof(q));
         q.type = MSG_STATUS;
         memcpy(q.txid, x->txid, sizeof(q.txid));
-        sim_send(s, sim_client(s), (uint32_t)prng_below(&s->rng, s->p.n_replicas), &q);
+        if (prng_chance(&s->rng, 250000)) {
+            /* An operator who lost patience: resolve (abort through Paxos) at any replica. */
+            sim_trace(s, "operator: resolve %s", x->txid);
+            sim_send_request(s, (uint32_t)prng_below(&s->rng, s->p.n_replicas), t, SIM_RESOLVE);
+            s->stats->resolves++;
+        } else {
+            sim_send(s, sim_client(s), (uint32_t)prng_below(&s->rng, s->p.n_replicas), &q);
+        }
         sim_send_request(s, x->leader, t, req);
         if (x->client_attempts < 2)
             x->client_attempts++; /* backoff capped at 4x, so the liveness bound stays small */
@@ -506,6 +513,8 @@ int main(int argc, char **argv)
            stats.crashes, stats.midcrashes);
     printf("%" PRIu64 " spoiled copies of messages (junk) refused by the nodes%s\n",
            stats.junk_refused, s.wire ? " and the codec" : "");
+    printf("%" PRIu64 " resolve requests of operators (abort through Paxos, at any replica)\n",
+           stats.resolves);
     printf("%" PRIu64
            " messages delivered again late (some after their transaction expired); %" PRIu64
            " records forgotten (each run ends once storage holds nothing)\n",

@@ -291,6 +291,8 @@ static const char *req_name(const struct sim_packet *pk)
         return "commit-request";
     case SIM_ABORT:
         return "abort-request";
+    case SIM_RESOLVE:
+        return "resolve-request";
     case SIM_MSG:
         break;
     }

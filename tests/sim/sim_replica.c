@@ -293,6 +293,13 @@ static void on_request(struct sim *s, uint32_t r, uint32_t t, const struct sim_p
     uint32_t i;
     bool known = replica_view(&rep->drv, s->txn[t].txid, &v);
 
+    if (pk->req == SIM_RESOLVE) {
+        /* At any replica, known or not: no list recorded here, or expired, is refused (the
+         * operator is told so, and asks another replica). */
+        if (rep->decided[t] == TPC_OUTCOME_NONE || known)
+            replica_resolve(&rep->drv, s->txn[t].txid);
+        return;
+    }
     if (!known && rep->decided[t] != TPC_OUTCOME_NONE) {
         /* Forgotten from memory: storage answers. */
         if (pk->req == SIM_BEGIN)
