@@ -6,6 +6,9 @@
  *   tpcctl [options] commit TXID | abort TXID | status TXID
  *   tpcctl [options] list [active|preparing|in_doubt|committed|aborted]
  *   tpcctl [options] health [URL...]
+ *   tpcctl [options] resolve TXID [REPLICA_URL...]          abort through Paxos (an operator)
+ *   tpcctl [options] resolve --heuristic commit|abort --participant URL TXID
+ *   tpcctl [options] heuristics --participant URL
  *   tpcctl cluster up|down [...]          a local cluster (local_cluster.h)
  *
  * Readable output by default, the server's JSON with --json. Exit codes (for scripts):
@@ -63,6 +66,18 @@ static void usage(FILE *f)
                "                                          (active, preparing, in_doubt,\n"
                "                                          committed, aborted)\n"
                "  health [URL...]                         each replica's health (default: --url)\n"
+               "  resolve TXID [REPLICA_URL...]           end an undecided transaction now: abort\n"
+               "                                          it through Paxos at the first replica\n"
+               "                                          (default: --url) that holds its votes;\n"
+               "                                          prints the outcome chosen (committed if\n"
+               "                                          every vote was chosen prepared already)\n"
+               "  resolve --heuristic commit|abort --participant URL TXID\n"
+               "                                          an operator's heuristic decision of a\n"
+               "                                          prepared branch whose replicas are lost\n"
+               "                                          (token: the cluster token, --token-file\n"
+               "                                          or $TPC_CLUSTER_TOKEN)\n"
+               "  heuristics --participant URL            the heuristic decisions made there:\n"
+               "                                          pending, confirmed or mixed\n"
                "  cluster up [--dir DIR] [--replicas N] [--participants a,b] [--schema FILE]\n"
                "                                          start a cluster on free loopback\n"
                "                                          ports (DIR: ./tpc-cluster); prints\n"
@@ -234,10 +249,23 @@ static void print_txn(json_t *j)
     printf("\n");
 }
 
+/* txid, the heuristic decision, and how it stands: pending, confirmed or mixed. */
+static void print_heuristic(json_t *h)
+{
+    json_t *o = json_object_get(h, "outcome");
+
+    printf("%s\theuristic %s\t%s%s%s\n", json_string_value(json_object_get(h, "txid")),
+           json_string_value(json_object_get(h, "heuristic")),
+           json_string_value(json_object_get(h, "state")), json_is_string(o) ? "\tchosen " : "",
+           json_is_string(o) ? json_string_value(o) : "");
+}
+
 int main(int argc, char **argv)
 {
     const char *url = getenv("TPC_URL") ? getenv("TPC_URL") : "http://127.0.0.1:7101";
     const char *cmd, *token_env = getenv("TPC_CLIENT_TOKEN");
+    const char *cluster_token_env = getenv("TPC_CLUSTER_TOKEN");
+    bool token_given = false;
     char token[512] = "", target[2048], *text = NULL;
     json_t *body = NULL, *answer = NULL, *params;
     long status = 0;
@@ -258,6 +286,7 @@ int main(int argc, char **argv)
         } else if (!strcmp(argv[a], "--ca") && a + 1 < argc) {
             ca_file = argv[++a];
         } else if (!strcmp(argv[a], "--token-file") && a + 1 < argc) {
+            token_given = true;
             if (options_read_token(argv[++a], token, sizeof(token)) != 0) {
                 fprintf(stderr, "tpcctl: cannot read %s\n", argv[a]);
                 return EXIT_USAGE;
@@ -342,6 +371,48 @@ int main(int argc, char **argv)
                 print_txn(t);
             }
         }
+    } else if (!strcmp(cmd, "resolve") && argc - a >= 1 && strcmp(argv[a], "--heuristic") != 0) {
+        /* At each replica given in turn, until one holds the transaction's votes. */
+        int n = argc - a - 1 > 0 ? argc - a - 1 : 1;
+
+        for (i = 0; i < n; i++) {
+            const char *u = argc - a - 1 > 0 ? argv[a + 1 + i] : url;
+
+            json_decref(answer);
+            snprintf(target, sizeof(target), "%s/v1/transactions/%s/resolve", u, argv[a]);
+            status = call("POST", target, token, "{\"outcome\":\"aborted\"}", &answer);
+            url = u;
+            if (status != 0 && status != 404)
+                break;
+        }
+        if (status == 200 && !json)
+            print_txn(answer);
+    } else if (!strcmp(cmd, "resolve") && argc - a == 5 && !strcmp(argv[a + 2], "--participant") &&
+               (!strcmp(argv[a + 1], "commit") || !strcmp(argv[a + 1], "abort"))) {
+        if (cluster_token_env && !token_given)
+            snprintf(token, sizeof(token), "%s", cluster_token_env);
+        url = argv[a + 3];
+        snprintf(target, sizeof(target), "%s/v1/branches/%s/heuristic", url, argv[a + 4]);
+        status = call("POST", target, token,
+                      !strcmp(argv[a + 1], "commit") ? "{\"outcome\":\"committed\"}"
+                                                     : "{\"outcome\":\"aborted\"}",
+                      &answer);
+        if (status == 200 && !json)
+            print_heuristic(answer);
+    } else if (!strcmp(cmd, "heuristics") && argc - a == 2 && !strcmp(argv[a], "--participant")) {
+        size_t k;
+        json_t *h;
+
+        if (cluster_token_env && !token_given)
+            snprintf(token, sizeof(token), "%s", cluster_token_env);
+        url = argv[a + 1];
+        snprintf(target, sizeof(target), "%s/v1/heuristics", url);
+        status = call("GET", target, token, NULL, &answer);
+        if (status == 200 && !json)
+            json_array_foreach(json_object_get(answer, "heuristics"), k, h)
+            {
+                print_heuristic(h);
+            }
     } else if (!strcmp(cmd, "health")) {
         /* Every replica given (or --url): one line each; fails if any is not healthy. */
         int n = argc - a > 0 ? argc - a : 1;

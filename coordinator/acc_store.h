@@ -97,6 +97,19 @@ size_t acc_store_untold(struct acc_store *s, const char *after, struct node_txn 
 enum tpc_err acc_store_decision(struct acc_store *s, const char *txid, enum tpc_outcome *o,
                                 struct msg_parts *parts, uint64_t *born);
 
+/* One acceptor record as an operator's report shows it (acc_report.c). */
+struct acc_record_view {
+    char instance[TPC_NAME_MAX + 1];
+    struct ballot promised, accepted; /* accepted: (0, 0) with value NONE when none */
+    enum tpc_value value;
+};
+/* The acceptor records this replica holds of txid, by instance name: at most cap. */
+size_t acc_store_records(struct acc_store *s, const char *txid, struct acc_record_view *out,
+                         size_t cap);
+/* Whether txid's decision here is marked told (every participant acknowledged it), and when it
+ * was decided (*decided_at 0: no decision here). */
+bool acc_store_told(struct acc_store *s, const char *txid, int64_t *decided_at);
+
 /* The participant list this acceptor recorded for txid (n 0 when it knows none), and born. */
 enum tpc_err acc_store_parts(struct acc_store *s, const char *txid, struct msg_parts *parts,
                              uint64_t *born);

@@ -2,6 +2,8 @@
  * api.c - the coordinator replica's HTTP endpoints (http-api.md):
  *
  *   GET  /health                              (no token)
+ *   GET  /ui                                  the dashboard (no token; served by the server)
+ *   GET  /v1/cluster                          every node probed   client token
  *   POST /v1/transactions                     begin               client token
  *   GET  /v1/transactions?state=S             list                client token
  *   POST /v1/transactions/oneshot             run and commit      client token
@@ -9,6 +11,8 @@
  *   POST /v1/transactions/{txid}/exec         statements          client token
  *   POST /v1/transactions/{txid}/commit       commit              client token
  *   POST /v1/transactions/{txid}/abort        abort               client token
+ *   POST /v1/transactions/{txid}/resolve      abort at any replica client token
+ *   GET  /v1/transactions/{txid}?detail=1     what this replica holds of it
  *   POST /v1/paxos                            protocol messages   cluster token
  */
 #include "api.h"
@@ -76,7 +80,7 @@ void api_handle(void *ctx, const struct http_request *req, struct http_response 
     struct coord *c = ctx;
     struct api_error e;
     char txid[TPC_TXID_MAX + 1];
-    const char *path = req->path, *rest, *slash;
+    const char *path = req->path, *rest, *slash, *detail;
     bool get = !strcmp(req->method, "GET"), post = !strcmp(req->method, "POST");
     json_t *body = NULL, *r = NULL;
     int status = 0;
@@ -98,6 +102,16 @@ void api_handle(void *ctx, const struct http_request *req, struct http_response 
             paxos(c, req, res);
         else
             http_respond_error(res, "method_not_allowed", "use POST");
+        return;
+    }
+    if (!strcmp(path, "/v1/cluster")) {
+        if (!http_authorized(req, coord_config(c)->client_token))
+            http_respond_error(res, "unauthorized",
+                               "missing or wrong token (Authorization: Bearer ...)");
+        else if (!get)
+            http_respond_error(res, "method_not_allowed", "use GET");
+        else
+            coord_cluster(c, http_defer(req));
         return;
     }
     if (strncmp(path, "/v1/transactions", 16) != 0 || (path[16] && path[16] != '/')) {
@@ -138,10 +152,17 @@ void api_handle(void *ctx, const struct http_request *req, struct http_response 
             http_respond_error(res, "method_not_allowed", "use GET");
             return;
         }
-        r = coord_status(c, txid, &status, &e);
+        detail = http_query(req, "detail");
+        if (detail && strcmp(detail, "0") && strcmp(detail, "1")) {
+            http_respond_error(res, "bad_request", "detail is 0 or 1");
+            return;
+        }
+        r = detail && !strcmp(detail, "1") ? coord_detail(c, txid, &status, &e)
+                                           : coord_status(c, txid, &status, &e);
         goto done;
     }
-    if (strcmp(slash, "/exec") && strcmp(slash, "/commit") && strcmp(slash, "/abort")) {
+    if (strcmp(slash, "/exec") && strcmp(slash, "/commit") && strcmp(slash, "/abort") &&
+        strcmp(slash, "/resolve")) {
         http_respond_error(res, "not_found", "no endpoint %s", path);
         return;
     }
@@ -169,6 +190,22 @@ void api_handle(void *ctx, const struct http_request *req, struct http_response 
         }
         if (coord_wait_parse(json_object_get(body, "wait"), &wait, &e) == TPC_OK)
             coord_commit(c, txid, wait, http_defer(req));
+    } else if (!strcmp(slash, "/resolve")) {
+        json_t *o;
+
+        if (!(body = object_body(req, true, res)))
+            return;
+        o = json_object_get(body, "outcome");
+        if (json_object_size(body) > (o ? 1u : 0u) ||
+            (o && (!json_is_string(o) || strcmp(json_string_value(o), "aborted") != 0))) {
+            http_respond_error(res, "bad_request",
+                               "resolve takes {} or {\"outcome\": \"aborted\"}: a replica ends an "
+                               "undecided transaction by choosing aborted through Paxos, never "
+                               "commits one by fiat");
+            json_decref(body);
+            return;
+        }
+        coord_resolve(c, txid, http_defer(req));
     } else {
         /* No key is taken; a body, if any, is still a JSON object (it changes nothing else). */
         if (!(body = object_body(req, true, res)))

@@ -70,9 +70,15 @@ static void list_live(void *ctx, const char *txid, const struct replica_view *v)
 {
     struct list_ctx *l = ctx;
 
-    if (v->state != REPLICA_DECIDED && (l->want < 0 || l->want == (int)v->state))
-        json_array_append_new(
-            l->list, json_pack("{s:s,s:s}", "txid", txid, "state", request_state_names[v->state]));
+    json_t *one;
+
+    if (v->state == REPLICA_DECIDED || (l->want >= 0 && l->want != (int)v->state))
+        return;
+    one = json_pack("{s:s,s:s,s:o}", "txid", txid, "state", request_state_names[v->state],
+                    "participants", request_parts_json(&v->parts));
+    if (one && v->born)
+        json_object_set_new(one, "born_ms", json_integer((json_int_t)v->born));
+    json_array_append_new(l->list, one);
 }
 
 static void list_decided(void *ctx, const char *txid, enum tpc_outcome o, int64_t at)

@@ -62,6 +62,16 @@ json_t *coord_status(struct coord *c, const char *txid, int *status, struct api_
 json_t *coord_list(struct coord *c, const char *state, int *status, struct api_error *e);
 void coord_oneshot(struct coord *c, json_t *body, struct http_later *later);
 json_t *coord_health(struct coord *c);
+/*
+ * The operator's calls (coord_operator.c). Resolve: an undecided transaction ended now through
+ * Paxos at this replica (replica_resolve), answered its outcome. Detail: its status plus what
+ * this replica holds of it: the leader's instances (votes, ballots, acceptors that accepted,
+ * acknowledgements) and this acceptor's records. Cluster: every replica and participant probed
+ * (GET /health, and a participant's heuristic decisions), answered once all are back.
+ */
+void coord_resolve(struct coord *c, const char *txid, struct http_later *later);
+json_t *coord_detail(struct coord *c, const char *txid, int *status, struct api_error *e);
+void coord_cluster(struct coord *c, struct http_later *later);
 /* Appends this replica's metrics (for GET /metrics; see http_server_config). */
 void coord_metrics(void *ctx, struct metrics_text *t);
 

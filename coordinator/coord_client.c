@@ -107,6 +107,11 @@ static void wait_run(struct coord *c, struct waitlist *w, bool expired_all, int6
     }
 }
 
+void coord_client_wait(struct creq *q)
+{
+    wait_add(q);
+}
+
 void coord_client_changed(void *ctx, const char *txid)
 {
     struct coord *c = ctx;

@@ -18,11 +18,16 @@
 #include "loop.h"
 #include "options.h"
 
+/* The dashboard page, built in from ui/dashboard.html (CMakeLists.txt). */
+extern const unsigned char ui_dashboard_html[];
+extern const size_t ui_dashboard_html_len;
+
 int main(int argc, char **argv)
 {
     struct coord_config *cfg = calloc(1, sizeof(*cfg)); /* large: off the stack */
     struct http_server_config hc = {
         .max_body = 1024 * 1024, .handler = api_handle, .metrics = coord_metrics};
+    struct http_page ui = {"/ui", "text/html; charset=utf-8", ui_dashboard_html, 0};
     enum log_level level = LOG_INFO;
     struct http_server *srv = NULL;
     struct coord *c = NULL;
@@ -96,6 +101,9 @@ int main(int argc, char **argv)
         log_error("cannot start: %s", err);
         goto out;
     }
+    ui.len = ui_dashboard_html_len;
+    hc.pages = &ui;
+    hc.n_pages = 1;
     hc.address = cfg->listen;
     hc.port = cfg->port;
     hc.ctx = c;

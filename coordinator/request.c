@@ -108,6 +108,9 @@ static void request_free(struct creq *q)
     json_decref(q->failed);
     json_decref(q->answers);
     free(q->call.response);
+    for (size_t i = 0; i < q->n_probes; i++)
+        free(q->probes[i].call.response);
+    free(q->probes);
     free(q->text);
     free(q->in);
     free(q->out);

@@ -25,11 +25,27 @@
 #include "metrics.h"
 #include "txmap.h"
 
-#define COORD_TICK_MS 20
+#define COORD_TICK_MS  20
 #define COORD_LIST_MAX 1000 /* live, in-doubt and decided transactions in a listing, each */
 
 /* A request in progress. */
-enum creq_kind { CREQ_BEGIN, CREQ_EXEC, CREQ_COMMIT, CREQ_ABORT, CREQ_ONESHOT, CREQ_PAXOS };
+enum creq_kind {
+    CREQ_BEGIN,
+    CREQ_EXEC,
+    CREQ_COMMIT,
+    CREQ_ABORT,
+    CREQ_ONESHOT,
+    CREQ_PAXOS,
+    CREQ_RESOLVE,
+    CREQ_CLUSTER,
+};
+
+/* One probe of the cluster view (coord_operator.c): a GET to a replica or participant. */
+struct probe_call {
+    struct http_call call;
+    char url[CONFIG_URL_MAX + 32];
+    double ms; /* from the probes' start to this answer */
+};
 
 struct creq {
     struct coord *c;
@@ -57,6 +73,9 @@ struct creq {
     /* waiting for the driver's answer */
     int64_t until;
     struct creq *next_waiter;
+    /* the cluster view's probes, all out at once */
+    struct probe_call *probes;
+    size_t n_probes, probes_left;
     /* a call or write of its own is out (in c->outs) */
     struct creq *out_prev, *out_next;
 };
@@ -114,5 +133,7 @@ json_t *request_ended(struct coord *c, const char *txid, int *status, struct api
  * state, at the stop; else those past their deadline). */
 void coord_client_changed(void *ctx, const char *txid);
 void coord_client_sweep(struct coord *c, bool all);
+/* Makes q wait for its transaction's outcome (answered by the sweep or when it changes). */
+void coord_client_wait(struct creq *q);
 
 #endif

@@ -216,6 +216,32 @@ static void do_prepare(struct participant *p, const char *txid, const struct htt
     respond(res, participant_prepare(p, &m, relay && !strcmp(relay, "1"), &e), &e);
 }
 
+/* POST /v1/branches/{txid}/heuristic {"outcome": "committed" | "aborted"}: an operator's. */
+static void do_heuristic(struct participant *p, const char *txid, const struct http_request *req,
+                         struct http_response *res)
+{
+    json_t *body = parse_body(req, res), *o;
+    const char *s;
+    struct api_error e;
+
+    if (!body)
+        return;
+    o = json_object_get(body, "outcome");
+    s = json_string_value(o);
+    if (json_object_size(body) != 1 || !s || (strcmp(s, "committed") && strcmp(s, "aborted"))) {
+        http_respond_error(res, "bad_request",
+                           "the body is {\"outcome\": \"committed\"} or {\"outcome\": "
+                           "\"aborted\"}");
+    } else {
+        respond(
+            res,
+            participant_heuristic(
+                p, txid, strcmp(s, "committed") ? TPC_OUTCOME_ABORTED : TPC_OUTCOME_COMMITTED, &e),
+            &e);
+    }
+    json_decref(body);
+}
+
 void api_handle(void *ctx, const struct http_request *req, struct http_response *res)
 {
     struct participant *p = ctx;
@@ -251,6 +277,13 @@ void api_handle(void *ctx, const struct http_request *req, struct http_response 
             http_respond_error(res, "method_not_allowed", "use GET");
         return;
     }
+    if (strcmp(req->path, "/v1/heuristics") == 0) {
+        if (get)
+            http_respond(res, 200, participant_heuristics(p));
+        else
+            http_respond_error(res, "method_not_allowed", "use GET");
+        return;
+    }
     if (strcmp(req->path, "/v1/outcomes") == 0) {
         if (post)
             do_outcomes(p, req, res);
@@ -278,7 +311,7 @@ void api_handle(void *ctx, const struct http_request *req, struct http_response 
     }
     snprintf(action, sizeof(action), "%s", slash + 1);
     if (strcmp(action, "exec") && strcmp(action, "prepare") && strcmp(action, "commit") &&
-        strcmp(action, "abort")) {
+        strcmp(action, "abort") && strcmp(action, "heuristic")) {
         http_respond_error(res, "not_found", "no endpoint %s", req->path);
         return;
     }
@@ -290,6 +323,8 @@ void api_handle(void *ctx, const struct http_request *req, struct http_response 
         do_exec(p, txid, req, res);
     else if (strcmp(action, "prepare") == 0)
         do_prepare(p, txid, req, res);
+    else if (strcmp(action, "heuristic") == 0)
+        do_heuristic(p, txid, req, res);
     else
         respond(res,
                 participant_outcome(p, txid,

@@ -67,20 +67,27 @@ static enum tpc_err write_start(struct engine *e, const struct node_write *w, st
     x->job.born = w->born;
     switch (w->kind) {
     case NODE_WRITE_PREPARED:
+    case NODE_WRITE_HEURISTIC:
+        /* The branch's changes and its participant list: prepared, or decided by an operator. */
         x->pj = codec_encode_parts(&w->parts);
         x->ptext = x->pj ? json_dumps(x->pj, JSON_COMPACT) : NULL;
         if (!x->ptext || !b || b->e.gone) {
-            log_error("%s: nothing to prepare (%s)", w->txid, x->ptext ? "no branch" : "no memory");
+            log_error("%s: no branch to write (%s)", w->txid, x->ptext ? "no branch" : "no memory");
             write_release(e, x);
             return TPC_ERR_STATE;
         }
-        x->job.kind = STORE_JOB_PREPARE;
+        x->job.kind = w->kind == NODE_WRITE_PREPARED ? STORE_JOB_PREPARE : STORE_JOB_HEURISTIC;
+        x->job.outcome = w->outcome;
         x->job.changeset = b->changeset;
         x->job.changeset_len = b->cs_len;
         x->job.participants = x->ptext;
         return TPC_OK;
     case NODE_WRITE_READONLY:
         x->job.kind = STORE_JOB_READONLY;
+        return TPC_OK;
+    case NODE_WRITE_RECONCILE:
+        x->job.kind = STORE_JOB_RECONCILE;
+        x->job.outcome = w->outcome;
         return TPC_OK;
     case NODE_WRITE_OUTCOME:
         if (w->outcome != TPC_OUTCOME_COMMITTED) {
@@ -113,6 +120,17 @@ static enum tpc_err write_finish(struct engine *e, const struct node_write *w, s
     } else {
         if (w->kind == NODE_WRITE_PREPARED)
             failpoint("participant-after-prepare");
+        if (w->kind == NODE_WRITE_HEURISTIC)
+            log_warn("%s: heuristic decision by an operator: %s (recorded; reconciled once the "
+                     "replicas tell the chosen outcome)",
+                     w->txid, msg_outcome_name(w->outcome));
+        if (w->kind == NODE_WRITE_RECONCILE && x->job.mixed)
+            log_error("%s: HEURISTIC MIXED: the chosen outcome is %s, the heuristic decision "
+                      "made here was the other one (see GET /v1/heuristics)",
+                      w->txid, msg_outcome_name(w->outcome));
+        else if (w->kind == NODE_WRITE_RECONCILE)
+            log_info("%s: heuristic decision confirmed: the chosen outcome is %s", w->txid,
+                     msg_outcome_name(w->outcome));
         if (w->kind == NODE_WRITE_OUTCOME) {
             if (w->outcome == TPC_OUTCOME_COMMITTED)
                 failpoint("participant-after-commit");

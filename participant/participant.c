@@ -338,7 +338,7 @@ out:
  * The error of a prepare or outcome call from the driver's answer (rc, err) when rc is none
  * of the call's own cases; or, when the driver accepted but no answer came back, what says so.
  */
-static void call_error(struct api_error *e, enum tpc_err rc, const char *err, const char *txid)
+void participant_call_error(struct api_error *e, enum tpc_err rc, const char *err, const char *txid)
 {
     if (rc == TPC_ERR_BUSY)
         api_error_set(e, "branch_busy", "%s", err);
@@ -389,10 +389,10 @@ static bool wait_other(struct participant *p, struct branch *b, int64_t until)
  * write, up to the vote timeout, and asks again (then the driver answers from what is
  * durable). b, when not NULL, is locked by the caller.
  */
-static enum tpc_err ask_driver(struct participant *p, struct branch *b, const char *txid,
-                               enum tpc_err (*fn)(struct participant *p, const void *arg, char *err,
-                                                  size_t errlen),
-                               const void *arg, struct msg *answer, char *err, size_t errlen)
+enum tpc_err participant_ask(struct participant *p, struct branch *b, const char *txid,
+                             enum tpc_err (*fn)(struct participant *p, const void *arg, char *err,
+                                                size_t errlen),
+                             const void *arg, struct msg *answer, char *err, size_t errlen)
 {
     struct nodert_box box = {0}, answers = {0};
     int64_t until = nodert_now_ms() + p->cfg.vote_timeout_ms;
@@ -455,13 +455,13 @@ json_t *participant_prepare(struct participant *p, const struct msg *prep, bool 
     }
     pthread_mutex_lock(&b->mu); /* invariant 2: no statement runs meanwhile */
     a.b = b;
-    rc = ask_driver(p, b, prep->txid, prepare_event, &a, &vote, err, sizeof(err));
+    rc = participant_ask(p, b, prep->txid, prepare_event, &a, &vote, err, sizeof(err));
     if (rc == TPC_ERR_INVALID)
         api_error_set(e, "not_a_participant", "%s", err);
     else if (rc == TPC_ERR_STATE)
         api_error_set(e, "participants_conflict", "%s", err);
     else if (rc || vote.type != MSG_VOTE)
-        call_error(e, rc, err, prep->txid);
+        participant_call_error(e, rc, err, prep->txid);
     else if (!(r = codec_encode(&vote)))
         api_error_set(e, "internal", "cannot encode the vote");
     drop_if_leftover(p, b); /* a vote of a branch that ended (or never began) keeps nothing */
@@ -501,7 +501,7 @@ static json_t *outcome_answer(enum tpc_err rc, const struct outcome_arg *a, cons
     else if (rc == TPC_ERR_INVALID)
         api_error_set(e, "unknown_branch", "%s", err);
     else if (rc || ack->type != MSG_ACK)
-        call_error(e, rc, err, a->txid);
+        participant_call_error(e, rc, err, a->txid);
     else if (!(r = codec_encode(ack)))
         api_error_set(e, "internal", "cannot encode the acknowledgement");
     return r;
@@ -520,7 +520,7 @@ json_t *participant_outcome(struct participant *p, const char *txid, enum tpc_ou
     memset(e, 0, sizeof(*e));
     if (b)
         pthread_mutex_lock(&b->mu);
-    rc = ask_driver(p, b, txid, outcome_event, &a, &ack, err, sizeof(err));
+    rc = participant_ask(p, b, txid, outcome_event, &a, &ack, err, sizeof(err));
     r = outcome_answer(rc, &a, &ack, err, e);
     if (b) {
         pthread_mutex_unlock(&b->mu);
@@ -659,6 +659,8 @@ static enum tpc_err reload_prepared(struct participant *p, char *err, size_t err
     free(list);
     if (!rc && n)
         log_info("reloaded %zu prepared branch(es); asking the replicas for their outcome", n);
+    if (!rc)
+        rc = participant_reload_heuristics(p, err, errlen);
     return rc;
 }
 

@@ -90,6 +90,16 @@ struct participant_outcome_item {
 json_t *participant_outcomes(struct participant *p, const struct participant_outcome_item *items,
                              size_t n, struct api_error *e);
 json_t *participant_status(struct participant *p, const char *txid, struct api_error *e);
+/*
+ * An operator's heuristic decision for prepared branch txid (resource.h rule 7): applied now,
+ * recorded as heuristic, reconciled once the replicas tell the chosen outcome. The answer is
+ * the decision as participant_heuristics lists it. A repeat of the same decision answers it
+ * again; a branch not prepared (or decided the other way): 409 not_prepared.
+ */
+json_t *participant_heuristic(struct participant *p, const char *txid, enum tpc_outcome o,
+                              struct api_error *e);
+/* {"heuristics": [...]}: every heuristic decision recorded here, newest first. */
+json_t *participant_heuristics(struct participant *p);
 json_t *participant_list_prepared(struct participant *p);
 json_t *participant_health(struct participant *p);
 /* Appends this participant's metrics (for GET /metrics; see http_server_config). */

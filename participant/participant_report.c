@@ -93,17 +93,31 @@ static struct resource_stats stats_of(struct participant *p, size_t *live, size_
     return s;
 }
 
+static void count_prepared(void *ctx, const struct resource_branch *b)
+{
+    if (b->rm.state == RM_PREPARED)
+        (*(size_t *)ctx)++;
+}
+
 json_t *participant_health(struct participant *p)
 {
     uint64_t groups, jobs;
-    size_t n, waiting;
+    size_t n, waiting, prepared = 0;
     uint64_t waits;
+    int64_t pending, mixed;
     struct resource_stats s = stats_of(p, &n, &waiting, &waits);
 
+    pthread_mutex_lock(&p->eng.rt.mu);
+    resource_foreach(&p->eng.drv, count_prepared, &prepared);
+    pthread_mutex_unlock(&p->eng.rt.mu);
     store_group_stats(p->store, &groups, &jobs);
-    return json_pack("{s:s,s:s,s:I,s:I,s:I,s:{s:I,s:I,s:I}}", "status", "ok", "name", p->cfg.name,
-                     "branches", (json_int_t)n, "waiting_for_locks", (json_int_t)waiting,
-                     "in_doubt_resolved", (json_int_t)s.doubts_resolved, "storage", "fsyncs",
+    store_heuristic_counts(p->store, &pending, &mixed);
+    return json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:{s:I,s:I,s:I,s:I},s:{s:I,s:I,s:I}}", "status",
+                     "ok", "name", p->cfg.name, "branches", (json_int_t)n, "prepared",
+                     (json_int_t)prepared, "waiting_for_locks", (json_int_t)waiting,
+                     "in_doubt_resolved", (json_int_t)s.doubts_resolved, "heuristic", "committed",
+                     (json_int_t)s.heur_committed, "aborted", (json_int_t)s.heur_aborted, "pending",
+                     (json_int_t)pending, "mixed", (json_int_t)mixed, "storage", "fsyncs",
                      (json_int_t)store_fsyncs(), "commit_groups", (json_int_t)groups,
                      "durable_jobs", (json_int_t)jobs);
 }
@@ -134,6 +148,15 @@ void participant_metrics(void *ctx, struct metrics_text *t)
     metrics_counter(t, "tpc_forgotten_branches_total",
                     "Ended branches older than the retention removed from the database.",
                     (uint64_t)atomic_load(&p->eng.forgotten));
+    metrics_family(t, "tpc_heuristic_decisions_total", "counter",
+                   "Operators' heuristic decisions on prepared branches here, by outcome.");
+    metrics_sample(t, "tpc_heuristic_decisions_total", "outcome=\"committed\"", s.heur_committed);
+    metrics_sample(t, "tpc_heuristic_decisions_total", "outcome=\"aborted\"", s.heur_aborted);
+    metrics_family(t, "tpc_heuristic_reconciled_total", "counter",
+                   "Heuristic decisions reconciled with the chosen outcome: the same (confirmed) "
+                   "or the other (mixed).");
+    metrics_sample(t, "tpc_heuristic_reconciled_total", "result=\"confirmed\"", s.heur_confirmed);
+    metrics_sample(t, "tpc_heuristic_reconciled_total", "result=\"mixed\"", s.heur_mixed);
     metrics_counter(t, "tpc_lock_waits_total",
                     "Statements that found a lock another branch held, and waited for it.", waits);
     metrics_counter(t, "tpc_apply_failures_total",

@@ -38,7 +38,9 @@ static const char bookkeeping_sql[] =
 /* What a database made by an older version lacks, added at every start (idempotent). */
 static const char upgrade_sql[] =
     "CREATE TABLE IF NOT EXISTS tpc_meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS tpc_outcome_at ON tpc_outcome(decided_at);";
+    "CREATE INDEX IF NOT EXISTS tpc_outcome_at ON tpc_outcome(decided_at);"
+    "CREATE INDEX IF NOT EXISTS tpc_outcome_heuristic ON tpc_outcome(outcome) "
+    "WHERE outcome LIKE 'heuristic%';";
 
 static int64_t now_ms(void)
 {
@@ -408,7 +410,9 @@ enum tpc_err store_open(const struct store_config *cfg, struct store **out, char
     if (horizon_store_add_column(st->db, "tpc_prepared", "born", "INTEGER NOT NULL DEFAULT 0") !=
             SQLITE_OK ||
         horizon_store_add_column(st->db, "tpc_outcome", "born", "INTEGER NOT NULL DEFAULT 0") !=
-            SQLITE_OK) {
+            SQLITE_OK ||
+        horizon_store_add_column(st->db, "tpc_outcome", "participants", "TEXT") != SQLITE_OK ||
+        horizon_store_add_column(st->db, "tpc_outcome", "learned", "TEXT") != SQLITE_OK) {
         rc = tpc_errbuf_set(err, errlen, TPC_ERR_IO, "sqlite: %s", sqlite3_errmsg(st->db));
         goto fail;
     }
@@ -500,6 +504,10 @@ enum rm_state store_end_state(const char *t)
         return RM_COMMITTED;
     if (strcmp(t, "read_only") == 0)
         return RM_READONLY;
+    if (strcmp(t, "heuristic_committed") == 0)
+        return RM_HEUR_COMMITTED;
+    if (strcmp(t, "heuristic_aborted") == 0)
+        return RM_HEUR_ABORTED;
     return RM_ABORTED;
 }
 
@@ -520,6 +528,47 @@ enum rm_state store_recorded(struct store *st, const char *txid)
     return o;
 }
 
+/* Applies job's changeset. A failure never happens, by the locks (DESIGN.md section 5); it is
+ * counted, so that it shows if it does. */
+static bool apply_job(struct store *st, struct store_job *job)
+{
+    if (store_apply(st, job->changeset, job->changeset_len))
+        return true;
+    __atomic_add_fetch(&st->apply_failures, 1, __ATOMIC_RELAXED);
+    snprintf(job->err, sizeof(job->err), "cannot apply the changeset: %s", sqlite3_errmsg(st->db));
+    job->rc = TPC_ERR_STATE;
+    return false;
+}
+
+/* An operator's heuristic decision, or the outcome it learned later (rm.h). */
+static bool run_heuristic(struct store *st, struct store_job *job, enum rm_state have)
+{
+    enum rm_state want =
+        job->outcome == TPC_OUTCOME_COMMITTED ? RM_HEUR_COMMITTED : RM_HEUR_ABORTED;
+
+    job->mixed = job->kind == STORE_JOB_RECONCILE && have != want;
+    if (job->kind == STORE_JOB_RECONCILE)
+        return step_stmt(st,
+                         "UPDATE tpc_outcome SET learned = ? WHERE txid = ? AND learned IS NULL",
+                         job, "tt", msg_outcome_name(job->outcome), job->txid);
+    if (have == want)
+        return true;
+    if (have != RM_NONE) {
+        snprintf(job->err, sizeof(job->err), "%s already ended (%s)", job->txid,
+                 rm_state_name(have));
+        job->rc = TPC_ERR_STATE;
+        return false;
+    }
+    if (job->outcome == TPC_OUTCOME_COMMITTED && !apply_job(st, job))
+        return false;
+    return step_stmt(st, "DELETE FROM tpc_prepared WHERE txid = ?", job, "t", job->txid) &&
+           step_stmt(st,
+                     "INSERT INTO tpc_outcome(txid, outcome, vote, decided_at, born, "
+                     "participants) VALUES (?, ?, 'prepared', ?, ?, ?)",
+                     job, "ttiit", job->txid, rm_state_name(want), (int64_t)now_ms(),
+                     (int64_t)job->born, job->participants);
+}
+
 static bool run_job(struct store *st, struct store_job *job)
 {
     const char *vote = msg_value_name(job->vote);
@@ -530,6 +579,8 @@ static bool run_job(struct store *st, struct store_job *job)
 
     /* Nothing is prepared for a transaction that already ended here (rm.h rule 3). */
     have = store_recorded(st, job->txid);
+    if (job->kind == STORE_JOB_HEURISTIC || job->kind == STORE_JOB_RECONCILE)
+        return run_heuristic(st, job, have);
     if (job->kind == STORE_JOB_PREPARE && have != RM_NONE) {
         snprintf(job->err, sizeof(job->err), "%s already ended (%s)", job->txid,
                  rm_state_name(have));
@@ -553,14 +604,8 @@ static bool run_job(struct store *st, struct store_job *job)
     }
     if (job->kind == STORE_JOB_READONLY)
         vote = msg_value_name(TPC_VALUE_PREPARED);
-    if (job->kind == STORE_JOB_COMMIT && !store_apply(st, job->changeset, job->changeset_len)) {
-        /* Never, by the locks (DESIGN.md section 5); counted, so that it shows if it does. */
-        __atomic_add_fetch(&st->apply_failures, 1, __ATOMIC_RELAXED);
-        snprintf(job->err, sizeof(job->err), "cannot apply the changeset: %s",
-                 sqlite3_errmsg(st->db));
-        job->rc = TPC_ERR_STATE;
+    if (job->kind == STORE_JOB_COMMIT && !apply_job(st, job))
         return false;
-    }
     return step_stmt(st, "DELETE FROM tpc_prepared WHERE txid = ?", job, "t", job->txid) &&
            step_stmt(st,
                      "INSERT INTO tpc_outcome(txid, outcome, vote, decided_at, born) "

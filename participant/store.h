@@ -3,7 +3,8 @@
  * bookkeeping tables in one file (DESIGN.md section 4).
  *
  *   tpc_prepared(txid, changeset, participants, prepared_at, born)   branches voted prepared
- *   tpc_outcome(txid, outcome, vote, decided_at, born)               branches that ended
+ *   tpc_outcome(txid, outcome, vote, decided_at, born,               branches that ended
+ *               participants, learned)                                (heuristic: rm.h)
  *   tpc_meta(key, value)                     'horizon': the highest horizon used
  *
  * Ended branches are forgotten once their transaction is older than the horizon
@@ -97,10 +98,13 @@ bool store_with_branch(struct store *st, const void *changeset, int len, store_a
 
 /* A durable step, committed in a group (groupcommit.h). */
 enum store_job_kind {
-    STORE_JOB_PREPARE,  /* insert the prepared record */
-    STORE_JOB_COMMIT,   /* apply the changeset, delete the prepared record, record committed */
-    STORE_JOB_ABORT,    /* delete the prepared record if any, record aborted */
-    STORE_JOB_READONLY, /* record that a branch that changed nothing voted prepared */
+    STORE_JOB_PREPARE,   /* insert the prepared record */
+    STORE_JOB_COMMIT,    /* apply the changeset, delete the prepared record, record committed */
+    STORE_JOB_ABORT,     /* delete the prepared record if any, record aborted */
+    STORE_JOB_READONLY,  /* record that a branch that changed nothing voted prepared */
+    STORE_JOB_HEURISTIC, /* an operator's outcome: applied (commit) or not, the prepared record
+                          * deleted, the end recorded as heuristic with its participants */
+    STORE_JOB_RECONCILE, /* the outcome a heuristic branch learned, recorded beside it */
 };
 
 struct store_job {
@@ -111,7 +115,9 @@ struct store_job {
     const char *participants; /* borrowed JSON array text; PREPARE */
     enum tpc_value vote;      /* COMMIT, ABORT: the branch's ballot-0 vote, or NONE */
     uint64_t born;            /* the transaction's begin, when known (msg.h) */
+    enum tpc_outcome outcome; /* HEURISTIC: the operator's; RECONCILE: the one learned */
     /* out */
+    bool mixed; /* RECONCILE: the outcome learned is not the heuristic one */
     enum tpc_err rc;
     char err[256];
     struct store *store; /* set by store_submit */
@@ -135,8 +141,22 @@ struct store_prepared {
 enum tpc_err store_load_prepared(struct store *st, struct store_prepared **list, size_t *n,
                                  char *err, size_t errlen);
 
+/* A heuristic decision as recorded (rm.h): reconciled once learned is not NONE. */
+struct store_heuristic {
+    char txid[TPC_TXID_MAX + 1];
+    enum tpc_outcome heuristic, learned;
+    struct msg_parts parts;
+    uint64_t born;
+    int64_t at_ms; /* when the operator made it */
+};
+/* The heuristic decisions recorded, newest first, at most cap; only those not reconciled
+ * when pending; only txid's when txid is not NULL. Returns how many; -1 on an error. */
+int store_heuristics(struct store *st, bool pending, const char *txid, struct store_heuristic *out,
+                     size_t cap);
+/* How many heuristic decisions are recorded not reconciled yet, and reconciled as mixed. */
+void store_heuristic_counts(struct store *st, int64_t *pending, int64_t *mixed);
 /*
- * How txid's branch ended here: RM_COMMITTED, RM_ABORTED, RM_READONLY, or
+ * How txid's branch ended here: RM_COMMITTED, RM_ABORTED, RM_READONLY, RM_HEUR_*, or
  * RM_NONE when nothing is recorded; the vote it cast, and its transaction's born (0: unknown).
  */
 enum tpc_err store_ended(struct store *st, const char *txid, enum rm_state *state,

@@ -131,6 +131,74 @@ out:
     return TPC_OK;
 }
 
+static enum tpc_outcome outcome_from(const char *s)
+{
+    return !s                                                             ? TPC_OUTCOME_NONE
+           : !strcmp(s, "committed") || !strcmp(s, "heuristic_committed") ? TPC_OUTCOME_COMMITTED
+                                                                          : TPC_OUTCOME_ABORTED;
+}
+
+int store_heuristics(struct store *st, bool pending, const char *txid, struct store_heuristic *out,
+                     size_t cap)
+{
+    sqlite3_stmt *s = NULL;
+    int n = 0;
+
+    pthread_mutex_lock(&st->rmu);
+    if (sqlite3_prepare_v2(st->rdb,
+                           "SELECT txid, outcome, learned, participants, born, decided_at FROM "
+                           "tpc_outcome WHERE outcome LIKE 'heuristic%' AND (?1 = 0 OR learned IS "
+                           "NULL) AND (?3 IS NULL OR txid = ?3) ORDER BY decided_at DESC, txid "
+                           "LIMIT ?2",
+                           -1, &s, NULL) != SQLITE_OK) {
+        n = -1;
+        goto out;
+    }
+    sqlite3_bind_int(s, 1, pending);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)cap);
+    if (txid)
+        sqlite3_bind_text(s, 3, txid, -1, SQLITE_STATIC);
+    while ((size_t)n < cap && sqlite3_step(s) == SQLITE_ROW) {
+        struct store_heuristic *h = &out[n];
+        const char *id = (const char *)sqlite3_column_text(s, 0);
+
+        memset(h, 0, sizeof(*h));
+        if (!id || msg_copy_str(h->txid, TPC_TXID_MAX, id) != TPC_OK)
+            continue;
+        h->heuristic = outcome_from((const char *)sqlite3_column_text(s, 1));
+        h->learned = outcome_from((const char *)sqlite3_column_text(s, 2));
+        if (parse_parts((const char *)sqlite3_column_text(s, 3), &h->parts) != TPC_OK)
+            h->parts.n = 0;
+        h->born = (uint64_t)sqlite3_column_int64(s, 4);
+        h->at_ms = sqlite3_column_int64(s, 5);
+        n++;
+    }
+out:
+    sqlite3_finalize(s);
+    pthread_mutex_unlock(&st->rmu);
+    return n;
+}
+
+void store_heuristic_counts(struct store *st, int64_t *pending, int64_t *mixed)
+{
+    sqlite3_stmt *s = NULL;
+
+    *pending = *mixed = 0;
+    pthread_mutex_lock(&st->rmu);
+    /* outcome is "heuristic_" and the outcome: substr(outcome, 11) compares with learned */
+    if (sqlite3_prepare_v2(st->rdb,
+                           "SELECT total(learned IS NULL), total(learned IS NOT NULL AND "
+                           "substr(outcome, 11) <> learned) FROM tpc_outcome WHERE outcome LIKE "
+                           "'heuristic%'",
+                           -1, &s, NULL) == SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW) {
+        *pending = sqlite3_column_int64(s, 0);
+        *mixed = sqlite3_column_int64(s, 1);
+    }
+    sqlite3_finalize(s);
+    pthread_mutex_unlock(&st->rmu);
+}
+
 /* ---- forgetting ended branches ---- */
 
 /* Ended branches each collection forgets at most, so that its group stays short. */
@@ -150,7 +218,8 @@ struct collect_job {
 
 /* Inside the committer's transaction: the horizon durable first, then what is below it: a
  * branch that ended before the horizon and whose transaction was born before it (a prepare of it is
- * refused from then on, resource.h rule 6). One whose born is not known (begun and ended without a
+ * refused from then on, resource.h rule 6). A heuristic decision is never forgotten: it is the
+ * operator's, and the audit's. One whose born is not known (begun and ended without a
  * leader that said it) goes a retention after it ended, by this clock, unless it voted prepared:
  * then it stays (a prepare of it is never refused, and must get the same vote). */
 static bool run_collect(struct gc_job *g, sqlite3 *db)
@@ -166,7 +235,8 @@ static bool run_collect(struct gc_job *g, sqlite3 *db)
     if (ok && sqlite3_prepare_v2(db,
                                  "DELETE FROM tpc_outcome WHERE rowid IN (SELECT rowid FROM "
                                  "tpc_outcome WHERE decided_at < ?1 AND ((born > 0 AND born < ?1) "
-                                 "OR (born = 0 AND vote <> 'prepared')) LIMIT ?2)",
+                                 "OR (born = 0 AND vote <> 'prepared')) "
+                                 "AND outcome NOT LIKE 'heuristic%' LIMIT ?2)",
                                  -1, &s, NULL) == SQLITE_OK) {
         sqlite3_bind_int64(s, 1, h);
         sqlite3_bind_int64(s, 2, STORE_GC_BATCH);

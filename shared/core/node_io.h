@@ -56,10 +56,13 @@ enum node_write_kind {
     NODE_WRITE_LEARNED,   /* another replica's decision on txid: outcome */
     NODE_WRITE_TOLD,      /* every participant of txid acknowledged its outcome */
     /* participant */
-    NODE_WRITE_PREPARED, /* the prepared record of branch txid, changes and parts included */
-    NODE_WRITE_READONLY, /* branch txid changed nothing: it voted prepared and ended */
-    NODE_WRITE_OUTCOME,  /* branch txid ends with outcome (applied, or discarded) and vote,
-                          * in one durable step */
+    NODE_WRITE_PREPARED,  /* the prepared record of branch txid, changes and parts included */
+    NODE_WRITE_READONLY,  /* branch txid changed nothing: it voted prepared and ended */
+    NODE_WRITE_OUTCOME,   /* branch txid ends with outcome (applied, or discarded) and vote,
+                           * in one durable step */
+    NODE_WRITE_HEURISTIC, /* an operator ended prepared branch txid with outcome (applied, or
+                           * discarded), recorded as heuristic with its parts */
+    NODE_WRITE_RECONCILE, /* heuristic branch txid learned the chosen outcome: recorded */
 };
 
 struct node_write {

@@ -425,6 +425,11 @@ static void view_of(const struct replica_txn *t, struct replica_view *v)
     v->born = t->born;
 }
 
+const struct replica_txn *replica_find(const struct replica *r, const char *txid)
+{
+    return txn_find(r, txid);
+}
+
 bool replica_view(const struct replica *r, const char *txid, struct replica_view *v)
 {
     const struct replica_txn *t = txn_find(r, txid);

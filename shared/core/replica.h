@@ -168,6 +168,8 @@ enum tpc_err replica_abort(struct replica *r, const char *txid);
  * horizon (rule 8).
  */
 enum tpc_err replica_resolve(struct replica *r, const char *txid);
+/* The transaction txid in memory, or NULL: for reports (borrowed until the next event). */
+const struct replica_txn *replica_find(const struct replica *r, const char *txid);
 /* Fills *v for txid when it is in memory. */
 bool replica_view(const struct replica *r, const char *txid, struct replica_view *v);
 void replica_foreach(const struct replica *r,

@@ -131,6 +131,53 @@ enum tpc_err resource_load(struct resource *d, const char *txid, const struct ms
     return TPC_OK;
 }
 
+enum tpc_err resource_load_heuristic(struct resource *d, const char *txid,
+                                     const struct msg_parts *parts, uint64_t born,
+                                     enum tpc_outcome heur)
+{
+    struct resource_branch *b;
+    enum tpc_err rc;
+
+    if (heur != TPC_OUTCOME_COMMITTED && heur != TPC_OUTCOME_ABORTED)
+        return TPC_ERR_INVALID;
+    rc = resource_load(d, txid, parts, born);
+    if (rc)
+        return rc;
+    b = find(d, txid);
+    b->rm.state = heur == TPC_OUTCOME_COMMITTED ? RM_HEUR_COMMITTED : RM_HEUR_ABORTED;
+    return TPC_OK;
+}
+
+enum tpc_err resource_heuristic(struct resource *d, const char *txid, enum tpc_outcome o, char *err,
+                                size_t errlen)
+{
+    struct resource_branch *b = find(d, txid);
+    struct rm_branch cur = {RM_NONE, TPC_VALUE_NONE}, next;
+    uint64_t born = 0;
+    int ended = RM_NONE;
+    bool changes;
+
+    if (o != TPC_OUTCOME_COMMITTED && o != TPC_OUTCOME_ABORTED)
+        return tpc_errbuf_set(err, errlen, TPC_ERR_INVALID, "no outcome");
+    if (b && b->writing)
+        return tpc_errbuf_set(err, errlen, TPC_ERR_BUSY, "branch %s is busy: ask again", txid);
+    if (b) {
+        cur = b->rm;
+    } else {
+        if (d->io.ended(d->io.ctx, txid, &ended, &cur.vote, &born) != TPC_OK)
+            return tpc_errbuf_set(err, errlen, TPC_ERR_IO, "cannot read how %s ended", txid);
+        cur.state = (enum rm_state)ended;
+    }
+    if (rm_heuristic_decide(&cur, o, &next, &changes) != TPC_OK)
+        return tpc_errbuf_set(err, errlen, TPC_ERR_STATE, "branch %s is %s, not prepared", txid,
+                              b || cur.state != RM_NONE ? rm_state_name(cur.state) : "unknown");
+    if (changes && !b) /* a prepared branch is always in memory (rule 5) */
+        return tpc_errbuf_set(err, errlen, TPC_ERR_STATE, "branch %s is not here", txid);
+    if (changes)
+        start_write(d, b, NODE_WRITE_HEURISTIC, &next, o);
+    return TPC_OK;
+}
+
 enum tpc_err resource_begin(struct resource *d, const char *txid, uint64_t timeout, uint64_t born)
 {
     struct resource_branch *b = find(d, txid);
@@ -249,6 +296,11 @@ static enum tpc_err apply(struct resource *d, struct resource_branch *b, enum tp
         b->ack_owed = true;
         b->ack_to = *ack_to;
     }
+    /* Rule 7: a heuristic branch records what it learned; nothing to apply. */
+    if (rm_heuristic(&b->rm) != TPC_OUTCOME_NONE) {
+        start_write(d, b, NODE_WRITE_RECONCILE, &next, o);
+        return TPC_OK;
+    }
     /* Rule 3: applied (or discarded) and recorded in one durable write. */
     start_write(d, b, NODE_WRITE_OUTCOME, &next, o);
     return TPC_OK;
@@ -267,7 +319,8 @@ enum tpc_err resource_outcome(struct resource *d, const struct node_addr *from, 
     if (!msg_txid_valid(txid))
         return tpc_errbuf_set(err, errlen, TPC_ERR_INVALID, "not a transaction id");
     if (b && b->writing) {
-        if (b->writing == NODE_WRITE_OUTCOME && b->outcome == o) {
+        if ((b->writing == NODE_WRITE_OUTCOME || b->writing == NODE_WRITE_RECONCILE) &&
+            b->outcome == o) {
             b->ack_owed = true; /* the same outcome is being applied: answer with it */
             b->ack_to = *from;
             return TPC_OK;
@@ -281,8 +334,10 @@ enum tpc_err resource_outcome(struct resource *d, const struct node_addr *from, 
         return tpc_errbuf_set(err, errlen, TPC_ERR_IO, "cannot read how %s ended", txid);
     known.state = (enum rm_state)ended;
     if (known.state == RM_READONLY || (known.state == RM_COMMITTED && o == TPC_OUTCOME_COMMITTED) ||
-        (known.state == RM_ABORTED && o == TPC_OUTCOME_ABORTED)) {
-        send_ack(d, from, txid, o); /* repeated, or read-only: nothing to do */
+        (known.state == RM_ABORTED && o == TPC_OUTCOME_ABORTED) ||
+        rm_heuristic(&known) != TPC_OUTCOME_NONE) {
+        /* Repeated, read-only, or heuristic and reconciled (rule 7): nothing to do. */
+        send_ack(d, from, txid, o);
         return TPC_OK;
     }
     if (known.state != RM_NONE)
@@ -313,7 +368,8 @@ enum tpc_err resource_receive(struct resource *d, const struct msg *m, char *err
         return tpc_errbuf_set(err, errlen, TPC_ERR_INVALID, "participant: unexpected %s",
                               msg_type_name(m->type));
     b = find(d, m->txid);
-    if (!b || b->writing || b->rm.state != RM_PREPARED)
+    if (!b || b->writing ||
+        (b->rm.state != RM_PREPARED && rm_heuristic(&b->rm) == TPC_OUTCOME_NONE))
         return TPC_OK; /* not in doubt (any more): nothing to learn */
     if (apply(d, b, m->outcome, NULL, err, errlen) == TPC_OK)
         d->stats.doubts_resolved++;
@@ -345,7 +401,26 @@ void resource_persisted(struct resource *d, const struct node_write *w, enum tpc
         send_vote(d, &vote_to, w->txid, &b->rm);
     if (owed_ack)
         send_ack(d, &ack_to, w->txid, b->outcome);
+    if (w->kind == NODE_WRITE_RECONCILE) { /* rule 7: reconciled, ended */
+        if (w->outcome == rm_heuristic(&b->rm))
+            d->stats.heur_confirmed++;
+        else
+            d->stats.heur_mixed++;
+        forget(d, b);
+        return;
+    }
     switch (b->rm.state) {
+    case RM_HEUR_COMMITTED:
+    case RM_HEUR_ABORTED:
+        if (w->kind == NODE_WRITE_HEURISTIC) {
+            if (b->rm.state == RM_HEUR_COMMITTED)
+                d->stats.heur_committed++;
+            else
+                d->stats.heur_aborted++;
+        }
+        b->next_query = now_of(d); /* rule 7: learn the chosen outcome, to reconcile */
+        b->query_tries = 0;
+        return;
     case RM_PREPARED:
         b->next_query = now_of(d) + d->cfg.doubt_after;
         b->query_tries = 0;
@@ -404,7 +479,8 @@ static void tick_one(void *ctx, struct txmap_entry *e)
         apply(c->d, b, TPC_OUTCOME_ABORTED, NULL, err, sizeof(err));
         return;
     }
-    if (rm_in_doubt(&b->rm) && c->now >= b->next_query && c->d->cfg.n_replicas)
+    if ((rm_in_doubt(&b->rm) || rm_heuristic(&b->rm) != TPC_OUTCOME_NONE) &&
+        c->now >= b->next_query && c->d->cfg.n_replicas)
         ask(c->d, b, c->now);
 }
 
@@ -452,7 +528,8 @@ static void check_one(void *ctx, struct txmap_entry *e)
 
     (void)b;
     (void)d;
-    assert(b->writing || b->rm.state == RM_WORKING || b->rm.state == RM_PREPARED);     /* I1 */
+    assert(b->writing || b->rm.state == RM_WORKING || b->rm.state == RM_PREPARED ||
+           rm_heuristic(&b->rm) != TPC_OUTCOME_NONE);                                  /* I1 */
     assert(b->writing || (!b->vote_owed && !b->ack_owed));                             /* I2 */
     assert(b->rm.state != RM_PREPARED || msg_parts_find(&b->parts, d->cfg.self) >= 0); /* I3 */
 }

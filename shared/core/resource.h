@@ -18,6 +18,9 @@
  *   PREPARED --commit/abort--> [write OUTCOME: applied and recorded in one step] --> ended
  *   PREPARED, no outcome for a while --> STATUS to a replica (round robin, backoff) --> ...
  *
+ *   PREPARED --operator's heuristic decision--> [write HEURISTIC: applied or discarded] -->
+ *   HEUR_*: locks gone, still asks the replicas --outcome--> [write RECONCILE] --> ended
+ *
  *   A branch in [brackets] has a write on its way: it takes no other event that
  *   would change it until the write completes. An ended branch leaves memory;
  *   storage answers for it from then on (io->ended).
@@ -42,9 +45,15 @@
  *      "never seen" may mean "forgotten", and a fresh vote could contradict the
  *      first one. Every write and question carries the branch's born. An
  *      outcome of an expired transaction with nothing here is acknowledged.
+ *   7. A heuristic decision (an operator's, resource_heuristic) is taken only by a
+ *      PREPARED branch and recorded as heuristic. The branch then learns the
+ *      chosen outcome like an in-doubt one (rules 4, 5) and records it beside
+ *      the decision: confirmed, or heuristic mixed (counted, reported); either
+ *      way the outcome is acknowledged, for there is nothing left to do.
  *
  * Invariants (resource_check() asserts them in debug builds):
- *   I1. A branch in memory is WORKING, PREPARED, or has a write on its way.
+ *   I1. A branch in memory is WORKING, PREPARED, heuristic (not reconciled
+ *       yet), or has a write on its way.
  *   I2. vote_owed or ack_owed only while a write is on its way.
  *   I3. A PREPARED branch has its participant list (n > 0) naming this node.
  */
@@ -87,6 +96,8 @@ struct resource_stats {
     uint64_t committed, aborted, read_only; /* branches ended here */
     uint64_t doubts_resolved;               /* learned by asking a replica */
     uint64_t expired_refused;               /* prepares refused: expired (rule 6) */
+    uint64_t heur_committed, heur_aborted;  /* operators' heuristic decisions (rule 7) */
+    uint64_t heur_confirmed, heur_mixed;    /* ... reconciled: same outcome, or the other */
 };
 
 struct resource {
@@ -103,6 +114,18 @@ void resource_fini(struct resource *d);
 enum tpc_err resource_load(struct resource *d, const char *txid, const struct msg_parts *parts,
                            uint64_t born);
 
+/* After a restart: a branch an operator decided heuristically (heur), not reconciled yet. */
+enum tpc_err resource_load_heuristic(struct resource *d, const char *txid,
+                                     const struct msg_parts *parts, uint64_t born,
+                                     enum tpc_outcome heur);
+/*
+ * An operator's heuristic decision for txid (rule 7): TPC_OK once started (or made already,
+ * the same); the caller learns the result from resource_find / io->ended after the write.
+ * TPC_ERR_STATE: the branch is not prepared here (err says what it is); TPC_ERR_BUSY: a write
+ * on its way; TPC_ERR_INVALID: no outcome.
+ */
+enum tpc_err resource_heuristic(struct resource *d, const char *txid, enum tpc_outcome o, char *err,
+                                size_t errlen);
 /*
  * A statement for branch txid is about to run: TPC_OK when the branch is WORKING (begun now
  * if it is new, to abort on its own unless prepared within timeout, 0: cfg.branch_timeout, its

@@ -22,6 +22,10 @@ const char *rm_state_name(enum rm_state s)
         return "aborted";
     case RM_READONLY:
         return "read_only";
+    case RM_HEUR_COMMITTED:
+        return "heuristic_committed";
+    case RM_HEUR_ABORTED:
+        return "heuristic_aborted";
     }
     return "?";
 }
@@ -62,12 +66,35 @@ bool rm_in_doubt(const struct rm_branch *cur)
     return cur->state == RM_PREPARED;
 }
 
+enum tpc_outcome rm_heuristic(const struct rm_branch *cur)
+{
+    return cur->state == RM_HEUR_COMMITTED ? TPC_OUTCOME_COMMITTED
+           : cur->state == RM_HEUR_ABORTED ? TPC_OUTCOME_ABORTED
+                                           : TPC_OUTCOME_NONE;
+}
+
+enum tpc_err rm_heuristic_decide(const struct rm_branch *cur, enum tpc_outcome outcome,
+                                 struct rm_branch *next, bool *apply)
+{
+    *next = *cur;
+    *apply = false;
+    if (outcome != TPC_OUTCOME_COMMITTED && outcome != TPC_OUTCOME_ABORTED)
+        return TPC_ERR_INVALID;
+    if (rm_heuristic(cur) == outcome)
+        return TPC_OK;
+    if (cur->state != RM_PREPARED)
+        return TPC_ERR_STATE;
+    next->state = outcome == TPC_OUTCOME_COMMITTED ? RM_HEUR_COMMITTED : RM_HEUR_ABORTED;
+    *apply = true;
+    return TPC_OK;
+}
+
 enum tpc_err rm_outcome(const struct rm_branch *cur, enum tpc_outcome outcome,
                         struct rm_branch *next, bool *apply)
 {
     *next = *cur;
     *apply = false;
-    if (cur->state == RM_READONLY)
+    if (cur->state == RM_READONLY || rm_heuristic(cur) != TPC_OUTCOME_NONE)
         return outcome == TPC_OUTCOME_COMMITTED || outcome == TPC_OUTCOME_ABORTED
                    ? TPC_OK
                    : TPC_ERR_INVALID; /* nothing to apply either way */

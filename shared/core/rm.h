@@ -17,6 +17,13 @@
  *     (read-only), records that it ended, holds nothing, needs no outcome:
  *     commit and abort alike leave it as it is.
  *
+ *     PREPARED --an operator's heuristic decision--> HEUR_COMMITTED / HEUR_ABORTED:
+ *     applied (or discarded) as that outcome, by an operator's authority, when
+ *     the replicas that hold the outcome are lost for good (XA's heuristic
+ *     outcomes). It still learns the chosen outcome, as a prepared branch
+ *     would; the outcome it then learns is recorded beside it (reconciled):
+ *     the same one, or the other ("heuristic mixed", reported, never hidden).
+ *
  * Rules (DESIGN.md sections 3 and 4):
  *   1. Before voting (WORKING) a participant may abort on its own.
  *   2. It votes by answering its leader's PREPARE with a VOTE; the leader sends
@@ -52,6 +59,8 @@ enum rm_state {
     RM_COMMITTED,
     RM_ABORTED,
     RM_READONLY,
+    RM_HEUR_COMMITTED,
+    RM_HEUR_ABORTED,
 };
 
 /* One branch as the participant keeps it; all of it is durable once it has voted prepared. */
@@ -75,13 +84,24 @@ bool rm_may_abort(const struct rm_branch *cur);
 
 /* True when the branch waits for an outcome it must learn (rule 4). */
 bool rm_in_doubt(const struct rm_branch *cur);
+/* The outcome an operator's heuristic decision gave the branch (NONE: none). */
+enum tpc_outcome rm_heuristic(const struct rm_branch *cur);
+/*
+ * An operator's heuristic decision of outcome for branch cur: only a PREPARED one (*apply: its
+ * changes applied or discarded now, in the durable step that records *next), or one that had
+ * this same decision already (a repeat: nothing to do). TPC_ERR_STATE otherwise.
+ */
+enum tpc_err rm_heuristic_decide(const struct rm_branch *cur, enum tpc_outcome outcome,
+                                 struct rm_branch *next, bool *apply);
 
 /*
  * An outcome for branch cur. Sets *next and *apply (true when the branch's
  * changes must be applied (commit) or discarded (abort) now, in the same
  * durable step that records *next). TPC_ERR_PROTOCOL when the outcome
  * contradicts the branch: commit of a branch that never prepared, abort of a
- * committed one. Aborting a branch not known is fine.
+ * committed one. Aborting a branch not known is fine. A heuristic branch takes
+ * either outcome and stays as it is (nothing to apply): the caller records
+ * what it learned.
  */
 enum tpc_err rm_outcome(const struct rm_branch *cur, enum tpc_outcome outcome,
                         struct rm_branch *next, bool *apply);

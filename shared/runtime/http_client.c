@@ -143,8 +143,12 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *userdata)
 static void easy_setup(CURL *e, struct curl_slist *headers, struct http_call *call, long timeout_ms)
 {
     curl_easy_setopt(e, CURLOPT_URL, call->url);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, call->body);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)call->body_len);
+    if (call->body) {
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, call->body);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)call->body_len);
+    } else {
+        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    }
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, call);

@@ -26,7 +26,7 @@
 struct http_call {
     /* in (borrowed for the duration of the call) */
     const char *url;
-    const char *body; /* JSON text */
+    const char *body; /* JSON text; NULL: a GET (an agent's call) */
     size_t body_len;
     /* out */
     enum tpc_err err; /* TPC_OK when a response arrived (any status) */

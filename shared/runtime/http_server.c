@@ -185,6 +185,28 @@ static enum MHD_Result send_text(struct MHD_Connection *conn, struct metrics_tex
     return ok;
 }
 
+/* A built-in page: the browser may run only the page's own inline script and style, and
+ * fetch from this origin (no asset from anywhere else). */
+static enum MHD_Result send_page(struct MHD_Connection *conn, const struct http_page *pg)
+{
+    struct MHD_Response *r;
+    enum MHD_Result ok;
+
+    r = MHD_create_response_from_buffer(pg->len, (void *)pg->data, MHD_RESPMEM_PERSISTENT);
+    if (!r)
+        return MHD_NO;
+    MHD_add_response_header(r, "Content-Type", pg->content_type);
+    MHD_add_response_header(r, "Cache-Control", "no-store");
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(r, "Content-Security-Policy",
+                            "default-src 'none'; connect-src 'self'; img-src 'self' data:; "
+                            "style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
+                            "frame-ancestors 'none'; base-uri 'none'; form-action 'none'");
+    ok = MHD_queue_response(conn, 200, r);
+    MHD_destroy_response(r);
+    return ok;
+}
+
 /* Queues st's answer; counts it. */
 static enum MHD_Result send_answer(struct http_later *st)
 {
@@ -437,6 +459,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         server_metrics(s, &t);
         metrics_hist_since(&s->handling, st->started);
         return send_text(conn, &t);
+    }
+    for (size_t i = 0; i < s->cfg.n_pages && !st->too_big; i++) {
+        if (strcmp(url, s->cfg.pages[i].path) != 0)
+            continue;
+        if (strcmp(method, "GET") != 0) {
+            http_respond_error(&st->res, "method_not_allowed", "use GET");
+            return send_answer(st);
+        }
+        atomic_fetch_add(&s->by_class[2], 1);
+        metrics_hist_since(&s->handling, st->started);
+        return send_page(conn, &s->cfg.pages[i]);
     }
     if (st->too_big) {
         http_respond_error(&st->res, "body_too_large", "request body exceeds %zu bytes",

@@ -24,7 +24,7 @@
 #include "metrics.h"
 #include "tpc_err.h"
 
-#define HTTP_MAX_POOLS   4
+#define HTTP_MAX_POOLS    4
 #define HTTP_POOL_THREADS 64 /* at most, per pool */
 
 /* Connections one server holds at most (more wait in the kernel's backlog, or are refused),
@@ -76,6 +76,18 @@ struct http_server_config {
      * private key (PEM texts, borrowed until the server stops); a plain HTTP request on the
      * port gets no answer. Both NULL: plain HTTP. */
     const char *tls_cert_pem, *tls_key_pem;
+    /* Optional: fixed pages served on GET at their exact path, without a token (the
+     * coordinator's dashboard, GET /ui); any other method gets 405. Borrowed. */
+    const struct http_page *pages;
+    size_t n_pages;
+};
+
+/* A page built into the program: its bytes are served as they are. */
+struct http_page {
+    const char *path;         /* e.g. "/ui" */
+    const char *content_type; /* e.g. "text/html; charset=utf-8" */
+    const unsigned char *data;
+    size_t len;
 };
 
 struct http_server;
