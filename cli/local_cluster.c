@@ -395,6 +395,8 @@ static int up(struct lc *c)
         printf("  replica %d       %s\n", i, url_of(c, i, u, sizeof(u)));
     for (i = 0; i < c->n_parts; i++)
         printf("  %-15s %s\n", c->parts[i], url_of(c, c->n_replicas + i, u, sizeof(u)));
+    printf("  dashboard       %s/ui (the client token: %s/client.token)\n",
+           url_of(c, 0, u, sizeof(u)), c->dir);
     printf("  logs            %s/*.log; stop it with: tpcctl cluster down --dir %s\n", c->dir,
            c->dir);
     printf("export TPC_URL=%s TPC_CLIENT_TOKEN=$(cat %s/client.token)\n",

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The demo: a cross-database atomic commit that survives crashes.
 
-Starts 3 coordinator replicas and 2 bank participants (SQLite files) on loopback, runs
+Starts 3 coordinator replicas and 2 bank participants (SQLite files) on loopback with
+`tpcctl cluster up` (stopped with `tpcctl cluster down`), runs
 concurrent transfers between the banks through the REST API, kills the leading replica in
 the middle of a commit and a participant right after it voted (failpoints), restarts both,
 and audits: the total is conserved, every transfer is in both databases or in neither, every
@@ -13,14 +14,17 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 os.environ.setdefault("TPC_PARTICIPANT_BIN", os.path.join(ROOT, "build/participant/participant"))
 os.environ.setdefault("TPC_COORDINATOR_BIN", os.path.join(ROOT, "build/coordinator/coordinator"))
+os.environ.setdefault("TPC_TPCCTL_BIN", os.path.join(ROOT, "build/cli/tpcctl"))
 
-from tpclaunch import Cluster, wait_until  # noqa: E402
+from tpclaunch import Cluster  # noqa: E402
+from tpclaunch.local import LocalCluster  # noqa: E402
 
 from tpclaunch.bank import ACCOUNTS, BALANCE, SCHEMA, Workload, audit, print_audit, total  # noqa: E402
 
@@ -36,12 +40,19 @@ def main():
     T0 = time.monotonic()
     tls = "--tls" in sys.argv[1:]
     print("== Paxos Commit: two bank databases, one atomic transfer at a time ==")
-    c = Cluster(n_replicas=3, schema=SCHEMA, timeouts={"commit": 5000, "stale": 1000}, tls=tls)
+    if tls:  # `tpcctl cluster up` serves plain HTTP; the launcher makes a TLS cluster
+        c = Cluster(n_replicas=3, schema=SCHEMA, timeouts={"commit": 5000, "stale": 1000},
+                    tls=True)
+    else:
+        c = LocalCluster(tempfile.mkdtemp(prefix="tpc-demo-"), SCHEMA)
     work = None
     try:
         a, b = c.parts["bank-a"], c.parts["bank-b"]
         say("started 3 coordinator replicas (%s) and 2 participants (bank-a, bank-b), "
-            "%d accounts of %d each per bank" % (", ".join(c.replica_urls), ACCOUNTS, BALANCE))
+            "%d accounts of %d each per bank%s" % (
+                ", ".join(c.replica_urls), ACCOUNTS, BALANCE,
+                "" if tls else ", with `tpcctl cluster up --dir %s`; the dashboard is at "
+                "%s/ui" % (c.dir, c.replica_urls[0])))
         if tls:
             say("every link is HTTPS: each process serves TLS only and verifies its peers "
                 "against the development CA %s" % c.tls["ca"])
@@ -54,9 +65,7 @@ def main():
             "tells anyone")
         c.replicas[0].kill(signal.SIGKILL)
         c.replicas[0].start(failpoints="leader-after-decide")
-        wait_until(lambda: not c.replicas[0].alive(), timeout=60, what="replica 0 to crash")
-        c.replicas[0].proc.wait(timeout=10)
-        c.replicas[0].log.close()
+        c.replicas[0].wait_exit(timeout=60)
         say("replica 0 crashed mid-commit (its participants were prepared, nobody told); the "
             "other replicas take over")
         time.sleep(2)  # the demo's script: show it keeps going with a replica down
@@ -64,11 +73,9 @@ def main():
         say("replica 0 restarted")
         say("arming bank-b to crash when it is told to commit (after it voted prepared)")
         b.kill(signal.SIGKILL)
-        b.log.close()
         b.failpoints = "participant-before-commit"
         b.start()
-        wait_until(lambda: b.proc.poll() is not None, timeout=60, what="bank-b to crash")
-        b.log.close()
+        b.wait_exit(timeout=60)
         say("bank-b crashed holding prepared transactions; restarting it, it asks the "
             "replicas for their outcome")
         b.failpoints = None

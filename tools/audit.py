@@ -7,7 +7,8 @@ transfers(id, amount) written at both banks by every transfer).
 Checks: every transfer is in both databases or in neither; debit and credit of each match;
 the total balance is N (when given); every transfer id listed in FILE (one per line: the
 commits clients were told about) is in both; no branch is left prepared (in doubt), waiting
-up to --settle seconds (default 0) for a live cluster to resolve them. Reads the files
+up to --settle seconds (default 0) for a live cluster to resolve them; and no operator's
+heuristic decision contradicts the chosen outcome (heuristic mixed; pending ones are listed). Reads the files
 read-only. Exit status 0 when every check passes, 1 otherwise, 2 on a usage error.
 """
 import argparse
@@ -27,6 +28,15 @@ def rows(path, sql):
 
 def prepared(path):
     return rows(path, "SELECT count(*) FROM tpc_prepared")[0][0]
+
+
+def heuristics(path):
+    """An operator's heuristic decisions: (txid, decision, chosen outcome or None)."""
+    try:
+        return rows(path, "SELECT txid, substr(outcome, 11), learned FROM tpc_outcome "
+                          "WHERE outcome LIKE 'heuristic%' ORDER BY txid")
+    except sqlite3.OperationalError:
+        return []  # a database made before heuristic decisions existed holds none
 
 
 def main():
@@ -60,6 +70,13 @@ def main():
         ("total balance", str(total) if args.total is None else "%d (want %d)" % (total, args.total),
          None if args.total is None else total == args.total),
     ]
+    heur = [(os.path.basename(p), h) for p in (args.bank_a, args.bank_b) for h in heuristics(p)]
+    mixed = ["%s at %s" % (h[0], db) for db, h in heur if h[2] and h[2] != h[1]]
+    pending = [h for _, h in heur if not h[2]]
+    checks.append(("no heuristic decision contradicts the outcome",
+                   "%d heuristic, %d pending, %d mixed%s" % (
+                       len(heur), len(pending), len(mixed),
+                       (": " + ", ".join(mixed[:5])) if mixed else ""), not mixed))
     if args.committed:
         with open(args.committed) as f:
             told = [line.strip() for line in f if line.strip()]

@@ -131,7 +131,7 @@ def audit(cluster, work, before, settle_seconds=60):
             recovered += cluster.call(i, "GET", "/health")[1]["recovered_for_others"]
     resolved = 0
     for p in (a, b):
-        if p.proc.poll() is None:
+        if p.alive():
             resolved += p.call("GET", "/health", token=None)[1]["in_doubt_resolved"]
     return [
         ("transfers committed / aborted / client got no answer", "%d / %d / %d"

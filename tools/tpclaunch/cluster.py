@@ -197,6 +197,15 @@ class Participant:
         self.log.close()
         return code
 
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def wait_exit(self, timeout=60):
+        """Until the process ended on its own (a failpoint); its exit status."""
+        code = self.proc.wait(timeout=timeout)
+        self.log.close()
+        return code
+
     def stop(self):
         """Stops cleanly: exit status 0 (under the sanitizers, also no leak reports)."""
         code = 0
@@ -395,6 +404,12 @@ class Replica:
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
+
+    def wait_exit(self, timeout=60):
+        """Until the process ended on its own (a failpoint); its exit status."""
+        code = self.proc.wait(timeout=timeout)
+        self.log.close()
+        return code
 
 
 class Cluster:
