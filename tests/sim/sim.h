@@ -59,6 +59,8 @@ struct sim_params {
     uint32_t write_fail_ppm;   /* per write, while faults are on: it fails (nothing written) */
     uint64_t retention;        /* a transaction born longer ago is forgotten (DESIGN.md s. 11) */
     uint32_t replay_ppm;       /* per tick: a message delivered earlier arrives again, late */
+    uint32_t heuristic_ppm;    /* per tick and participant, while faults are on: an operator
+                                * decides one of its prepared branches heuristically */
 };
 
 /* The simulated wall clock (a transaction's born) runs this far ahead of the tick count, so
@@ -69,10 +71,10 @@ struct sim_params {
 /* What a packet carries: a protocol message, or one of the client's requests. */
 enum sim_req {
     SIM_MSG = 0,
-    SIM_EXEC,   /* the first statement of a branch, to participant `to` */
-    SIM_BEGIN,  /* begin (with the participants enlisted), to the leader */
-    SIM_COMMIT, /* commit, to the leader */
-    SIM_ABORT,  /* abort, to the leader */
+    SIM_EXEC,    /* the first statement of a branch, to participant `to` */
+    SIM_BEGIN,   /* begin (with the participants enlisted), to the leader */
+    SIM_COMMIT,  /* commit, to the leader */
+    SIM_ABORT,   /* abort, to the leader */
     SIM_RESOLVE, /* an operator's resolve (abort through Paxos), to any replica */
 };
 
@@ -120,7 +122,8 @@ struct sim_part {
     struct msg_parts dur_parts[SIM_MAX_T];
     uint64_t dur_born[SIM_MAX_T];
     uint64_t dur_ended_at[SIM_MAX_T];
-    bool forgotten[SIM_MAX_T]; /* its end was collected: storage no longer knows it */
+    bool forgotten[SIM_MAX_T];               /* its end was collected: storage no longer knows it */
+    enum tpc_outcome dur_learned[SIM_MAX_T]; /* a heuristic branch's reconciliation */
     /* volatile */
     bool drv_up;
     struct resource drv;
@@ -169,7 +172,8 @@ struct check_inst {
 struct sim_stats {
     uint64_t seeds, ticks, sent, delivered, dropped, duplicated, crashes, midcrashes;
     uint64_t txns, committed, aborted, recoveries, recovered_by_other, dueled, wire_checked;
-    uint64_t resolves;     /* operators' resolve requests (replica_resolve) */
+    uint64_t resolves;               /* operators' resolve requests (replica_resolve) */
+    uint64_t heuristics, heur_mixed; /* operators' heuristic decisions; reconciled as mixed */
     uint64_t junk_refused; /* spoiled copies of messages refused (nodes; codec with --wire) */
     uint64_t replayed, forgotten;         /* late copies delivered; records collected */
     uint64_t settle_max, settle_max_seed; /* slowest settling after faults stopped */
@@ -262,6 +266,8 @@ void check_sent(struct sim *s, uint32_t from, const struct msg *m);
 enum tpc_outcome check_decision(const struct sim *s, uint32_t t);
 void check_applied(struct sim *s, uint32_t t, uint32_t p, enum rm_state before,
                    enum rm_state after);
+/* A heuristic branch at p reconciled with outcome o: it must be the one chosen. */
+void check_learned(struct sim *s, uint32_t t, uint32_t p, enum tpc_outcome o);
 void check_told(struct sim *s, uint32_t t, enum tpc_outcome o, const char *who);
 void check_step(struct sim *s);
 bool check_settled(struct sim *s, char *why, size_t len);

@@ -181,6 +181,17 @@ void check_applied(struct sim *s, uint32_t t, uint32_t p, enum rm_state before, 
                       s->txn[t].txid, msg_outcome_name(d));
 }
 
+void check_learned(struct sim *s, uint32_t t, uint32_t p, enum tpc_outcome o)
+{
+    enum tpc_outcome d = check_decision(s, t);
+
+    if (o != d)
+        sim_violation(s,
+                      "p%u reconciled its heuristic decision on %s with %s, but the chosen "
+                      "values decide %s",
+                      p, s->txn[t].txid, msg_outcome_name(o), msg_outcome_name(d));
+}
+
 void check_told(struct sim *s, uint32_t t, enum tpc_outcome o, const char *who)
 {
     enum tpc_outcome d = check_decision(s, t);
@@ -285,9 +296,13 @@ bool check_settled(struct sim *s, char *why, size_t len)
         }
         for (i = 0; i < s->txn[t].parts.n; i++) {
             enum rm_state st = effective(s, t, i);
+            uint32_t p = s->txn[t].part_node[i] - s->p.n_replicas;
+            struct rm_branch heur = {st, TPC_VALUE_PREPARED};
             bool ok = st == RM_READONLY ||
                       (d == TPC_OUTCOME_COMMITTED ? st == RM_COMMITTED
-                                                  : (st == RM_ABORTED || st == RM_NONE));
+                                                  : (st == RM_ABORTED || st == RM_NONE)) ||
+                      (rm_heuristic(&heur) != TPC_OUTCOME_NONE &&
+                       s->part[p].dur_learned[t] == d); /* reconciled: it learned the outcome */
             if (!ok) {
                 snprintf(why, len, "%s is %s but %s is %s", s->txn[t].txid, msg_outcome_name(d),
                          s->txn[t].parts.name[i], rm_state_name(st));
@@ -354,7 +369,8 @@ bool check_collected(struct sim *s, char *why, size_t len)
                 }
         }
         for (p = 0; p < s->p.n_parts; p++)
-            if (s->part[p].dur[t].state != RM_NONE && !s->part[p].forgotten[t]) {
+            if (s->part[p].dur[t].state != RM_NONE && !s->part[p].forgotten[t] &&
+                rm_heuristic(&s->part[p].dur[t]) == TPC_OUTCOME_NONE) { /* those stay for good */
                 snprintf(why, len, "p%u still holds %s (%s)", p, s->txn[t].txid,
                          rm_state_name(s->part[p].dur[t].state));
                 return false;

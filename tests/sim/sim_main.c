@@ -126,6 +126,7 @@ static void draw_params(struct sim *s, int f)
      * config demands), shorter than the run: every seed forgets everything before it ends. */
     p->retention = prng_range(g, 1500, 3000);
     p->replay_ppm = prng_below(g, 3) ? (uint32_t)prng_below(g, 50000) : 0;
+    p->heuristic_ppm = prng_below(g, 4) ? 0 : (uint32_t)prng_below(g, 20000);
 }
 
 static void setup_txns(struct sim *s)
@@ -515,6 +516,9 @@ int main(int argc, char **argv)
            stats.junk_refused, s.wire ? " and the codec" : "");
     printf("%" PRIu64 " resolve requests of operators (abort through Paxos, at any replica)\n",
            stats.resolves);
+    printf("%" PRIu64 " heuristic decisions of operators at participants, %" PRIu64
+           " of them reconciled as heuristic mixed (each learned the chosen outcome)\n",
+           stats.heuristics, stats.heur_mixed);
     printf("%" PRIu64
            " messages delivered again late (some after their transaction expired); %" PRIu64
            " records forgotten (each run ends once storage holds nothing)\n",

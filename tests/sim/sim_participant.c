@@ -44,7 +44,8 @@ static void io_persist(void *ctx, const struct node_write *w)
 
 static bool ended_state(enum rm_state st)
 {
-    return st == RM_COMMITTED || st == RM_ABORTED || st == RM_READONLY;
+    return st == RM_COMMITTED || st == RM_ABORTED || st == RM_READONLY || st == RM_HEUR_COMMITTED ||
+           st == RM_HEUR_ABORTED;
 }
 
 static enum tpc_err io_ended(void *ctx, const char *txid, int *state, enum tpc_value *vote,
@@ -105,6 +106,25 @@ static void land(struct sim *s, uint32_t p, const struct node_write *w)
         after = w->outcome == TPC_OUTCOME_COMMITTED ? RM_COMMITTED : RM_ABORTED;
         pa->dur[t] = (struct rm_branch){after, w->vote};
         break;
+    case NODE_WRITE_HEURISTIC: /* an operator's decision: no rule to check but its state */
+        if (before != RM_PREPARED) {
+            sim_violation(s, "p%u decided %s heuristically while %s", p, w->txid,
+                          rm_state_name(before));
+            return;
+        }
+        after = w->outcome == TPC_OUTCOME_COMMITTED ? RM_HEUR_COMMITTED : RM_HEUR_ABORTED;
+        pa->dur[t] = (struct rm_branch){after, TPC_VALUE_PREPARED};
+        pa->dur_learned[t] = TPC_OUTCOME_NONE;
+        return;
+    case NODE_WRITE_RECONCILE: /* it must have learned the chosen outcome */
+        check_learned(s, (uint32_t)t, p, w->outcome);
+        if (pa->dur_learned[t] == TPC_OUTCOME_NONE && w->outcome != rm_heuristic(&pa->dur[t]))
+            s->stats->heur_mixed++;
+        if (pa->dur_learned[t] == TPC_OUTCOME_NONE)
+            pa->dur_learned[t] = w->outcome;
+        sim_trace(s, "p%u: %s heuristic %s reconciled: chosen %s (durable)", p, w->txid,
+                  msg_outcome_name(rm_heuristic(&pa->dur[t])), msg_outcome_name(w->outcome));
+        return;
     default:
         sim_error(s, "p%u: a replica's write kind %d", p, (int)w->kind);
         return;
@@ -143,6 +163,13 @@ static void start(struct sim *s, uint32_t p)
         if (pa->dur[t].state == RM_PREPARED && !pa->forgotten[t] &&
             resource_load(&pa->drv, s->txn[t].txid, &pa->dur_parts[t], pa->dur_born[t]) != TPC_OK)
             sim_error(s, "p%u: cannot reload %s", p, s->txn[t].txid);
+    /* So do heuristic decisions not reconciled yet (resource.h rule 7). */
+    for (t = 0; t < s->p.n_txns; t++)
+        if (rm_heuristic(&pa->dur[t]) != TPC_OUTCOME_NONE &&
+            pa->dur_learned[t] == TPC_OUTCOME_NONE &&
+            resource_load_heuristic(&pa->drv, s->txn[t].txid, &pa->dur_parts[t], pa->dur_born[t],
+                                    rm_heuristic(&pa->dur[t])) != TPC_OK)
+            sim_error(s, "p%u: cannot reload heuristic %s", p, s->txn[t].txid);
 }
 
 /* A branch's first statement arrives: it begins, unless the transaction ended here already. */
@@ -211,6 +238,25 @@ void sim_part_receive(struct sim *s, uint32_t p, uint32_t from, const struct sim
     }
 }
 
+/* An operator who gave up on the replicas: a prepared branch decided heuristically. */
+static void operator_heuristic(struct sim *s, uint32_t p)
+{
+    struct sim_part *pa = &s->part[p];
+    uint32_t t = (uint32_t)prng_below(&s->rng, s->p.n_txns);
+    const struct resource_branch *b = resource_find(&pa->drv, s->txn[t].txid);
+    enum tpc_outcome o = prng_below(&s->rng, 2) ? TPC_OUTCOME_COMMITTED : TPC_OUTCOME_ABORTED;
+    char err[256];
+
+    if (!b || b->rm.state != RM_PREPARED || b->writing)
+        return;
+    sim_trace(s, "operator: p%u decides %s %s heuristically", p, s->txn[t].txid,
+              msg_outcome_name(o));
+    if (resource_heuristic(&pa->drv, s->txn[t].txid, o, err, sizeof(err)) != TPC_OK)
+        sim_error(s, "p%u: heuristic decision refused: %s", p, err);
+    else
+        s->stats->heuristics++;
+}
+
 void sim_part_tick(struct sim *s, uint32_t p)
 {
     struct sim_part *pa = &s->part[p];
@@ -229,6 +275,9 @@ void sim_part_tick(struct sim *s, uint32_t p)
         if (!s->dying[node])
             resource_persisted(&pa->drv, &w, failed ? TPC_ERR_IO : TPC_OK);
     }
+    if (!s->dying[node] && s->faults && s->p.heuristic_ppm &&
+        prng_chance(&s->rng, s->p.heuristic_ppm))
+        operator_heuristic(s, p);
     if (!s->dying[node])
         resource_tick(&pa->drv);
     resource_check(&pa->drv);
@@ -246,8 +295,8 @@ void sim_part_collect(struct sim *s, uint32_t p)
     for (t = 0; t < s->p.n_txns; t++) {
         const struct rm_branch *d = &pa->dur[t];
 
-        if (pa->forgotten[t] || !ended_state(d->state))
-            continue;
+        if (pa->forgotten[t] || !ended_state(d->state) || rm_heuristic(d) != TPC_OUTCOME_NONE)
+            continue; /* store.c keeps heuristic decisions for good */
         /* store.c: ended before the horizon, and expired (or, born unknown, not a prepared vote) */
         if (pa->dur_ended_at[t] >= h ||
             (pa->dur_born[t] ? !msg_expired(pa->dur_born[t], h) : d->vote == TPC_VALUE_PREPARED))

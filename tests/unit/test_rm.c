@@ -126,8 +126,52 @@ static void test_vote_message(void)
     CHECK_EQ_INT(v.acks, 0);
 }
 
+/* An operator's heuristic decision: only of a prepared branch; it keeps its vote, takes
+ * either outcome afterwards without applying anything (resource.h reconciles), and repeats. */
+static void test_heuristic(void)
+{
+    struct rm_branch next, cur = br(RM_PREPARED, TPC_VALUE_PREPARED), h;
+    bool apply, persist;
+
+    CHECK_EQ_INT(rm_heuristic_decide(&cur, TPC_OUTCOME_COMMITTED, &next, &apply), TPC_OK);
+    CHECK_EQ_INT(next.state, RM_HEUR_COMMITTED);
+    CHECK_EQ_INT(next.vote, TPC_VALUE_PREPARED);
+    CHECK(apply);
+    CHECK_EQ_INT(rm_heuristic(&next), TPC_OUTCOME_COMMITTED);
+    CHECK(!rm_in_doubt(&next) && !rm_may_abort(&next));
+    h = next;
+    /* The same again: nothing to do; the other one: refused. */
+    CHECK_EQ_INT(rm_heuristic_decide(&h, TPC_OUTCOME_COMMITTED, &next, &apply), TPC_OK);
+    CHECK(!apply);
+    CHECK_EQ_INT(next.state, RM_HEUR_COMMITTED);
+    CHECK_EQ_INT(rm_heuristic_decide(&h, TPC_OUTCOME_ABORTED, &next, &apply), TPC_ERR_STATE);
+    /* Learning either outcome later applies nothing: it is reconciled, not applied. */
+    CHECK_EQ_INT(rm_outcome(&h, TPC_OUTCOME_ABORTED, &next, &apply), TPC_OK);
+    CHECK(!apply);
+    CHECK_EQ_INT(next.state, RM_HEUR_COMMITTED);
+    CHECK_EQ_INT(rm_outcome(&h, TPC_OUTCOME_COMMITTED, &next, &apply), TPC_OK);
+    CHECK(!apply);
+    /* A repeated prepare still votes prepared (rule 3). */
+    rm_prepare(&h, true, true, &next, &persist);
+    CHECK_EQ_INT(next.vote, TPC_VALUE_PREPARED);
+    CHECK(!persist);
+    /* Not prepared: working, ended, unknown, read-only: refused. */
+    cur = br(RM_WORKING, TPC_VALUE_NONE);
+    CHECK_EQ_INT(rm_heuristic_decide(&cur, TPC_OUTCOME_ABORTED, &next, &apply), TPC_ERR_STATE);
+    cur = br(RM_COMMITTED, TPC_VALUE_PREPARED);
+    CHECK_EQ_INT(rm_heuristic_decide(&cur, TPC_OUTCOME_ABORTED, &next, &apply), TPC_ERR_STATE);
+    cur = br(RM_NONE, TPC_VALUE_NONE);
+    CHECK_EQ_INT(rm_heuristic_decide(&cur, TPC_OUTCOME_COMMITTED, &next, &apply), TPC_ERR_STATE);
+    cur = br(RM_READONLY, TPC_VALUE_PREPARED);
+    CHECK_EQ_INT(rm_heuristic_decide(&cur, TPC_OUTCOME_COMMITTED, &next, &apply), TPC_ERR_STATE);
+    cur = br(RM_PREPARED, TPC_VALUE_PREPARED);
+    CHECK_EQ_INT(rm_heuristic_decide(&cur, TPC_OUTCOME_NONE, &next, &apply), TPC_ERR_INVALID);
+    CHECK(strcmp(rm_state_name(RM_HEUR_ABORTED), "heuristic_aborted") == 0);
+}
+
 void run_tests(void)
 {
+    test_heuristic();
     test_prepare();
     test_read_only();
     test_outcome();
