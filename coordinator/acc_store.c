@@ -749,19 +749,28 @@ void acc_store_recent_decisions(struct acc_store *s, enum tpc_outcome only, size
     pthread_mutex_unlock(&s->rmu);
 }
 
-void acc_store_undecided(struct acc_store *s, size_t limit, void (*fn)(void *ctx, const char *txid),
+void acc_store_undecided(struct acc_store *s, size_t limit,
+                         void (*fn)(void *ctx, const char *txid, const struct msg_parts *parts,
+                                    uint64_t born),
                          void *ctx)
 {
     sqlite3_stmt *st = NULL;
+    struct msg_parts parts;
 
     pthread_mutex_lock(&s->rmu);
     if (sqlite3_prepare_v2(s->rdb,
-                           "SELECT DISTINCT a.txid FROM acceptor a WHERE NOT EXISTS (SELECT 1 FROM "
-                           "decision d WHERE d.txid = a.txid) ORDER BY a.txid LIMIT ?1",
+                           "SELECT a.txid, max(a.participants), max(a.born) FROM acceptor a "
+                           "WHERE NOT EXISTS (SELECT 1 FROM decision d WHERE d.txid = a.txid) "
+                           "GROUP BY a.txid ORDER BY a.txid LIMIT ?1",
                            -1, &st, NULL) == SQLITE_OK) {
         sqlite3_bind_int64(st, 1, (sqlite3_int64)limit);
-        while (sqlite3_step(st) == SQLITE_ROW)
-            fn(ctx, (const char *)sqlite3_column_text(st, 0));
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            /* A row whose participants do not parse is listed without them. */
+            if (parts_from_text((const char *)sqlite3_column_text(st, 1), &parts) != TPC_OK)
+                memset(&parts, 0, sizeof(parts));
+            fn(ctx, (const char *)sqlite3_column_text(st, 0), &parts,
+               (uint64_t)sqlite3_column_int64(st, 2));
+        }
     }
     sqlite3_finalize(st);
     pthread_mutex_unlock(&s->rmu);

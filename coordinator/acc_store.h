@@ -127,8 +127,10 @@ size_t acc_store_stale(struct acc_store *s, int64_t age_ms, struct node_txn *out
 void acc_store_interrupt_scan(struct acc_store *s);
 
 /* Transactions this acceptor holds records of and no decision, in txid order, at most
- * limit: fn(ctx, txid). */
-void acc_store_undecided(struct acc_store *s, size_t limit, void (*fn)(void *ctx, const char *txid),
+ * limit: fn(ctx, txid, participants (none if unknown), born_ms (0 if unknown)). */
+void acc_store_undecided(struct acc_store *s, size_t limit,
+                         void (*fn)(void *ctx, const char *txid, const struct msg_parts *parts,
+                                    uint64_t born),
                          void *ctx);
 /* Recent decisions, newest first, for listings: fn(ctx, txid, outcome, decided_at_ms). */
 void acc_store_recent_decisions(struct acc_store *s, enum tpc_outcome only, size_t limit,

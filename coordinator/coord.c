@@ -55,30 +55,37 @@ struct list_ctx {
     struct coord *c;
 };
 
+/* One live transaction of a listing; parts is taken; born 0: unknown. */
+static void list_add(struct list_ctx *l, const char *txid, const char *state, json_t *parts,
+                     uint64_t born)
+{
+    json_t *one = json_pack("{s:s,s:s,s:o}", "txid", txid, "state", state, "participants", parts);
+
+    if (one && born)
+        json_object_set_new(one, "born_ms", json_integer((json_int_t)born));
+    json_array_append_new(l->list, one);
+}
+
 /* A transaction this acceptor holds votes of and no decision, and not in the driver: in
- * doubt here, as its status says (coord_status). */
-static void list_doubt(void *ctx, const char *txid)
+ * doubt here, as its status says (coord_status), unless it is past the retention. */
+static void list_doubt(void *ctx, const char *txid, const struct msg_parts *parts, uint64_t born)
 {
     struct list_ctx *l = ctx;
     struct replica_view v;
 
-    if (!replica_view(&l->c->eng.drv, txid, &v))
-        json_array_append_new(l->list, json_pack("{s:s,s:s}", "txid", txid, "state", "in_doubt"));
+    if (replica_view(&l->c->eng.drv, txid, &v) || !parts->n ||
+        msg_expired(born, acc_store_horizon(l->c->store)))
+        return;
+    list_add(l, txid, "in_doubt", codec_encode_parts(parts), born);
 }
 
 static void list_live(void *ctx, const char *txid, const struct replica_view *v)
 {
     struct list_ctx *l = ctx;
 
-    json_t *one;
-
     if (v->state == REPLICA_DECIDED || (l->want >= 0 && l->want != (int)v->state))
         return;
-    one = json_pack("{s:s,s:s,s:o}", "txid", txid, "state", request_state_names[v->state],
-                    "participants", request_parts_json(&v->parts));
-    if (one && v->born)
-        json_object_set_new(one, "born_ms", json_integer((json_int_t)v->born));
-    json_array_append_new(l->list, one);
+    list_add(l, txid, request_state_names[v->state], request_parts_json(&v->parts), v->born);
 }
 
 static void list_decided(void *ctx, const char *txid, enum tpc_outcome o, int64_t at)

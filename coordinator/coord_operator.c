@@ -104,8 +104,9 @@ json_t *coord_detail(struct coord *c, const char *txid, int *status, struct api_
     struct acc_record_view recs[TPC_MAX_PARTICIPANTS];
     const struct replica_txn *t;
     json_t *r = coord_status(c, txid, status, e), *d, *insts, *acc;
+    struct msg_parts parts;
     int64_t decided_at = 0;
-    uint64_t now;
+    uint64_t now, born = 0;
     size_t n, i;
     bool told;
 
@@ -128,6 +129,8 @@ json_t *coord_detail(struct coord *c, const char *txid, int *status, struct api_
                 json_array_append_new(insts, instance_json(&t->leader, (uint32_t)i));
             json_object_set_new(d, "instances", insts);
         }
+    } else if (acc_store_parts(c->store, txid, &parts, &born) == TPC_OK && born) {
+        json_object_set_new(d, "born_ms", json_integer((json_int_t)born)); /* as its votes say */
     }
     told = acc_store_told(c->store, txid, &decided_at);
     if (decided_at) {

@@ -250,7 +250,8 @@ class CoordinatorTest(unittest.TestCase):
             code, r = self.c.call(1, "GET", "/v1/transactions/r2-doubt")
             self.assertEqual((code, r["state"]), (200, "in_doubt"))
             listed = self.c.call(1, "GET", "/v1/transactions?state=in_doubt")[1]["transactions"]
-            self.assertIn({"txid": "r2-doubt", "state": "in_doubt"}, listed)
+            self.assertIn({"txid": "r2-doubt", "state": "in_doubt",
+                           "participants": ["bank-a", "bank-b"]}, listed)
         # A transaction aborted at its deadline: every replica that answers, the same answer.
         tx = self.c.begin(0, timeout_ms=200)
         self.assertEqual(self.c.exec(0, tx, "bank-a", "SELECT 1", [])[0], 200)
