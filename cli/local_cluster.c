@@ -32,7 +32,8 @@ struct lc {
     char dir[PATH_MAX];
     int n_replicas, n_parts;
     char parts[LC_MAX_PARTS][TPC_NAME_MAX + 1];
-    const char *schema;
+    const char *schema, *tls_dir;
+    char tls[3][PATH_MAX]; /* with --tls DIR: DIR/node.pem, DIR/node.key, DIR/ca.pem */
     int port[LC_MAX_REPLICAS + LC_MAX_PARTS]; /* replicas, then participants */
     pid_t pid[LC_MAX_REPLICAS + LC_MAX_PARTS];
     int n_pids;
@@ -173,8 +174,9 @@ static size_t keep(char *p, size_t s, size_t n, void *ud)
 }
 
 /* Whether the process at base answers its health check as the one it should be (participant
- * name, or replica id): not another server that took the port meanwhile. */
-static bool healthy(const char *base, const char *name, int replica)
+ * name, or replica id): not another server that took the port meanwhile. ca: the CA file of an
+ * https:// base, or NULL. */
+static bool healthy(const char *base, const char *ca, const char *name, int replica)
 {
     struct answer a = {.n = 0};
     CURL *c = curl_easy_init();
@@ -190,6 +192,8 @@ static bool healthy(const char *base, const char *name, int replica)
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 1000L);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, keep);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &a);
+    if (ca)
+        curl_easy_setopt(c, CURLOPT_CAINFO, ca);
     if (curl_easy_perform(c) == CURLE_OK)
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
     curl_easy_cleanup(c);
@@ -254,20 +258,80 @@ static void stop_all(const struct lc *c)
 
 static const char *url_of(const struct lc *c, int i, char *buf, size_t len)
 {
-    snprintf(buf, len, "http://127.0.0.1:%d", c->port[i]);
+    snprintf(buf, len, "%s://127.0.0.1:%d", c->tls[0][0] ? "https" : "http", c->port[i]);
     return buf;
+}
+
+/* DIR/cluster.json: the replicas' and participants' URLs, files relative to DIR, and the
+ * certificate files (absolute) with --tls. 0, or -1 (errno set). */
+static int write_config(const struct lc *c, const char *path)
+{
+    json_t *cfg =
+        json_pack("{s:[],s:{},s:s,s:s,s:s}", "replicas", "participants", "data_dir", "data",
+                  "client_token_file", "client.token", "cluster_token_file", "cluster.token");
+    char u[64], *text;
+    int i, rc;
+
+    for (i = 0; cfg && i < c->n_replicas; i++)
+        json_array_append_new(json_object_get(cfg, "replicas"),
+                              json_string(url_of(c, i, u, sizeof(u))));
+    for (i = 0; cfg && i < c->n_parts; i++)
+        json_object_set_new(json_object_get(cfg, "participants"), c->parts[i],
+                            json_string(url_of(c, c->n_replicas + i, u, sizeof(u))));
+    if (cfg && c->tls[0][0])
+        json_object_set_new(
+            cfg, "tls",
+            json_pack("{s:s,s:s,s:s}", "cert", c->tls[0], "key", c->tls[1], "ca", c->tls[2]));
+    text = cfg ? json_dumps(cfg, JSON_INDENT(1) | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(cfg);
+    if (!text) {
+        errno = ENOMEM;
+        return -1;
+    }
+    rc = write_file(path, text, 0644);
+    free(text);
+    return rc;
+}
+
+/* --tls DIR: DIR's node.pem, node.key and ca.pem (scripts/dev-certs DIR), readable, by
+ * absolute path into c->tls. 0, or 2 (said why). */
+static int tls_files(struct lc *c, const char *dir)
+{
+    static const char *const names[3] = {"node.pem", "node.key", "ca.pem"};
+    char abs[PATH_MAX];
+    int i;
+
+    errno = 0;
+    if (!realpath(dir, abs) || strlen(abs) > 1000) {
+        fprintf(stderr, "tpcctl: --tls %s: %s (make the files with: scripts/dev-certs %s)\n", dir,
+                errno ? strerror(errno) : "its path is longer than 1000 characters", dir);
+        return 2;
+    }
+    for (i = 0; i < 3; i++) {
+        snprintf(c->tls[i], sizeof(c->tls[i]), "%s/%s", abs, names[i]);
+        if (access(c->tls[i], R_OK) != 0) {
+            fprintf(stderr,
+                    "tpcctl: --tls %s: cannot read %s (make the files with: scripts/dev-certs "
+                    "%s)\n",
+                    dir, c->tls[i], dir);
+            return 2;
+        }
+    }
+    return 0;
 }
 
 static int up(struct lc *c)
 {
     char path[PATH_MAX + 64], coord[PATH_MAX], part[PATH_MAX], urls[1024] = "", u[64];
-    char cfg[4096], port[16], *schema = NULL;
-    int i, n = c->n_replicas + c->n_parts, at;
+    char port[16], *schema = NULL;
+    int i, n = c->n_replicas + c->n_parts;
     int64_t until;
     FILE *f = NULL;
 
     program("TPC_COORDINATOR_BIN", "coordinator/coordinator", "coordinator", coord, sizeof(coord));
     program("TPC_PARTICIPANT_BIN", "participant/participant", "participant", part, sizeof(part));
+    if (c->tls_dir && (i = tls_files(c, c->tls_dir)) != 0)
+        return i;
     if (mkdir(c->dir, 0700) != 0 && errno != EEXIST) {
         fprintf(stderr, "tpcctl: cannot make %s: %s\n", c->dir, strerror(errno));
         return 9;
@@ -318,35 +382,29 @@ static int up(struct lc *c)
     free(schema);
     if (i != 0)
         goto io;
-    at = snprintf(cfg, sizeof(cfg), "{\"replicas\": [");
-    for (i = 0; i < c->n_replicas; i++) {
-        at += snprintf(cfg + at, sizeof(cfg) - (size_t)at, "%s\"%s\"", i ? ", " : "",
-                       url_of(c, i, u, sizeof(u)));
-        snprintf(urls + strlen(urls), sizeof(urls) - strlen(urls), "%s%s", i ? "," : "", u);
-    }
-    at += snprintf(cfg + at, sizeof(cfg) - (size_t)at, "],\n \"participants\": {");
-    for (i = 0; i < c->n_parts; i++)
-        at += snprintf(cfg + at, sizeof(cfg) - (size_t)at, "%s\"%s\": \"%s\"", i ? ", " : "",
-                       c->parts[i], url_of(c, c->n_replicas + i, u, sizeof(u)));
-    snprintf(cfg + at, sizeof(cfg) - (size_t)at,
-             "},\n \"data_dir\": \"data\", \"client_token_file\": \"client.token\",\n"
-             " \"cluster_token_file\": \"cluster.token\"}\n");
+    for (i = 0; i < c->n_replicas; i++)
+        snprintf(urls + strlen(urls), sizeof(urls) - strlen(urls), "%s%s", i ? "," : "",
+                 url_of(c, i, u, sizeof(u)));
     snprintf(path, sizeof(path), "%s/cluster.json", c->dir);
-    if (write_file(path, cfg, 0644) != 0)
+    if (write_config(c, path) != 0)
         goto io;
 
     /* The participants, then the replicas' state files, then the replicas. */
     for (i = 0; i < c->n_parts; i++) {
         char db[PATH_MAX + 64], sch[PATH_MAX + 64], tok[PATH_MAX + 64], log[PATH_MAX + 64];
-        char *argv[] = {part, "--name", c->parts[i], "--db",       db,   "--schema",
-                        sch,  "--port", port,        "--replicas", urls, "--token-file",
-                        tok,  NULL};
+        char *argv[] = {part,      "--name",     c->parts[i], "--db",
+                        db,        "--schema",   sch,         "--port",
+                        port,      "--replicas", urls,        "--token-file",
+                        tok,       "--tls-cert", c->tls[0],   "--tls-key",
+                        c->tls[1], "--tls-ca",   c->tls[2],   NULL};
 
         snprintf(db, sizeof(db), "%s/data/%s.db", c->dir, c->parts[i]);
         snprintf(sch, sizeof(sch), "%s/schema.sql", c->dir);
         snprintf(tok, sizeof(tok), "%s/cluster.token", c->dir);
         snprintf(log, sizeof(log), "%s/%s.log", c->dir, c->parts[i]);
         snprintf(port, sizeof(port), "%d", c->port[c->n_replicas + i]);
+        if (!c->tls[0][0])
+            argv[13] = NULL; /* plain HTTP: no --tls-* */
         c->pid[c->n_pids++] = spawn(argv, log);
     }
     snprintf(path, sizeof(path), "%s/cluster.json", c->dir);
@@ -370,7 +428,7 @@ static int up(struct lc *c)
     /* Up when each answers its health check; a process that exits is a failure. */
     until = mono_ms() + LC_WAIT_MS;
     for (i = 0; i < n; i++) {
-        while (!healthy(url_of(c, i, u, sizeof(u)),
+        while (!healthy(url_of(c, i, u, sizeof(u)), c->tls[0][0] ? c->tls[2] : NULL,
                         i < c->n_replicas ? NULL : c->parts[i - c->n_replicas], i)) {
             int k = i < c->n_replicas ? c->n_parts + i : i - c->n_replicas;
 
@@ -397,10 +455,17 @@ static int up(struct lc *c)
         printf("  %-15s %s\n", c->parts[i], url_of(c, c->n_replicas + i, u, sizeof(u)));
     printf("  dashboard       %s/ui (the client token: %s/client.token)\n",
            url_of(c, 0, u, sizeof(u)), c->dir);
+    if (c->tls[0][0])
+        printf("  tls             HTTPS on every link, verified against %s (a browser must "
+               "trust it for the dashboard)\n",
+               c->tls[2]);
     printf("  logs            %s/*.log; stop it with: tpcctl cluster down --dir %s\n", c->dir,
            c->dir);
-    printf("export TPC_URL=%s TPC_CLIENT_TOKEN=$(cat %s/client.token)\n",
-           url_of(c, 0, u, sizeof(u)), c->dir);
+    printf("export TPC_URL=%s TPC_CLIENT_TOKEN=$(cat %s/client.token)", url_of(c, 0, u, sizeof(u)),
+           c->dir);
+    if (c->tls[0][0])
+        printf(" TPC_CA=%s", c->tls[2]);
+    printf("\n");
     return 0;
 io:
     fprintf(stderr, "tpcctl: cannot write %s: %s\n", path, strerror(errno));
@@ -465,6 +530,8 @@ int local_cluster_main(int argc, char **argv)
             list = argv[a + 1];
         else if (!strcmp(argv[0], "up") && !strcmp(argv[a], "--schema"))
             c->schema = argv[a + 1];
+        else if (!strcmp(argv[0], "up") && !strcmp(argv[a], "--tls"))
+            c->tls_dir = argv[a + 1];
         else
             goto usage;
     }
@@ -485,7 +552,7 @@ int local_cluster_main(int argc, char **argv)
     return rc;
 usage:
     fprintf(stderr, "usage: tpcctl cluster up [--dir DIR] [--replicas 1|3|5|7|9] "
-                    "[--participants a,b,...] [--schema FILE]\n"
+                    "[--participants a,b,...] [--schema FILE] [--tls CERTDIR]\n"
                     "       tpcctl cluster down [--dir DIR]\n");
     free(c);
     return rc;

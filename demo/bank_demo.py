@@ -23,7 +23,7 @@ os.environ.setdefault("TPC_PARTICIPANT_BIN", os.path.join(ROOT, "build/participa
 os.environ.setdefault("TPC_COORDINATOR_BIN", os.path.join(ROOT, "build/coordinator/coordinator"))
 os.environ.setdefault("TPC_TPCCTL_BIN", os.path.join(ROOT, "build/cli/tpcctl"))
 
-from tpclaunch import Cluster  # noqa: E402
+from tpclaunch.cluster import dev_certs  # noqa: E402
 from tpclaunch.local import LocalCluster  # noqa: E402
 
 from tpclaunch.bank import ACCOUNTS, BALANCE, SCHEMA, Workload, audit, print_audit, total  # noqa: E402
@@ -40,19 +40,18 @@ def main():
     T0 = time.monotonic()
     tls = "--tls" in sys.argv[1:]
     print("== Paxos Commit: two bank databases, one atomic transfer at a time ==")
-    if tls:  # `tpcctl cluster up` serves plain HTTP; the launcher makes a TLS cluster
-        c = Cluster(n_replicas=3, schema=SCHEMA, timeouts={"commit": 5000, "stale": 1000},
-                    tls=True)
-    else:
-        c = LocalCluster(tempfile.mkdtemp(prefix="tpc-demo-"), SCHEMA)
+    folder = tempfile.mkdtemp(prefix="tpc-demo-")
+    c = LocalCluster(folder, SCHEMA,
+                     tls=dev_certs(os.path.join(folder, "certs")) if tls else None)
     work = None
     try:
         a, b = c.parts["bank-a"], c.parts["bank-b"]
         say("started 3 coordinator replicas (%s) and 2 participants (bank-a, bank-b), "
             "%d accounts of %d each per bank%s" % (
                 ", ".join(c.replica_urls), ACCOUNTS, BALANCE,
-                "" if tls else ", with `tpcctl cluster up --dir %s`; the dashboard is at "
-                "%s/ui" % (c.dir, c.replica_urls[0])))
+                ", with `tpcctl cluster up --dir %s%s`; the dashboard is at %s/ui" % (
+                    c.dir, " --tls %s" % os.path.dirname(c.tls["ca"]) if tls else "",
+                    c.replica_urls[0])))
         if tls:
             say("every link is HTTPS: each process serves TLS only and verifies its peers "
                 "against the development CA %s" % c.tls["ca"])

@@ -7,6 +7,7 @@ import subprocess
 import unittest
 
 from tpclaunch import Cluster, wait_until
+from tpclaunch.cluster import dev_certs
 
 TPCCTL = os.environ.get("TPC_TPCCTL_BIN", "tpcctl")
 
@@ -165,6 +166,46 @@ class LocalClusterTest(unittest.TestCase):
                 pass
         rc, _, err = self.cli("cluster", "down", "--dir", self.dir)
         self.assertEqual(rc, 4, err)
+
+    def test_up_with_tls(self):
+        """--tls CERTDIR: HTTPS on every link, verified against CERTDIR/ca.pem."""
+        certs = os.path.join(os.path.dirname(self.dir), "certs")
+        rc, _, err = self.cli("cluster", "up", "--dir", self.dir, "--tls", certs)
+        self.assertEqual(rc, 2, err)  # no certificates yet: refused, and said how to make them
+        self.assertIn("scripts/dev-certs", err)
+        self.assertFalse(os.path.exists(self.dir))
+        dev_certs(certs)
+        rc, out, err = self.cli("cluster", "up", "--dir", self.dir, "--replicas", "1",
+                                "--tls", certs)
+        self.up = rc == 0
+        self.assertEqual(rc, 0, err)
+        env_line = out.strip().splitlines()[-1]
+        url = env_line.split("TPC_URL=")[1].split()[0]
+        self.assertTrue(url.startswith("https://127.0.0.1:"), url)
+        self.assertIn("TPC_CA=" + os.path.join(os.path.realpath(certs), "ca.pem"), env_line)
+        with open(os.path.join(self.dir, "client.token")) as f:
+            token = f.read().strip()
+        env = dict(os.environ, TPC_URL=url, TPC_CLIENT_TOKEN=token,
+                   TPC_CA=os.path.join(certs, "ca.pem"))
+        rc, tx, err = self.cli("begin", env=env)
+        self.assertEqual(rc, 0, err)
+        tx = tx.strip()
+        for name, amount in (("bank-a", -5), ("bank-b", 5)):
+            rc, _, err = self.cli("exec", tx, name,
+                                  "UPDATE accounts SET balance = balance + ? WHERE id = 1",
+                                  str(amount), env=env)
+            self.assertEqual(rc, 0, err)
+        rc, out, err = self.cli("commit", tx, env=env)
+        self.assertEqual((rc, out.split()[1]), (0, "committed"), err)
+        # Without the CA the replica's certificate is not trusted; plain HTTP is not served.
+        rc, _, err = self.cli("status", tx, env=dict(env, TPC_CA=""))
+        self.assertEqual(rc, 8, err)
+        rc, _, err = self.cli("status", tx, env=dict(env, TPC_URL="http" + url[5:]))
+        self.assertEqual(rc, 8, err)
+        rc, out, err = self.cli("cluster", "down", "--dir", self.dir)
+        self.assertEqual(rc, 0, err)
+        self.up = False
+        self.assertIn("3 process(es)", out)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import shutil
 import signal
 import subprocess
 
-from .cluster import TOKEN, http_call, wait_until
+from .cluster import CA_BY_ORIGIN, TOKEN, http_call, wait_until
 
 TPCCTL = os.environ.get("TPC_TPCCTL_BIN", "tpcctl")
 
@@ -94,17 +94,20 @@ class LocalParticipant(LocalProcess):
 
 
 class LocalCluster:
-    """`tpcctl cluster up --dir DIR` with a schema and participants; stop() is `down`."""
+    """`tpcctl cluster up --dir DIR` with a schema and participants; stop() is `down`.
+    tls: {"cert", "key", "ca"} of one folder (dev_certs): `up --tls` that folder."""
 
-    def __init__(self, directory, schema, participants=("bank-a", "bank-b"), n_replicas=3):
-        self.dir, self.tls = os.path.abspath(directory), None
+    def __init__(self, directory, schema, participants=("bank-a", "bank-b"), n_replicas=3,
+                 tls=None):
+        self.dir, self.tls = os.path.abspath(directory), tls
         os.makedirs(self.dir, exist_ok=True)
         schema_file = os.path.join(self.dir, "schema-in.sql")
         with open(schema_file, "w") as f:
             f.write(schema)
         r = subprocess.run([TPCCTL, "cluster", "up", "--dir", self.dir, "--schema", schema_file,
                             "--replicas", str(n_replicas), "--participants",
-                            ",".join(participants)],
+                            ",".join(participants)] +
+                           (["--tls", os.path.dirname(tls["ca"])] if tls else []),
                            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
         assert r.returncode == 0, "tpcctl cluster up: %s%s" % (r.stdout, r.stderr)
         self.up_output = r.stdout
@@ -117,6 +120,9 @@ class LocalCluster:
             pids = [int(line) for line in f if line.strip()]
         # DIR/pids: the participants in the order given, then the replicas (local_cluster.c).
         self.replica_urls = cfg["replicas"]
+        if tls:
+            for url in self.replica_urls + list(cfg["participants"].values()):
+                CA_BY_ORIGIN[url] = tls["ca"]
         self.parts = {name: LocalParticipant(self, pids[i], name, cfg["participants"][name])
                       for i, name in enumerate(participants)}
         self.replicas = [LocalProcess(self, pids[len(participants) + i],
