@@ -2,54 +2,25 @@
 
 A live cluster holds transactions in every state (committed, aborted, active, preparing, in
 doubt), heuristic decisions at two participants (one pending, one reconciled as heuristic
-mixed) and one replica down. Headless Chromium (Debian's; installed when missing) loads the
-page from a replica, runs its script against the live API, and the rendered DOM is checked
-for what it must show; screenshots of the overview and of a transaction's detail are saved in
+mixed), one replica down and a participant cut off from the replica serving the page.
+Headless Chromium (Debian's; installed when missing, headless.py) loads the page from a
+replica, runs its script against the live API, and the rendered DOM is checked for what it
+must show, under load too; in a live page driven over the DevTools protocol, a person signs in
+and aborts a transaction in doubt with the button. Screenshots (dashboard*.png) are saved in
 TPC_SCREENSHOT_DIR (default: the current folder)."""
 import html.parser
 import os
 import re
-import shutil
-import subprocess
-import tempfile
 import threading
 import time
 import unittest
 
+import headless
 from tpclaunch import Cluster, wait_until
 from tpclaunch.cluster import CLIENT_TOKEN, TOKEN
 
 SHOTS = os.path.abspath(os.environ.get("TPC_SCREENSHOT_DIR", os.getcwd()))
 TRANSFER = "UPDATE accounts SET balance = balance + ? WHERE id = ?"
-
-
-def chromium():
-    """Debian's chromium, installed if it is missing (the test runs as root in CI)."""
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path:
-        return path
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    for cmd in (["apt-get", "update"], ["apt-get", "install", "-y", "--no-install-recommends",
-                                       "chromium"]):
-        r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
-        assert r.returncode == 0, "cannot install chromium (%s): %s" % (" ".join(cmd),
-                                                                       r.stderr[-2000:])
-    path = shutil.which("chromium")
-    assert path, "chromium installed but not on PATH"
-    return path
-
-
-def browse(url, extra):
-    """Chromium headless on url, a fresh profile each time; extra: its output flag
-    (--dump-dom, --screenshot=...). Its virtual time runs the page's polls (about four) and
-    stops while a request is out."""
-    with tempfile.TemporaryDirectory(prefix="tpc-chromium-") as profile:
-        cmd = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-               "--no-first-run", "--user-data-dir=" + profile, "--window-size=1440,900",
-               "--virtual-time-budget=8000", extra, url]
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=profile)
-    assert r.returncode == 0, "chromium failed: %s" % r.stderr[-3000:]
-    return r.stdout
 
 
 class Dom(html.parser.HTMLParser):
@@ -165,8 +136,8 @@ class DashboardTest(unittest.TestCase):
 
     def load(self, fragment, shot):
         url = "%s/ui#token=%s%s" % (self.c.replica_urls[0], CLIENT_TOKEN, fragment)
-        dom = Dom(browse(url, "--dump-dom"))
-        browse(url, "--screenshot=" + os.path.join(SHOTS, shot))
+        dom = Dom(headless.dump(url))
+        headless.screenshot(url, os.path.join(SHOTS, shot))
         self.assertTrue(os.path.getsize(os.path.join(SHOTS, shot)) > 10000, shot)
         return dom
 
@@ -269,6 +240,54 @@ class DashboardTest(unittest.TestCase):
         for chart in ("chart-throughput", "chart-latency"):
             canvas = dom.find(inside="charts", id=chart)[0]
             self.assertGreaterEqual(int(canvas["attrs"].get("data-points", "0")), 1, chart)
+
+
+    def test_a_person_signs_in_and_aborts_a_transaction_in_doubt(self):
+        """In a live browser: the page asks for the token, refuses a wrong one, takes the right
+        one typed in; the operator opens a transaction in doubt, clicks "Abort through Paxos",
+        accepts the confirmation, and the replicas choose aborted."""
+        c, tx = self.c, "doubt-2"
+        code, r = c.call(0, "POST", "/v1/paxos", {"messages": [
+            {"type": "phase2a", "txid": tx, "instance": "bank-b",
+             "ballot": {"round": 0, "replica": 0}, "value": "prepared",
+             "participants": ["bank-a", "bank-b"], "born": int(time.time() * 1000)}]},
+            token=TOKEN)
+        self.assertTrue(code == 200 and r["messages"][0]["type"] == "phase2b", r)
+        self.assertEqual(c.status(0, tx)[1].get("state"), "in_doubt")
+        with headless.Browser() as b:
+            b.go(c.replica_urls[0] + "/ui")
+            b.wait("!document.getElementById('login').hidden", "the page to ask for the token")
+            for token, what in (("wrong-token", "the refusal"), (CLIENT_TOKEN, "the data")):
+                b.js("document.getElementById('token-input').focus()")
+                b.type_text(token)
+                b.js("document.querySelector('#login-form button[type=submit]').click()")
+                if token != CLIENT_TOKEN:
+                    err = b.wait("!document.getElementById('login').hidden && "
+                                 "!document.getElementById('login-error').hidden && "
+                                 "document.getElementById('login-error').textContent", what)
+                    self.assertIn("Wrong token", err)
+            b.wait("document.body.dataset.ready === '1' && "
+                   "document.getElementById('login').hidden", what)
+            # The transaction in doubt is listed, highlighted; a click opens its detail.
+            b.wait("!!document.querySelector('#live tr.txn.doubt[data-txid=\"%s\"]')" % tx,
+                   "the row of %s" % tx)
+            b.js("document.querySelector('#live tr.txn[data-txid=\"%s\"] [data-open]').click()"
+                 % tx)
+            b.wait("document.getElementById('detail').dataset.txid === '%s' && "
+                   "!!document.getElementById('abort-btn')" % tx, "the detail and its button")
+            b.js("document.getElementById('abort-btn').click()")
+            result = b.wait("document.getElementById('resolve-result') && "
+                            "document.getElementById('resolve-result').textContent",
+                            "the outcome of the abort")
+            self.assertEqual(len(b.dialogs), 1, b.dialogs)
+            self.assertIn("Abort transaction %s through Paxos?" % tx, b.dialogs[0])
+            self.assertIn("Resolved through Paxos: outcome aborted", result)
+            b.wait("!!document.querySelector('#recent tr.txn[data-txid=\"%s\"]"
+                   "[data-state=\"aborted\"]')" % tx, "the abort among the decided ones")
+            b.screenshot(os.path.join(SHOTS, "dashboard-resolved.png"))
+        for i in (0, 1):  # chosen through Paxos: every replica that answers says so
+            wait_until(lambda: c.status(i, tx)[1].get("state") == "aborted", timeout=10,
+                       what="replica %d to know %s aborted" % (i, tx))
 
 
 if __name__ == "__main__":
