@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "local_cluster.h"
+#include "msg.h"
 #include "options.h"
 
 enum exit_code {
@@ -252,6 +253,18 @@ static void print_txn(json_t *j)
     printf("\n");
 }
 
+/* Whether t is a transaction id; if not, says so. It goes into a URL's path: "x/commit?" would
+ * make another request than the one asked for. */
+static bool txid_ok(const char *t)
+{
+    if (msg_txid_valid(t))
+        return true;
+    fprintf(stderr,
+            "tpcctl: \"%s\" is not a transaction id (1 to %d letters, digits, '_' or '-')\n", t,
+            TPC_TXID_MAX);
+    return false;
+}
+
 /* txid, the heuristic decision, and how it stands: pending, confirmed or mixed. */
 static void print_heuristic(json_t *h)
 {
@@ -314,7 +327,7 @@ int main(int argc, char **argv)
         for (; a + 1 < argc; a += 2) {
             uint32_t ms;
 
-            if (!strcmp(argv[a], "--txid"))
+            if (!strcmp(argv[a], "--txid") && txid_ok(argv[a + 1]))
                 json_object_set_new(body, "txid", json_string(argv[a + 1]));
             else if (!strcmp(argv[a], "--timeout-ms") &&
                      options_parse_u32(argv[a + 1], 1, 86400000, &ms) == 0)
@@ -337,6 +350,8 @@ int main(int argc, char **argv)
                 goto bad;
             a += 2;
         }
+        if (!txid_ok(argv[a]))
+            goto not_txid;
         params = json_array();
         body = json_pack("{s:s,s:s,s:o}", "participant", argv[a + 1], "sql", argv[a + 2], "params",
                          params);
@@ -356,6 +371,8 @@ int main(int argc, char **argv)
                argc - a == 1) {
         bool get = !strcmp(cmd, "status");
 
+        if (!txid_ok(argv[a]))
+            goto not_txid;
         snprintf(target, sizeof(target), "%s/v1/transactions/%s%s%s", url, argv[a], get ? "" : "/",
                  get ? "" : cmd);
         status = call(get ? "GET" : "POST", target, token, get ? NULL : "", &answer);
@@ -378,6 +395,8 @@ int main(int argc, char **argv)
         /* At each replica given in turn, until one holds the transaction's votes. */
         int n = argc - a - 1 > 0 ? argc - a - 1 : 1;
 
+        if (!txid_ok(argv[a]))
+            goto not_txid;
         for (i = 0; i < n; i++) {
             const char *u = argc - a - 1 > 0 ? argv[a + 1 + i] : url;
 
@@ -392,6 +411,8 @@ int main(int argc, char **argv)
             print_txn(answer);
     } else if (!strcmp(cmd, "resolve") && argc - a == 5 && !strcmp(argv[a + 2], "--participant") &&
                (!strcmp(argv[a + 1], "commit") || !strcmp(argv[a + 1], "abort"))) {
+        if (!txid_ok(argv[a + 4]))
+            goto not_txid;
         if (cluster_token_env && !token_given)
             snprintf(token, sizeof(token), "%s", cluster_token_env);
         url = argv[a + 3];
@@ -467,6 +488,7 @@ int main(int argc, char **argv)
     goto out;
 bad:
     fprintf(stderr, "tpcctl: bad arguments for %s (see --help)\n", cmd);
+not_txid:
     rc = EXIT_USAGE;
 out:
     json_decref(body);

@@ -279,7 +279,7 @@ void api_handle(void *ctx, const struct http_request *req, struct http_response 
     }
     if (strcmp(req->path, "/v1/heuristics") == 0) {
         if (get)
-            http_respond(res, 200, participant_heuristics(p));
+            respond(res, participant_heuristics(p, &e), &e);
         else
             http_respond_error(res, "method_not_allowed", "use GET");
         return;

@@ -98,8 +98,9 @@ json_t *participant_status(struct participant *p, const char *txid, struct api_e
  */
 json_t *participant_heuristic(struct participant *p, const char *txid, enum tpc_outcome o,
                               struct api_error *e);
-/* {"heuristics": [...]}: every heuristic decision recorded here, newest first. */
-json_t *participant_heuristics(struct participant *p);
+/* {"heuristics": [...]}: the heuristic decisions recorded here (at most 1000: the pending and
+ * mixed ones first, each group newest first); NULL with e set when storage cannot say. */
+json_t *participant_heuristics(struct participant *p, struct api_error *e);
 json_t *participant_list_prepared(struct participant *p);
 json_t *participant_health(struct participant *p);
 /* Appends this participant's metrics (for GET /metrics; see http_server_config). */

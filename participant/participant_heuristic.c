@@ -36,13 +36,20 @@ static json_t *heuristic_json(const struct store_heuristic *h)
     return j;
 }
 
-json_t *participant_heuristics(struct participant *p)
+json_t *participant_heuristics(struct participant *p, struct api_error *e)
 {
     struct store_heuristic *list = calloc(HEURISTICS_LIST_MAX, sizeof(*list));
-    json_t *a = json_array();
+    json_t *a;
     int n, i;
 
-    n = list ? store_heuristics(p->store, false, NULL, list, HEURISTICS_LIST_MAX) : -1;
+    memset(e, 0, sizeof(*e));
+    n = list ? store_heuristics(p->store, false, NULL, NULL, list, HEURISTICS_LIST_MAX) : -1;
+    if (n < 0) {
+        free(list);
+        api_error_set(e, "storage_error", "cannot read the heuristic decisions");
+        return NULL;
+    }
+    a = json_array();
     for (i = 0; i < n; i++)
         json_array_append_new(a, heuristic_json(&list[i]));
     free(list);
@@ -67,7 +74,7 @@ static json_t *recorded(struct participant *p, const char *txid)
 {
     struct store_heuristic h;
 
-    return store_heuristics(p->store, false, txid, &h, 1) == 1 ? heuristic_json(&h) : NULL;
+    return store_heuristics(p->store, false, txid, NULL, &h, 1) == 1 ? heuristic_json(&h) : NULL;
 }
 
 json_t *participant_heuristic(struct participant *p, const char *txid, enum tpc_outcome o,
@@ -99,29 +106,40 @@ json_t *participant_heuristic(struct participant *p, const char *txid, enum tpc_
     return r;
 }
 
+/* Every one not reconciled, page by page in txid order: each must be in memory, asking the
+ * replicas, until it is (resource_outcome acks one that storage holds without reconciling). */
 enum tpc_err participant_reload_heuristics(struct participant *p, char *err, size_t errlen)
 {
     struct store_heuristic *list = calloc(HEURISTICS_LIST_MAX, sizeof(*list));
     struct nodert_box box = {0};
-    enum tpc_err rc = TPC_OK;
-    int n, i;
+    char after[TPC_TXID_MAX + 1] = "";
+    enum tpc_err rc = list ? TPC_OK : TPC_ERR_NOMEM;
+    long total = 0;
+    int n = HEURISTICS_LIST_MAX, i;
 
-    n = list ? store_heuristics(p->store, true, NULL, list, HEURISTICS_LIST_MAX) : -1;
-    if (n < 0)
-        rc = tpc_errbuf_set(err, errlen, TPC_ERR_IO, "cannot read the heuristic decisions");
-    for (i = 0; i < n && !rc; i++) {
-        nodert_enter(&p->eng.rt, &box);
-        rc = resource_load_heuristic(&p->eng.drv, list[i].txid, &list[i].parts, list[i].born,
-                                     list[i].heuristic);
-        nodert_leave(&p->eng.rt);
-        if (rc)
-            tpc_errbuf_set(err, errlen, rc, "cannot reload heuristic branch %s", list[i].txid);
+    while (!rc && n == HEURISTICS_LIST_MAX) {
+        n = store_heuristics(p->store, true, NULL, after, list, HEURISTICS_LIST_MAX);
+        if (n < 0) {
+            rc = tpc_errbuf_set(err, errlen, TPC_ERR_IO, "cannot read the heuristic decisions");
+            break;
+        }
+        for (i = 0; i < n && !rc; i++) {
+            nodert_enter(&p->eng.rt, &box);
+            rc = resource_load_heuristic(&p->eng.drv, list[i].txid, &list[i].parts, list[i].born,
+                                         list[i].heuristic);
+            nodert_leave(&p->eng.rt);
+            if (rc)
+                tpc_errbuf_set(err, errlen, rc, "cannot reload heuristic branch %s", list[i].txid);
+        }
+        if (n > 0)
+            snprintf(after, sizeof(after), "%s", list[n - 1].txid);
+        total += n;
     }
     nodert_box_free(&box);
     free(list);
-    if (!rc && n > 0)
-        log_warn("%d heuristic decision(s) not reconciled yet: asking the replicas for the "
+    if (!rc && total > 0)
+        log_warn("%ld heuristic decision(s) not reconciled yet: asking the replicas for the "
                  "chosen outcome",
-                 n);
+                 total);
     return rc;
 }

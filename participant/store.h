@@ -149,10 +149,12 @@ struct store_heuristic {
     uint64_t born;
     int64_t at_ms; /* when the operator made it */
 };
-/* The heuristic decisions recorded, newest first, at most cap; only those not reconciled
- * when pending; only txid's when txid is not NULL. Returns how many; -1 on an error. */
-int store_heuristics(struct store *st, bool pending, const char *txid, struct store_heuristic *out,
-                     size_t cap);
+/* The heuristic decisions recorded, at most cap: only those not reconciled when pending; only
+ * txid's when txid is not NULL. Without after, the pending and mixed ones first, each group
+ * newest first; with after, those whose txid sorts after it, in txid order (a page: "" for the
+ * first, then the last txid of the page before). Returns how many; -1 on an error. */
+int store_heuristics(struct store *st, bool pending, const char *txid, const char *after,
+                     struct store_heuristic *out, size_t cap);
 /* How many heuristic decisions are recorded not reconciled yet, and reconciled as mixed. */
 void store_heuristic_counts(struct store *st, int64_t *pending, int64_t *mixed);
 /*

@@ -138,18 +138,22 @@ static enum tpc_outcome outcome_from(const char *s)
                                                                           : TPC_OUTCOME_ABORTED;
 }
 
-int store_heuristics(struct store *st, bool pending, const char *txid, struct store_heuristic *out,
-                     size_t cap)
+int store_heuristics(struct store *st, bool pending, const char *txid, const char *after,
+                     struct store_heuristic *out, size_t cap)
 {
     sqlite3_stmt *s = NULL;
-    int n = 0;
+    int n = 0, r = SQLITE_DONE;
 
     pthread_mutex_lock(&st->rmu);
     if (sqlite3_prepare_v2(st->rdb,
+                           /* outcome is "heuristic_" and the outcome: substr(outcome, 11)
+                            * compares with learned (a mixed one differs) */
                            "SELECT txid, outcome, learned, participants, born, decided_at FROM "
                            "tpc_outcome WHERE outcome LIKE 'heuristic%' AND (?1 = 0 OR learned IS "
-                           "NULL) AND (?3 IS NULL OR txid = ?3) ORDER BY decided_at DESC, txid "
-                           "LIMIT ?2",
+                           "NULL) AND (?3 IS NULL OR txid = ?3) AND (?4 IS NULL OR txid > ?4) "
+                           "ORDER BY CASE WHEN ?4 IS NULL THEN (learned IS NULL OR "
+                           "substr(outcome, 11) <> learned) END DESC, CASE WHEN ?4 IS NULL THEN "
+                           "decided_at END DESC, txid LIMIT ?2",
                            -1, &s, NULL) != SQLITE_OK) {
         n = -1;
         goto out;
@@ -158,7 +162,9 @@ int store_heuristics(struct store *st, bool pending, const char *txid, struct st
     sqlite3_bind_int64(s, 2, (sqlite3_int64)cap);
     if (txid)
         sqlite3_bind_text(s, 3, txid, -1, SQLITE_STATIC);
-    while ((size_t)n < cap && sqlite3_step(s) == SQLITE_ROW) {
+    if (after)
+        sqlite3_bind_text(s, 4, after, -1, SQLITE_STATIC);
+    while ((size_t)n < cap && (r = sqlite3_step(s)) == SQLITE_ROW) {
         struct store_heuristic *h = &out[n];
         const char *id = (const char *)sqlite3_column_text(s, 0);
 
@@ -173,6 +179,8 @@ int store_heuristics(struct store *st, bool pending, const char *txid, struct st
         h->at_ms = sqlite3_column_int64(s, 5);
         n++;
     }
+    if ((size_t)n < cap && r != SQLITE_DONE)
+        n = -1; /* a read that failed half-way is no answer */
 out:
     sqlite3_finalize(s);
     pthread_mutex_unlock(&st->rmu);

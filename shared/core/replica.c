@@ -395,7 +395,10 @@ enum tpc_err replica_resolve(struct replica *r, const char *txid)
     struct msg_parts none = {0};
     uint64_t expired = r->expired_refused;
 
-    if (t && t->state == REPLICA_ACTIVE && !t->leading)
+    /* Active and begun here: the client's abort (through Paxos once it has branches). An
+     * entry that was not begun here is only ever recovered: with no participant list, an
+     * abort would decide it without Paxos. */
+    if (t && t->state == REPLICA_ACTIVE && !t->leading && t->begun_here)
         return replica_abort(r, txid);
     if (!t) {
         ensure_recovery(r, txid, &none, 0);

@@ -336,7 +336,9 @@ enum tpc_err resource_outcome(struct resource *d, const struct node_addr *from, 
     if (known.state == RM_READONLY || (known.state == RM_COMMITTED && o == TPC_OUTCOME_COMMITTED) ||
         (known.state == RM_ABORTED && o == TPC_OUTCOME_ABORTED) ||
         rm_heuristic(&known) != TPC_OUTCOME_NONE) {
-        /* Repeated, read-only, or heuristic and reconciled (rule 7): nothing to do. */
+        /* Repeated, read-only, or heuristic and reconciled (rule 7): nothing to do. A
+         * heuristic one not reconciled yet is always in memory (decided there, or reloaded at
+         * start, every one of them), so one that storage answers for is reconciled. */
         send_ack(d, from, txid, o);
         return TPC_OK;
     }

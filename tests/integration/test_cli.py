@@ -76,6 +76,15 @@ class CliTest(unittest.TestCase):
         self.assertEqual(self.run_cli("commit")[0], 2)
         self.assertEqual(self.run_cli("frobnicate", "x")[0], 2)
         self.assertEqual(self.run_cli("status", "no-such-tx")[0], 4)
+        # A txid goes into a URL's path: one that is not an id is refused before any request
+        # ("x/abort?" would abort x, not answer x's status).
+        for args in (("status", "x/abort?"), ("commit", "a b"), ("begin", "--txid", "x/y"),
+                     ("exec", "x%2F", "bank-a", "SELECT 1"), ("resolve", "x?y"),
+                     ("resolve", "--heuristic", "abort", "--participant",
+                      self.c.parts["bank-a"].url, "t1/commit?")):
+            code, _, err = self.run_cli(*args)
+            self.assertEqual(code, 2, args)
+            self.assertIn("is not a transaction id", err)
         self.assertEqual(self.run_cli("status", "x", token=False)[0], 7)
         self.assertEqual(self.run_cli("list", "weird")[0], 6)
         tx = self.run_cli("begin")[1].strip()

@@ -4,13 +4,14 @@ a decision; a transaction's detail shows its votes, ballots and acceptors; the c
 probes every node; and at a participant whose replicas are lost, a heuristic decision is made,
 recorded, counted, kept across a restart, and reconciled when the replicas return: confirmed,
 or heuristic mixed, reported."""
+import concurrent.futures
 import os
 import subprocess
 import time
 import unittest
 
 from tpclaunch import Cluster, http_call, metrics, wait_until
-from tpclaunch.cluster import CLIENT_TOKEN, TOKEN
+from tpclaunch.cluster import BANK_SCHEMA, CLIENT_TOKEN, TOKEN
 
 TPCCTL = os.environ.get("TPC_TPCCTL_BIN", "tpcctl")
 DEBIT = "UPDATE accounts SET balance = balance - 10 WHERE id = 1"
@@ -161,7 +162,8 @@ class HeuristicTest(unittest.TestCase):
     them): bank-b's abort is confirmed, bank-a's commit is reported as heuristic mixed."""
 
     def setUp(self):
-        self.c = Cluster(n_replicas=3, timeouts={"stale": 60000})
+        self.c = Cluster(n_replicas=3, timeouts={"stale": 60000},
+                         schema=BANK_SCHEMA + "CREATE TABLE notes(id TEXT PRIMARY KEY);")
 
     def tearDown(self):
         self.c.stop()
@@ -252,6 +254,45 @@ class HeuristicTest(unittest.TestCase):
         self.assertIn("%s\theuristic committed\tmixed\tchosen aborted" % tx, out)
         code, r = a.call("POST", "/v1/branches/%s/abort" % tx)
         self.assertEqual((code, r.get("type")), (200, "ack"), r)
+
+    def test_more_decisions_than_a_page_are_all_reconciled_after_a_restart(self):
+        """More pending decisions than one page of the listing (1000): a restart reloads every
+        one, so each asks the replicas and each is reconciled, the oldest too."""
+        c, a, n = self.c, self.c.parts["bank-a"], 1003
+        for r in c.replicas:
+            r.kill()
+        txids = ["page-%04d" % i for i in range(n)]
+
+        def decide(t):
+            code, r = a.exec(t, "INSERT INTO notes VALUES (?)", [t])
+            assert code == 200, r
+            code, r = a.call("POST", "/v1/branches/%s/prepare" % t, {
+                "type": "prepare", "txid": t, "participants": ["bank-a", "bank-b"],
+                "born": now_ms()})
+            assert code == 200 and r["value"] == "prepared", r
+            code, r = a.call("POST", "/v1/branches/%s/heuristic" % t, {"outcome": "committed"})
+            assert code == 200 and r["state"] == "pending", r
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            list(pool.map(decide, txids))
+        self.assertEqual(a.call("GET", "/health")[1]["heuristic"]["pending"], n)
+        listed = self.heuristics("bank-a")
+        self.assertEqual(len(listed), 1000)  # one page, every one pending
+        self.assertEqual({h["state"] for h in listed.values()}, {"pending"})
+
+        self.assertEqual(a.kill(), -9)
+        a.start()
+        for r in c.replicas:  # back: every branch asks, aborted is chosen, each one is mixed
+            r.start()
+        wait_until(lambda: a.call("GET", "/health")[1]["heuristic"]["pending"] == 0,
+                   timeout=120, what="every heuristic decision reconciled")
+        m = metrics(a.url)
+        self.assertEqual(m['tpc_heuristic_reconciled_total{result="mixed"}'], n)
+        self.assertEqual(a.call("GET", "/health")[1]["heuristic"]["mixed"], n)
+        # The oldest one too (the first in txid order, outside the newest page).
+        code, r = a.status(txids[0])
+        self.assertEqual((code, r.get("state")), (200, "heuristic_committed"), r)
+        code, r = a.call("GET", "/v1/heuristics")
+        self.assertEqual({h["state"] for h in r["heuristics"]}, {"mixed"})
 
 
 if __name__ == "__main__":
