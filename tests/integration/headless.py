@@ -152,10 +152,11 @@ class Browser:
                 return m.get("result", {})
 
     def go(self, url):
-        """Opens url and waits until its document has loaded."""
+        """Opens url and waits until its document has loaded (the page may have dropped the
+        part after '#' from its address by then)."""
         self.send("Page.navigate", {"url": url})
-        self.wait("location.href === %s && document.readyState === 'complete'" % json.dumps(url),
-                  "%s to load" % url)
+        self.wait("location.href.split('#')[0] === %s && document.readyState === 'complete'"
+                  % json.dumps(url.split("#")[0]), "%s to load" % url)
 
     def js(self, expression):
         """The value of a JavaScript expression in the page (a promise is awaited); a value
