@@ -241,11 +241,19 @@ class DashboardTest(unittest.TestCase):
                 b.screenshot(os.path.join(SHOTS, "dashboard-load.png"))
                 shown = b.js("[document.getElementById('tp-now').textContent, "
                              "document.getElementById('lat-50').textContent]")
+                # Each node's recent probes, as the page saw them: r2's all failed, r0's none.
+                recent = b.js("""Object.fromEntries([...document.querySelectorAll(
+                    '#cluster tr.node')].map((n) => { const r = n.querySelector('.nrecent');
+                    return [n.dataset.name, r ? [+r.dataset.probes, +r.dataset.failed] : null];
+                    }))""")
         finally:
             stop.set()
             t.join(timeout=60)
         self.assertFalse(t.is_alive())
         self.assertGreater(len(done), 0)
+        self.assertTrue(recent["r2"] and recent["r2"][0] >= 2 and
+                        recent["r2"][1] == recent["r2"][0], recent)
+        self.assertTrue(recent["r0"] and recent["r0"][0] >= 2 and recent["r0"][1] == 0, recent)
         rate = re.fullmatch(r"([\d.,]+) tx/s", shown[0])
         self.assertTrue(rate and float(rate.group(1).replace(",", "")) > 0, shown)
 
