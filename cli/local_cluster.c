@@ -33,6 +33,7 @@ struct lc {
     int n_replicas, n_parts;
     char parts[LC_MAX_PARTS][TPC_NAME_MAX + 1];
     const char *schema, *tls_dir;
+    bool options; /* any option for a new cluster given (--replicas, --participants, ...) */
     char tls[3][PATH_MAX]; /* with --tls DIR: DIR/node.pem, DIR/node.key, DIR/ca.pem */
     int port[LC_MAX_REPLICAS + LC_MAX_PARTS]; /* replicas, then participants */
     pid_t pid[LC_MAX_REPLICAS + LC_MAX_PARTS];
@@ -320,44 +321,99 @@ static int tls_files(struct lc *c, const char *dir)
     return 0;
 }
 
-static int up(struct lc *c)
+/* Whether any process in DIR/pids still runs as one of this cluster's. */
+static bool any_running(struct lc *c, const char *pids)
 {
-    char path[PATH_MAX + 64], coord[PATH_MAX], part[PATH_MAX], urls[1024] = "", u[64];
-    char port[16], *schema = NULL;
-    int i, n = c->n_replicas + c->n_parts;
-    int64_t until;
-    FILE *f = NULL;
+    char line[64];
+    FILE *f = fopen(pids, "r");
+    bool running = false;
 
-    program("TPC_COORDINATOR_BIN", "coordinator/coordinator", "coordinator", coord, sizeof(coord));
-    program("TPC_PARTICIPANT_BIN", "participant/participant", "participant", part, sizeof(part));
-    if (c->tls_dir && (i = tls_files(c, c->tls_dir)) != 0)
-        return i;
-    if (mkdir(c->dir, 0700) != 0 && errno != EEXIST) {
-        fprintf(stderr, "tpcctl: cannot make %s: %s\n", c->dir, strerror(errno));
-        return 9;
+    while (f && fgets(line, sizeof(line), f)) {
+        uint32_t pid = 0;
+
+        line[strcspn(line, "\n")] = '\0';
+        if (options_parse_u32(line, 1, INT32_MAX, &pid) == 0 && ours((pid_t)pid, c->dir))
+            running = true;
     }
-    errno = 0;
-    if (!realpath(c->dir, path) || snprintf(c->dir, sizeof(c->dir), "%s", path) >= 1024) {
-        fprintf(stderr, "tpcctl: %s: %s\n", c->dir,
-                errno ? strerror(errno) : "its path is longer than 1023 characters");
-        return 9;
+    if (f)
+        fclose(f);
+    return running;
+}
+
+/* The port of "http://127.0.0.1:PORT" (or https), or -1. */
+static int port_of(const char *url)
+{
+    const char *rest = url && !strncmp(url, "http://127.0.0.1:", 17)    ? url + 17
+                       : url && !strncmp(url, "https://127.0.0.1:", 18) ? url + 18
+                                                                        : NULL;
+    uint32_t port = 0;
+
+    return rest && options_parse_u32(rest, 1, 65535, &port) == 0 ? (int)port : -1;
+}
+
+/* A stopped cluster's DIR/cluster.json (as write_config wrote it) into c. 0, or 2 (said why). */
+static int read_config(struct lc *c, const char *path)
+{
+    json_error_t jerr;
+    json_t *cfg = json_load_file(path, 0, &jerr), *v, *reps, *parts, *tls;
+    const char *name;
+    size_t i;
+    int rc = 2;
+
+    reps = json_object_get(cfg, "replicas");
+    parts = json_object_get(cfg, "participants");
+    tls = json_object_get(cfg, "tls");
+    if (!json_is_array(reps) || json_array_size(reps) < 1 ||
+        json_array_size(reps) > LC_MAX_REPLICAS || json_array_size(reps) % 2 == 0 ||
+        !json_is_object(parts) || json_object_size(parts) > LC_MAX_PARTS ||
+        (tls && !json_is_object(tls)))
+        goto out;
+    c->n_replicas = (int)json_array_size(reps);
+    c->n_parts = 0;
+    json_array_foreach(reps, i, v)
+    {
+        if ((c->port[i] = port_of(json_string_value(v))) < 0)
+            goto out;
     }
-    snprintf(path, sizeof(path), "%s/pids", c->dir);
-    if (access(path, F_OK) == 0) {
-        fprintf(stderr, "tpcctl: a cluster is up in %s already (tpcctl cluster down --dir %s)\n",
-                c->dir, c->dir);
-        return 2;
+    json_object_foreach(parts, name, v)
+    {
+        if (!msg_name_valid(name) ||
+            (c->port[c->n_replicas + c->n_parts] = port_of(json_string_value(v))) < 0)
+            goto out;
+        snprintf(c->parts[c->n_parts++], TPC_NAME_MAX + 1, "%s", name);
     }
+    for (i = 0; tls && i < 3; i++) {
+        static const char *const keys[3] = {"cert", "key", "ca"};
+        const char *f = json_string_value(json_object_get(tls, keys[i]));
+
+        if (!f || snprintf(c->tls[i], sizeof(c->tls[i]), "%s", f) >= (int)sizeof(c->tls[i]))
+            goto out;
+    }
+    rc = 0;
+out:
+    if (rc)
+        fprintf(stderr, "tpcctl: %s: not a cluster file that tpcctl cluster up wrote%s%s\n", path,
+                cfg ? "" : ": ", cfg ? "" : jerr.text);
+    json_decref(cfg);
+    return rc;
+}
+
+/* A new cluster's files in DIR: data/, ports, tokens, schema.sql, cluster.json. 0, 2 or 9. */
+static int make_files(struct lc *c)
+{
+    char path[PATH_MAX + 64], *schema = NULL;
+    FILE *f = NULL;
+    int i;
+
     snprintf(path, sizeof(path), "%s/data", c->dir);
     if (mkdir(path, 0700) != 0) {
         fprintf(stderr, "tpcctl: %s exists: start in an empty directory (--dir)\n", path);
         return 2;
     }
-    if (free_ports(c->port, n) != 0) {
+    if (free_ports(c->port, c->n_replicas + c->n_parts) != 0) {
         fprintf(stderr, "tpcctl: no free port\n");
         return 9;
     }
-    /* The files: tokens, schema, cluster file. */
     snprintf(path, sizeof(path), "%s/client.token", c->dir);
     if (make_token(path) != 0)
         goto io;
@@ -382,14 +438,30 @@ static int up(struct lc *c)
     free(schema);
     if (i != 0)
         goto io;
-    for (i = 0; i < c->n_replicas; i++)
-        snprintf(urls + strlen(urls), sizeof(urls) - strlen(urls), "%s%s", i ? "," : "",
-                 url_of(c, i, u, sizeof(u)));
     snprintf(path, sizeof(path), "%s/cluster.json", c->dir);
     if (write_config(c, path) != 0)
         goto io;
+    return 0;
+io:
+    fprintf(stderr, "tpcctl: cannot write %s: %s\n", path, strerror(errno));
+    return 9;
+}
 
-    /* The participants, then the replicas' state files, then the replicas. */
+/* The participants, then the replicas (each made first with --init when init), until each
+ * answers its health check; DIR/pids. 0, or 9 (said why; what started is stopped). */
+static int start_all(struct lc *c, bool init)
+{
+    char path[PATH_MAX + 64], coord[PATH_MAX], part[PATH_MAX], urls[1024] = "", u[64];
+    char port[16];
+    int i, n = c->n_replicas + c->n_parts;
+    int64_t until;
+    FILE *f = NULL;
+
+    program("TPC_COORDINATOR_BIN", "coordinator/coordinator", "coordinator", coord, sizeof(coord));
+    program("TPC_PARTICIPANT_BIN", "participant/participant", "participant", part, sizeof(part));
+    for (i = 0; i < c->n_replicas; i++)
+        snprintf(urls + strlen(urls), sizeof(urls) - strlen(urls), "%s%s", i ? "," : "",
+                 url_of(c, i, u, sizeof(u)));
     for (i = 0; i < c->n_parts; i++) {
         char db[PATH_MAX + 64], sch[PATH_MAX + 64], tok[PATH_MAX + 64], log[PATH_MAX + 64];
         char *argv[] = {part,      "--name",     c->parts[i], "--db",
@@ -410,18 +482,20 @@ static int up(struct lc *c)
     snprintf(path, sizeof(path), "%s/cluster.json", c->dir);
     for (i = 0; i < c->n_replicas; i++) {
         char id[16], log[PATH_MAX + 64];
-        char *init[] = {coord, "--config", path, "--id", id, "--init", NULL};
+        char *init_argv[] = {coord, "--config", path, "--id", id, "--init", NULL};
         char *argv[] = {coord, "--config", path, "--id", id, NULL};
         int status = -1;
         pid_t p;
 
         snprintf(id, sizeof(id), "%d", i);
         snprintf(log, sizeof(log), "%s/replica-%d.log", c->dir, i);
-        p = spawn(init, log);
-        if (p < 0 || waitpid(p, &status, 0) != p || !WIFEXITED(status) ||
-            WEXITSTATUS(status) != 0) {
-            fprintf(stderr, "tpcctl: replica %d --init failed (see %s)\n", i, log);
-            goto failed;
+        if (init) {
+            p = spawn(init_argv, log);
+            if (p < 0 || waitpid(p, &status, 0) != p || !WIFEXITED(status) ||
+                WEXITSTATUS(status) != 0) {
+                fprintf(stderr, "tpcctl: replica %d --init failed (see %s)\n", i, log);
+                goto failed;
+            }
         }
         c->pid[c->n_pids++] = spawn(argv, log);
     }
@@ -447,8 +521,21 @@ static int up(struct lc *c)
         fprintf(f, "%d\n", (int)c->pid[i]);
     if (fclose(f) != 0)
         goto io;
-    printf("cluster up in %s: %d replica(s), %d participant(s)\n", c->dir, c->n_replicas,
-           c->n_parts);
+    return 0;
+io:
+    fprintf(stderr, "tpcctl: cannot write %s: %s\n", path, strerror(errno));
+failed:
+    stop_all(c);
+    return 9;
+}
+
+static void print_up(const struct lc *c, bool again)
+{
+    char u[64];
+    int i;
+
+    printf("cluster up in %s: %d replica(s), %d participant(s)%s\n", c->dir, c->n_replicas,
+           c->n_parts, again ? ", started again with its data" : "");
     for (i = 0; i < c->n_replicas; i++)
         printf("  replica %d       %s\n", i, url_of(c, i, u, sizeof(u)));
     for (i = 0; i < c->n_parts; i++)
@@ -466,12 +553,49 @@ static int up(struct lc *c)
     if (c->tls[0][0])
         printf(" TPC_CA=%s", c->tls[2]);
     printf("\n");
-    return 0;
-io:
-    fprintf(stderr, "tpcctl: cannot write %s: %s\n", path, strerror(errno));
-failed:
-    stop_all(c);
-    return 9;
+}
+
+/* A new cluster in DIR, or the stopped one DIR holds started again as it was. */
+static int up(struct lc *c)
+{
+    char path[PATH_MAX + 64];
+    bool again;
+    int rc;
+
+    if (c->tls_dir && (rc = tls_files(c, c->tls_dir)) != 0)
+        return rc; /* before anything is made */
+    if (mkdir(c->dir, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "tpcctl: cannot make %s: %s\n", c->dir, strerror(errno));
+        return 9;
+    }
+    errno = 0;
+    if (!realpath(c->dir, path) || snprintf(c->dir, sizeof(c->dir), "%s", path) >= 1024) {
+        fprintf(stderr, "tpcctl: %s: %s\n", c->dir,
+                errno ? strerror(errno) : "its path is longer than 1023 characters");
+        return 9;
+    }
+    snprintf(path, sizeof(path), "%s/pids", c->dir);
+    if (access(path, F_OK) == 0 && any_running(c, path)) {
+        fprintf(stderr, "tpcctl: a cluster is up in %s already (tpcctl cluster down --dir %s)\n",
+                c->dir, c->dir);
+        return 2;
+    }
+    unlink(path); /* its processes are gone: stopped by other means, or crashed */
+    snprintf(path, sizeof(path), "%s/cluster.json", c->dir);
+    again = access(path, F_OK) == 0;
+    if (again && c->options) {
+        fprintf(stderr,
+                "tpcctl: %s holds a stopped cluster: `tpcctl cluster up --dir %s` starts it "
+                "again as it was; the other options are for a new one (another --dir)\n",
+                c->dir, c->dir);
+        return 2;
+    }
+    rc = again ? read_config(c, path) : make_files(c);
+    if (!rc)
+        rc = start_all(c, !again);
+    if (!rc)
+        print_up(c, again);
+    return rc;
 }
 
 static int down(struct lc *c)
@@ -521,6 +645,7 @@ int local_cluster_main(int argc, char **argv)
     snprintf(c->dir, sizeof(c->dir), "tpc-cluster");
     c->n_replicas = 3;
     for (a = 1; a + 1 < argc; a += 2) {
+        c->options = c->options || strcmp(argv[a], "--dir") != 0;
         if (!strcmp(argv[a], "--dir"))
             snprintf(c->dir, sizeof(c->dir), "%s", argv[a + 1]);
         else if (!strcmp(argv[0], "up") && !strcmp(argv[a], "--replicas") &&
@@ -540,6 +665,9 @@ int local_cluster_main(int argc, char **argv)
     for (tok = list ? strtok_r(list, ",", &save) : NULL; tok; tok = strtok_r(NULL, ",", &save)) {
         if (c->n_parts == LC_MAX_PARTS || !msg_name_valid(tok))
             goto usage;
+        for (n = 0; n < (uint32_t)c->n_parts; n++)
+            if (!strcmp(c->parts[n], tok))
+                goto usage; /* a name twice */
         snprintf(c->parts[c->n_parts++], TPC_NAME_MAX + 1, "%s", tok);
     }
     if (!list) {

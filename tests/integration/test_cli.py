@@ -173,6 +173,25 @@ class LocalClusterTest(unittest.TestCase):
                     self.assertIn(f.read().split(") ")[1][0], "ZX", pid)
             except FileNotFoundError:
                 pass
+        # Up again in the same DIR: the same cluster, its data and its decisions as they were
+        # (options for a new cluster are refused there).
+        rc, _, err = self.cli("cluster", "up", "--dir", self.dir, "--replicas", "1")
+        self.assertEqual(rc, 2, err)
+        self.assertIn("stopped cluster", err)
+        rc, out, err = self.cli("cluster", "up", "--dir", self.dir)
+        self.up = rc == 0
+        self.assertEqual(rc, 0, err)
+        self.assertIn("started again with its data", out)
+        self.assertEqual(out.split("export TPC_URL=")[1].split()[0], url)
+        rc, out, err = self.cli("status", tx, env=env)
+        self.assertEqual((rc, out.split()[1]), (0, "committed"), err)
+        rc, tx2, err = self.cli("begin", env=env)
+        rc, out, err = self.cli("exec", tx2.strip(), "west",
+                                "SELECT balance FROM accounts WHERE id = 1", env=env)
+        self.assertEqual((rc, out.split()[:2]), (0, ["balance", "55"]), err)
+        rc, out, err = self.cli("cluster", "down", "--dir", self.dir)
+        self.assertEqual(rc, 0, err)
+        self.up = False
         rc, _, err = self.cli("cluster", "down", "--dir", self.dir)
         self.assertEqual(rc, 4, err)
 
