@@ -156,12 +156,20 @@ json_t *coord_detail(struct coord *c, const char *txid, int *status, struct api_
 
 /* ---- the cluster view ---- */
 
+static void cluster_answer(struct creq *q, json_t *view)
+{
+    if (view)
+        request_reply(q, 200, view, NULL);
+    else
+        request_error(q, "internal", "out of memory");
+}
+
 /* Every probe is back: the view, each node up or down with its answer. */
 static void cluster_reply(struct creq *q)
 {
     struct coord *c = q->c;
     const struct coord_config *cfg = &c->cfg;
-    json_t *reps = json_array(), *parts = json_array(), *node, *body;
+    json_t *reps = json_array(), *parts = json_array(), *node, *body, *view;
     uint32_t i;
 
     for (i = 0; i < q->n_probes; i++) {
@@ -198,10 +206,18 @@ static void cluster_reply(struct creq *q)
             json_object_set_new(node, "error", json_sprintf("answered %ld", p->call.status));
         json_array_append_new(replica ? reps : parts, node);
     }
-    request_reply(q, 200,
-                  json_pack("{s:I,s:s,s:o,s:o}", "self", (json_int_t)cfg->self, "cluster_id",
-                            cfg->cluster_id, "replicas", reps, "participants", parts),
-                  NULL);
+    view = json_pack("{s:I,s:s,s:o,s:o}", "self", (json_int_t)cfg->self, "cluster_id",
+                     cfg->cluster_id, "replicas", reps, "participants", parts);
+    if (c->cluster_round == q)
+        c->cluster_round = NULL;
+    while (q->followers) { /* asked while this round was out: the same view */
+        struct creq *f = q->followers;
+
+        q->followers = f->next_follower;
+        request_out_back(f);
+        cluster_answer(f, view ? json_deep_copy(view) : NULL);
+    }
+    cluster_answer(q, view);
 }
 
 static void probe_back(struct http_call *call)
@@ -228,6 +244,12 @@ void coord_cluster(struct coord *c, struct http_later *later)
         request_error(q, "shutting_down", "the replica is stopping");
         return;
     }
+    if (c->cluster_round) { /* one round of probes at a time, however many pages poll */
+        q->next_follower = c->cluster_round->followers;
+        c->cluster_round->followers = q;
+        request_out_add(q);
+        return;
+    }
     n = cfg->n_replicas + 2 * (size_t)cfg->n_participants;
     q->probes = calloc(n, sizeof(*q->probes));
     if (!q->probes) {
@@ -251,6 +273,7 @@ void coord_cluster(struct coord *c, struct http_later *later)
     }
     q->probes_left = n - 1; /* not itself */
     request_out_add(q);
+    c->cluster_round = q;
     for (i = 0; i < n; i++)
         if (i != cfg->self)
             http_agent_post(c->eng.agent, &q->probes[i].call);

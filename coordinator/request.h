@@ -73,9 +73,11 @@ struct creq {
     /* waiting for the driver's answer */
     int64_t until;
     struct creq *next_waiter;
-    /* the cluster view's probes, all out at once */
+    /* the cluster view's probes, all out at once; the views asked for meanwhile, which this
+     * round answers too (each in c->outs) */
     struct probe_call *probes;
     size_t n_probes, probes_left;
+    struct creq *followers, *next_follower;
     /* a call or write of its own is out (in c->outs) */
     struct creq *out_prev, *out_next;
 };
@@ -93,8 +95,9 @@ struct coord {
     struct engine eng;
     struct txmap waiting; /* struct waitlist by txid */
     size_t n_waiting;
-    size_t out;        /* requests with a call or write out */
-    struct creq *outs; /* those requests */
+    size_t out;                 /* requests with a call or write out */
+    struct creq *outs;          /* those requests */
+    struct creq *cluster_round; /* the cluster view whose probes are out, if any */
     struct loop_timer tick;
     struct metrics_hist commit_time; /* client commit calls, from request to answer */
     bool eng_up;
