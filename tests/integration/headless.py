@@ -13,6 +13,7 @@ import fcntl
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -38,16 +39,41 @@ def chromium():
 
 def _flags(profile):
     return ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
-            "--user-data-dir=" + profile, "--window-size=%d,%d" % SIZE]
+            "--disable-breakpad", "--disable-crash-reporter", "--user-data-dir=" + profile,
+            "--window-size=%d,%d" % SIZE]
+
+
+def _reap_group(pgid, timeout=10):
+    """Until no process is left in the browser's process group (its renderers and helpers,
+    which outlive the browser a moment and still write into the profile); the group is the
+    browser's own session, started by us. Bounded: what is left then is killed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        if time.monotonic() > deadline:
+            os.killpg(pgid, signal.SIGKILL)
+            deadline = time.monotonic() + timeout
+        time.sleep(0.05)
 
 
 def _run(url, extra):
     """One run on url with a fresh profile; extra: its output flag. Its stdout."""
     with tempfile.TemporaryDirectory(prefix="tpc-chromium-") as profile:
         cmd = [chromium()] + _flags(profile) + ["--virtual-time-budget=8000", extra, url]
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=profile)
-    assert r.returncode == 0, "chromium failed: %s" % r.stderr[-3000:]
-    return r.stdout
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                cwd=profile, start_new_session=True)
+        try:
+            out, err = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=15)
+            _reap_group(proc.pid)
+    assert proc.returncode == 0, "chromium failed: %s" % err[-3000:]
+    return out
 
 
 def dump(url):
@@ -78,7 +104,8 @@ class Browser:
         self.proc = subprocess.Popen(
             ["bash", "-c", 'exec "$@" 3<&%d 4>&%d %d<&- %d>&-' % (cmd_r2, ev_w2, cmd_r2, ev_w2),
              "bash"] + args, pass_fds=(cmd_r2, ev_w2), stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.profile.name)
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.profile.name,
+            start_new_session=True)
         os.close(cmd_r2)
         os.close(ev_w2)
         self.wfd, self.rfd = cmd_w, ev_r
@@ -104,17 +131,25 @@ class Browser:
         self.close()
 
     def close(self):
+        """Asks the browser to close, then ends what is left of it (bounded), then removes its
+        profile."""
+        try:
+            self.next_id += 1
+            self._write("Browser.close", None, False, self.next_id)
+            self.proc.wait(timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            self.proc.terminate()  # the browser we started, by its process
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=15)
         for fd in (self.wfd, self.rfd):
             try:
                 os.close(fd)
             except OSError:
                 pass
-        self.proc.terminate()  # the browser we started, by its process
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=15)
+        _reap_group(self.proc.pid)
         self.profile.cleanup()
 
     def _read_message(self, deadline):
