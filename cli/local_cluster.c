@@ -107,6 +107,25 @@ static int free_ports(int *ports, int n)
     return rc;
 }
 
+/* Whether nothing listens on loopback port (a bind succeeds). */
+static bool port_free(int port)
+{
+    struct sockaddr_in a;
+    int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    bool ok;
+
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons((uint16_t)port);
+    if (fd >= 0) /* as the servers bind: a port in TIME_WAIT is free to them */
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
 static int write_file(const char *path, const char *text, mode_t mode)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
@@ -499,21 +518,7 @@ static int start_all(struct lc *c, bool init)
         }
         c->pid[c->n_pids++] = spawn(argv, log);
     }
-    /* Up when each answers its health check; a process that exits is a failure. */
-    until = mono_ms() + LC_WAIT_MS;
-    for (i = 0; i < n; i++) {
-        while (!healthy(url_of(c, i, u, sizeof(u)), c->tls[0][0] ? c->tls[2] : NULL,
-                        i < c->n_replicas ? NULL : c->parts[i - c->n_replicas], i)) {
-            int k = i < c->n_replicas ? c->n_parts + i : i - c->n_replicas;
-
-            if (c->pid[k] <= 0 || waitpid(c->pid[k], NULL, WNOHANG) == c->pid[k] ||
-                mono_ms() > until) {
-                fprintf(stderr, "tpcctl: %s did not come up (see the logs in %s)\n", u, c->dir);
-                goto failed;
-            }
-            pause_ms(20);
-        }
-    }
+    /* DIR/pids now: an up interrupted while it waits leaves what `down` stops. */
     snprintf(path, sizeof(path), "%s/pids", c->dir);
     if (!(f = fopen(path, "w")))
         goto io;
@@ -521,11 +526,35 @@ static int start_all(struct lc *c, bool init)
         fprintf(f, "%d\n", (int)c->pid[i]);
     if (fclose(f) != 0)
         goto io;
+    /* Up when each answers its health check while the process we started runs (not another
+     * that answers on its port); a process that exits is a failure. */
+    until = mono_ms() + LC_WAIT_MS;
+    for (i = 0; i < n; i++) {
+        int k = i < c->n_replicas ? c->n_parts + i : i - c->n_replicas;
+        bool answers = false;
+
+        for (;;) {
+            bool gone = c->pid[k] <= 0 || waitpid(c->pid[k], NULL, WNOHANG) == c->pid[k];
+
+            if (!gone && answers)
+                break;
+            if (gone || mono_ms() > until) {
+                fprintf(stderr, "tpcctl: %s did not come up (see the logs in %s)\n",
+                        url_of(c, i, u, sizeof(u)), c->dir);
+                goto failed;
+            }
+            pause_ms(answers ? 0 : 20);
+            answers = healthy(url_of(c, i, u, sizeof(u)), c->tls[0][0] ? c->tls[2] : NULL,
+                              i < c->n_replicas ? NULL : c->parts[i - c->n_replicas], i);
+        }
+    }
     return 0;
 io:
     fprintf(stderr, "tpcctl: cannot write %s: %s\n", path, strerror(errno));
 failed:
     stop_all(c);
+    snprintf(path, sizeof(path), "%s/pids", c->dir);
+    unlink(path);
     return 9;
 }
 
@@ -560,7 +589,7 @@ static int up(struct lc *c)
 {
     char path[PATH_MAX + 64];
     bool again;
-    int rc;
+    int rc, i;
 
     if (c->tls_dir && (rc = tls_files(c, c->tls_dir)) != 0)
         return rc; /* before anything is made */
@@ -591,8 +620,18 @@ static int up(struct lc *c)
         return 2;
     }
     rc = again ? read_config(c, path) : make_files(c);
+    for (i = 0; again && !rc && i < c->n_replicas + c->n_parts; i++)
+        if (!port_free(c->port[i])) {
+            fprintf(stderr,
+                    "tpcctl: port %d of the cluster in %s is in use (by its own processes, "
+                    "still running without %s/pids, or by another program): not started\n",
+                    c->port[i], c->dir, c->dir);
+            rc = 2;
+        }
     if (!rc)
         rc = start_all(c, !again);
+    if (rc && !again && access(path, F_OK) == 0) /* a new one half made: never "stopped" */
+        unlink(path);
     if (!rc)
         print_up(c, again);
     return rc;

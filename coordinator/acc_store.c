@@ -756,14 +756,20 @@ void acc_store_undecided(struct acc_store *s, size_t limit,
 {
     sqlite3_stmt *st = NULL;
     struct msg_parts parts;
+    uint64_t horizon = acc_store_horizon(s);
 
     pthread_mutex_lock(&s->rmu);
-    if (sqlite3_prepare_v2(s->rdb,
-                           "SELECT a.txid, max(a.participants), max(a.born) FROM acceptor a "
-                           "WHERE NOT EXISTS (SELECT 1 FROM decision d WHERE d.txid = a.txid) "
-                           "GROUP BY a.txid ORDER BY a.txid LIMIT ?1",
-                           -1, &st, NULL) == SQLITE_OK) {
+    /* Only those with a participant list and not past the horizon (msg_expired), before the
+     * limit: records the GC has yet to remove must not crowd out the ones in doubt. */
+    if (sqlite3_prepare_v2(
+            s->rdb,
+            "SELECT a.txid, max(a.participants), max(a.born) FROM acceptor a "
+            "WHERE NOT EXISTS (SELECT 1 FROM decision d WHERE d.txid = a.txid) "
+            "GROUP BY a.txid HAVING max(a.participants) IS NOT NULL AND "
+            "(coalesce(max(a.born), 0) = 0 OR max(a.born) >= ?2) ORDER BY a.txid LIMIT ?1",
+            -1, &st, NULL) == SQLITE_OK) {
         sqlite3_bind_int64(st, 1, (sqlite3_int64)limit);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)horizon);
         while (sqlite3_step(st) == SQLITE_ROW) {
             /* A row whose participants do not parse is listed without them. */
             if (parts_from_text((const char *)sqlite3_column_text(st, 1), &parts) != TPC_OK)

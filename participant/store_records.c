@@ -169,8 +169,10 @@ int store_heuristics(struct store *st, bool pending, const char *txid, const cha
         const char *id = (const char *)sqlite3_column_text(s, 0);
 
         memset(h, 0, sizeof(*h));
-        if (!id || msg_copy_str(h->txid, TPC_TXID_MAX, id) != TPC_OK)
-            continue;
+        if (!id || msg_copy_str(h->txid, TPC_TXID_MAX, id) != TPC_OK) {
+            r = SQLITE_CORRUPT; /* never written so: no row is skipped (a page stays whole) */
+            break;
+        }
         h->heuristic = outcome_from((const char *)sqlite3_column_text(s, 1));
         h->learned = outcome_from((const char *)sqlite3_column_text(s, 2));
         if (parse_parts((const char *)sqlite3_column_text(s, 3), &h->parts) != TPC_OK)

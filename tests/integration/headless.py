@@ -12,6 +12,7 @@ import base64
 import fcntl
 import json
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -43,20 +44,40 @@ def _flags(profile):
             "--window-size=%d,%d" % SIZE]
 
 
-def _reap_group(pgid, timeout=10):
-    """Until no process is left in the browser's process group (its renderers and helpers,
-    which outlive the browser a moment and still write into the profile); the group is the
-    browser's own session, started by us. Bounded: what is left then is killed."""
-    deadline = time.monotonic() + timeout
-    while True:
+def _group_alive(pgid):
+    """Whether a process of group pgid still runs (a zombie, which nobody may reap in a
+    container, does not)."""
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
         try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
+            with open("/proc/%s/stat" % pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            return True
+    return False
+
+
+def _reap_group(pgid, timeout=10):
+    """Until no process of the browser's process group runs (its renderers and helpers outlive
+    the browser a moment and still write into the profile); the group is the browser's own
+    session, started by us. Bounded: what is left then is killed, and waited for once more."""
+    for last in (False, True):
+        deadline = time.monotonic() + timeout
+        while _group_alive(pgid):
+            if time.monotonic() > deadline:
+                if last:
+                    return
+                try:
+                    os.killpg(pgid, signal.SIGKILL)
+                except ProcessLookupError:
+                    return
+                break
+            time.sleep(0.05)
+        else:
             return
-        if time.monotonic() > deadline:
-            os.killpg(pgid, signal.SIGKILL)
-            deadline = time.monotonic() + timeout
-        time.sleep(0.05)
 
 
 def _run(url, extra):
@@ -155,6 +176,10 @@ class Browser:
     def _read_message(self, deadline):
         while b"\0" not in self.buf:
             if time.monotonic() > deadline:
+                raise TimeoutError("no answer from chromium")
+            ready, _, _ = select.select([self.rfd], [], [],
+                                        max(0.0, deadline - time.monotonic()))
+            if not ready:
                 raise TimeoutError("no answer from chromium")
             chunk = os.read(self.rfd, 1 << 16)
             assert chunk, "chromium closed its pipe (exit %s)" % self.proc.poll()

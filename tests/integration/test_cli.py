@@ -150,6 +150,15 @@ class LocalClusterTest(unittest.TestCase):
         rc, _, err = self.cli("cluster", "up", "--dir", self.dir)
         self.assertEqual(rc, 2, err)
         self.assertIn("already", err)
+        # Its pids file lost while it runs: not taken for a stopped one (its ports are in use).
+        pids_file = os.path.join(self.dir, "pids")
+        os.rename(pids_file, pids_file + ".kept")
+        try:
+            rc, _, err = self.cli("cluster", "up", "--dir", self.dir)
+        finally:
+            os.rename(pids_file + ".kept", pids_file)
+        self.assertEqual(rc, 2, err)
+        self.assertIn("is in use", err)
         rc, tx, err = self.cli("begin", env=env)
         self.assertEqual(rc, 0, err)
         tx = tx.strip()
@@ -194,6 +203,18 @@ class LocalClusterTest(unittest.TestCase):
         self.up = False
         rc, _, err = self.cli("cluster", "down", "--dir", self.dir)
         self.assertEqual(rc, 4, err)
+
+    def test_a_failed_up_leaves_no_stopped_cluster(self):
+        """A new cluster that could not start is not taken for a stopped one later."""
+        rc, _, err = self.cli("cluster", "up", "--dir", self.dir,
+                              env=dict(os.environ, TPC_COORDINATOR_BIN="/bin/false"))
+        self.assertEqual(rc, 9, err)
+        self.assertIn("--init failed", err)
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "cluster.json")))
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "pids")))
+        rc, _, err = self.cli("cluster", "up", "--dir", self.dir)
+        self.assertEqual(rc, 2, err)
+        self.assertIn("start in an empty directory", err)
 
     def test_up_with_tls(self):
         """--tls CERTDIR: HTTPS on every link, verified against CERTDIR/ca.pem."""
