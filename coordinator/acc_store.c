@@ -771,7 +771,7 @@ void acc_store_undecided(struct acc_store *s, size_t limit,
         sqlite3_bind_int64(st, 1, (sqlite3_int64)limit);
         sqlite3_bind_int64(st, 2, (sqlite3_int64)horizon);
         while (sqlite3_step(st) == SQLITE_ROW) {
-            /* A row whose participants do not parse is listed without them. */
+            /* A row whose participants do not parse is passed without them. */
             if (parts_from_text((const char *)sqlite3_column_text(st, 1), &parts) != TPC_OK)
                 memset(&parts, 0, sizeof(parts));
             fn(ctx, (const char *)sqlite3_column_text(st, 0), &parts,

@@ -126,8 +126,9 @@ size_t acc_store_stale(struct acc_store *s, int64_t age_ms, struct node_txn *out
 /* Makes a scan under way (acc_store_stale) stop early (any thread). */
 void acc_store_interrupt_scan(struct acc_store *s);
 
-/* Transactions this acceptor holds records of and no decision, in txid order, at most
- * limit: fn(ctx, txid, participants (none if unknown), born_ms (0 if unknown)). */
+/* Transactions this acceptor holds records of, with a participant list, no decision, and not
+ * past the horizon (msg_expired), in txid order, at most limit: fn(ctx, txid, participants
+ * (none if they do not parse), born_ms (0 if unknown)). */
 void acc_store_undecided(struct acc_store *s, size_t limit,
                          void (*fn)(void *ctx, const char *txid, const struct msg_parts *parts,
                                     uint64_t born),

@@ -66,15 +66,15 @@ static void list_add(struct list_ctx *l, const char *txid, const char *state, js
     json_array_append_new(l->list, one);
 }
 
-/* A transaction this acceptor holds votes of and no decision, and not in the driver: in
- * doubt here, as its status says (coord_status), unless it is past the retention. */
+/* A transaction this acceptor holds votes of and no decision (within the retention:
+ * acc_store_undecided), and not in the driver: in doubt here, as its status says
+ * (coord_status). */
 static void list_doubt(void *ctx, const char *txid, const struct msg_parts *parts, uint64_t born)
 {
     struct list_ctx *l = ctx;
     struct replica_view v;
 
-    if (replica_view(&l->c->eng.drv, txid, &v) || !parts->n ||
-        msg_expired(born, acc_store_horizon(l->c->store)))
+    if (replica_view(&l->c->eng.drv, txid, &v) || !parts->n) /* !n: a list that did not parse */
         return;
     list_add(l, txid, "in_doubt", codec_encode_parts(parts), born);
 }

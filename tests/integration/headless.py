@@ -19,6 +19,8 @@ import subprocess
 import tempfile
 import time
 
+from tpclaunch import procfs
+
 SIZE = (1440, 900)
 
 
@@ -47,17 +49,8 @@ def _flags(profile):
 def _group_alive(pgid):
     """Whether a process of group pgid still runs (a zombie, which nobody may reap in a
     container, does not)."""
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % pid) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
-            return True
-    return False
+    return any(len(f) > 2 and int(f[2]) == pgid and f[0] not in ("Z", "X")
+               for _, f in procfs.processes())
 
 
 def _reap_group(pgid, timeout=10):

@@ -7,6 +7,7 @@ import subprocess
 import unittest
 
 from tpclaunch import Cluster, wait_until
+from tpclaunch import procfs
 from tpclaunch.cluster import dev_certs
 
 TPCCTL = os.environ.get("TPC_TPCCTL_BIN", "tpcctl")
@@ -177,11 +178,8 @@ class LocalClusterTest(unittest.TestCase):
         self.up = False
         self.assertIn("5 process(es)", out)
         for pid in pids:  # gone (or a zombie its parent has yet to reap)
-            try:
-                with open("/proc/%d/stat" % pid) as f:
-                    self.assertIn(f.read().split(") ")[1][0], "ZX", pid)
-            except FileNotFoundError:
-                pass
+            fields = procfs.stat(pid)
+            self.assertTrue(fields is None or fields[0] in "ZX", pid)
         # Up again in the same DIR: the same cluster, its data and its decisions as they were
         # (options for a new cluster are refused there).
         rc, _, err = self.cli("cluster", "up", "--dir", self.dir, "--replicas", "1")

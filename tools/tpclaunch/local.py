@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 
+from . import procfs
 from .cluster import CA_BY_ORIGIN, TOKEN, http_call, wait_until
 
 TPCCTL = os.environ.get("TPC_TPCCTL_BIN", "tpcctl")
@@ -21,11 +22,8 @@ TPCCTL = os.environ.get("TPC_TPCCTL_BIN", "tpcctl")
 def _state(pid):
     """A process's state letter from /proc (None: gone). A stopped process that nobody reaps
     (its parent, tpcctl, exited) stays a zombie, "Z": gone as well."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return None
+    fields = procfs.stat(pid)
+    return fields[0] if fields else None
 
 
 class LocalProcess:
