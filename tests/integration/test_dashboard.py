@@ -227,7 +227,9 @@ class DashboardTest(unittest.TestCase):
                 for name, amount in (("bank-a", sign), ("bank-b", -sign)):
                     code, r = c.exec(0, tx, name, TRANSFER, [amount, 1])
                     assert code == 200, r
-                code, r = c.commit(0, tx)
+                # Applied before the next one locks the same rows (a commit answered at the
+                # decision may still hold them a moment at a busy participant).
+                code, r = c.commit(0, tx, wait="applied")
                 assert code == 200 and r["outcome"] == "committed", r
                 done.append(tx)
         t = threading.Thread(target=load, daemon=True)
