@@ -251,12 +251,9 @@ static void ensure_recovery(struct replica *r, const char *txid, const struct ms
         start_recovery(r, t, &parts);
 }
 
-/* A transaction with no participant: no instance, so nothing to choose or record. Only one
- * begun here: its branches all went through this replica, so none can have voted; an entry a
- * recovery made is decided through Paxos only (replica_resolve never aborts it as a client). */
+/* A transaction with no participant: no instance, so nothing to choose or record. */
 static void decide_empty(struct replica *r, struct replica_txn *t, enum tpc_outcome o)
 {
-    assert(t->begun_here);
     t->state = REPLICA_DECIDED;
     t->outcome = o;
     t->decided_at = now_of(r);
